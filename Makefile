@@ -1,0 +1,39 @@
+# streamfleet — `make up` runs the farm, `make test` runs every check. Both set up what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+ARGS ?=
+
+.PHONY: install up test lint unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/streamfleet up $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -m 'not e2e' $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/start_stop.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache

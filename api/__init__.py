@@ -1,0 +1,1 @@
+"""The stateless HTTP API: four surfaces over the same services in `common`."""

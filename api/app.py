@@ -1,0 +1,95 @@
+"""The FastAPI application: `uvicorn --factory api.app:create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import ApiState
+from api.surfaces import callaba, native
+from common import live
+from common.accounts import service as accounts
+from common.celery_app import celery_sender, create_celery
+from common.config import Settings, get_settings
+from common.db import Database, make_engine
+from common.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    """The API. `db` may be given (tests bind it to a rolled-back transaction)."""
+    settings = settings or get_settings()
+    settings.require_secrets()
+    configure_logging(settings.log_level)
+    celery = create_celery(settings)
+    if db is None:
+        db = Database(
+            make_engine(settings.database_url),
+            celery_sender(celery, settings.control_message_expiry_s),
+        )
+    state = ApiState(
+        settings=settings, db=db, redis=live.connect(settings.redis_url), celery=celery
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        bootstrap(state)
+        yield
+        state.db.dispose()
+
+    app = FastAPI(
+        title="streamfleet",
+        version="0.1.0",
+        description="Distributed live restreaming and transcoding farm.",
+        lifespan=lifespan,
+    )
+    app.state.streamfleet = state
+    app.include_router(native.router)
+    app.include_router(callaba.router)
+    _health(app, state)
+    return app
+
+
+def bootstrap(state: ApiState) -> None:
+    """The default project and the farm administrator from settings exist."""
+    password = state.settings.admin_password
+    assert password is not None  # require_secrets() ran
+    with state.db.transaction() as session:
+        accounts.ensure_project(session, state.settings.default_project_name)
+        accounts.ensure_admin(session, state.settings.admin_email, password.get_secret_value())
+
+
+def _health(app: FastAPI, state: ApiState) -> None:
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Any:
+        """Ready: PostgreSQL and Redis are reachable."""
+        checks: dict[str, str] = {}
+        try:
+            with state.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        try:
+            state.redis.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as error:
+            checks["redis"] = f"unreachable: {type(error).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", **checks},
+            status_code=200 if ready else 503,
+        )

@@ -1,0 +1,44 @@
+"""Request-scoped dependencies: the transaction, the live farm view, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import redis
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from common.config import Settings
+from common.db import Database
+from common.restreams.service import Farm
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    celery: Any
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.streamfleet
+    return state
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent (scope=function)."""
+    with api_state(request).db.transaction() as session:
+        yield session
+
+
+def get_farm(request: Request) -> Farm:
+    state = api_state(request)
+    return Farm(redis=state.redis, settings=state.settings)
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+FarmDep = Annotated[Farm, Depends(get_farm)]
+StateDep = Annotated[ApiState, Depends(api_state)]

@@ -1,0 +1,272 @@
+"""Callaba Engine compatible surface: `/api/auth/login` and `/api/restream/*`.
+
+Shapes follow the vendor's restream documentation: POST everywhere (DELETE for remove), the
+id in the JSON body, ObjectId-like ids, `x-access-token` from the login. Keys real clients
+are known to read are added beside the documented ones (`_id` on create, `ok` on
+start/stop/remove). An adapter only: every rule lives in `common.restreams.service`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.auth import TokenPrincipal
+from api.deps import FarmDep, SessionDep, StateDep
+from api.errors import surface_route
+from common.accounts import security
+from common.accounts import service as accounts
+from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
+from common.ids import is_object_id
+from common.live import RestreamStats
+from common.models import Restream
+from common.restreams import service
+from common.restreams.schemas import (
+    InputSpec,
+    InputType,
+    OutputSpec,
+    RestreamDefinition,
+    TranscodingSpec,
+)
+
+
+def render_error(error: StreamfleetError) -> JSONResponse:
+    status = 400 if isinstance(error, InvalidInput) else error.status
+    return JSONResponse(
+        {
+            "success": False,
+            "message": error.message,
+            "errors": [{"field": p.field, "message": p.message} for p in error.problems],
+        },
+        status_code=status,
+    )
+
+
+router = APIRouter(prefix="/api", tags=["Callaba Engine compatible"])
+router.route_class = surface_route(render_error)
+
+
+class LoginBody(BaseModel):
+    email: str
+    password: str
+
+
+class IdBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(description="24-hex ObjectId of the restream.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _object_id(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "$oid" in value:  # MongoDB extended JSON
+            value = value["$oid"]
+        if not isinstance(value, str) or not is_object_id(value.strip().lower()):
+            raise ValueError("id must be a 24-character hexadecimal ObjectId")
+        return value.strip().lower()
+
+
+class RestreamBody(BaseModel):
+    """create/update body. `input` and `output` may be one object or a list of them."""
+
+    model_config = ConfigDict(extra="ignore")
+    restream_name: str | None = Field(None, min_length=1, max_length=200)
+    input: list[InputSpec] | None = None
+    transcoding: TranscodingSpec | None = None
+    output: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
+    active: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("input", "output"):
+                if isinstance(data.get(key), dict):
+                    data[key] = [data[key]]
+            if isinstance(data.get("transcoding"), str):
+                data["transcoding"] = None  # "Disabled": no transcoding
+        return data
+
+
+class UpdateBody(RestreamBody, IdBody):
+    pass
+
+
+def _single_input(inputs: list[InputSpec]) -> InputSpec:
+    if not inputs:
+        raise InvalidInput("input must not be empty", [FieldProblem("input", "required")])
+    if len(inputs) > 1:
+        raise NotSupportedYet("one input per restream is supported; got several")
+    return inputs[0]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _summary(restream: Restream) -> dict[str, Any]:
+    return {
+        "id": restream.id,
+        "restream_name": restream.name,
+        "restream_type": service.definition_of(restream).restream_type(),
+        "active": restream.active,
+        "created": _iso(restream.created_at),
+        "modified": _iso(restream.modified_at),
+    }
+
+
+def _input_doc(spec: InputSpec) -> dict[str, Any]:
+    test_fields = {
+        "encoding_rate",
+        "sound_hz",
+        "resolution_width",
+        "resolution_height",
+        "video_duration_sec",
+        "test_video_bitrate",
+    }
+    exclude = None if spec.input_type is InputType.GENERATE_TEST_VIDEO else test_fields
+    return spec.model_dump(mode="json", exclude_none=True, exclude=exclude)
+
+
+def _transcoding_doc(spec: TranscodingSpec | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    doc = spec.model_dump(mode="json", exclude_none=True)
+    if "audio_transcoding" in doc:
+        doc["audio_trancoding"] = doc["audio_transcoding"]  # the documented spelling
+    return doc
+
+
+def _details(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]:
+    definition = service.definition_of(restream)
+    return {
+        "input": [_input_doc(definition.input)],
+        "output": [o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
+        "transcoding": _transcoding_doc(definition.transcoding),
+        **_summary(restream),
+        "state": restream.state.value,
+        "state_reason": restream.state_reason,
+        "last_error": restream.last_error or (stats.last_error if stats else None),
+        "node": restream.node_name,
+        "bitrate": _kbps(stats),
+        "stats": stats.model_dump(mode="json") if stats else None,
+    }
+
+
+def _kbps(stats: RestreamStats | None) -> int:
+    return round(stats.bitrate_kbps) if stats and stats.bitrate_kbps is not None else 0
+
+
+@router.post("/auth/login")
+def login(body: LoginBody, session: SessionDep, state: StateDep) -> dict[str, Any]:
+    user = accounts.login(session, body.email, body.password)
+    secret = state.settings.jwt_secret
+    assert secret is not None  # create_app refuses to start without it
+    token = security.issue_token(user.id, secret.get_secret_value(), state.settings.jwt_ttl_s)
+    return {"success": True, "token": token}
+
+
+@router.post("/restream/create")
+def create(
+    body: RestreamBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
+) -> dict[str, Any]:
+    missing = [
+        FieldProblem(name, "required")
+        for name in ("restream_name", "input", "output")
+        if getattr(body, name) is None
+    ]
+    if missing:
+        raise InvalidInput(f"missing {', '.join(p.field for p in missing)}", missing)
+    assert body.restream_name is not None
+    assert body.input is not None
+    assert body.output is not None
+    definition = RestreamDefinition(
+        input=_single_input(body.input), transcoding=body.transcoding, outputs=body.output
+    )
+    restream = service.create(
+        session,
+        farm,
+        principal,
+        body.restream_name,
+        definition,
+        active=True if body.active is None else body.active,
+    )
+    return {"id": restream.id, "_id": restream.id, "created": _iso(restream.created_at)}
+
+
+@router.post("/restream/update")
+def update(
+    body: UpdateBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
+) -> dict[str, Any]:
+    current = service.get(session, principal, body.id)
+    definition = None
+    if body.input is not None or body.output is not None or "transcoding" in body.model_fields_set:
+        old = service.definition_of(current)
+        definition = RestreamDefinition(
+            input=_single_input(body.input) if body.input is not None else old.input,
+            transcoding=(
+                body.transcoding if "transcoding" in body.model_fields_set else old.transcoding
+            ),
+            outputs=body.output if body.output is not None else old.outputs,
+        )
+    restream = service.update(
+        session,
+        farm,
+        principal,
+        body.id,
+        service.Changes(name=body.restream_name, definition=definition, active=body.active),
+    )
+    return {"id": restream.id, "updated": _iso(restream.modified_at), "success": True}
+
+
+@router.post("/restream/start")
+def start(
+    body: IdBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
+) -> dict[str, Any]:
+    service.start(session, farm, principal, body.id)
+    return {"success": True, "ok": True}
+
+
+@router.post("/restream/stop")
+def stop(body: IdBody, session: SessionDep, principal: TokenPrincipal) -> dict[str, Any]:
+    service.stop(session, principal, body.id)
+    return {"success": True, "ok": True}
+
+
+@router.delete("/restream/remove")
+def remove(
+    body: Annotated[IdBody, Body()], session: SessionDep, principal: TokenPrincipal
+) -> dict[str, Any]:
+    service.remove(session, principal, body.id)
+    return {"success": True, "ok": True}
+
+
+@router.post("/restream/getAll")
+def get_all(session: SessionDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
+    return [_summary(r) for r in service.list_all(session, principal)]
+
+
+@router.post("/restream/getCount")
+def get_count(session: SessionDep, principal: TokenPrincipal) -> dict[str, int]:
+    _, total = service.page(session, principal, limit=1, offset=0)
+    return {"count": total}
+
+
+@router.post("/restream/getById")
+def get_by_id(
+    body: IdBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
+) -> dict[str, Any]:
+    restream = service.get(session, principal, body.id)
+    stats = service.live_stats(farm, [restream]).get(restream.id)
+    return _details(restream, stats)
+
+
+@router.post("/restream/getStat")
+def get_stat(session: SessionDep, farm: FarmDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
+    restreams = service.list_all(session, principal)
+    stats = service.live_stats(farm, restreams)
+    return [{"id": r.id, "bitrate": _kbps(stats.get(r.id))} for r in restreams]

@@ -1,0 +1,249 @@
+"""The native surface, `/v1`: resource-oriented REST with API keys (`Authorization: Bearer`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import BearerPrincipal
+from api.deps import FarmDep, SessionDep
+from api.errors import surface_route
+from common import events
+from common.errors import StreamfleetError
+from common.live import RestreamStats
+from common.models import Event, Restream
+from common.nodes import service as nodes
+from common.restreams import service
+from common.restreams.schemas import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
+
+
+def render_error(error: StreamfleetError) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "code": error.code,
+                "message": error.message,
+                "problems": [{"field": p.field, "message": p.message} for p in error.problems],
+            }
+        },
+        status_code=error.status,
+    )
+
+
+router = APIRouter(prefix="/v1", tags=["native"])
+router.route_class = surface_route(render_error)
+
+
+class RestreamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    input: InputSpec
+    transcoding: TranscodingSpec | None = None
+    outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
+    active: bool = Field(False, description="Start it right away.")
+
+
+class RestreamPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    input: InputSpec | None = None
+    transcoding: TranscodingSpec | None = None
+    outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
+    active: bool | None = None
+
+
+class RestreamOut(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    restream_type: str
+    active: bool = Field(description="Desired: should it run.")
+    state: str = Field(description="Observed: idle, pending, starting, running, retrying, ...")
+    state_reason: str | None
+    last_error: str | None
+    node: str | None
+    generation: int
+    input: dict[str, Any]
+    transcoding: dict[str, Any] | None
+    outputs: list[dict[str, Any]]
+    created_at: datetime
+    modified_at: datetime
+    state_changed_at: datetime
+
+
+class RestreamPage(BaseModel):
+    items: list[RestreamOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatsOut(BaseModel):
+    restream_id: str
+    state: str
+    live: RestreamStats | None = Field(description="From the running node; null if none.")
+
+
+class NodeOut(BaseModel):
+    name: str
+    state: str
+    live: bool = Field(description="Holds a lease right now.")
+    address: str | None
+    capabilities: dict[str, Any]
+    running: int = Field(description="FFmpeg processes it reports.")
+    lease_renewed_at: float | None
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    node: str | None
+    generation: int | None
+
+
+def _out(restream: Restream) -> RestreamOut:
+    definition = service.definition_of(restream)
+    return RestreamOut(
+        id=restream.id,
+        project_id=restream.project_id,
+        name=restream.name,
+        restream_type=definition.restream_type(),
+        active=restream.active,
+        state=restream.state.value,
+        state_reason=restream.state_reason,
+        last_error=restream.last_error,
+        node=restream.node_name,
+        generation=restream.generation,
+        input=definition.input.model_dump(mode="json", exclude_none=True),
+        transcoding=(
+            definition.transcoding.model_dump(mode="json", exclude_none=True)
+            if definition.transcoding
+            else None
+        ),
+        outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
+        created_at=restream.created_at,
+        modified_at=restream.modified_at,
+        state_changed_at=restream.state_changed_at,
+    )
+
+
+def _event(row: Event) -> EventOut:
+    return EventOut(
+        id=row.id,
+        at=row.at,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        reason=row.reason,
+        node=row.node_name,
+        generation=row.generation,
+    )
+
+
+@router.post("/restreams", status_code=201)
+def create_restream(
+    body: RestreamIn, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> RestreamOut:
+    definition = RestreamDefinition(
+        input=body.input, transcoding=body.transcoding, outputs=body.outputs
+    )
+    restream = service.create(session, farm, principal, body.name, definition, active=body.active)
+    return _out(restream)
+
+
+@router.get("/restreams")
+def list_restreams(
+    session: SessionDep,
+    principal: BearerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RestreamPage:
+    rows, total = service.page(session, principal, limit=limit, offset=offset)
+    return RestreamPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/restreams/{restream_id}")
+def get_restream(restream_id: str, session: SessionDep, principal: BearerPrincipal) -> RestreamOut:
+    return _out(service.get(session, principal, restream_id))
+
+
+@router.patch("/restreams/{restream_id}")
+def patch_restream(
+    restream_id: str,
+    body: RestreamPatch,
+    session: SessionDep,
+    farm: FarmDep,
+    principal: BearerPrincipal,
+) -> RestreamOut:
+    definition = None
+    fields = body.model_fields_set
+    if fields & {"input", "transcoding", "outputs"}:
+        old = service.definition_of(service.get(session, principal, restream_id))
+        definition = RestreamDefinition(
+            input=body.input if body.input is not None else old.input,
+            transcoding=body.transcoding if "transcoding" in fields else old.transcoding,
+            outputs=body.outputs if body.outputs is not None else old.outputs,
+        )
+    changes = service.Changes(name=body.name, definition=definition, active=body.active)
+    return _out(service.update(session, farm, principal, restream_id, changes))
+
+
+@router.delete("/restreams/{restream_id}", status_code=204)
+def delete_restream(restream_id: str, session: SessionDep, principal: BearerPrincipal) -> Response:
+    service.remove(session, principal, restream_id)
+    return Response(status_code=204)
+
+
+@router.post("/restreams/{restream_id}/start", status_code=202)
+def start_restream(
+    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> RestreamOut:
+    return _out(service.start(session, farm, principal, restream_id))
+
+
+@router.post("/restreams/{restream_id}/stop", status_code=202)
+def stop_restream(restream_id: str, session: SessionDep, principal: BearerPrincipal) -> RestreamOut:
+    return _out(service.stop(session, principal, restream_id))
+
+
+@router.get("/restreams/{restream_id}/stats")
+def restream_stats(
+    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> StatsOut:
+    restream = service.get(session, principal, restream_id)
+    stats = service.live_stats(farm, [restream]).get(restream.id)
+    return StatsOut(restream_id=restream.id, state=restream.state.value, live=stats)
+
+
+@router.get("/restreams/{restream_id}/events")
+def restream_events(
+    restream_id: str,
+    session: SessionDep,
+    principal: BearerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    restream = service.get(session, principal, restream_id)
+    return [_event(e) for e in events.history(session, events.RESTREAM, restream.id, limit=limit)]
+
+
+@router.get("/nodes")
+def list_nodes(session: SessionDep, farm: FarmDep, principal: BearerPrincipal) -> list[NodeOut]:
+    views = nodes.overview(session, farm.redis, principal)
+    return [
+        NodeOut(
+            name=node.name,
+            state=node.state.value,
+            live=lease is not None,
+            address=lease.address if lease else None,
+            capabilities=lease.capabilities if lease else node.capabilities,
+            running=len(lease.running) if lease else 0,
+            lease_renewed_at=lease.renewed_at if lease else None,
+        )
+        for node, lease in views
+    ]

@@ -1,0 +1,1 @@
+"""Everything the API and the workers share. Imports neither `api` nor `worker`."""

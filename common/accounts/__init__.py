@@ -1,0 +1,1 @@
+"""Credentials: users with passwords, API keys, and the principal a request acts as."""

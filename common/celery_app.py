@@ -1,0 +1,85 @@
+"""The Celery app both sides build, the task names, and the control messages (DESIGN §3).
+
+The API sends tasks by name and never imports `worker`. Messages are control only: short,
+idempotent, acknowledged early, with an expiry, and sent after the database commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from common.config import Settings
+from common.outbox import ControlMessage, Sender
+
+TASK_RESTREAM_START = "restream.start"
+TASK_RESTREAM_STOP = "restream.stop"
+TASK_NODE_SYNC = "node.sync"
+TASK_FARM_RECONCILE = "farm.reconcile"
+CONTROL_QUEUE = "control"
+
+
+def node_queue(node: str) -> str:
+    """The queue only `node` consumes."""
+    return f"node.{node}"
+
+
+def create_celery(settings: Settings) -> Any:
+    """A Celery app configured for control messages on Redis."""
+    app = Celery("streamfleet", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        # Acknowledge on receipt: a restream is never a long task, and a redelivered start
+        # an hour later (Redis' visibility timeout) would be worse than a lost one, which the
+        # reconciler heals within one round.
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        task_default_queue=CONTROL_QUEUE,
+        task_create_missing_queues=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        beat_schedule={
+            "reconcile": {
+                "task": TASK_FARM_RECONCILE,
+                "schedule": settings.reconcile_interval_s,
+                "options": {"queue": CONTROL_QUEUE, "expires": settings.reconcile_interval_s},
+            }
+        },
+    )
+    return app
+
+
+def celery_sender(app: Any, expiry_s: float) -> Sender:
+    """Send outbox messages as Celery tasks, each expiring after `expiry_s`."""
+
+    def send(message: ControlMessage) -> None:
+        app.send_task(message.task, kwargs=message.kwargs, queue=message.queue, expires=expiry_s)
+
+    return send
+
+
+def start_message(node: str, restream_id: str, generation: int) -> ControlMessage:
+    return ControlMessage(
+        TASK_RESTREAM_START,
+        node_queue(node),
+        {"restream_id": restream_id, "generation": generation},
+    )
+
+
+def stop_message(node: str, restream_id: str, generation: int) -> ControlMessage:
+    return ControlMessage(
+        TASK_RESTREAM_STOP,
+        node_queue(node),
+        {"restream_id": restream_id, "generation": generation},
+    )
+
+
+def sync_message(node: str, desired: dict[str, int]) -> ControlMessage:
+    """The full set a node should run (restream id -> generation)."""
+    return ControlMessage(TASK_NODE_SYNC, node_queue(node), {"node": node, "desired": desired})

@@ -1,0 +1,183 @@
+"""`streamfleet`: run the farm or one of its parts, and administer it.
+
+  streamfleet up [--host H] [--port 8080] [--data-dir DIR] [--flower]
+  streamfleet api | worker | beat | flower | migrate   [--data-dir DIR]
+  streamfleet admin create-key --name NAME [--data-dir DIR]
+
+Every subcommand reads its settings from the environment (see README); with `--data-dir` it
+also joins the local farm that `streamfleet up` runs there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from common.cli.localfarm import DEFAULT_DATA_DIR, apply_farm_environment
+
+
+def _exec(*args: str) -> None:
+    """Become `python <args>` (same interpreter, same environment, same PID)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *args])  # noqa: S606 (our own interpreter)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from common.cli.up import UpOptions, run_up
+
+    return run_up(
+        UpOptions(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            flower=args.flower,
+            flower_port=args.flower_port,
+            node=args.node,
+        )
+    )
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    _exec(
+        "-m", "uvicorn", "--factory", "api.app:create_app",
+        "--host", args.host, "--port", str(args.port), "--no-access-log",
+    )  # fmt: skip
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from common.celery_app import CONTROL_QUEUE, node_queue
+    from common.config import Settings
+
+    if args.node:
+        os.environ["STREAMFLEET_NODE_NAME"] = args.node
+    settings = Settings()
+    node = settings.node_name
+    _exec(
+        "-m", "celery", "-A", "worker.app", "worker",
+        "--pool", "threads",
+        "--concurrency", str(settings.worker_concurrency),
+        "--queues", f"{node_queue(node)},{CONTROL_QUEUE}",
+        "--hostname", f"{node}@%h",
+        "--without-gossip", "--without-mingle",
+        "--task-events",
+        "--loglevel", settings.log_level,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from common.config import Settings
+
+    schedule = Path(args.data_dir) / "beat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    _exec(
+        "-m", "celery", "-A", "common.celery_beat", "beat",
+        "--schedule", str(schedule),
+        "--loglevel", Settings().log_level,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    from common.config import Settings
+
+    settings = Settings()
+    auth = []
+    if settings.admin_password is not None:
+        password = settings.admin_password.get_secret_value()
+        auth = [f"--basic-auth={settings.admin_email}:{password}"]
+    _exec(
+        "-m", "celery", "-A", "common.celery_beat", "flower",
+        f"--port={args.port}", "--address=127.0.0.1", *auth,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from common.config import Settings
+    from common.migrate import upgrade
+
+    upgrade(Settings().database_url)
+    print("database is at the newest revision")
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from common.accounts.service import create_api_key
+    from common.config import Settings
+    from common.db import Database, make_engine
+
+    settings = Settings()
+    db = Database(make_engine(settings.database_url, pool_size=1), lambda _message: None)
+    try:
+        with db.transaction() as session:
+            row, plaintext = create_api_key(session, args.name)
+    finally:
+        db.dispose()
+    print(f"created API key {row.prefix} ({row.name}), farm-wide admin. It is shown only once:")
+    print(plaintext)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="streamfleet", description=__doc__.split("\n\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def sub(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--data-dir",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help="local farm directory (embedded PostgreSQL/Redis, secrets); default .streamfleet",
+        )
+        return command
+
+    up = sub("up", "run the whole farm on this machine")
+    up.add_argument("--host", default="127.0.0.1", help="API bind address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    up.add_argument("--flower", action="store_true", help="also run Flower")
+    up.add_argument("--flower-port", type=int, default=5555, help="Flower port (default 5555)")
+    up.add_argument("--node", help="name of the local worker node (default: host name)")
+    up.set_defaults(func=cmd_up)
+
+    api = sub("api", "run the HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    api.set_defaults(func=cmd_api)
+
+    worker = sub("worker", "run a worker node")
+    worker.add_argument("--node", help="node name (default: STREAMFLEET_NODE_NAME or host name)")
+    worker.set_defaults(func=cmd_worker)
+
+    sub("beat", "run the reconciler schedule").set_defaults(func=cmd_beat)
+    flower = sub("flower", "run Flower, the Celery monitor")
+    flower.add_argument("--port", type=int, default=5555)
+    flower.set_defaults(func=cmd_flower)
+    sub("migrate", "bring the database schema to the newest revision").set_defaults(
+        func=cmd_migrate
+    )
+
+    admin = commands.add_parser("admin", help="administer the farm")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create_key = admin_commands.add_parser("create-key", help="create a farm-wide API key")
+    create_key.add_argument("--name", required=True, help="what the key is for")
+    create_key.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    create_key.set_defaults(func=cmd_create_key)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command != "up":
+        apply_farm_environment(args.data_dir)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

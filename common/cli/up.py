@@ -1,0 +1,160 @@
+"""`streamfleet up`: the whole farm on one machine, as separate processes.
+
+API, worker and reconciler beat (and Flower with `--flower`) run as children, each through
+its own `streamfleet` subcommand, exactly as they run in production. PostgreSQL and Redis
+come from `DATABASE_URL`/`REDIS_URL`, or are started embedded under `--data-dir`.
+Ctrl-C or SIGTERM stops everything in order: API and beat, then the worker (which stops its
+FFmpeg), then the embedded services. Children die with `up` even if it is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.cli.localfarm import (
+    SERVICES_FILE,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    load_secrets,
+    write_json,
+)
+
+_PR_SET_PDEATHSIG = 1
+CHILD_STOP_TIMEOUT_S = 30.0
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@dataclass
+class UpOptions:
+    host: str
+    port: int
+    data_dir: Path
+    flower: bool
+    flower_port: int
+    node: str | None
+
+
+@dataclass
+class Farm:
+    options: UpOptions
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        data_dir = str(self.options.data_dir.resolve())
+        command = [sys.executable, "-m", "common.cli.main", *args, "--data-dir", data_dir]
+        # `up` runs no threads of its own, so a preexec_fn is safe here.
+        self.children[name] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+    def stop(self) -> None:
+        """Stop children (front to back), then the embedded services."""
+        for group in (("api", "beat", "flower"), ("worker",)):
+            running = [self.children[n] for n in group if n in self.children]
+            for child in running:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+            for child in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(max(0.1, deadline - time.monotonic()))
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        with contextlib.suppress(FileNotFoundError):
+            (self.options.data_dir / SERVICES_FILE).unlink()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def run_up(options: UpOptions) -> int:
+    from common.migrate import upgrade
+
+    data_dir = options.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    farm = Farm(options)
+    env = dict(os.environ)
+    for name, value in load_secrets(data_dir).items():
+        env.setdefault(name, value)
+    if options.node:
+        env["STREAMFLEET_NODE_NAME"] = options.node
+
+    def on_signal(signum: int, _frame: object) -> None:
+        farm.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if "DATABASE_URL" not in env:
+            _say("starting embedded PostgreSQL ...")
+            farm.postgres = EmbeddedPostgres.start(data_dir)
+            env["DATABASE_URL"] = farm.postgres.url
+        if "REDIS_URL" not in env:
+            farm.redis = EmbeddedRedis.start(data_dir)
+            env["REDIS_URL"] = farm.redis.url
+        write_json(
+            data_dir / SERVICES_FILE,
+            {"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]},
+            private=True,
+        )
+        _say("migrating the database ...")
+        upgrade(env["DATABASE_URL"])
+        farm.spawn("worker", ["worker"], env)
+        farm.spawn("beat", ["beat"], env)
+        farm.spawn("api", ["api", "--host", options.host, "--port", str(options.port)], env)
+        if options.flower:
+            farm.spawn("flower", ["flower", "--port", str(options.flower_port)], env)
+        _announce(options, env)
+        return _watch(farm)
+    finally:
+        farm.stop()
+        _say("streamfleet stopped")
+
+
+def _watch(farm: Farm) -> int:
+    """Wait for a stop signal, or for a child to die (which stops the farm)."""
+    while not farm.stopping.wait(0.5):
+        for name, child in farm.children.items():
+            if child.poll() is not None:
+                _say(f"{name} exited with code {child.returncode}: stopping the farm")
+                return 1
+    return 0
+
+
+def _announce(options: UpOptions, env: dict[str, str]) -> None:
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host  # noqa: S104
+    base = f"http://{host}:{options.port}"
+    email = env.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local")
+    password = env["STREAMFLEET_ADMIN_PASSWORD"]
+    lines = [
+        "",
+        f"streamfleet is up: API {base}   docs {base}/docs",
+        "log in (Callaba Engine API):",
+        f"  curl -s -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\",
+        f'       -d \'{{"email": "{email}", "password": "{password}"}}\'',
+        "API key (native /v1 API):",
+        f"  streamfleet admin create-key --name me --data-dir {options.data_dir}",
+    ]
+    if options.flower:
+        lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
+    lines.append("Ctrl-C stops everything.")
+    _say("\n".join(lines))
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)

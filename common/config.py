@@ -1,0 +1,151 @@
+"""Every tunable of streamfleet, in one settings object.
+
+Values come from the environment (`STREAMFLEET_*`, plus the conventional `DATABASE_URL`,
+`REDIS_URL` and `FFMPEG_BINARY`). Each field has a default and a one-line description; the
+README's configuration table is generated from the same descriptions.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_PASSWORD_LENGTH = 12
+MIN_JWT_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key is at least as long as the hash
+
+
+def _default_node_name() -> str:
+    return socket.gethostname().split(".")[0] or "node"
+
+
+class Settings(BaseSettings):
+    """The farm's configuration. Secrets have no usable default: see `require_secrets`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMFLEET_", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/streamfleet",
+        validation_alias=AliasChoices("DATABASE_URL", "STREAMFLEET_DATABASE_URL"),
+        description="PostgreSQL URL: the source of truth for definitions and desired state.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "STREAMFLEET_REDIS_URL"),
+        description="Redis URL: Celery broker, node leases and live statistics.",
+    )
+    admin_email: str = Field(
+        "admin@streamfleet.local",
+        description="E-mail of the farm administrator, created at API start-up if missing.",
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        description="Password of the farm administrator (required; `up` generates one).",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret for login tokens (required; `streamfleet up` generates one).",
+    )
+    jwt_ttl_s: int = Field(30 * 24 * 3600, description="Lifetime of a login token, in seconds.")
+    default_project_name: str = Field(
+        "default", description="Project that farm-wide credentials create restreams in."
+    )
+
+    node_name: str = Field(
+        default_factory=_default_node_name,
+        description="Name of this worker node; its Celery queue is `node.<name>`.",
+    )
+    node_address: str = Field(
+        "127.0.0.1", description="Address publishers and peers use to reach this node."
+    )
+    worker_concurrency: int = Field(
+        8, ge=1, description="Threads of a worker's Celery pool (control messages only)."
+    )
+
+    lease_ttl_s: float = Field(5.0, gt=0, description="Lifetime of a node's lease in Redis.")
+    lease_renew_interval_s: float = Field(
+        1.0, gt=0, description="How often a worker renews its lease and publishes statistics."
+    )
+    fence_margin_s: float = Field(
+        1.0,
+        ge=0,
+        description="A worker unable to renew for `lease_ttl_s - fence_margin_s` kills its FFmpeg.",
+    )
+    stats_ttl_s: float = Field(5.0, gt=0, description="Lifetime of a restream's live statistics.")
+    stall_timeout_s: float = Field(
+        15.0, gt=0, description="FFmpeg without output progress this long is killed and retried."
+    )
+    stop_grace_s: float = Field(
+        5.0, gt=0, description="After asking FFmpeg to stop, SIGKILL its process group after this."
+    )
+    restart_backoff_initial_s: float = Field(
+        0.5, gt=0, description="First delay before restarting a crashed FFmpeg (doubles each time)."
+    )
+    restart_backoff_max_s: float = Field(
+        15.0, gt=0, description="Longest delay between restarts of a crashed FFmpeg."
+    )
+    retry_budget: int = Field(
+        5, ge=1, description="Failures within `retry_window_s` after which a restream is `failed`."
+    )
+    retry_window_s: float = Field(
+        120.0, gt=0, description="Window in which FFmpeg failures count against the retry budget."
+    )
+    progress_period_s: float = Field(
+        1.0,
+        gt=0,
+        description="FFmpeg `-stats_period`: how often it reports progress (FFmpeg 7+ also "
+        "checks for stop requests at this pace).",
+    )
+    stderr_tail_lines: int = Field(
+        40, ge=1, description="Lines of FFmpeg's stderr kept for error reports."
+    )
+    control_message_expiry_s: float = Field(
+        15.0, gt=0, description="A start/stop/sync message not delivered within this is dropped."
+    )
+    reconcile_interval_s: float = Field(
+        2.0, gt=0, description="How often the reconciler compares desired and observed state."
+    )
+    placement_policy: Literal["spread", "pack"] = Field(
+        "spread", description="Which fitting node gets a restream: least loaded or most loaded."
+    )
+    ffmpeg_binary: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FFMPEG_BINARY", "STREAMFLEET_FFMPEG_BINARY"),
+        description="FFmpeg to run; default: `ffmpeg` on PATH, else the imageio-ffmpeg build.",
+    )
+    log_level: str = Field("INFO", description="Log level of every streamfleet process.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        """Accept plain `postgresql://` URLs and run them on psycopg 3."""
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    def require_secrets(self) -> None:
+        """Refuse to serve with missing or trivially short secrets."""
+        missing = [
+            f"{name} (at least {length} characters)"
+            for name, value, length in (
+                ("STREAMFLEET_ADMIN_PASSWORD", self.admin_password, MIN_PASSWORD_LENGTH),
+                ("STREAMFLEET_JWT_SECRET", self.jwt_secret, MIN_JWT_SECRET_LENGTH),
+            )
+            if value is None or len(value.get_secret_value()) < length
+        ]
+        if missing:
+            raise RuntimeError(
+                f"set {' and '.join(missing)}; `streamfleet up` generates them for a local farm"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,52 @@
+"""Engine and transaction scope. Services never commit: the scope that called them does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from common import outbox
+
+
+def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+    return create_engine(
+        database_url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+class Database:
+    """A session factory whose commits flush the control-message outbox.
+
+    Bound to an engine in production; tests bind it to one connection inside a transaction
+    they roll back, each commit here becoming a savepoint release.
+    """
+
+    def __init__(self, bind: Engine | Connection, send: outbox.Sender) -> None:
+        self.bind = bind
+        self.engine = bind if isinstance(bind, Engine) else bind.engine
+        self.sessions: sessionmaker[Session] = sessionmaker(
+            bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        outbox.install(self.sessions, send)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed if the block succeeds, else rolled back."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        if isinstance(self.bind, Engine):
+            self.bind.dispose()

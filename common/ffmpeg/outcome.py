@@ -1,0 +1,69 @@
+"""Why an FFmpeg process ended: one pure classifier used by the supervisor and its tests."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    STOPPED = "stopped"  # we asked it to stop (whatever the exit code or the signal it took)
+    FAILED = "failed"  # it exited on its own: an error, or its input ended
+    KILLED = "killed"  # a signal we did not send (the OOM killer, an operator's kill -9)
+    STALLED = "stalled"  # we killed it: no progress for stall_timeout_s
+    FENCED = "fenced"  # we killed it: the node lost its lease
+
+
+@dataclass(frozen=True)
+class ExitReport:
+    outcome: Outcome
+    reason: str  # one line an operator can act on
+
+
+# FFmpeg run with `-loglevel level+...` tags each line with its level.
+_LEVEL_TAGS = ("[fatal]", "[panic]", "[error]")
+_ERROR_WORDS = ("error", "failed", "refused", "invalid", "not found", "timed out")
+
+
+def error_line(stderr_tail: Sequence[str]) -> str | None:
+    """The most telling line of FFmpeg's stderr: the last error-level line, else the last line
+    that reads like an error, else the last line."""
+    lines = [line.strip() for line in stderr_tail if line.strip()]
+    for markers in (_LEVEL_TAGS, _ERROR_WORDS):
+        for line in reversed(lines):
+            if any(marker in line.lower() for marker in markers):
+                return line
+    return lines[-1] if lines else None
+
+
+def classify_exit(
+    returncode: int,
+    *,
+    stop_requested: bool = False,
+    stalled: bool = False,
+    fenced: bool = False,
+    stderr_tail: Sequence[str] = (),
+) -> ExitReport:
+    """Classify one exit. `returncode` is Popen's: negative means killed by that signal."""
+    if fenced:
+        return ExitReport(Outcome.FENCED, "killed: the node could not renew its lease")
+    if stop_requested:
+        return ExitReport(Outcome.STOPPED, "stopped on request")
+    if stalled:
+        return ExitReport(Outcome.STALLED, "killed: no progress within the stall timeout")
+    if returncode < 0:
+        name = _signal_name(-returncode)
+        return ExitReport(Outcome.KILLED, f"killed by {name}")
+    line = error_line(stderr_tail)
+    if returncode == 0:
+        return ExitReport(Outcome.FAILED, f"input ended{': ' + line if line else ''}")
+    return ExitReport(Outcome.FAILED, line or f"exited with code {returncode}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -1,0 +1,32 @@
+"""ObjectId-like identifiers: 24 lowercase hex characters, roughly time-ordered.
+
+Callaba Engine clients expect MongoDB ObjectIds; ours have the same shape (4 bytes of Unix
+time, 5 random bytes, a 3-byte counter) without a MongoDB dependency.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import threading
+import time
+
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+_lock = threading.Lock()
+_counter = itertools.count(secrets.randbelow(0xFFFFFF))
+_process_random = os.urandom(5)
+
+
+def new_id() -> str:
+    """A fresh 24-hex id, unique across processes and sortable by creation second."""
+    with _lock:
+        count = next(_counter) & 0xFFFFFF
+    raw = int(time.time()).to_bytes(4, "big") + _process_random + count.to_bytes(3, "big")
+    return raw.hex()
+
+
+def is_object_id(value: str) -> bool:
+    """True when `value` has the shape of an id made by `new_id`."""
+    return bool(_OBJECT_ID.match(value))

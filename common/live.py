@@ -1,0 +1,112 @@
+"""Live data in Redis: node leases and per-restream statistics, each with a TTL (DESIGN §2).
+
+Workers write; the API and the reconciler read. A missing key means "no news": a node without
+a lease is presumed dead, a restream without stats is not running anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+import redis
+from pydantic import BaseModel, Field, ValidationError
+
+LEASE_PREFIX = "streamfleet:lease:"
+STATS_PREFIX = "streamfleet:stats:"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class NodeLease(BaseModel):
+    """What a live worker says about itself, renewed every second."""
+
+    node: str
+    renewed_at: float = Field(description="Unix time of the renewal.")
+    address: str = "127.0.0.1"
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    running: dict[str, int] = Field(
+        default_factory=dict, description="Restream id -> generation of each FFmpeg it runs."
+    )
+
+
+class RestreamStats(BaseModel):
+    """Live statistics of one restream, from the worker that runs it."""
+
+    restream_id: str
+    node: str
+    generation: int
+    state: str = Field(description="The worker's view: starting, running or retrying.")
+    pid: int | None = None
+    bitrate_kbps: float | None = None
+    fps: float | None = None
+    speed: float | None = None
+    frames: int | None = None
+    bytes_out: int | None = None
+    dup_frames: int = 0
+    drop_frames: int = 0
+    uptime_s: float = 0.0
+    restarts: int = 0
+    last_error: str | None = None
+    updated_at: float = Field(default_factory=time.time)
+
+
+def lease_key(node: str) -> str:
+    return LEASE_PREFIX + node
+
+
+def stats_key(restream_id: str) -> str:
+    return STATS_PREFIX + restream_id
+
+
+def write_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> None:
+    client.set(lease_key(lease.node), lease.model_dump_json(), px=int(ttl_s * 1000))
+
+
+def delete_lease(client: redis.Redis, node: str) -> None:
+    client.delete(lease_key(node))
+
+
+def read_leases(client: redis.Redis, nodes: list[str]) -> dict[str, NodeLease]:
+    """The current lease of each named node that has one."""
+    if not nodes:
+        return {}
+    raw = client.mget([lease_key(n) for n in nodes])
+    return {lease.node: lease for lease in _parse_all(NodeLease, raw)}
+
+
+def write_stats(client: redis.Redis, stats: list[RestreamStats], ttl_s: float) -> None:
+    if not stats:
+        return
+    pipe = client.pipeline(transaction=False)
+    for item in stats:
+        pipe.set(stats_key(item.restream_id), item.model_dump_json(), px=int(ttl_s * 1000))
+    pipe.execute()
+
+
+def delete_stats(client: redis.Redis, restream_id: str) -> None:
+    client.delete(stats_key(restream_id))
+
+
+def read_stats(client: redis.Redis, restream_ids: list[str]) -> dict[str, RestreamStats]:
+    if not restream_ids:
+        return {}
+    raw = client.mget([stats_key(i) for i in restream_ids])
+    return {s.restream_id: s for s in _parse_all(RestreamStats, raw)}
+
+
+def _parse_all(model: type[M], raw: list[Any]) -> list[M]:
+    parsed = []
+    for value in raw:
+        if value is None:
+            continue
+        try:
+            parsed.append(model.model_validate_json(value))
+        except ValidationError:
+            continue  # written by an incompatible version: treat as absent
+    return parsed
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client with short timeouts: live data is worth nothing late."""
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

@@ -1,0 +1,11 @@
+"""Database models: one module per table, one metadata (`Base.metadata`) for Alembic."""
+
+from common.models.account import ApiKey, User
+from common.models.base import Base
+from common.models.event import Event
+from common.models.node import Node
+from common.models.project import Project
+from common.models.restream import Restream
+from common.models.run import Run
+
+__all__ = ["ApiKey", "Base", "Event", "Node", "Project", "Restream", "Run", "User"]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.models.base import Base, enum_column, utc_timestamp
+from common.restreams.states import RestreamState
+
+
+class Restream(Base):
+    """A restream definition (desired state) and the summary of what is observed.
+
+    Desired: `definition`, `active`. Placement (control plane): `node_name`, `generation`.
+    Observed: `state`, `state_reason`, `last_error` — changed only through the declared
+    transition table, compare-and-set on `generation`.
+    """
+
+    __tablename__ = "restreams"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_restreams_project_name"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    node_name: Mapped[str | None] = mapped_column(
+        ForeignKey("nodes.name", ondelete="SET NULL"), nullable=True, index=True
+    )
+    state: Mapped[RestreamState] = mapped_column(
+        enum_column(RestreamState, "restream_state"), default=RestreamState.IDLE, index=True
+    )
+    state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state_changed_at: Mapped[datetime] = utc_timestamp()
+    created_at: Mapped[datetime] = utc_timestamp()
+    modified_at: Mapped[datetime] = utc_timestamp()

@@ -1,0 +1,1 @@
+"""The reconciler: closes the gap between desired and observed state every round."""

@@ -1,0 +1,1 @@
+"""Restreams: one live input, an optional transcode, one or more live outputs."""

@@ -1,0 +1,166 @@
+"""What a worker reports about the FFmpeg of one placement (restream, generation).
+
+Every report is compare-and-set on the generation: a report about a generation the control
+plane has moved past changes nothing but that generation's own run row. Never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from common.models import Restream, Run
+from common.restreams import repository
+from common.restreams.lifecycle import transition
+from common.restreams.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
+
+S = RestreamState
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which FFmpeg a report is about."""
+
+    restream_id: str
+    generation: int
+    node: str
+
+
+def _current(session: Session, attempt: Attempt) -> Restream | None:
+    """The restream if this attempt is still its current placement, locked; else None."""
+    restream = repository.get(session, attempt.restream_id, None, for_update=True)
+    if (
+        restream is None
+        or restream.generation != attempt.generation
+        or restream.node_name != attempt.node
+    ):
+        return None
+    return restream
+
+
+def _run(session: Session, attempt: Attempt) -> Run | None:
+    run = repository.run_of(session, attempt.restream_id, attempt.generation)
+    if run is None and repository.get(session, attempt.restream_id, None) is not None:
+        run = Run(
+            restream_id=attempt.restream_id,
+            node_name=attempt.node,
+            generation=attempt.generation,
+            restarts=0,
+        )
+        session.add(run)
+    return run
+
+
+def _move(session: Session, restream: Restream, target: S, reason: str) -> None:
+    if restream.state is not target and RESTREAM_TRANSITIONS.allows(restream.state, target):
+        transition(session, restream, target, reason)
+
+
+def should_run(session: Session, attempt: Attempt) -> Restream | None:
+    """The restream, if the node in `attempt` should run this generation now; else None."""
+    restream = repository.get(session, attempt.restream_id, None)
+    if (
+        restream is None
+        or not restream.active
+        or restream.generation != attempt.generation
+        or restream.node_name != attempt.node
+        or restream.state not in PLACED_STATES
+    ):
+        return None
+    return restream
+
+
+def starting(session: Session, attempt: Attempt, *, pid: int, restarts: int) -> None:
+    restream = _current(session, attempt)
+    run = _run(session, attempt)
+    if run is not None:
+        run.restarts = restarts
+    if restream is not None:
+        _move(session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {pid})")
+
+
+def running(session: Session, attempt: Attempt) -> None:
+    restream = _current(session, attempt)
+    run = _run(session, attempt)
+    if run is not None and run.running_at is None:
+        run.running_at = datetime.now(UTC)
+    if restream is not None:
+        restream.last_error = None
+        _move(session, restream, S.RUNNING, "FFmpeg is making progress")
+
+
+def retrying(
+    session: Session,
+    attempt: Attempt,
+    *,
+    error: str,
+    stderr_tail: Sequence[str],
+    restarts: int,
+    backoff_s: float,
+    exit_code: int | None,
+) -> None:
+    restream = _current(session, attempt)
+    run = _run(session, attempt)
+    if run is not None:
+        run.restarts, run.last_error = restarts, error
+        run.stderr_tail, run.exit_code = "\n".join(stderr_tail), exit_code
+    if restream is not None:
+        restream.last_error = error
+        _move(session, restream, S.RETRYING, f"{error}; restarting in {backoff_s:.1f} s")
+
+
+def failed(
+    session: Session,
+    attempt: Attempt,
+    *,
+    error: str,
+    stderr_tail: Sequence[str],
+    exit_code: int | None,
+    reason: str,
+) -> None:
+    """The retry budget is spent (or the job cannot run): FAILED until started again."""
+    restream = _current(session, attempt)
+    _end_run(
+        session,
+        attempt,
+        outcome="failed",
+        exit_code=exit_code,
+        error=error,
+        stderr_tail=stderr_tail,
+    )
+    if restream is not None:
+        restream.last_error = error
+        _move(session, restream, S.FAILED, f"{reason}: {error}")
+        restream.node_name = None
+
+
+def ended(session: Session, attempt: Attempt, *, outcome: str, exit_code: int | None) -> None:
+    """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced)."""
+    _end_run(session, attempt, outcome=outcome, exit_code=exit_code, error=None, stderr_tail=())
+    restream = _current(session, attempt)
+    if restream is not None and restream.state is S.STOPPING:
+        _move(session, restream, S.IDLE, f"FFmpeg on {attempt.node} {outcome}")
+        restream.node_name = None
+
+
+def _end_run(
+    session: Session,
+    attempt: Attempt,
+    *,
+    outcome: str,
+    exit_code: int | None,
+    error: str | None,
+    stderr_tail: Sequence[str],
+) -> None:
+    run = _run(session, attempt)
+    if run is None or run.ended_at is not None:
+        return
+    run.ended_at = datetime.now(UTC)
+    run.outcome, run.exit_code = outcome, exit_code
+    if error is not None:
+        run.last_error = error
+    if stderr_tail:
+        run.stderr_tail = "\n".join(stderr_tail)

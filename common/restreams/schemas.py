@@ -1,0 +1,378 @@
+"""What a restream is: one input, an optional transcode, one or more outputs.
+
+The vocabulary is the Callaba Engine restream API's (input_type, output_stream_url, ...),
+because it is the product's: every surface maps onto these models and nothing else.
+Clients send numbers as strings and "Disabled" for "not set"; both are accepted here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+class InputType(StrEnum):
+    SRT_SOFTWARE = "INPUT_TYPE_SRT_SOFTWARE"
+    SRT_HARDWARE = "INPUT_TYPE_SRT_HARDWARE"
+    RTMP_SOFTWARE = "INPUT_TYPE_RTMP_SOFTWARE"
+    RTMP_HARDWARE = "INPUT_TYPE_RTMP_HARDWARE"
+    SRT_LISTEN = "INPUT_TYPE_SRT_LISTEN"
+    RTMP_LISTEN = "INPUT_TYPE_RTMP_LISTEN"
+    RTSP_LISTEN = "INPUT_TYPE_RTSP_LISTEN"
+    UDP_LISTEN = "INPUT_TYPE_UDP_LISTEN"
+    HTTP_LISTEN = "INPUT_TYPE_HTTP_LISTEN"
+    SRT_URL = "INPUT_TYPE_SRT_URL"
+    RTMP_URL = "INPUT_TYPE_RTMP_URL"
+    RTSP_URL = "INPUT_TYPE_RTSP_URL"
+    UDP_URL = "INPUT_TYPE_UDP_URL"
+    HTTP_URL = "INPUT_TYPE_HTTP_URL"
+    HLS_URL = "INPUT_TYPE_HLS_URL"
+    MPEG_DASH_URL = "INPUT_TYPE_MPEG_DASH_URL"
+    OTHER = "INPUT_TYPE_OTHER"
+    GENERATE_TEST_VIDEO = "INPUT_TYPE_GENERATE_TEST_VIDEO"
+
+
+class OutputType(StrEnum):
+    LOCAL_RTMP_URL = "OUTPUT_TYPE_LOCAL_RTMP_URL"
+    OTHER_RTMP_URL = "OUTPUT_TYPE_OTHER_RTMP_URL"
+    RTSP_URL = "OUTPUT_TYPE_RTSP_URL"
+    SRT_URL = "OUTPUT_TYPE_SRT_URL"
+    UDP_URL = "OUTPUT_TYPE_UDP_URL"
+    HTTP_URL = "OUTPUT_TYPE_HTTP_URL"
+    RTP_URL = "OUTPUT_TYPE_RTP_URL"
+
+
+class VideoCodec(StrEnum):
+    LIBX264 = "libx264"
+    LIBX265 = "libx265"
+    MPSOC_VCU_H264 = "mpsoc_vcu_h264"
+    MPSOC_VCU_HEVC = "mpsoc_vcu_hevc"
+
+
+class AudioCodec(StrEnum):
+    AAC = "aac"
+    MP3 = "mp3"
+
+
+class Preset(StrEnum):
+    ULTRAFAST = "ultrafast"
+    SUPERFAST = "superfast"
+    VERYFAST = "veryfast"
+    FASTER = "faster"
+    FAST = "fast"
+    MEDIUM = "medium"
+    SLOW = "slow"
+    SLOWER = "slower"
+    VERYSLOW = "veryslow"
+
+
+class Tune(StrEnum):
+    FILM = "film"
+    ANIMATION = "animation"
+    GRAIN = "grain"
+    STILLIMAGE = "stillimage"
+    FASTDECODE = "fastdecode"
+    ZEROLATENCY = "zerolatency"
+
+
+class PixFmt(StrEnum):
+    YUV420P = "yuv420p"
+    YUVJ420P = "yuvj420p"
+    YUV422P = "yuv422p"
+    YUVJ422P = "yuvj422p"
+    YUV444P = "yuv444p"
+    YUVJ444P = "yuvj444p"
+    NV12 = "nv12"
+    NV16 = "nv16"
+    NV21 = "nv21"
+    YUV420P10LE = "yuv420p10le"
+    YUV444P10LE = "yuv444p10le"
+    NV20LE = "nv20le"
+
+
+# Types that name a Callaba server module this farm does not have.
+SERVER_MODULE_INPUTS = frozenset(
+    {
+        InputType.SRT_SOFTWARE,
+        InputType.SRT_HARDWARE,
+        InputType.RTMP_SOFTWARE,
+        InputType.RTMP_HARDWARE,
+    }
+)
+LISTEN_INPUTS = frozenset(
+    {
+        InputType.SRT_LISTEN,
+        InputType.RTMP_LISTEN,
+        InputType.RTSP_LISTEN,
+        InputType.UDP_LISTEN,
+        InputType.HTTP_LISTEN,
+    }
+)
+
+_NETWORK_SCHEMES = frozenset(
+    {"srt", "rtmp", "rtmps", "rtsp", "rtsps", "udp", "rtp", "http", "https", "tcp"}
+)
+# The URL schemes each type may use. Local files and FFmpeg's meta-protocols (file:, concat:,
+# subfile:, pipe:, ...) are never among them: a restream must not read or write the node's disk.
+INPUT_SCHEMES: dict[InputType, frozenset[str]] = {
+    InputType.SRT_URL: frozenset({"srt"}),
+    InputType.RTMP_URL: frozenset({"rtmp", "rtmps"}),
+    InputType.RTSP_URL: frozenset({"rtsp", "rtsps"}),
+    InputType.UDP_URL: frozenset({"udp", "rtp"}),
+    InputType.HTTP_URL: frozenset({"http", "https"}),
+    InputType.HLS_URL: frozenset({"http", "https"}),
+    InputType.MPEG_DASH_URL: frozenset({"http", "https"}),
+    InputType.OTHER: _NETWORK_SCHEMES,
+}
+OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
+    OutputType.LOCAL_RTMP_URL: frozenset({"rtmp"}),
+    OutputType.OTHER_RTMP_URL: frozenset({"rtmp", "rtmps"}),
+    OutputType.RTSP_URL: frozenset({"rtsp", "rtsps"}),
+    OutputType.SRT_URL: frozenset({"srt"}),
+    OutputType.UDP_URL: frozenset({"udp"}),
+    OutputType.HTTP_URL: frozenset({"http", "https"}),
+    OutputType.RTP_URL: frozenset({"rtp"}),
+}
+
+_DISABLED = {"", "disabled", "disable", "none", "null"}
+
+
+def _blank_to_none(value: Any) -> Any:
+    """Clients send "" or "Disabled" for a setting they leave unset."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
+        return None
+    return value
+
+
+def _allowed(values: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in values)
+
+
+def check_url(url: str, schemes: frozenset[str], field: str) -> str:
+    """Refuse URLs FFmpeg would read as an option, or whose scheme the type does not allow."""
+    url = url.strip()
+    if url.startswith("-"):
+        raise ValueError(f"{field} must be a URL, not an option")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in schemes:
+        raise ValueError(
+            f"{field} scheme must be one of {', '.join(sorted(schemes))} (got {scheme or 'none'!r})"
+        )
+    if any(ch in url for ch in "\n\r\t ") or "|" in url:
+        raise ValueError(f"{field} must not contain spaces, line breaks or '|'")
+    return url
+
+
+class _Lenient(BaseModel):
+    """Accepts the habits of real clients: unknown keys are ignored, numbers may be strings."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_enum_values=False)
+
+
+class ListenPort(_Lenient):
+    port: int = Field(ge=1, le=65535, description="Port the node listens on.")
+    transport: Literal["UDP", "TCP"] = Field(description="UDP for SRT/RTP/WebRTC, TCP otherwise.")
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class InputSpec(_Lenient):
+    """The live input of a restream."""
+
+    id: str | None = Field(None, description="Identifier of this input (assigned when created).")
+    input_type: InputType = Field(description="Where the stream comes from.")
+    input_stream_url: str | None = Field(None, description="URL to pull from (URL types).")
+    input_stream_listen_port: ListenPort | None = Field(
+        None, description="Port to listen on (listen types)."
+    )
+    input_server_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices("input_server_id", "input_module_id"),
+        description="Server module id (server-module types; `input_module_id` also accepted).",
+    )
+    input_stream_id: str | None = Field(None, description="Stream of the server module.")
+    module_type: str | None = Field(
+        None,
+        validation_alias=AliasChoices("module_type", "module_name"),
+        description="Free label of the producing module (`module_name` also accepted).",
+    )
+    entity_name: str | None = Field(None, description="Free label of the producing entity.")
+    encoding_rate: int = Field(24, ge=1, le=120, description="Test video: frames per second.")
+    sound_hz: int = Field(216, ge=1, le=20000, description="Test video: sine tone, in hertz.")
+    resolution_width: int = Field(1920, ge=16, le=7680, description="Test video: width.")
+    resolution_height: int = Field(1080, ge=16, le=4320, description="Test video: height.")
+    video_duration_sec: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="Test video: length in seconds."
+    )
+    test_video_bitrate: int = Field(
+        6000, ge=16, le=100_000, description="Test video: bitrate in kbit/s."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blanks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and v == "")}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> InputSpec:
+        schemes = INPUT_SCHEMES.get(self.input_type)
+        if schemes is not None:
+            if not self.input_stream_url:
+                raise ValueError(f"input_stream_url is required for {self.input_type.value}")
+            self.input_stream_url = check_url(self.input_stream_url, schemes, "input_stream_url")
+        if self.input_type in LISTEN_INPUTS and self.input_stream_listen_port is None:
+            raise ValueError(
+                f"input_stream_listen_port {{port, transport}} is required for "
+                f"{self.input_type.value}"
+            )
+        return self
+
+
+class TranscodingSpec(_Lenient):
+    """How to re-encode. Every field is optional; an absent codec means stream copy."""
+
+    video_transcoding: VideoCodec | None = Field(
+        None, description="Output video codec; absent or Disabled = copy the input's video."
+    )
+    output_video_bitrate: int | None = Field(
+        None, ge=16, le=200_000, description="Video bitrate, kbit/s."
+    )
+    force_key_frames: str | None = Field(
+        None,
+        description="Key frame every N seconds (a number) or an FFmpeg force_key_frames "
+        "expression such as `expr:gte(t,n_forced*2)`.",
+    )
+    gop: int | None = Field(None, ge=1, le=1000, description="Frames between key frames.")
+    frame_width: int | None = Field(
+        None,
+        ge=16,
+        le=7680,
+        validation_alias=AliasChoices("frame_width", "width"),
+        description="Output width in pixels.",
+    )
+    frame_height: int | None = Field(
+        None,
+        ge=16,
+        le=4320,
+        validation_alias=AliasChoices("frame_height", "height"),
+        description="Output height in pixels.",
+    )
+    preset: Preset | None = Field(None, description="Encoder preset.")
+    tune: Tune | None = Field(None, description="Encoder tuning.")
+    crf: int | None = Field(None, ge=0, le=51, description="Constant quality, 0 (lossless)-51.")
+    pix_fmt: PixFmt | None = Field(None, description="Output pixel format.")
+    filter_fps: float | None = Field(
+        None, gt=0, le=240, description="Output frame rate, applied by a filter."
+    )
+    audio_transcoding: AudioCodec | None = Field(
+        None,
+        validation_alias=AliasChoices("audio_transcoding", "audio_trancoding"),
+        description="Output audio codec (`audio_trancoding` also accepted); absent = copy.",
+    )
+    output_audio_bitrate: int | None = Field(
+        None, ge=8, le=1024, description="Audio bitrate, kbit/s."
+    )
+    sample_rate: int | None = Field(None, ge=8000, le=192_000, description="Audio sample rate, Hz.")
+    slices: int | None = Field(None, ge=0, le=68, description="U30 encoder slices, 0-68.")
+    cores: int | None = Field(None, ge=0, le=4, description="U30 encoder cores, 0-4.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        cleaned = {k: _blank_to_none(v) for k, v in data.items()}
+        preset = cleaned.get("preset")
+        if isinstance(preset, str):
+            cleaned["preset"] = preset.replace(" ", "").lower()  # the doc writes "very fast"
+        return {k: v for k, v in cleaned.items() if v is not None}
+
+    @field_validator("force_key_frames", mode="before")
+    @classmethod
+    def _key_frames(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            return format(value, "g")
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("-") or any(ch in value for ch in " \n\r\t"):
+                raise ValueError("force_key_frames must be seconds or an expression without spaces")
+        return value
+
+
+class OutputSpec(_Lenient):
+    """One live destination."""
+
+    id: str | None = Field(None, description="Identifier of this output (assigned when created).")
+    output_type: OutputType = Field(description="Kind of destination.")
+    output_stream_url: str = Field(description="Where to deliver the stream.")
+    output_stream_key: str | None = Field(
+        None, description="Stream key, appended to the URL (RTMP only)."
+    )
+
+    @model_validator(mode="after")
+    def _url(self) -> OutputSpec:
+        self.output_stream_url = check_url(
+            self.output_stream_url, OUTPUT_SCHEMES[self.output_type], "output_stream_url"
+        )
+        if self.output_stream_key is not None:
+            key = self.output_stream_key.strip()
+            if not key or key.startswith("-") or any(ch in key for ch in " \n\r\t|"):
+                raise ValueError("output_stream_key must be a single word")
+            self.output_stream_key = key
+        return self
+
+    def target_url(self) -> str:
+        """The URL FFmpeg publishes to: the stream key, if any, appended as the last segment."""
+        if not self.output_stream_key:
+            return self.output_stream_url
+        return self.output_stream_url.rstrip("/") + "/" + self.output_stream_key
+
+
+RestreamName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RestreamDefinition(_Lenient):
+    """Everything needed to run a restream, as stored in `restreams.definition`."""
+
+    input: InputSpec
+    transcoding: TranscodingSpec | None = None
+    outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
+
+    @field_validator("transcoding", mode="before")
+    @classmethod
+    def _no_transcoding(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and _blank_to_none(value) is None else value
+
+    def restream_type(self) -> str:
+        """Callaba's RESTREAM_TYPE_<IN>_TO_<OUT> label, derived from the input and first output."""
+        source = _family(self.input.input_type.value, "INPUT_TYPE_")
+        target = _family(self.outputs[0].output_type.value, "OUTPUT_TYPE_")
+        return f"RESTREAM_TYPE_{source}_TO_{target}"
+
+
+def _family(type_value: str, prefix: str) -> str:
+    family = type_value.removeprefix(prefix)
+    for suffix in ("_SOFTWARE", "_HARDWARE", "_LISTEN", "_URL"):
+        family = family.removesuffix(suffix)
+    family = family.removeprefix("LOCAL_").removeprefix("OTHER_")
+    return {"GENERATE_TEST_VIDEO": "TEST_VIDEO"}.get(family, family)
+
+
+def allowed_values(enum: type[StrEnum]) -> str:
+    """ "a, b, c": for error messages that tell the operator what would be accepted."""
+    return _allowed(enum)

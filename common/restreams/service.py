@@ -1,0 +1,271 @@
+"""Create, change, start, stop and remove restreams: the rules every API surface shares.
+
+Services never commit: the request (or task) scope owns the transaction, and the control
+messages they enqueue leave only after that commit (`common.outbox`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy.orm import Session
+
+from common import live
+from common.accounts.principal import Principal, Role
+from common.accounts.service import ensure_project
+from common.celery_app import start_message, stop_message
+from common.config import Settings
+from common.errors import Conflict, Forbidden, NotSupportedYet, RestreamNotFound
+from common.ids import new_id
+from common.models import Restream
+from common.nodes import service as nodes
+from common.nodes.capabilities import requirements
+from common.nodes.placement import Candidate, Placed, place
+from common.outbox import enqueue
+from common.restreams import repository
+from common.restreams.lifecycle import transition
+from common.restreams.schemas import (
+    LISTEN_INPUTS,
+    SERVER_MODULE_INPUTS,
+    RestreamDefinition,
+)
+from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
+
+S = RestreamState
+
+
+@dataclass(frozen=True)
+class Farm:
+    """The live side a service call may need: Redis (leases, stats) and the settings."""
+
+    redis: redis.Redis
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Changes:
+    """A partial update: None leaves a field as it is."""
+
+    name: str | None = None
+    definition: RestreamDefinition | None = None
+    active: bool | None = None
+
+
+def _require(principal: Principal, role: Role) -> None:
+    allowed = {Role.VIEWER: set(Role), Role.OPERATOR: {Role.OPERATOR, Role.ADMIN}}.get(
+        role, {Role.ADMIN}
+    )
+    if principal.role not in allowed:
+        raise Forbidden(f"a {principal.role.value} credential cannot do this; needs {role.value}")
+
+
+def check_supported(definition: RestreamDefinition) -> None:
+    """Refuse what the schema accepts but this farm cannot run yet, saying so."""
+    input_type = definition.input.input_type
+    if input_type in SERVER_MODULE_INPUTS:
+        raise NotSupportedYet(
+            f"{input_type.value} reads from a Callaba server module, which streamfleet does "
+            "not support yet; use INPUT_TYPE_SRT_URL / INPUT_TYPE_RTMP_URL to pull the stream"
+        )
+    if input_type in LISTEN_INPUTS:
+        raise NotSupportedYet(
+            f"{input_type.value} is not supported yet; pull the stream with a *_URL input type"
+        )
+
+
+def stored(definition: RestreamDefinition) -> dict[str, object]:
+    """The definition as stored: every input and output carries its own id."""
+    if definition.input.id is None:
+        definition.input.id = new_id()
+    for output in definition.outputs:
+        if output.id is None:
+            output.id = new_id()
+    return definition.model_dump(mode="json", exclude_none=True)
+
+
+def definition_of(restream: Restream) -> RestreamDefinition:
+    return RestreamDefinition.model_validate(restream.definition)
+
+
+def get(session: Session, principal: Principal, restream_id: str) -> Restream:
+    restream = repository.get(session, restream_id, principal.project_id)
+    if restream is None:
+        raise RestreamNotFound(restream_id)
+    return restream
+
+
+def page(
+    session: Session, principal: Principal, *, limit: int, offset: int
+) -> tuple[Sequence[Restream], int]:
+    return repository.page(session, principal.project_id, limit=limit, offset=offset)
+
+
+def list_all(session: Session, principal: Principal) -> Sequence[Restream]:
+    return repository.all_in(session, principal.project_id)
+
+
+def create(
+    session: Session,
+    farm: Farm,
+    principal: Principal,
+    name: str,
+    definition: RestreamDefinition,
+    *,
+    active: bool,
+) -> Restream:
+    _require(principal, Role.OPERATOR)
+    check_supported(definition)
+    project_id = (
+        principal.project_id or ensure_project(session, farm.settings.default_project_name).id
+    )
+    if repository.name_taken(session, project_id, name):
+        raise Conflict(f"a restream named {name!r} already exists in this project")
+    restream = Restream(
+        id=new_id(),
+        project_id=project_id,
+        name=name,
+        definition=stored(definition),
+        active=False,
+        generation=0,
+        state=S.IDLE,
+    )
+    session.add(restream)
+    session.flush()
+    if active:
+        _start(session, farm, restream, "created active")
+    return restream
+
+
+def update(
+    session: Session, farm: Farm, principal: Principal, restream_id: str, changes: Changes
+) -> Restream:
+    _require(principal, Role.OPERATOR)
+    restream = _locked(session, principal, restream_id)
+    if changes.name is not None and changes.name != restream.name:
+        if repository.name_taken(session, restream.project_id, changes.name, except_id=restream.id):
+            raise Conflict(f"a restream named {changes.name!r} already exists in this project")
+        restream.name = changes.name
+    if changes.definition is not None:
+        check_supported(changes.definition)
+        new_definition = stored(_keep_ids(changes.definition, definition_of(restream)))
+        if new_definition != restream.definition:
+            restream.definition = new_definition
+            if restream.state in PLACED_STATES:
+                _replace(session, farm, restream, "definition changed")
+    restream.modified_at = datetime.now(UTC)
+    if changes.active is True:
+        _start(session, farm, restream, "start requested")
+    elif changes.active is False:
+        _stop(session, restream, "stop requested")
+    return restream
+
+
+def start(session: Session, farm: Farm, principal: Principal, restream_id: str) -> Restream:
+    """Want the restream running. Idempotent: starting a started restream changes nothing."""
+    _require(principal, Role.OPERATOR)
+    restream = _locked(session, principal, restream_id)
+    check_supported(definition_of(restream))
+    _start(session, farm, restream, "start requested")
+    return restream
+
+
+def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
+    """Want the restream stopped. Idempotent."""
+    _require(principal, Role.OPERATOR)
+    restream = _locked(session, principal, restream_id)
+    _stop(session, restream, "stop requested")
+    return restream
+
+
+def remove(session: Session, principal: Principal, restream_id: str) -> None:
+    """Delete the restream; its FFmpeg, if any, is stopped after the commit."""
+    _require(principal, Role.OPERATOR)
+    restream = _locked(session, principal, restream_id)
+    if restream.node_name is not None:
+        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
+    session.delete(restream)
+
+
+def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.RestreamStats]:
+    """The live statistics of those restreams that are running somewhere."""
+    return live.read_stats(farm.redis, [r.id for r in restreams])
+
+
+def place_restream(
+    session: Session, restream: Restream, candidates: list[Candidate], settings: Settings
+) -> bool:
+    """Place a restream that wants a node (PENDING or RECOVERING) now; False if none fits."""
+    result = place(requirements(definition_of(restream)), candidates, settings.placement_policy)
+    if isinstance(result, Placed):
+        assign(session, restream, result.node)
+        return True
+    leave_pending(session, restream, result.reason)
+    return False
+
+
+def assign(session: Session, restream: Restream, node: str) -> None:
+    """Give the restream to `node` as a new generation, and tell the node after the commit."""
+    restream.node_name = node
+    restream.generation += 1
+    transition(session, restream, S.STARTING, f"placed on {node}")
+    enqueue(session, start_message(node, restream.id, restream.generation))
+
+
+def leave_pending(session: Session, restream: Restream, reason: str) -> None:
+    """No node fits: PENDING, saying why."""
+    restream.node_name = None
+    if restream.state is S.PENDING:
+        restream.state_reason = reason
+    else:
+        transition(session, restream, S.PENDING, reason)
+
+
+def _keep_ids(new: RestreamDefinition, old: RestreamDefinition) -> RestreamDefinition:
+    """Inputs and outputs sent back without ids keep the ids they had (matched by position)."""
+    if new.input.id is None:
+        new.input.id = old.input.id
+    for output, previous in zip(new.outputs, old.outputs, strict=False):
+        if output.id is None:
+            output.id = previous.id
+    return new
+
+
+def _locked(session: Session, principal: Principal, restream_id: str) -> Restream:
+    restream = repository.get(session, restream_id, principal.project_id, for_update=True)
+    if restream is None:
+        raise RestreamNotFound(restream_id)
+    return restream
+
+
+def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
+    restream.active = True
+    if restream.state in PLACED_STATES:
+        return
+    if restream.state in (S.IDLE, S.FAILED, S.STOPPING):
+        transition(session, restream, S.PENDING, reason)
+    place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+
+
+def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
+    """Run a placed restream anew (new generation), on the same node or another that fits."""
+    old_node, old_generation = restream.node_name, restream.generation
+    transition(session, restream, S.PENDING, reason)
+    restream.node_name = None
+    placed = place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+    # The old node replaces its FFmpeg when it receives the newer generation; any other
+    # node must be told to stop explicitly.
+    if old_node is not None and (not placed or restream.node_name != old_node):
+        enqueue(session, stop_message(old_node, restream.id, old_generation))
+
+
+def _stop(session: Session, restream: Restream, reason: str) -> None:
+    restream.active = False
+    if restream.state in PLACED_STATES and restream.node_name is not None:
+        transition(session, restream, S.STOPPING, reason)
+        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
+    elif restream.state in (*UNPLACED_WANTED_STATES, S.FAILED):
+        transition(session, restream, S.IDLE, reason)
+        restream.node_name = None

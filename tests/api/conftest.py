@@ -1,0 +1,48 @@
+"""An API client on the test database (rolled back) and the test Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from common.accounts.service import create_api_key
+from common.config import Settings
+from common.db import Database
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, db=db)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    response = client.post(
+        "/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    value: str = response.json()["token"]
+    return value
+
+
+@pytest.fixture
+def callaba(token: str) -> dict[str, str]:
+    """Headers of a logged-in Callaba client."""
+    return {"x-access-token": token}
+
+
+@pytest.fixture
+def api_key(db: Database) -> str:
+    with db.transaction() as session:
+        _, plaintext = create_api_key(session, "tests")
+    return plaintext
+
+
+@pytest.fixture
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}

@@ -1,0 +1,160 @@
+"""The native /v1 surface with API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from common.db import Database
+from tests.support.nodes import simulate_node
+
+BODY = {
+    "name": "r1",
+    "input": {
+        "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+        "resolution_width": 640,
+        "resolution_height": 360,
+    },
+    "transcoding": {"video_transcoding": "libx264", "output_video_bitrate": 800},
+    "outputs": [
+        {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:5000"}
+    ],
+}
+
+
+def create(client: TestClient, bearer: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    response = client.post("/v1/restreams", json={**BODY, **overrides}, headers=bearer)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing Authorization: Bearer <api key>"),
+        ({"Authorization": "Basic abc"}, "Authorization must be `Bearer <api key>`"),
+        ({"Authorization": "Bearer sf_000000000000_nope"}, "unknown or revoked API key"),
+        ({"Authorization": "Bearer garbage"}, "unknown or revoked API key"),
+    ],
+)
+def test_credentials_are_required(
+    client: TestClient, headers: dict[str, str], message: str
+) -> None:
+    response = client.get("/v1/restreams", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "code": "not_authenticated",
+        "message": message,
+        "problems": [],
+    }
+
+
+def test_a_key_from_the_wrong_secret_is_refused(client: TestClient, api_key: str) -> None:
+    forged = api_key[: api_key.rindex("_") + 1] + "x" * 32
+    assert (
+        client.get("/v1/restreams", headers={"Authorization": f"Bearer {forged}"}).status_code
+        == 401
+    )
+
+
+def test_crud(client: TestClient, bearer: dict[str, str]) -> None:
+    created = create(client, bearer)
+    assert (created["name"], created["state"], created["active"], created["generation"]) == (
+        "r1", "idle", False, 0,
+    )  # fmt: skip
+    assert created["restream_type"] == "RESTREAM_TYPE_TEST_VIDEO_TO_UDP"
+    restream_id = created["id"]
+    assert client.get(f"/v1/restreams/{restream_id}", headers=bearer).json() == created
+
+    patched = client.patch(
+        f"/v1/restreams/{restream_id}",
+        json={"name": "renamed", "transcoding": {"video_transcoding": "libx265"}},
+        headers=bearer,
+    ).json()
+    assert patched["name"] == "renamed"
+    assert patched["transcoding"] == {"video_transcoding": "libx265"}
+    assert patched["outputs"] == created["outputs"]
+
+    assert client.delete(f"/v1/restreams/{restream_id}", headers=bearer).status_code == 204
+    missing = client.get(f"/v1/restreams/{restream_id}", headers=bearer)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == f"restream {restream_id} not found"
+
+
+def test_pagination(client: TestClient, bearer: dict[str, str]) -> None:
+    ids = [create(client, bearer, name=f"r{i}")["id"] for i in range(5)]
+    first = client.get("/v1/restreams?limit=2", headers=bearer).json()
+    assert (first["total"], first["limit"], first["offset"]) == (5, 2, 0)
+    pages = [
+        client.get(f"/v1/restreams?limit=2&offset={offset}", headers=bearer).json()["items"]
+        for offset in (0, 2, 4)
+    ]
+    assert [r["id"] for page in pages for r in page] == ids
+    assert client.get("/v1/restreams?limit=0", headers=bearer).status_code == 422
+
+
+def test_start_stop_stats_and_events(
+    client: TestClient, bearer: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream_id = create(client, bearer)["id"]
+    started = client.post(f"/v1/restreams/{restream_id}/start", headers=bearer)
+    assert started.status_code == 202
+    assert (started.json()["state"], started.json()["node"]) == ("starting", "n1")
+    stats = client.get(f"/v1/restreams/{restream_id}/stats", headers=bearer).json()
+    assert stats == {"restream_id": restream_id, "state": "starting", "live": None}
+    stopped = client.post(f"/v1/restreams/{restream_id}/stop", headers=bearer).json()
+    assert (stopped["state"], stopped["active"]) == ("stopping", False)
+    events = client.get(f"/v1/restreams/{restream_id}/events", headers=bearer).json()
+    assert [(e["from_state"], e["to_state"]) for e in events] == [
+        ("idle", "pending"), ("pending", "starting"), ("starting", "stopping"),
+    ]  # fmt: skip
+    assert events[1]["reason"] == "placed on n1" and events[1]["generation"] == 1
+
+
+def test_nodes_list_shows_liveness(
+    client: TestClient, bearer: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "alive")
+    simulate_node(db, redis_client, "gone", lease=False)
+    nodes = {n["name"]: n for n in client.get("/v1/nodes", headers=bearer).json()}
+    assert nodes["alive"]["live"] is True and nodes["gone"]["live"] is False
+    assert "libx264" in nodes["alive"]["capabilities"]["ffmpeg"]["encoders"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({**BODY, "outputs": []}, "outputs", "at least 1 item"),
+        ({**BODY, "input": {"input_type": "INPUT_TYPE_UDP_URL", "input_stream_url": "subfile:x"}},
+         "input", "scheme must be one of rtp, udp"),
+        ({**BODY, "transcoding": {"cores": 9}}, "transcoding.cores", "less than or equal to 4"),
+        ({**BODY, "surprise": 1}, "surprise", "Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_invalid_bodies_are_422_with_problems(
+    client: TestClient, bearer: dict[str, str], body: dict[str, Any], field: str, words: str
+) -> None:
+    response = client.post("/v1/restreams", json=body, headers=bearer)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert any(p["field"].startswith(field) and words in p["message"] for p in error["problems"]), (
+        error
+    )
+    assert client.get("/v1/restreams", headers=bearer).json()["total"] == 0
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/restreams", "/api/restream/create", "/api/auth/login"} <= set(paths)
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "database": "ok", "redis": "ok"}

@@ -1,0 +1,147 @@
+"""The reconciler's plan: desired + observed -> actions, as a table of situations."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.live import NodeLease
+from common.nodes.capabilities import Requirements
+from common.nodes.states import NodeState
+from common.reconcile.plan import (
+    Assign,
+    FinishStop,
+    KeepWaiting,
+    MarkNodeActive,
+    MarkNodeOffline,
+    NodeView,
+    Recover,
+    RestreamView,
+    Sync,
+    plan,
+)
+from common.restreams.states import RestreamState
+
+S = RestreamState
+X264 = Requirements(frozenset({"libx264"}))
+NONE = Requirements(frozenset())
+
+
+def lease(
+    name: str, running: dict[str, int] | None = None, encoders: tuple[str, ...] = ("libx264",)
+) -> NodeLease:
+    return NodeLease(
+        node=name,
+        renewed_at=0,
+        capabilities={"ffmpeg": {"encoders": list(encoders)}},
+        running=running or {},
+    )
+
+
+def live(name: str, state: NodeState = NodeState.ACTIVE, **kwargs: object) -> NodeView:
+    return NodeView(name, state, lease(name, **kwargs))  # type: ignore[arg-type]
+
+
+def dead(name: str, state: NodeState = NodeState.ACTIVE) -> NodeView:
+    return NodeView(name, state, None)
+
+
+def restream(
+    rid: str,
+    state: RestreamState,
+    node: str | None = None,
+    *,
+    active: bool = True,
+    generation: int = 1,
+    needs: Requirements = NONE,
+    age: float = 10.0,
+) -> RestreamView:
+    return RestreamView(rid, state, active, node, generation, needs, age)
+
+
+def test_quiet_farm_only_syncs() -> None:
+    actions = plan([live("a"), live("b")], [restream("r1", S.RUNNING, "a", generation=3)])
+    assert actions == [Sync("a", {"r1": 3}), Sync("b", {})]
+
+
+def test_dead_node_goes_offline_and_its_restreams_move() -> None:
+    actions = plan(
+        [dead("a"), live("b")],
+        [
+            restream("r1", S.RUNNING, "a", generation=3),
+            restream("r2", S.RETRYING, "a", generation=1),
+            restream("r3", S.RUNNING, "b", generation=7),
+        ],
+    )
+    assert actions == [
+        MarkNodeOffline("a", "lease expired: no heartbeat"),
+        Recover("r1", "node a lost"),
+        Recover("r2", "node a lost"),
+        Assign("r1", "b"),
+        Assign("r2", "b"),
+        Sync("b", {"r3": 7, "r1": 4, "r2": 2}),
+    ]
+
+
+def test_offline_node_with_a_lease_returns() -> None:
+    actions = plan([live("a", NodeState.OFFLINE)], [])
+    assert actions == [MarkNodeActive("a", "lease renewed"), Sync("a", {})]
+
+
+def test_pending_is_placed_when_capacity_appears_and_spread() -> None:
+    actions = plan(
+        [live("a"), live("b")],
+        [
+            restream("p1", S.PENDING, needs=X264),
+            restream("p2", S.PENDING, needs=X264),
+            restream("r", S.RUNNING, "a"),
+        ],
+    )
+    # b starts empty so takes p1; then both have one, and the tie goes to a by name.
+    assert actions == [
+        Assign("p1", "b"),
+        Assign("p2", "a"),
+        Sync("a", {"r": 1, "p2": 2}),
+        Sync("b", {"p1": 2}),
+    ]
+
+
+def test_nothing_fits_keeps_waiting_with_the_reason() -> None:
+    actions = plan(
+        [live("a")], [restream("p", S.PENDING, needs=Requirements(frozenset({"mpsoc_vcu_h264"})))]
+    )
+    assert actions == [
+        KeepWaiting("p", "no live node's FFmpeg has the encoder mpsoc_vcu_h264"),
+        Sync("a", {}),
+    ]
+
+
+def test_inactive_pending_is_left_alone() -> None:
+    assert plan([live("a")], [restream("p", S.PENDING, active=False)]) == [Sync("a", {})]
+
+
+def test_draining_node_takes_nothing_new() -> None:
+    actions = plan([live("a", NodeState.DRAINING)], [restream("p", S.PENDING)])
+    assert actions[0] == KeepWaiting(
+        "p", "no live worker node: start one with `streamfleet worker`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("node_view", "age", "expected"),
+    [
+        (dead("a"), 0.0, [FinishStop("r", "node a lost while stopping")]),
+        (live("a", running={"r": 1}), 10.0, []),  # still running there: wait for the worker
+        (live("a"), 0.5, []),  # just asked: give the worker time to confirm
+        (live("a"), 10.0, [FinishStop("r", "no FFmpeg left on a")]),
+    ],
+)
+def test_stopping_finishes_when_the_ffmpeg_is_certainly_gone(
+    node_view: NodeView, age: float, expected: list[object]
+) -> None:
+    actions = plan([node_view], [restream("r", S.STOPPING, "a", active=False, age=age)])
+    assert [a for a in actions if not isinstance(a, Sync | MarkNodeOffline)] == expected
+
+
+def test_stopping_restream_is_not_in_the_desired_set() -> None:
+    actions = plan([live("a", running={"r": 1})], [restream("r", S.STOPPING, "a", active=False)])
+    assert actions == [Sync("a", {})]

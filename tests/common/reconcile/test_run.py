@@ -1,0 +1,99 @@
+"""A reconcile round on real PostgreSQL and Redis, with simulated nodes."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy import Engine, text
+
+from common.accounts.principal import Principal, Role
+from common.celery_app import TASK_NODE_SYNC, TASK_RESTREAM_START, node_queue
+from common.config import Settings
+from common.db import Database
+from common.models import Node, Restream
+from common.nodes.states import NodeState
+from common.outbox import ControlMessage
+from common.reconcile.run import RECONCILE_LOCK_ID, reconcile
+from common.restreams import reports, service
+from common.restreams.reports import Attempt
+from common.restreams.schemas import RestreamDefinition
+from common.restreams.states import RestreamState
+from tests.support.nodes import renew, simulate_node
+
+S = RestreamState
+ADMIN = Principal("test", Role.ADMIN, None)
+DEFINITION = RestreamDefinition.model_validate(
+    {
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
+        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}],
+    }
+)
+
+
+def test_a_lost_node_is_marked_offline_and_its_restream_runs_elsewhere(
+    db: Database, redis_client: redis.Redis, settings: Settings, sent: list[ControlMessage]
+) -> None:
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    with db.transaction() as session:
+        reports.running(session, Attempt(restream.id, 1, "a"))
+    simulate_node(db, redis_client, "b")
+    redis_client.delete("streamfleet:lease:a")  # a stops renewing
+    sent.clear()
+
+    summary = reconcile(db, redis_client, settings)
+
+    assert summary.ran
+    assert summary.actions == {"MarkNodeOffline": 1, "Recover": 1, "Assign": 1, "Sync": 1}
+    with db.transaction() as session:
+        moved = session.get(Restream, restream.id)
+        node_a = session.get(Node, "a")
+        assert moved is not None and node_a is not None
+        assert (moved.state, moved.node_name, moved.generation) == (S.STARTING, "b", 2)
+        assert node_a.state is NodeState.OFFLINE
+    assert sent == [
+        ControlMessage(
+            TASK_RESTREAM_START, node_queue("b"), {"restream_id": restream.id, "generation": 2}
+        ),
+        ControlMessage(TASK_NODE_SYNC, node_queue("b"), {"node": "b", "desired": {restream.id: 2}}),
+    ]
+
+
+def test_a_pending_restream_is_placed_once_a_node_appears(
+    db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    farm = service.Farm(redis_client, settings)
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    assert restream.state is S.PENDING
+    simulate_node(db, redis_client, "late")
+    reconcile(db, redis_client, settings)
+    with db.transaction() as session:
+        placed = session.get(Restream, restream.id)
+        assert placed is not None
+        assert (placed.state, placed.node_name) == (S.STARTING, "late")
+
+
+def test_a_node_whose_lease_returns_is_active_again(
+    db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    simulate_node(db, redis_client, "flaky", lease=False)
+    reconcile(db, redis_client, settings)
+    renew(redis_client, "flaky")
+    reconcile(db, redis_client, settings)
+    with db.transaction() as session:
+        node = session.get(Node, "flaky")
+        assert node is not None and node.state is NodeState.ACTIVE
+
+
+def test_only_one_round_runs_at_a_time(
+    db: Database, engine: Engine, redis_client: redis.Redis, settings: Settings
+) -> None:
+    with engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_lock(:id)"), {"id": RECONCILE_LOCK_ID})
+        try:
+            assert not reconcile(db, redis_client, settings).ran
+        finally:
+            other.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": RECONCILE_LOCK_ID})
+    assert reconcile(db, redis_client, settings).ran

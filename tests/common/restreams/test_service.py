@@ -1,0 +1,259 @@
+"""The restream service and worker reports on real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from common.accounts.principal import Principal, Role
+from common.accounts.service import ensure_project
+from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queue
+from common.config import Settings
+from common.db import Database
+from common.errors import Conflict, Forbidden, NotSupportedYet, RestreamNotFound
+from common.models import Event, Restream, Run
+from common.outbox import ControlMessage
+from common.restreams import reports, service
+from common.restreams.reports import Attempt
+from common.restreams.schemas import RestreamDefinition
+from common.restreams.states import RestreamState
+from tests.support.nodes import simulate_node
+
+S = RestreamState
+ADMIN = Principal("test", Role.ADMIN, None)
+OUT = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:5000"}
+TEST_VIDEO = {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"}
+
+
+def definition(**transcoding: Any) -> RestreamDefinition:
+    return RestreamDefinition.model_validate(
+        {"input": TEST_VIDEO, "transcoding": transcoding or None, "outputs": [OUT]}
+    )
+
+
+@pytest.fixture
+def farm(redis_client: redis.Redis, settings: Settings) -> service.Farm:
+    return service.Farm(redis=redis_client, settings=settings)
+
+
+def create(db: Database, farm: service.Farm, *, active: bool, name: str = "r1") -> Restream:
+    with db.transaction() as session:
+        return service.create(session, farm, ADMIN, name, definition(), active=active)
+
+
+def load(db: Database, restream_id: str) -> Restream:
+    with db.transaction() as session:
+        restream = session.get(Restream, restream_id)
+        assert restream is not None
+        return restream
+
+
+def states_of(db: Database, restream_id: str) -> list[str | None]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Event.to_state).where(Event.subject_id == restream_id).order_by(Event.id)
+        ).scalars()
+        return list(rows)
+
+
+def test_create_inactive_is_idle_and_sends_nothing(
+    db: Database, farm: service.Farm, sent: list[ControlMessage]
+) -> None:
+    restream = create(db, farm, active=False)
+    assert (restream.state, restream.node_name, restream.generation) == (S.IDLE, None, 0)
+    assert sent == []
+    stored = load(db, restream.id).definition
+    assert stored["input"]["id"] and stored["outputs"][0]["id"]  # entries get their own ids
+
+
+def test_create_active_places_on_a_live_node_and_sends_after_commit(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r1", definition(), active=True)
+        assert sent == []  # nothing leaves before the commit
+    assert (restream.state, restream.node_name, restream.generation) == (S.STARTING, "n1", 1)
+    assert sent == [
+        ControlMessage(
+            TASK_RESTREAM_START, node_queue("n1"), {"restream_id": restream.id, "generation": 1}
+        )
+    ]
+    assert states_of(db, restream.id) == ["pending", "starting"]
+
+
+def test_no_live_node_leaves_it_pending_with_the_reason(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "dead", lease=False)
+    restream = create(db, farm, active=True)
+    assert restream.state is S.PENDING
+    assert restream.state_reason == "no live worker node: start one with `streamfleet worker`"
+    assert sent == []
+
+
+def test_a_failed_request_writes_and_sends_nothing(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    create(db, farm, active=False)
+    sent.clear()
+    with pytest.raises(Conflict, match="already exists"), db.transaction() as session:
+        service.create(session, farm, ADMIN, "other", definition(), active=True)
+        service.create(session, farm, ADMIN, "r1", definition(), active=True)
+    assert sent == []
+    with db.transaction() as session:
+        assert session.execute(select(Restream.name)).scalars().all() == ["r1"]
+
+
+def test_start_is_idempotent(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        again = service.start(session, farm, ADMIN, restream.id)
+    assert (again.state, again.generation, len(sent)) == (S.STARTING, 1, 1)
+
+
+def test_worker_reports_drive_the_state_and_the_run(
+    db: Database, farm: service.Farm, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    attempt = Attempt(restream.id, 1, "n1")
+    with db.transaction() as session:
+        reports.starting(session, attempt, pid=42, restarts=0)
+        reports.running(session, attempt)
+    assert load(db, restream.id).state is S.RUNNING
+    with db.transaction() as session:
+        reports.retrying(
+            session, attempt, error="[error] Connection refused", stderr_tail=["a", "b"],
+            restarts=1, backoff_s=0.5, exit_code=1,
+        )  # fmt: skip
+    current = load(db, restream.id)
+    assert (current.state, current.last_error) == (S.RETRYING, "[error] Connection refused")
+    with db.transaction() as session:
+        reports.failed(
+            session, attempt, error="[error] Connection refused", stderr_tail=["a", "b"],
+            exit_code=1, reason="5 failures within 120 s",
+        )  # fmt: skip
+        run = session.execute(select(Run).where(Run.restream_id == restream.id)).scalar_one()
+        assert (run.outcome, run.exit_code, run.stderr_tail) == ("failed", 1, "a\nb")
+        assert run.running_at is not None and run.ended_at is not None
+    current = load(db, restream.id)
+    assert (current.state, current.node_name) == (S.FAILED, None)
+    assert current.state_reason == "5 failures within 120 s: [error] Connection refused"
+    assert states_of(db, restream.id) == [
+        "pending", "starting", "running", "retrying", "failed"
+    ]  # fmt: skip
+
+
+def test_reports_of_an_old_generation_change_nothing(
+    db: Database, farm: service.Farm, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        reports.running(session, Attempt(restream.id, 0, "n1"))  # stale generation
+        reports.running(session, Attempt(restream.id, 1, "n2"))  # another node
+    assert load(db, restream.id).state is S.STARTING
+
+
+def test_stop_waits_for_the_worker_then_idles(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        stopped = service.stop(session, ADMIN, restream.id)
+    assert (stopped.state, stopped.active, stopped.node_name) == (S.STOPPING, False, "n1")
+    assert sent[-1] == ControlMessage(
+        TASK_RESTREAM_STOP, node_queue("n1"), {"restream_id": restream.id, "generation": 1}
+    )
+    with db.transaction() as session:
+        reports.ended(session, Attempt(restream.id, 1, "n1"), outcome="stopped", exit_code=255)
+    current = load(db, restream.id)
+    assert (current.state, current.node_name) == (S.IDLE, None)
+
+
+def test_stop_of_a_pending_restream_needs_no_worker(
+    db: Database, farm: service.Farm, sent: list[ControlMessage]
+) -> None:
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        assert service.stop(session, ADMIN, restream.id).state is S.IDLE
+    assert sent == []
+
+
+def test_changing_a_running_definition_restarts_it_as_a_new_generation(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        reports.running(session, Attempt(restream.id, 1, "n1"))
+    sent.clear()
+    with db.transaction() as session:
+        service.update(
+            session, farm, ADMIN, restream.id,
+            service.Changes(definition=definition(video_transcoding="libx265")),
+        )  # fmt: skip
+    current = load(db, restream.id)
+    assert (current.state, current.generation, current.node_name) == (S.STARTING, 2, "n1")
+    # The node replaces generation 1 when generation 2 arrives: no separate stop needed.
+    assert [m.task for m in sent] == [TASK_RESTREAM_START]
+
+
+def test_an_unchanged_definition_does_not_restart(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    sent.clear()
+    with db.transaction() as session:
+        service.update(session, farm, ADMIN, restream.id, service.Changes(definition=definition()))
+    assert (load(db, restream.id).generation, sent) == (1, [])
+
+
+def test_remove_stops_the_ffmpeg_and_keeps_the_history(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        service.remove(session, ADMIN, restream.id)
+    assert sent[-1].task == TASK_RESTREAM_STOP
+    with db.transaction() as session:
+        assert session.get(Restream, restream.id) is None
+    assert states_of(db, restream.id) == ["pending", "starting"]
+
+
+def test_viewers_cannot_change_anything(db: Database, farm: service.Farm) -> None:
+    viewer = Principal("v", Role.VIEWER, None)
+    with pytest.raises(Forbidden, match="viewer"), db.transaction() as session:
+        service.create(session, farm, viewer, "r", definition(), active=False)
+
+
+def test_server_module_inputs_are_refused_with_the_reason(db: Database, farm: service.Farm) -> None:
+    module_input = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_RTMP_SOFTWARE", "input_server_id": "x"},
+            "outputs": [OUT],
+        }
+    )
+    with pytest.raises(NotSupportedYet, match="server module"), db.transaction() as session:
+        service.create(session, farm, ADMIN, "r", module_input, active=False)
+
+
+def test_a_project_sees_only_its_own_restreams(db: Database, farm: service.Farm) -> None:
+    restream = create(db, farm, active=False)
+    with db.transaction() as session:
+        other = ensure_project(session, "other")
+        outsider = Principal("o", Role.ADMIN, other.id)
+        with pytest.raises(RestreamNotFound):
+            service.get(session, outsider, restream.id)
+        assert service.list_all(session, outsider) == []

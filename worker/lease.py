@@ -1,0 +1,122 @@
+"""The node lease: renewed every second with live statistics, and self-fencing (DESIGN §4).
+
+The fence deadline is measured from the moment a renewal was *sent*, so it always falls
+before the key can expire in Redis: when the reconciler sees the lease gone and places the
+restreams elsewhere, this node's copies are already dead. Never two publishers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from common import live
+from worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+WATCHDOG_PERIOD_S = 0.1
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        client: redis.Redis,
+        supervisor: Supervisor,
+        *,
+        node: str,
+        address: str,
+        capabilities: Callable[[], dict[str, Any]],
+        ttl_s: float,
+        interval_s: float,
+        fence_margin_s: float,
+        stats_ttl_s: float,
+    ) -> None:
+        self.redis = client
+        self.supervisor = supervisor
+        self.node = node
+        self.address = address
+        self.capabilities = capabilities
+        self.ttl_s = ttl_s
+        self.interval_s = interval_s
+        self.fence_after_s = max(ttl_s - fence_margin_s, interval_s)
+        self.stats_ttl_s = stats_ttl_s
+        self._valid_until = 0.0
+        self._fenced = False
+        self._stopped = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._renew_forever, name="lease", daemon=True),
+            threading.Thread(target=self._watch_forever, name="fence", daemon=True),
+        ]
+        self.last_renew_s: float | None = None  # how long the last renewal took
+
+    def start(self) -> None:
+        """Renew once (raising if Redis is unreachable), then keep renewing in the background."""
+        self.renew()
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, *, release: bool = True) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
+        if release:
+            try:
+                live.delete_lease(self.redis, self.node)
+            except redis.RedisError:
+                log.warning("could not release the lease of %s", self.node)
+
+    def valid(self) -> bool:
+        """True while this node may run FFmpeg: its lease is certainly still held."""
+        return time.monotonic() < self._valid_until
+
+    def renew(self) -> None:
+        sent_at = time.monotonic()
+        lease = live.NodeLease(
+            node=self.node,
+            renewed_at=time.time(),
+            address=self.address,
+            capabilities=self.capabilities(),
+            running=self.supervisor.generations(),
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(live.lease_key(self.node), lease.model_dump_json(), px=int(self.ttl_s * 1000))
+        for item in self.supervisor.stats():
+            pipe.set(
+                live.stats_key(item.restream_id),
+                item.model_dump_json(),
+                px=int(self.stats_ttl_s * 1000),
+            )
+        pipe.execute()
+        self._valid_until = sent_at + self.fence_after_s
+        self.last_renew_s = time.monotonic() - sent_at
+        if self._fenced:
+            log.warning("lease of %s renewed again after fencing", self.node)
+            self._fenced = False
+
+    def _renew_forever(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            try:
+                self.renew()
+            except redis.RedisError as error:
+                log.warning("lease of %s not renewed: %s", self.node, error)
+            except Exception:
+                log.exception("lease renewal failed")
+
+    def _watch_forever(self) -> None:
+        while not self._stopped.wait(WATCHDOG_PERIOD_S):
+            if self._fenced or self.valid():
+                continue
+            self._fenced = True
+            killed = self.supervisor.fence()
+            log.error(
+                "lease of %s not renewed for %.1f s: fenced, killed %d FFmpeg",
+                self.node,
+                self.fence_after_s,
+                killed,
+            )

@@ -1,0 +1,160 @@
+"""A node's runtime: what a worker process owns, and what its Celery tasks call.
+
+Control messages are hints; the database is the truth. Before starting a generation the node
+checks that the restream is still active and placed here with that generation; before
+stopping something a sync did not list, it checks that it really should not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from common import live
+from common.config import Settings
+from common.db import Database, make_engine
+from common.ffmpeg.argv import Placement, build_argv
+from common.ffmpeg.binary import resolve_ffmpeg
+from common.ffmpeg.outcome import Outcome
+from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.nodes import service as nodes
+from common.nodes.capabilities import node_capabilities
+from common.outbox import Sender
+from common.reconcile.run import RoundSummary, reconcile
+from common.restreams import reports
+from common.restreams.reports import Attempt
+from common.restreams.service import definition_of
+from worker.lease import Heartbeat
+from worker.reporter import Reporter
+from worker.supervisor import Job, Limits, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class NodeRuntime:
+    def __init__(self, settings: Settings, send: Sender) -> None:
+        self.settings = settings
+        self.node = settings.node_name
+        self.db = Database(make_engine(settings.database_url, pool_size=4), send)
+        self.redis = live.connect(settings.redis_url)
+        self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
+        self.capabilities = node_capabilities(
+            cores=os.cpu_count() or 1, ffmpeg=self.ffmpeg.as_dict()
+        )
+        self.reporter = Reporter(self.db, self.redis, self.node)
+        self.supervisor = Supervisor(
+            self.node,
+            Limits(
+                stall_timeout_s=settings.stall_timeout_s,
+                stop_grace_s=settings.stop_grace_s,
+                backoff_initial_s=settings.restart_backoff_initial_s,
+                backoff_max_s=settings.restart_backoff_max_s,
+                retry_budget=settings.retry_budget,
+                retry_window_s=settings.retry_window_s,
+                stderr_tail_lines=settings.stderr_tail_lines,
+            ),
+            self.reporter,
+        )
+        self.heartbeat = Heartbeat(
+            self.redis,
+            self.supervisor,
+            node=self.node,
+            address=settings.node_address,
+            capabilities=lambda: self.capabilities,
+            ttl_s=settings.lease_ttl_s,
+            interval_s=settings.lease_renew_interval_s,
+            fence_margin_s=settings.fence_margin_s,
+            stats_ttl_s=settings.stats_ttl_s,
+        )
+
+    def start(self) -> None:
+        """Register the node, start the supervisor, take the lease."""
+        with self.db.transaction() as session:
+            nodes.register(session, self.node, self.capabilities, {})
+        self.reporter.start()
+        self.supervisor.start()
+        self.heartbeat.start()
+        log.info(
+            "node %s up: FFmpeg %s (%s), %d encoders",
+            self.node,
+            self.ffmpeg.version,
+            self.ffmpeg.binary,
+            len(self.ffmpeg.encoders),
+        )
+
+    def shutdown(self) -> None:
+        """Stop every FFmpeg gracefully, write the last reports, release the lease."""
+        self.supervisor.shutdown(self.settings.stop_grace_s + 5)
+        self.reporter.close()
+        self.heartbeat.stop(release=True)
+        self.db.dispose()
+
+    # -- control messages ---------------------------------------------------------------
+
+    def start_restream(self, restream_id: str, generation: int) -> bool:
+        """Run this generation if the database agrees it belongs here. Idempotent."""
+        if not self.heartbeat.valid():
+            log.warning("ignoring start of %s: this node's lease is not valid", restream_id)
+            return False
+        if self.supervisor.generations().get(restream_id, -1) >= generation:
+            return False
+        attempt = Attempt(restream_id, generation, self.node)
+        with self.db.transaction() as session:
+            restream = reports.should_run(session, attempt)
+            if restream is None:
+                log.info("ignoring start of %s gen %d: not ours", restream_id, generation)
+                return False
+            definition = definition_of(restream)
+        try:
+            argv = build_argv(
+                definition,
+                Placement(self.node, self.settings.node_address),
+                progress_period_s=self.settings.progress_period_s,
+            )
+        except ValueError as error:
+            self.reporter.failed(
+                Job(restream_id, generation, []),
+                error=str(error),
+                stderr_tail=[],
+                exit_code=None,
+                reason="cannot build the FFmpeg command",
+            )
+            return False
+        return self.supervisor.run(Job(restream_id, generation, [self.ffmpeg.binary, *argv]))
+
+    def stop_restream(self, restream_id: str, generation: int) -> None:
+        if not self.supervisor.stop(restream_id, generation):
+            # Nothing ran here (never started, or already gone): confirm the stop anyway.
+            self.reporter.ended(
+                Job(restream_id, generation, []), outcome=Outcome.STOPPED, exit_code=None
+            )
+
+    def sync(self, desired: dict[str, int]) -> None:
+        """Converge on `desired` (restream id -> generation), checking the database first."""
+        running = self.supervisor.generations()
+        for restream_id, generation in desired.items():
+            if running.get(restream_id, -1) < generation:
+                self.start_restream(restream_id, generation)
+        for restream_id, generation in running.items():
+            if desired.get(restream_id) == generation:
+                continue
+            with self.db.transaction() as session:
+                keep = reports.should_run(session, Attempt(restream_id, generation, self.node))
+            if keep is None:
+                log.info("sync: stopping %s gen %d", restream_id, generation)
+                self.supervisor.stop(restream_id, generation)
+
+    def reconcile(self) -> RoundSummary:
+        return reconcile(self.db, self.redis, self.settings)
+
+    def info(self) -> dict[str, Any]:
+        """What Flower shows on this worker's page."""
+        return {
+            "streamfleet": {
+                "node": self.node,
+                "capabilities": self.capabilities,
+                "running": self.supervisor.generations(),
+                "lease_valid": self.heartbeat.valid(),
+            }
+        }

@@ -1,0 +1,397 @@
+"""The supervisor: owns this node's FFmpeg processes (DESIGN §4, §6).
+
+One asyncio loop in one long-lived thread spawns every FFmpeg, so that `PR_SET_PDEATHSIG`
+(which follows the *thread* that forked) ties each FFmpeg to the worker's life. Per restream
+it keeps the *order* (run this generation / stop) apart from the *state* (what the process
+does), restarts crashes with exponential backoff and jitter, kills stalls, and gives up after
+the retry budget. Everything it observes goes to an `Observer`; it never touches storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from common.ffmpeg.outcome import Outcome, classify_exit, error_line
+from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced
+from common.live import RestreamStats
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+WATCHDOG_TICK_S = 0.25
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation of one restream, ready to run."""
+
+    restream_id: str
+    generation: int
+    argv: list[str]
+
+
+@dataclass(frozen=True)
+class Limits:
+    stall_timeout_s: float = 15.0
+    stop_grace_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 15.0
+    retry_budget: int = 5
+    retry_window_s: float = 120.0
+    stderr_tail_lines: int = 40
+
+
+class Observer(Protocol):
+    """Receives what happens to each job. Called on the supervisor's loop: must not block."""
+
+    def starting(self, job: Job, *, pid: int, restarts: int) -> None: ...
+    def running(self, job: Job) -> None: ...
+    def retrying(
+        self,
+        job: Job,
+        *,
+        error: str,
+        stderr_tail: list[str],
+        restarts: int,
+        backoff_s: float,
+        exit_code: int | None,
+    ) -> None: ...
+    def failed(
+        self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
+    ) -> None: ...
+    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None: ...
+
+
+class _Process:
+    """One restream's FFmpeg across its restarts, for one generation."""
+
+    def __init__(self, job: Job, limits: Limits, observer: Observer, node: str) -> None:
+        self.job = job
+        self.limits = limits
+        self.observer = observer
+        self.node = node
+        self.stop_requested = asyncio.Event()
+        self.fenced = False
+        self.state = "starting"
+        self.pid: int | None = None
+        self.restarts = 0
+        self.failures: deque[float] = deque()
+        self.last_error: str | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=limits.stderr_tail_lines)
+        self.block: ProgressBlock | None = None
+        self.rate = RateWindow()
+        self.spawned_at = time.monotonic()
+        self.process: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- the life of the job -------------------------------------------------------------
+
+    async def main(self) -> None:
+        while True:
+            exit_code, stalled = await self._run_once()
+            report = classify_exit(
+                exit_code if exit_code is not None else 1,
+                stop_requested=self.stop_requested.is_set(),
+                stalled=stalled,
+                fenced=self.fenced,
+                stderr_tail=list(self.stderr_tail),
+            )
+            if report.outcome in (Outcome.STOPPED, Outcome.FENCED):
+                self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
+                return
+            self.last_error = report.reason
+            if not self._within_budget():
+                self.observer.failed(
+                    self.job,
+                    error=report.reason,
+                    stderr_tail=list(self.stderr_tail),
+                    exit_code=exit_code,
+                    reason=f"{len(self.failures)} failures within {self.limits.retry_window_s:g} s",
+                )
+                return
+            backoff_s = self._backoff_s()
+            self.restarts += 1
+            self.state = "retrying"
+            self.observer.retrying(
+                self.job,
+                error=report.reason,
+                stderr_tail=list(self.stderr_tail),
+                restarts=self.restarts,
+                backoff_s=backoff_s,
+                exit_code=exit_code,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), backoff_s)
+            if self.stop_requested.is_set():
+                outcome = Outcome.FENCED if self.fenced else Outcome.STOPPED
+                self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
+                return
+
+    def _within_budget(self) -> bool:
+        now = time.monotonic()
+        self.failures.append(now)
+        while self.failures and now - self.failures[0] > self.limits.retry_window_s:
+            self.failures.popleft()
+        return len(self.failures) < self.limits.retry_budget
+
+    def _backoff_s(self) -> float:
+        exponent = len(self.failures) - 1
+        base = min(self.limits.backoff_max_s, self.limits.backoff_initial_s * 2.0**exponent)
+        return base * random.uniform(0.8, 1.2)  # noqa: S311  (jitter, not a secret)
+
+    async def _run_once(self) -> tuple[int | None, bool]:
+        """Spawn FFmpeg and follow it to its end: (exit code or None if never spawned, stalled)."""
+        self.state = "starting"
+        self.block, self.rate = None, RateWindow()
+        self.stderr_tail.clear()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.job.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: we kill the whole group
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as error:
+            self.stderr_tail.append(f"cannot start {self.job.argv[0]}: {error}")
+            return None, False
+        self.process, self.pid, self.spawned_at = process, process.pid, time.monotonic()
+        self.observer.starting(self.job, pid=process.pid, restarts=self.restarts)
+        readers = [
+            asyncio.create_task(self._read_progress(process)),
+            asyncio.create_task(self._read_stderr(process)),
+        ]
+        stalled = await self._watch(process)
+        await asyncio.gather(*readers, return_exceptions=True)
+        self.process = None
+        return process.returncode, stalled
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> bool:
+        """Wait for exit; stop it when asked; kill it when it stalls. Returns "stalled"."""
+        last_progress = time.monotonic()
+        last_block: ProgressBlock | None = None
+        exited = asyncio.create_task(process.wait())
+        stopper: asyncio.Task[None] | None = None
+        stop_wanted = asyncio.create_task(self.stop_requested.wait())
+        try:
+            while not exited.done():
+                await asyncio.wait(
+                    {exited, stop_wanted}, timeout=WATCHDOG_TICK_S, return_when="FIRST_COMPLETED"
+                )
+                if exited.done():
+                    break
+                if self.stop_requested.is_set():
+                    if stopper is None:
+                        stopper = asyncio.create_task(self._terminate(process))
+                    continue
+                block = self.block
+                if block is not None and block is not last_block and advanced(last_block, block):
+                    last_progress, last_block = time.monotonic(), block
+                if time.monotonic() - last_progress > self.limits.stall_timeout_s:
+                    log.warning("restream %s stalled: killing FFmpeg", self.job.restream_id)
+                    _kill_group(process)
+                    await exited
+                    return True
+            return False
+        finally:
+            stop_wanted.cancel()
+            if stopper is not None:
+                stopper.cancel()
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        """`q` on stdin and SIGINT (FFmpeg finishes its outputs), then SIGKILL the group."""
+        if self.fenced:
+            _kill_group(process)
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                process.stdin.write(b"q")
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        await asyncio.sleep(self.limits.stop_grace_s)
+        _kill_group(process)
+
+    async def _read_progress(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        parser = ProgressParser()
+        async for raw in process.stdout:
+            block = parser.feed(raw.decode(errors="replace"))
+            if block is None:
+                continue
+            previous, self.block = self.block, block
+            self.rate.add(block)
+            if self.state != "running" and advanced(previous, block):
+                self.state = "running"
+                self.observer.running(self.job)
+
+    async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        async for raw in process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.stderr_tail.append(line)
+
+    # -- what others ask ----------------------------------------------------------------
+
+    def request_stop(self, *, fenced: bool = False) -> None:
+        self.fenced = self.fenced or fenced
+        self.stop_requested.set()
+        if fenced and self.process is not None:
+            _kill_group(self.process)
+
+    def stats(self) -> RestreamStats:
+        block = self.block
+        return RestreamStats(
+            restream_id=self.job.restream_id,
+            node=self.node,
+            generation=self.job.generation,
+            state=self.state,
+            pid=self.pid if self.process is not None else None,
+            bitrate_kbps=_rounded(self.rate.bitrate_kbps()),
+            fps=block.fps if block else None,
+            speed=block.speed if block else None,
+            frames=block.frame if block else None,
+            bytes_out=block.total_size_bytes if block else None,
+            dup_frames=block.dup_frames if block else 0,
+            drop_frames=block.drop_frames if block else 0,
+            uptime_s=round(time.monotonic() - self.spawned_at, 1) if self.process else 0.0,
+            restarts=self.restarts,
+            last_error=self.last_error or error_line(list(self.stderr_tail)),
+        )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+class Supervisor:
+    """Thread-safe front of the supervisor loop. Celery task threads call in here."""
+
+    def __init__(self, node: str, limits: Limits, observer: Observer) -> None:
+        self.node = node
+        self.limits = limits
+        self.observer = observer
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="supervisor", daemon=True)
+        self._jobs: dict[str, _Process] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    # -- thread-safe API ----------------------------------------------------------------
+
+    def run(self, job: Job) -> bool:
+        """Make `job` the running generation of its restream. False if a newer one runs."""
+        return self._call(self._run(job))
+
+    def stop(self, restream_id: str, generation: int) -> bool:
+        """Stop the restream if it runs `generation` or older; False if nothing to stop."""
+        return self._call(self._stop(restream_id, generation))
+
+    def fence(self) -> int:
+        """Kill every FFmpeg now (the lease is about to expire). Returns how many."""
+        return self._call(self._fence())
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Stop every FFmpeg gracefully, wait up to `timeout_s`, then end the loop."""
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(TimeoutError):
+            self._call(self._stop_all(), timeout_s)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def generations(self) -> dict[str, int]:
+        """Restream id -> generation of each job alive here (running or backing off)."""
+        return self._call(self._generations(), 5)
+
+    def stats(self) -> list[RestreamStats]:
+        return self._call(self._stats(), 5)
+
+    # -- on the loop --------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> bool:
+        current = self._jobs.get(job.restream_id)
+        if current is not None:
+            if current.job.generation >= job.generation:
+                return current.job.generation == job.generation
+            await self._end(current)
+        process = _Process(job, self.limits, self.observer, self.node)
+        self._jobs[job.restream_id] = process
+        process.task = asyncio.create_task(self._guard(process))
+        return True
+
+    async def _guard(self, process: _Process) -> None:
+        try:
+            await process.main()
+        except Exception:
+            log.exception("supervision of %s crashed", process.job.restream_id)
+            if process.process is not None:
+                _kill_group(process.process)
+            self.observer.failed(
+                process.job,
+                error="internal supervisor error",
+                stderr_tail=list(process.stderr_tail),
+                exit_code=None,
+                reason="supervisor error",
+            )
+        finally:
+            if self._jobs.get(process.job.restream_id) is process:
+                del self._jobs[process.job.restream_id]
+
+    async def _end(self, process: _Process, *, fenced: bool = False) -> None:
+        process.request_stop(fenced=fenced)
+        if process.task is not None:
+            await asyncio.shield(process.task)
+
+    async def _stop(self, restream_id: str, generation: int) -> bool:
+        current = self._jobs.get(restream_id)
+        if current is None or current.job.generation > generation:
+            return False
+        await self._end(current)
+        return True
+
+    async def _stop_all(self) -> None:
+        await asyncio.gather(*(self._end(p) for p in list(self._jobs.values())))
+
+    async def _fence(self) -> int:
+        jobs = list(self._jobs.values())
+        await asyncio.gather(*(self._end(p, fenced=True) for p in jobs))
+        return len(jobs)
+
+    async def _generations(self) -> dict[str, int]:
+        return {rid: p.job.generation for rid, p in self._jobs.items()}
+
+    async def _stats(self) -> list[RestreamStats]:
+        return [p.stats() for p in self._jobs.values()]
