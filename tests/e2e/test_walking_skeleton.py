@@ -1,0 +1,182 @@
+"""End to end: `streamfleet up`, the Callaba API, a Celery worker and a real FFmpeg."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.farm import Farm, running_farm
+from tests.support.media import free_port, probe, rtmp_listener, stream_of
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Farm]:
+    with running_farm(tmp_path_factory.mktemp("farm"), pg_server_url) as started:
+        yield started
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_test_video_to_rtmp_transcoded_to_640x360_at_800k(farm: Farm, tmp_path: Path) -> None:
+    port = free_port()
+    recording = tmp_path / "received.flv"
+    listener = rtmp_listener(port, recording)
+    try:
+        created = farm.post(
+            "/api/restream/create",
+            {
+                "restream_name": "skeleton",
+                "input": {
+                    "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+                    "resolution_width": 640,
+                    "resolution_height": 360,
+                    "encoding_rate": 25,
+                },
+                "transcoding": {
+                    "video_transcoding": "libx264",
+                    "output_video_bitrate": 800,
+                    "frame_width": 640,
+                    "frame_height": 360,
+                    "preset": "veryfast",
+                    "audio_trancoding": "aac",
+                    "output_audio_bitrate": 64,
+                },
+                "output": {
+                    "output_type": "OUTPUT_TYPE_OTHER_RTMP_URL",
+                    "output_stream_url": f"rtmp://127.0.0.1:{port}/live",
+                    "output_stream_key": "key",
+                },
+                "active": False,
+            },
+        )
+        restream_id = created["id"]
+        assert farm.post("/api/restream/start", {"id": restream_id}) == {
+            "success": True,
+            "ok": True,
+        }
+
+        def steady() -> dict[str, Any] | None:
+            details = farm.get_by_id(restream_id)
+            stats = details["stats"] or {}
+            bitrate = stats.get("bitrate_kbps") or 0
+            return details if details["state"] == "running" and 600 <= bitrate <= 1000 else None
+
+        details = wait_for(steady, timeout_s=30, every_s=0.5, what="running at 800 kbit/s ±25%")
+        assert details["node"] == farm.node
+        pid = details["stats"]["pid"]
+        assert pid_alive(pid)
+        stat = {s["id"]: s["bitrate"] for s in farm.post("/api/restream/getStat")}
+        assert 600 <= stat[restream_id] <= 1000
+
+        assert farm.post("/api/restream/stop", {"id": restream_id}) == {"success": True, "ok": True}
+        wait_for(lambda: farm.get_by_id(restream_id)["state"] == "idle", timeout_s=15)
+        assert not pid_alive(pid)
+        listener.wait(15)  # the publisher left: the listener finishes its recording
+        probed = probe(recording)
+        video = stream_of(probed, "video")
+        assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
+        assert stream_of(probed, "audio")["codec_name"] == "aac"
+        assert float(probed["format"]["duration"]) > 2
+
+        farm.http.request(
+            "DELETE", "/api/restream/remove", json={"id": restream_id}, headers=farm.callaba
+        ).raise_for_status()
+        gone = farm.http.post(
+            "/api/restream/getById", json={"id": restream_id}, headers=farm.callaba
+        )
+        assert gone.status_code == 404
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+
+
+def test_an_unreachable_input_retries_then_fails_with_ffmpegs_error(farm: Farm) -> None:
+    dead_port = free_port()  # nothing listens here
+    created = farm.post(
+        "/api/restream/create",
+        {
+            "restream_name": "unreachable",
+            "input": {
+                "input_type": "INPUT_TYPE_RTMP_URL",
+                "input_stream_url": f"rtmp://127.0.0.1:{dead_port}/live/missing",
+            },
+            "output": {
+                "output_type": "OUTPUT_TYPE_UDP_URL",
+                "output_stream_url": "udp://127.0.0.1:9",
+            },
+        },
+    )
+    restream_id = created["id"]
+    retrying = wait_for(
+        lambda: (d := farm.get_by_id(restream_id))["state"] == "retrying" and d,
+        timeout_s=20,
+        every_s=0.1,
+        what="retrying",
+    )
+    assert "Connection refused" in retrying["last_error"]
+    failed = wait_for(
+        lambda: (d := farm.get_by_id(restream_id))["state"] == "failed" and d,
+        timeout_s=30,
+        what="failed after the retry budget",
+    )
+    assert "Connection refused" in failed["last_error"]
+    assert failed["state_reason"].startswith("3 failures within")
+    events = farm.http.get(f"/v1/restreams/{restream_id}/events", headers=farm.bearer).json()
+    assert [e["to_state"] for e in events][-3:] == ["retrying", "starting", "failed"]
+
+
+def test_another_worker_joins_through_the_data_dir(farm: Farm) -> None:
+    worker = farm.start_worker("second")
+    wait_for(lambda: farm.node_live("second"), timeout_s=60, every_s=0.3, what="the second node")
+    worker.terminate()
+    worker.wait(30)
+    assert worker.returncode == 0
+
+
+def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_url: str) -> None:
+    with running_farm(tmp_path, pg_server_url) as farm:
+        created = farm.post(
+            "/api/restream/create",
+            {
+                "restream_name": "left running",
+                "input": {
+                    "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+                    "resolution_width": 160,
+                    "resolution_height": 90,
+                    "encoding_rate": 10,
+                },
+                "output": {
+                    "output_type": "OUTPUT_TYPE_UDP_URL",
+                    "output_stream_url": "udp://127.0.0.1:9",
+                },
+            },
+        )
+        details = wait_for(
+            lambda: (d := farm.get_by_id(created["id"]))["state"] == "running" and d["stats"] and d,
+            timeout_s=20,
+        )
+        pid = details["stats"]["pid"]
+        children = subprocess.run(
+            ["pgrep", "-P", str(farm.process.pid if farm.process else 0)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        assert len(children) >= 3  # api, worker, beat
+    # running_farm asserted `up` exited 0 on SIGTERM
+    assert not pid_alive(pid)
+    assert not any(pid_alive(int(child)) for child in children)

@@ -1,0 +1,263 @@
+"""The supervisor with a real FFmpeg, and a fake one for crashes, stalls and stubbornness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.ffmpeg.outcome import Outcome
+from tests.support.media import ffmpeg
+from tests.support.wait import wait_for
+from worker.supervisor import Job, Limits, Supervisor
+
+FAKE = str(Path(__file__).parents[1] / "fixtures" / "fake_ffmpeg.py")
+
+
+class Recorder:
+    """An Observer that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, name: str, job: Job, **details: Any) -> None:
+        with self._lock:
+            self.events.append((name, job.generation, details))
+
+    def names(self, generation: int | None = None) -> list[str]:
+        with self._lock:
+            return [n for n, g, _ in self.events if generation is None or g == generation]
+
+    def last(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return next(d for n, _, d in reversed(self.events) if n == name)
+
+    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
+        self._add("starting", job, pid=pid, restarts=restarts)
+
+    def running(self, job: Job) -> None:
+        self._add("running", job)
+
+    def retrying(self, job: Job, **details: Any) -> None:
+        self._add("retrying", job, **details)
+
+    def failed(self, job: Job, **details: Any) -> None:
+        self._add("failed", job, **details)
+
+    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
+        self._add("ended", job, outcome=outcome, exit_code=exit_code)
+
+
+FAST = Limits(
+    stall_timeout_s=5.0,
+    stop_grace_s=2.0,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
+    retry_budget=3,
+    retry_window_s=60.0,
+)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@contextmanager
+def make_supervisor(recorder: Recorder, limits: Limits = FAST) -> Iterator[Supervisor]:
+    supervisor = Supervisor("test-node", limits, recorder)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.shutdown(timeout_s=10)
+
+
+@pytest.fixture
+def supervisor(recorder: Recorder) -> Iterator[Supervisor]:
+    with make_supervisor(recorder) as started:
+        yield started
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return status != "Z"
+
+
+def real_ffmpeg_job(generation: int = 1, seconds: int = 60) -> Job:
+    return Job(
+        "r1",
+        generation,
+        [
+            ffmpeg(), "-hide_banner", "-nostats", "-y", "-loglevel", "level+warning",
+            "-progress", "pipe:1", "-stats_period", "0.5",
+            "-re", "-f", "lavfi", "-i", f"testsrc2=size=160x90:rate=10:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-b:v", "100k",
+            "-f", "mpegts", "-y", "/dev/null",
+        ],
+    )  # fmt: skip
+
+
+def fake_job(mode: str, *args: str, generation: int = 1) -> Job:
+    return Job("r1", generation, [sys.executable, FAKE, mode, *args])
+
+
+def test_real_ffmpeg_runs_reports_and_stops(supervisor: Supervisor, recorder: Recorder) -> None:
+    assert supervisor.run(real_ffmpeg_job())
+    wait_for(lambda: "running" in recorder.names(), what="first progress")
+    stats = wait_for(
+        lambda: [s for s in supervisor.stats() if s.bitrate_kbps], what="a live bitrate"
+    )[0]
+    assert (stats.restream_id, stats.generation, stats.state, stats.node) == (
+        "r1",
+        1,
+        "running",
+        "test-node",
+    )
+    assert stats.pid is not None and alive(stats.pid)
+    assert supervisor.generations() == {"r1": 1}
+
+    started = time.monotonic()
+    assert supervisor.stop("r1", 1)
+    assert time.monotonic() - started < FAST.stop_grace_s  # FFmpeg obeyed before the SIGKILL
+    assert recorder.names() == ["starting", "running", "ended"]
+    assert recorder.last("ended")["outcome"] is Outcome.STOPPED
+    assert not alive(stats.pid)
+    assert supervisor.generations() == {}
+
+
+def test_a_crashing_ffmpeg_is_restarted_then_given_up(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    supervisor.run(fake_job("crash", "2"))
+    wait_for(lambda: "failed" in recorder.names(), what="the retry budget to run out")
+    assert recorder.names() == [
+        "starting", "running", "retrying",
+        "starting", "running", "retrying",
+        "starting", "running", "failed",
+    ]  # fmt: skip
+    retry = recorder.last("retrying")
+    assert retry["restarts"] == 2 and retry["exit_code"] == 1
+    assert retry["error"] == "[fatal] Error opening output files: Connection refused"
+    assert 0.04 <= retry["backoff_s"] <= 0.24  # exponential, capped, with jitter
+    failed = recorder.last("failed")
+    assert failed["reason"] == "3 failures within 60 s"
+    assert "Connection refused" in failed["stderr_tail"][0]
+    assert supervisor.generations() == {}
+
+
+def test_an_ended_input_is_a_failure_that_restarts(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    supervisor.run(fake_job("end", "1"))
+    wait_for(lambda: "retrying" in recorder.names())
+    assert recorder.last("retrying")["error"].startswith("input ended")
+
+
+def test_a_stalled_ffmpeg_is_killed_and_retried(recorder: Recorder) -> None:
+    limits = Limits(stall_timeout_s=0.6, backoff_initial_s=0.05, retry_budget=5)
+    with make_supervisor(recorder, limits) as supervisor:
+        supervisor.run(fake_job("stall"))
+        wait_for(lambda: "retrying" in recorder.names(), timeout_s=5)
+        assert recorder.names()[:3] == ["starting", "running", "retrying"]
+        assert recorder.last("retrying")["error"] == "killed: no progress within the stall timeout"
+
+
+def test_an_ffmpeg_ignoring_sigint_is_killed_with_its_group(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_FFMPEG_PIDS", str(pid_file))
+    limits = Limits(stop_grace_s=0.5)
+    with make_supervisor(recorder, limits) as supervisor:
+        supervisor.run(fake_job("stubborn"))
+        wait_for(lambda: "running" in recorder.names())
+        pids = [int(p) for p in wait_for(lambda: pid_file.read_text().split())]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+        started = time.monotonic()
+        supervisor.stop("r1", 1)
+        assert 0.5 <= time.monotonic() - started < 3
+        assert recorder.last("ended")["outcome"] is Outcome.STOPPED
+        wait_for(lambda: not any(alive(p) for p in pids), timeout_s=3, what="the whole group")
+
+
+def test_a_newer_generation_replaces_the_older_and_stale_orders_are_ignored(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    supervisor.run(fake_job("stubborn"))
+    wait_for(lambda: "running" in recorder.names(1))
+    assert supervisor.run(fake_job("stubborn", generation=2))
+    assert recorder.names(1)[-1] == "ended"
+    wait_for(lambda: "running" in recorder.names(2))
+    assert not supervisor.run(fake_job("stubborn", generation=1))  # stale start
+    assert not supervisor.stop("r1", 1)  # stale stop
+    assert supervisor.run(fake_job("stubborn", generation=2))  # repeated start: no-op
+    assert recorder.names(2) == ["starting", "running"]
+    assert supervisor.generations() == {"r1": 2}
+
+
+def test_fencing_kills_everything_at_once(supervisor: Supervisor, recorder: Recorder) -> None:
+    supervisor.run(fake_job("stubborn"))
+    wait_for(lambda: "running" in recorder.names())
+    pid = recorder.last("starting")["pid"]
+    started = time.monotonic()
+    assert supervisor.fence() == 1
+    assert time.monotonic() - started < 1  # no grace period for a fenced node
+    assert recorder.last("ended")["outcome"] is Outcome.FENCED
+    assert not alive(pid)
+
+
+def test_a_missing_binary_is_a_failure_with_the_reason(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    supervisor.run(Job("r1", 1, ["/nonexistent/ffmpeg", "-i", "x"]))
+    wait_for(lambda: "failed" in recorder.names())
+    assert "cannot start /nonexistent/ffmpeg" in recorder.last("failed")["error"]
+    assert "starting" not in recorder.names()
+
+
+def test_ffmpeg_dies_with_a_killed_worker(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL of the process owning the supervisor takes FFmpeg with it."""
+    pid_file = tmp_path / "pids"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+from worker.supervisor import Job, Limits, Supervisor
+from tests.worker.test_supervisor import Recorder
+supervisor = Supervisor("n", Limits(), Recorder())
+supervisor.start()
+supervisor.run(Job("r", 1, [sys.executable, {FAKE!r}, "stubborn"]))
+print("started", flush=True)
+time.sleep(600)
+"""
+    env = {**os.environ, "FAKE_FFMPEG_PIDS": str(pid_file)}
+    owner = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == b"started\n"
+        pids = [int(p) for p in wait_for(lambda: pid_file.read_text().split())]
+        fake_pid = pids[0]
+        assert alive(fake_pid)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        wait_for(lambda: not alive(fake_pid), timeout_s=3, what="FFmpeg to die with its owner")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
