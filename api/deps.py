@@ -23,19 +23,22 @@ class ApiState:
     celery: Any
 
 
-def api_state(request: Request) -> ApiState:
+# Trivial dependencies are `async def`: FastAPI runs them inline on the event loop instead of
+# handing each to the thread pool (a thread hop per dependency on every request).
+async def api_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.streamfleet
     return state
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request, committed before the response is sent (scope=function)."""
-    with api_state(request).db.transaction() as session:
+    state: ApiState = request.app.state.streamfleet
+    with state.db.transaction() as session:
         yield session
 
 
-def get_farm(request: Request) -> Farm:
-    state = api_state(request)
+async def get_farm(request: Request) -> Farm:
+    state: ApiState = request.app.state.streamfleet
     return Farm(redis=state.redis, settings=state.settings)
 
 

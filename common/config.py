@@ -45,11 +45,11 @@ class Settings(BaseSettings):
     )
     admin_password: SecretStr | None = Field(
         None,
-        description="Password of the farm administrator (required; `up` generates one).",
+        description="Farm administrator's password (required; `streamfleet up` makes one).",
     )
     jwt_secret: SecretStr | None = Field(
         None,
-        description="HS256 secret for login tokens (required; `streamfleet up` generates one).",
+        description="HS256 secret of login tokens (required; `streamfleet up` makes one).",
     )
     jwt_ttl_s: int = Field(30 * 24 * 3600, description="Lifetime of a login token, in seconds.")
     default_project_name: str = Field(
@@ -95,11 +95,11 @@ class Settings(BaseSettings):
     retry_window_s: float = Field(
         120.0, gt=0, description="Window in which FFmpeg failures count against the retry budget."
     )
-    progress_period_s: float = Field(
-        1.0,
+    progress_period_s: float | None = Field(
+        None,
         gt=0,
-        description="FFmpeg `-stats_period`: how often it reports progress (FFmpeg 7+ also "
-        "checks for stop requests at this pace).",
+        description="FFmpeg `-stats_period`, seconds; default 1, or 0.25 for FFmpeg 7+ whose main "
+        "loop also looks for stop requests only at this pace.",
     )
     stderr_tail_lines: int = Field(
         40, ge=1, description="Lines of FFmpeg's stderr kept for error reports."
@@ -111,7 +111,8 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often the reconciler compares desired and observed state."
     )
     placement_policy: Literal["spread", "pack"] = Field(
-        "spread", description="Which fitting node gets a restream: least loaded or most loaded."
+        "spread",
+        description="Which fitting node gets a restream: `spread` (least loaded) or `pack`.",
     )
     ffmpeg_binary: str | None = Field(
         None,
@@ -149,3 +150,28 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from (the first one, if several)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    return f"STREAMFLEET_{field.upper()}"
+
+
+def markdown_table() -> str:
+    """The configuration table of the README, from the settings' own descriptions."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field, info in Settings.model_fields.items():
+        if info.default_factory is not None:
+            default = "host name" if field == "node_name" else "(computed)"
+        elif info.default is None:
+            default = "—"
+        else:
+            default = f"`{info.default}`"
+        rows.append(f"| `{env_name(field)}` | {default} | {info.description} |")
+    return "\n".join(rows)

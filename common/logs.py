@@ -9,14 +9,15 @@ FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stderr` is at the time of each record, not at creation."""
+    """Writes to the process's real stderr, whatever `sys.stderr` was replaced with (Celery
+    redirects it into its logger; test runners swap and close it)."""
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
+        super().__init__(sys.__stderr__)
 
     @property
     def stream(self) -> object:
-        return sys.stderr
+        return sys.__stderr__
 
     @stream.setter
     def stream(self, _value: object) -> None:

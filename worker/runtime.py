@@ -110,7 +110,8 @@ class NodeRuntime:
             argv = build_argv(
                 definition,
                 Placement(self.node, self.settings.node_address),
-                progress_period_s=self.settings.progress_period_s,
+                progress_period_s=self.settings.progress_period_s
+                or self.ffmpeg.progress_period_s(),
             )
         except ValueError as error:
             self.reporter.failed(

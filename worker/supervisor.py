@@ -15,7 +15,9 @@ import ctypes
 import logging
 import os
 import random
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections import deque
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from common.ffmpeg.outcome import Outcome, classify_exit, error_line
-from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced
+from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
 from common.live import RestreamStats
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,40 @@ WATCHDOG_TICK_S = 0.25
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Spawner:
+    """How FFmpeg is started so that it dies with this process.
+
+    util-linux's `setpriv --pdeathsig KILL` sets the parent-death signal and execs FFmpeg (same
+    PID), which lets Python spawn with vfork: about 0.5 ms instead of 6-12 ms for a fork of a
+    worker's memory that a `preexec_fn` forces. Without setpriv, the `preexec_fn` it is.
+    """
+
+    prefix: tuple[str, ...]
+
+    @classmethod
+    def detect(cls) -> Spawner:
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            probe = subprocess.run(
+                [setpriv, "--pdeathsig", "KILL", "--", "true"], capture_output=True, check=False
+            )
+            if probe.returncode == 0:
+                return cls((setpriv, "--pdeathsig", "KILL", "--"))
+        return cls(())
+
+    async def spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self.prefix,
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group: we kill the whole group
+            preexec_fn=None if self.prefix else _die_with_parent,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,8 +119,11 @@ class Observer(Protocol):
 class _Process:
     """One restream's FFmpeg across its restarts, for one generation."""
 
-    def __init__(self, job: Job, limits: Limits, observer: Observer, node: str) -> None:
+    def __init__(
+        self, job: Job, limits: Limits, observer: Observer, node: str, spawner: Spawner
+    ) -> None:
         self.job = job
+        self.spawner = spawner
         self.limits = limits
         self.observer = observer
         self.node = node
@@ -162,15 +201,11 @@ class _Process:
         self.state = "starting"
         self.block, self.rate = None, RateWindow()
         self.stderr_tail.clear()
+        if shutil.which(self.job.argv[0]) is None:
+            self.stderr_tail.append(f"cannot start {self.job.argv[0]}: not an executable")
+            return None, False
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self.job.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group: we kill the whole group
-                preexec_fn=_die_with_parent,
-            )
+            process = await self.spawner.spawn(self.job.argv)
         except OSError as error:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: {error}")
             return None, False
@@ -237,9 +272,9 @@ class _Process:
             block = parser.feed(raw.decode(errors="replace"))
             if block is None:
                 continue
-            previous, self.block = self.block, block
+            self.block = block
             self.rate.add(block)
-            if self.state != "running" and advanced(previous, block):
+            if self.state != "running" and flowing(block):
                 self.state = "running"
                 self.observer.running(self.job)
 
@@ -291,8 +326,11 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
 class Supervisor:
     """Thread-safe front of the supervisor loop. Celery task threads call in here."""
 
-    def __init__(self, node: str, limits: Limits, observer: Observer) -> None:
+    def __init__(
+        self, node: str, limits: Limits, observer: Observer, spawner: Spawner | None = None
+    ) -> None:
         self.node = node
+        self.spawner = spawner or Spawner.detect()
         self.limits = limits
         self.observer = observer
         self._loop = asyncio.new_event_loop()
@@ -347,7 +385,7 @@ class Supervisor:
             if current.job.generation >= job.generation:
                 return current.job.generation == job.generation
             await self._end(current)
-        process = _Process(job, self.limits, self.observer, self.node)
+        process = _Process(job, self.limits, self.observer, self.node, self.spawner)
         self._jobs[job.restream_id] = process
         process.task = asyncio.create_task(self._guard(process))
         return True

@@ -3,6 +3,7 @@
   streamfleet up [--host H] [--port 8080] [--data-dir DIR] [--flower]
   streamfleet api | worker | beat | flower | migrate   [--data-dir DIR]
   streamfleet admin create-key --name NAME [--data-dir DIR]
+  streamfleet config
 
 Every subcommand reads its settings from the environment (see README); with `--data-dir` it
 also joins the local farm that `streamfleet up` runs there.
@@ -123,6 +124,13 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(_args: argparse.Namespace) -> int:
+    from common.config import markdown_table
+
+    print(markdown_table())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="streamfleet", description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -160,6 +168,10 @@ def parser() -> argparse.ArgumentParser:
     flower.set_defaults(func=cmd_flower)
     sub("migrate", "bring the database schema to the newest revision").set_defaults(
         func=cmd_migrate
+    )
+
+    commands.add_parser("config", help="list every setting (Markdown)").set_defaults(
+        func=cmd_config, data_dir=DEFAULT_DATA_DIR
     )
 
     admin = commands.add_parser("admin", help="administer the farm")

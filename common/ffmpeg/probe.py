@@ -10,6 +10,11 @@ _VERSION = re.compile(r"ffmpeg version (\S+)")
 _MAJOR = re.compile(r"(\d+)\.(\d+)")
 _CODEC_LINE = re.compile(r"^\s*([VAS][A-Z.]{5})\s+(\S+)\s")
 PROBE_TIMEOUT_S = 20.0
+# FFmpeg 7 moved to a threaded architecture whose main loop wakes (to report progress, and to
+# notice "q" or SIGINT) once per -stats_period: a shorter period keeps stops prompt.
+THREADED_MAJOR = 7
+DEFAULT_PROGRESS_PERIOD_S = 1.0
+THREADED_PROGRESS_PERIOD_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,11 @@ class FfmpegCapabilities:
     version: str
     major: int | None
     encoders: frozenset[str] = field(default_factory=frozenset)
+
+    def progress_period_s(self) -> float:
+        """The -stats_period that suits this build (see THREADED_MAJOR)."""
+        threaded = self.major is None or self.major >= THREADED_MAJOR  # git builds are recent
+        return THREADED_PROGRESS_PERIOD_S if threaded else DEFAULT_PROGRESS_PERIOD_S
 
     def as_dict(self) -> dict[str, object]:
         return {

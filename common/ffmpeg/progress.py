@@ -73,12 +73,22 @@ class ProgressParser:
 def advanced(previous: ProgressBlock | None, current: ProgressBlock) -> bool:
     """True when `current` shows *output* progress over `previous`: bytes written or media
     time muxed. Frames fed to an encoder do not count (an encoder may buffer them while its
-    output is stuck). This is what marks a restream running and resets the stall watchdog."""
+    output is stuck). This is what resets the stall watchdog."""
     pairs = (
         (previous.total_size_bytes if previous else None, current.total_size_bytes),
         (previous.out_time_us if previous else None, current.out_time_us),
     )
     return any(now is not None and now > (before or 0) for before, now in pairs)
+
+
+def flowing(block: ProgressBlock) -> bool:
+    """True once media flows: frames processed or output written. FFmpeg opens its inputs and
+    outputs before the first frame, so a frame counted means both ends are connected. This is
+    what marks a restream running."""
+    return any(
+        value is not None and value > 0
+        for value in (block.frame, block.total_size_bytes, block.out_time_us)
+    )
 
 
 class RateWindow:

@@ -231,15 +231,17 @@ def test_a_missing_binary_is_a_failure_with_the_reason(
     assert "starting" not in recorder.names()
 
 
-def test_ffmpeg_dies_with_a_killed_worker(tmp_path: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL of the process owning the supervisor takes FFmpeg with it."""
+@pytest.mark.parametrize("spawner", ["Spawner.detect()", "Spawner(())"], ids=["setpriv", "preexec"])
+def test_ffmpeg_dies_with_a_killed_worker(tmp_path: Path, spawner: str) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL of the process owning the supervisor takes FFmpeg with it,
+    whether set by setpriv or by a preexec_fn."""
     pid_file = tmp_path / "pids"
     script = f"""
 import sys, time
 sys.path.insert(0, {str(Path(__file__).parents[2])!r})
-from worker.supervisor import Job, Limits, Supervisor
+from worker.supervisor import Job, Limits, Spawner, Supervisor
 from tests.worker.test_supervisor import Recorder
-supervisor = Supervisor("n", Limits(), Recorder())
+supervisor = Supervisor("n", Limits(), Recorder(), {spawner})
 supervisor.start()
 supervisor.run(Job("r", 1, [sys.executable, {FAKE!r}, "stubborn"]))
 print("started", flush=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced
+from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 
@@ -49,7 +49,21 @@ def test_ffmpeg51_first_block_has_no_output_yet() -> None:
         speed=0.0,  # "   0x"
         ended=False,
     )
-    assert not advanced(None, first)
+    assert not advanced(None, first)  # no output yet: the watchdog is not reset
+    assert flowing(first)  # but a frame went through: inputs and outputs are open
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (ProgressBlock(0, None, None, 0, 0, 0, 0, None, False), False),
+        (ProgressBlock(None, None, None, None, None, 0, 0, None, False), False),
+        (ProgressBlock(0, None, None, 0, 128_000, 0, 0, None, False), True),  # FFmpeg 9 audio
+        (ProgressBlock(1, None, None, 0, 0, 0, 0, None, False), True),
+    ],
+)
+def test_flowing(block: ProgressBlock, expected: bool) -> None:
+    assert flowing(block) is expected
 
 
 def test_padded_values_and_units() -> None:
@@ -108,3 +122,12 @@ def test_rate_window_on_real_output() -> None:
     rate = window.bitrate_kbps()
     # 200 kbit/s video + 64 kbit/s audio + MPEG-TS overhead
     assert rate is not None and 200 < rate < 450
+
+
+@pytest.mark.parametrize(
+    ("major", "period"), [(5, 1.0), (6, 1.0), (7, 0.25), (9, 0.25), (None, 0.25)]
+)
+def test_progress_period_suits_the_ffmpeg_build(major: int | None, period: float) -> None:
+    from common.ffmpeg.probe import FfmpegCapabilities
+
+    assert FfmpegCapabilities("ffmpeg", "x", major).progress_period_s() == period

@@ -1,0 +1,205 @@
+"""Start and stop latency through the whole distributed path, on a local farm.
+
+    python bench/start_stop.py [--count 20] [--ffmpeg PATH] [--progress-period S]
+
+Starts `streamfleet up` in a temporary directory (embedded PostgreSQL and Redis unless
+DATABASE_URL / REDIS_URL are set), creates `--count` small test-video restreams (160x90,
+10 fps, to a UDP sink) through the Callaba API, then for each one, one at a time:
+
+  start -> running   from just before `POST /api/restream/start` is sent to the first
+                     progress of its FFmpeg (the `running` event the worker records)
+  stop  -> exited    from just before `POST /api/restream/stop` is sent to the exit of its
+                     FFmpeg (the `idle` event the worker records once the process is gone)
+
+Event times come from PostgreSQL's clock on this same machine. Prints p50/p90/max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common.cli.localfarm import free_port  # noqa: E402
+
+JOB = {
+    "input": {
+        "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+        "resolution_width": 160,
+        "resolution_height": 90,
+        "encoding_rate": 10,
+        "test_video_bitrate": 100,
+    },
+    "output": {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:9"},
+    "active": False,
+}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def wait(condition: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+class LocalFarm:
+    def __init__(self, data_dir: Path, port: int, quiet: bool, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        log = subprocess.DEVNULL if quiet else None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "common.cli.main", "up", "--port", str(port),
+             "--data-dir", str(data_dir), "--node", "bench"],
+            cwd=ROOT, stdout=log, stderr=log, env=env,
+        )  # fmt: skip
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        wait(self._ready, 90, "the farm to start")
+        secrets = json.loads((data_dir / "secrets.json").read_text())
+        login = self.http.post(
+            "/api/auth/login",
+            json={
+                "email": os.environ.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local"),
+                "password": os.environ.get(
+                    "STREAMFLEET_ADMIN_PASSWORD", secrets["STREAMFLEET_ADMIN_PASSWORD"]
+                ),
+            },
+        )
+        login.raise_for_status()
+        self.callaba = {"x-access-token": login.json()["token"]}
+        key = subprocess.run(
+            [sys.executable, "-m", "common.cli.main", "admin", "create-key",
+             "--name", "bench", "--data-dir", str(data_dir)],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        self.bearer = {"Authorization": f"Bearer {key}"}
+        wait(self._worker_live, 60, "the worker")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise SystemExit("streamfleet up exited")
+        try:
+            return self.http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _worker_live(self) -> bool:
+        nodes = self.http.get("/v1/nodes", headers=self.bearer).json()
+        return any(n["live"] for n in nodes)
+
+    def event_time(self, restream_id: str, to_state: str, after: float) -> float | None:
+        events = self.http.get(f"/v1/restreams/{restream_id}/events", headers=self.bearer).json()
+        for event in events:
+            at = datetime.fromisoformat(event["at"]).timestamp()
+            if event["to_state"] == to_state and at >= after - 0.5:
+                return at
+        return None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+
+
+def measure(farm: LocalFarm, restream_id: str) -> tuple[float, float, float, float]:
+    """(start -> running, stop -> exited, start call, stop call) of one restream, seconds."""
+
+    def act(action: str, event: str) -> tuple[float, float]:
+        sent = time.time()
+        farm.http.post(f"/api/restream/{action}", json={"id": restream_id}, headers=farm.callaba)
+        answered = time.time() - sent
+        at = wait(lambda: farm.event_time(restream_id, event, sent), 30, event)
+        return at - sent, answered
+
+    start, start_call = act("start", "running")
+    time.sleep(0.5)  # let it run a little
+    stop, stop_call = act("stop", "idle")
+    return start, stop, start_call, stop_call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--keep-farm-output", action="store_true", help="show the farm's logs")
+    parser.add_argument("--ffmpeg", help="FFmpeg binary for the worker (FFMPEG_BINARY)")
+    parser.add_argument("--progress-period", help="STREAMFLEET_PROGRESS_PERIOD_S for the worker")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.ffmpeg:
+        env["FFMPEG_BINARY"] = args.ffmpeg
+    if args.progress_period:
+        env["STREAMFLEET_PROGRESS_PERIOD_S"] = args.progress_period
+
+    with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
+        farm = LocalFarm(Path(tmp) / "farm", free_port(), not args.keep_farm_output, env)
+        try:
+            ids = [
+                farm.http.post(
+                    "/api/restream/create",
+                    json={**JOB, "restream_name": f"bench-{i}"},
+                    headers=farm.callaba,
+                ).json()["id"]
+                for i in range(args.count)
+            ]
+            starts, stops, start_calls, stop_calls = [], [], [], []
+            for restream_id in ids:
+                sent = time.time()
+                farm.http.post(
+                    "/api/restream/start", json={"id": restream_id}, headers=farm.callaba
+                )
+                start_calls.append(time.time() - sent)
+                running = wait(
+                    lambda rid=restream_id, t=sent: farm.event_time(rid, "running", t),
+                    30,
+                    "running",
+                )
+                starts.append(running - sent)
+                time.sleep(0.5)  # let it run a little
+                sent = time.time()
+                farm.http.post("/api/restream/stop", json={"id": restream_id}, headers=farm.callaba)
+                stop_calls.append(time.time() - sent)
+                idle = wait(
+                    lambda rid=restream_id, t=sent: farm.event_time(rid, "idle", t), 30, "idle"
+                )
+                stops.append(idle - sent)
+            nodes = farm.http.get("/v1/nodes", headers=farm.bearer).json()
+            version = nodes[0]["capabilities"]["ffmpeg"]["version"]
+        finally:
+            farm.stop()
+
+    def line(name: str, values: list[float]) -> str:
+        ms = [v * 1000 for v in values]
+        return (
+            f"{name:<28} p50 {statistics.median(ms):7.1f} ms   p90 {percentile(ms, 0.9):7.1f} ms"
+            f"   max {max(ms):7.1f} ms"
+        )
+
+    print(f"streamfleet start/stop latency, {args.count} restreams, FFmpeg {version}")
+    print(line("start -> running (first progress)", starts))
+    print(line("stop -> FFmpeg exited", stops))
+    print(line("  POST start answered", start_calls))
+    print(line("  POST stop answered", stop_calls))
+
+
+if __name__ == "__main__":
+    main()

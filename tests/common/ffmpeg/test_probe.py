@@ -1,0 +1,46 @@
+"""The capability probe: parsers on real output, and the real binary."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.ffmpeg.probe import parse_codecs, parse_version, probe
+from tests.support.media import ffmpeg
+
+ENCODERS = """Encoders:
+ V..... = Video
+ A..... = Audio
+ ------
+ V....D libx264              libx264 H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (codec h264)
+ V....D libx265              libx265 H.265 / HEVC (codec hevc)
+ A..... aac                  AAC (Advanced Audio Coding)
+ A....D libmp3lame           libmp3lame MP3 (MPEG audio layer 3) (codec mp3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "version", "major"),
+    [
+        ("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026", "5.1.9-0+deb12u1", 5),
+        (
+            "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright",
+            "n9.0.2-17-g2a571b6068-20260930",
+            9,
+        ),
+        ("ffmpeg version 6.0-static https://johnvansickle.com/ffmpeg/", "6.0-static", 6),
+        ("ffmpeg version N-112345-gabcdef Copyright", "N-112345-gabcdef", None),
+        ("garbage", "unknown", None),
+    ],
+)
+def test_parse_version(text: str, version: str, major: int | None) -> None:
+    assert parse_version(text) == (version, major)
+
+
+def test_parse_codecs_skips_the_legend() -> None:
+    assert parse_codecs(ENCODERS) == {"libx264", "libx265", "aac", "libmp3lame"}
+
+
+def test_probe_of_the_real_binary() -> None:
+    capabilities = probe(ffmpeg())
+    assert capabilities.major is not None and capabilities.major >= 5
+    assert {"libx264", "aac"} <= capabilities.encoders
