@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import random
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -28,40 +26,24 @@ from typing import Any, Protocol, TypeVar
 from common.ffmpeg.outcome import Outcome, classify_exit, error_line
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
 from common.live import RestreamStats
+from common.processes import pdeathsig_prefix, set_parent_death_signal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 WATCHDOG_TICK_S = 0.25
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @dataclass(frozen=True)
 class Spawner:
-    """How FFmpeg is started so that it dies with this process.
-
-    util-linux's `setpriv --pdeathsig KILL` sets the parent-death signal and execs FFmpeg (same
-    PID), which lets Python spawn with vfork: about 0.5 ms instead of 6-12 ms for a fork of a
-    worker's memory that a `preexec_fn` forces. Without setpriv, the `preexec_fn` it is.
-    """
+    """Starts FFmpeg in its own process group, set to die with this process (see
+    `common.processes`): through setpriv when available, else with a preexec_fn."""
 
     prefix: tuple[str, ...]
 
     @classmethod
     def detect(cls) -> Spawner:
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None:
-            probe = subprocess.run(
-                [setpriv, "--pdeathsig", "KILL", "--", "true"], capture_output=True, check=False
-            )
-            if probe.returncode == 0:
-                return cls((setpriv, "--pdeathsig", "KILL", "--"))
-        return cls(())
+        return cls(pdeathsig_prefix("KILL"))
 
     async def spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -71,7 +53,7 @@ class Spawner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group: we kill the whole group
-            preexec_fn=None if self.prefix else _die_with_parent,
+            preexec_fn=None if self.prefix else set_parent_death_signal,
         )
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.processes import popen_tied
+
 DEFAULT_DATA_DIR = Path(".streamfleet")
 SERVICES_FILE = "services.json"
 SECRETS_FILE = "secrets.json"
@@ -120,7 +122,9 @@ class EmbeddedRedis:
             binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
             "--save", "", "--appendonly", "no", "--logfile", str(workdir / "redis.log"),
         ]  # fmt: skip
-        process = subprocess.Popen(command)
+        # Its own process group (a Ctrl-C meant for `up` must not stop it before the workers
+        # are done with it), and gone when its parent is.
+        process = popen_tied(command, process_group=0)
         url = f"redis://127.0.0.1:{port}/0"
         _wait_for_port(port, process)
         return cls(process=process, url=url)

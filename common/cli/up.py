@@ -10,7 +10,6 @@ FFmpeg), then the embedded services. Children die with `up` even if it is killed
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -27,13 +26,9 @@ from common.cli.localfarm import (
     load_secrets,
     write_json,
 )
+from common.processes import popen_tied
 
-_PR_SET_PDEATHSIG = 1
 CHILD_STOP_TIMEOUT_S = 30.0
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass
@@ -57,8 +52,9 @@ class Farm:
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         data_dir = str(self.options.data_dir.resolve())
         command = [sys.executable, "-m", "common.cli.main", *args, "--data-dir", data_dir]
-        # `up` runs no threads of its own, so a preexec_fn is safe here.
-        self.children[name] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+        # Its own process group: a Ctrl-C in the terminal reaches `up` alone, which then stops
+        # the children in order; and each child gets SIGTERM should `up` itself be killed.
+        self.children[name] = popen_tied(command, env=env, process_group=0)
 
     def stop(self) -> None:
         """Stop children (front to back), then the embedded services."""
