@@ -11,7 +11,9 @@ DATABASE_URL / REDIS_URL are set), creates `--count` small test-video restreams 
   stop  -> exited    from just before `POST /api/restream/stop` is sent to the exit of its
                      FFmpeg (the `idle` event the worker records once the process is gone)
 
-Event times come from PostgreSQL's clock on this same machine. Prints p50/p90/max.
+Event times come from PostgreSQL's clock on this same machine. For comparison it also runs
+the same FFmpeg command line directly, without the farm (the floor: FFmpeg's own start-up and
+shutdown). Prints p50/p90/max.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.cli.localfarm import free_port  # noqa: E402
+from common.ffmpeg.argv import Placement, build_argv  # noqa: E402
+from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
+from common.ffmpeg.probe import probe  # noqa: E402
+from common.ffmpeg.progress import ProgressParser, flowing  # noqa: E402
+from common.restreams.schemas import RestreamDefinition  # noqa: E402
 
 JOB = {
     "input": {
@@ -137,6 +144,38 @@ def measure(farm: LocalFarm, restream_id: str) -> tuple[float, float, float, flo
     return start, stop, start_call, stop_call
 
 
+def ffmpeg_alone(binary: str, period: str | None, count: int) -> tuple[list[float], list[float]]:
+    """The same job's FFmpeg run directly: spawn -> first progress, SIGINT -> exit."""
+    definition = RestreamDefinition.model_validate(
+        {"input": JOB["input"], "outputs": [JOB["output"]]}
+    )
+    capabilities = probe(binary)
+    argv = [binary, *build_argv(
+        definition,
+        Placement("bench"),
+        progress_period_s=float(period) if period else capabilities.progress_period_s(),
+    )]  # fmt: skip
+    starts, stops = [], []
+    for _ in range(count):
+        sent = time.monotonic()
+        process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert process.stdout is not None
+        parser = ProgressParser()
+        for raw in process.stdout:
+            block = parser.feed(raw.decode())
+            if block is not None and flowing(block):
+                break
+        starts.append(time.monotonic() - sent)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait()
+        stops.append(time.monotonic() - sent)
+    return starts, stops
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20)
@@ -187,6 +226,9 @@ def main() -> None:
         finally:
             farm.stop()
 
+    binary = resolve_ffmpeg(env.get("FFMPEG_BINARY"))
+    alone_starts, alone_stops = ffmpeg_alone(binary, args.progress_period, args.count)
+
     def line(name: str, values: list[float]) -> str:
         ms = [v * 1000 for v in values]
         return (
@@ -194,11 +236,15 @@ def main() -> None:
             f"   max {max(ms):7.1f} ms"
         )
 
-    print(f"streamfleet start/stop latency, {args.count} restreams, FFmpeg {version}")
+    period = args.progress_period or "default"
+    print(f"start/stop latency over {args.count} restreams: FFmpeg {version}, period {period}")
     print(line("start -> running (first progress)", starts))
     print(line("stop -> FFmpeg exited", stops))
     print(line("  POST start answered", start_calls))
     print(line("  POST stop answered", stop_calls))
+    print("the same FFmpeg command run directly, without the farm:")
+    print(line("  spawn -> first progress", alone_starts))
+    print(line("  SIGINT -> exited", alone_stops))
 
 
 if __name__ == "__main__":

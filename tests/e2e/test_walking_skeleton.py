@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support.farm import Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
+from tests.support.processes import alive
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
 def farm(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Farm]:
     with running_farm(tmp_path_factory.mktemp("farm"), pg_server_url) as started:
         yield started
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
 
 
 def test_test_video_to_rtmp_transcoded_to_640x360_at_800k(farm: Farm, tmp_path: Path) -> None:
@@ -78,13 +70,13 @@ def test_test_video_to_rtmp_transcoded_to_640x360_at_800k(farm: Farm, tmp_path: 
         details = wait_for(steady, timeout_s=30, every_s=0.5, what="running at 800 kbit/s ±25%")
         assert details["node"] == farm.node
         pid = details["stats"]["pid"]
-        assert pid_alive(pid)
+        assert alive(pid)
         stat = {s["id"]: s["bitrate"] for s in farm.post("/api/restream/getStat")}
         assert 600 <= stat[restream_id] <= 1000
 
         assert farm.post("/api/restream/stop", {"id": restream_id}) == {"success": True, "ok": True}
         wait_for(lambda: farm.get_by_id(restream_id)["state"] == "idle", timeout_s=15)
-        assert not pid_alive(pid)
+        assert not alive(pid)
         listener.wait(15)  # the publisher left: the listener finishes its recording
         probed = probe(recording)
         video = stream_of(probed, "video")
@@ -178,5 +170,5 @@ def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_u
         ).stdout.split()
         assert len(children) >= 3  # api, worker, beat
     # running_farm asserted `up` exited 0 on SIGTERM
-    assert not pid_alive(pid)
-    assert not any(pid_alive(int(child)) for child in children)
+    assert not alive(pid)
+    assert not any(alive(int(child)) for child in children)

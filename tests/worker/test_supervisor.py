@@ -17,6 +17,7 @@ import pytest
 
 from common.ffmpeg.outcome import Outcome
 from tests.support.media import ffmpeg
+from tests.support.processes import alive
 from tests.support.wait import wait_for
 from worker.supervisor import Job, Limits, Supervisor
 
@@ -87,16 +88,6 @@ def make_supervisor(recorder: Recorder, limits: Limits = FAST) -> Iterator[Super
 def supervisor(recorder: Recorder) -> Iterator[Supervisor]:
     with make_supervisor(recorder) as started:
         yield started
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose.
-    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    return status != "Z"
 
 
 def real_ffmpeg_job(generation: int = 1, seconds: int = 60) -> Job:
