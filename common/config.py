@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     node_address: str = Field(
         "127.0.0.1", description="Address publishers and peers use to reach this node."
     )
+    cpu_millicores: int | None = Field(
+        None,
+        ge=1,
+        description="CPU this node offers, in millicores; default cores x 1000 x overcommit.",
+    )
+    cpu_overcommit: float = Field(
+        1.0, gt=0, description="Multiplier on the detected cores when CPU capacity is not declared."
+    )
+    u30_devices: int | None = Field(
+        None,
+        ge=0,
+        description="Alveo U30 devices of this node (2 per card); default: counted in sysfs.",
+    )
     worker_concurrency: int = Field(
         8, ge=1, description="Threads of a worker's Celery pool (control messages only)."
     )

@@ -18,6 +18,7 @@ from common.db import Database
 from common.ffmpeg.outcome import Outcome
 from common.restreams import reports
 from common.restreams.reports import Attempt
+from common.restreams.service import Farm, place_now
 from worker.supervisor import Job
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,10 @@ class Reporter:
     few attempts is dropped; the reconciler's next round brings state back in line.
     """
 
-    def __init__(self, db: Database, client: redis.Redis, node: str) -> None:
+    def __init__(self, db: Database, farm: Farm, node: str) -> None:
         self.db = db
-        self.redis = client
+        self.farm = farm
+        self.redis = farm.redis
         self.node = node
         self._queue: queue.Queue[Write | None] = queue.Queue()
         self._thread = threading.Thread(target=self._serve, name="reporter", daemon=True)
@@ -132,6 +134,8 @@ class Reporter:
 
         def write(session: Session) -> None:
             self._forget_stats(job)
-            reports.ended(session, attempt, outcome=outcome.value, exit_code=exit_code)
+            moving = reports.ended(session, attempt, outcome=outcome.value, exit_code=exit_code)
+            if moving is not None:  # it left this node but is still wanted: place it now
+                place_now(session, self.farm, moving)
 
         self._queue.put(write)

@@ -7,9 +7,12 @@ stopping something a sync did not list, it checks that it really should not run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from common import live
 from common.config import Settings
@@ -18,13 +21,15 @@ from common.ffmpeg.argv import Placement, build_argv
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.nodes import repository as node_repository
 from common.nodes import service as nodes
-from common.nodes.capabilities import node_capabilities
+from common.nodes.capabilities import count_u30_devices, node_capabilities
+from common.nodes.states import NodeState
 from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
 from common.restreams.reports import Attempt
-from common.restreams.service import definition_of
+from common.restreams.service import Farm, definition_of
 from worker.lease import Heartbeat
 from worker.reporter import Reporter
 from worker.supervisor import Job, Limits, Supervisor
@@ -39,10 +44,16 @@ class NodeRuntime:
         self.db = Database(make_engine(settings.database_url, pool_size=4), send)
         self.redis = live.connect(settings.redis_url)
         self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
+        u30_devices = settings.u30_devices
         self.capabilities = node_capabilities(
-            cores=os.cpu_count() or 1, ffmpeg=self.ffmpeg.as_dict()
+            cores=os.cpu_count() or 1,
+            ffmpeg=self.ffmpeg.as_dict(),
+            cpu_millicores=settings.cpu_millicores,
+            overcommit=settings.cpu_overcommit,
+            u30_devices=count_u30_devices() if u30_devices is None else u30_devices,
+            u30_source="sysfs" if u30_devices is None else "configuration",
         )
-        self.reporter = Reporter(self.db, self.redis, self.node)
+        self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.supervisor = Supervisor(
             self.node,
             Limits(
@@ -84,9 +95,30 @@ class NodeRuntime:
         )
 
     def shutdown(self) -> None:
-        """Stop every FFmpeg gracefully, write the last reports, release the lease."""
+        """Drain: move every restream to other nodes (stop here, start there), then leave.
+
+        The node drains itself (no new restreams), marks its restreams as moving, stops its
+        FFmpeg gracefully; each one, once gone, is placed on another node by the reporter.
+        A node an operator had drained stays draining; one drained by this shutdown is
+        marked offline, and comes back active with its next start.
+        """
+        self_drained = False
+        try:
+            with self.db.transaction() as session:
+                node = node_repository.get(session, self.node, for_update=True)
+                if node is not None and node.state is NodeState.ACTIVE:
+                    nodes.transition(session, node, NodeState.DRAINING, "worker shutting down")
+                    self_drained = True
+                nodes.evacuate(session, self.node, notify=False)
+        except OperationalError:
+            log.warning("database unreachable: stopping without moving the restreams")
         self.supervisor.shutdown(self.settings.stop_grace_s + 5)
         self.reporter.close()
+        if self_drained:
+            with contextlib.suppress(OperationalError), self.db.transaction() as session:
+                node = node_repository.get(session, self.node, for_update=True)
+                if node is not None and node.state is NodeState.DRAINING:
+                    nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self.heartbeat.stop(release=True)
         self.db.dispose()
 

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import surface_route
-from common import events
+from common import events, live
 from common.errors import StreamfleetError
-from common.live import RestreamStats
-from common.models import Event, Restream
+from common.live import NodeLease, RestreamStats
+from common.models import Event, Node, Restream
 from common.nodes import service as nodes
 from common.restreams import service
 from common.restreams.schemas import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
@@ -234,16 +234,47 @@ def restream_events(
 
 @router.get("/nodes")
 def list_nodes(session: SessionDep, farm: FarmDep, principal: BearerPrincipal) -> list[NodeOut]:
-    views = nodes.overview(session, farm.redis, principal)
     return [
-        NodeOut(
-            name=node.name,
-            state=node.state.value,
-            live=lease is not None,
-            address=lease.address if lease else None,
-            capabilities=lease.capabilities if lease else node.capabilities,
-            running=len(lease.running) if lease else 0,
-            lease_renewed_at=lease.renewed_at if lease else None,
-        )
-        for node, lease in views
+        _node_out(node, lease) for node, lease in nodes.overview(session, farm.redis, principal)
     ]
+
+
+def _node_out(node: Node, lease: NodeLease | None) -> NodeOut:
+    return NodeOut(
+        name=node.name,
+        state=node.state.value,
+        live=lease is not None,
+        address=lease.address if lease else None,
+        capabilities=lease.capabilities if lease else node.capabilities,
+        running=len(lease.running) if lease else 0,
+        lease_renewed_at=lease.renewed_at if lease else None,
+    )
+
+
+@router.post("/nodes/{name}/drain", status_code=202)
+def drain_node(
+    name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> NodeOut:
+    """No new restreams on this node; its restreams move to other nodes (stop, then start)."""
+    node = nodes.drain(session, principal, name)
+    return _node_out(node, live.read_leases(farm.redis, [name]).get(name))
+
+
+@router.post("/nodes/{name}/undrain")
+def undrain_node(
+    name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> NodeOut:
+    """Back in service: the node takes new restreams again."""
+    node = nodes.undrain(session, principal, name)
+    return _node_out(node, live.read_leases(farm.redis, [name]).get(name))
+
+
+@router.get("/nodes/{name}/events")
+def node_events(
+    name: str,
+    session: SessionDep,
+    principal: BearerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    node = nodes.get(session, principal, name)
+    return [_event(e) for e in events.history(session, events.NODE, node.name, limit=limit)]

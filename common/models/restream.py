@@ -17,6 +17,7 @@ class Restream(Base):
     Desired: `definition`, `active`. Placement (control plane): `node_name`, `generation`.
     Observed: `state`, `state_reason`, `last_error` — changed only through the declared
     transition table, compare-and-set on `generation`.
+    Reservation (set with the placement, cleared with it): what it holds on its node.
     """
 
     __tablename__ = "restreams"
@@ -33,6 +34,10 @@ class Restream(Base):
     node_name: Mapped[str | None] = mapped_column(
         ForeignKey("nodes.name", ondelete="SET NULL"), nullable=True, index=True
     )
+    reserved_millicores: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    u30_device: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    u30_load: Mapped[dict[str, int] | None] = mapped_column(JSONB, nullable=True)
+    listen_port: Mapped[str | None] = mapped_column(String(16), nullable=True)
     state: Mapped[RestreamState] = mapped_column(
         enum_column(RestreamState, "restream_state"), default=RestreamState.IDLE, index=True
     )

@@ -1,22 +1,42 @@
-"""What a restream needs from a node, and what a node offers. Pure."""
+"""What a restream needs from a node, and what a node offers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common.ffmpeg.argv import AUDIO_ENCODERS, TEST_VIDEO_ENCODER
+from common.nodes.capacity import (
+    COPY_MILLICORES,
+    DEVICES_PER_CARD,
+    SLOTS_PER_DEVICE,
+    Capacity,
+    Cost,
+    cost_of,
+)
 from common.restreams.schemas import AudioCodec, InputType, RestreamDefinition
+
+XILINX_VENDOR = 0x10EE
+# PCI device ids of the user physical function of a U30 device (XRT's xocl table: 0x503D, and
+# 0x513D for the newer shell). Each card carries two devices; each device also has a
+# management function (0x503C / 0x513C), which a VM or a VT1 instance may not see, so only
+# user functions are counted: one per device.
+U30_USER_FUNCTION_IDS = frozenset({0x503D, 0x513D})
 
 
 @dataclass(frozen=True)
 class Requirements:
-    """The FFmpeg encoders a restream cannot run without."""
+    """What a restream cannot run without: FFmpeg encoders, resources, a listen port."""
 
     encoders: frozenset[str]
+    cost: Cost = field(default_factory=lambda: Cost(COPY_MILLICORES))
+    listen_port: str | None = None  # "2035/UDP"
 
 
 def requirements(definition: RestreamDefinition) -> Requirements:
+    """Pure: the needs of `definition`."""
     encoders: set[str] = set()
     transcoding = definition.transcoding
     video = transcoding.video_transcoding if transcoding else None
@@ -29,16 +49,59 @@ def requirements(definition: RestreamDefinition) -> Requirements:
         audio = audio or AudioCodec.AAC
     if audio is not None:
         encoders.add(AUDIO_ENCODERS[audio])
-    return Requirements(encoders=frozenset(encoders))
+    listen = definition.input.input_stream_listen_port
+    port = f"{listen.port}/{listen.transport}" if listen is not None else None
+    return Requirements(encoders=frozenset(encoders), cost=cost_of(definition), listen_port=port)
 
 
 def node_capabilities(
-    *, cores: int, ffmpeg: dict[str, Any], labels: dict[str, str] | None = None
+    *,
+    cores: int,
+    ffmpeg: dict[str, Any],
+    cpu_millicores: int | None = None,
+    overcommit: float = 1.0,
+    u30_devices: int = 0,
+    u30_source: str = "none",
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The capabilities document a worker advertises in its lease and its node row."""
-    return {"cpu": {"cores": cores}, "ffmpeg": ffmpeg, "labels": labels or {}}
+    millicores = cpu_millicores if cpu_millicores is not None else round(cores * 1000 * overcommit)
+    return {
+        "cpu": {"cores": cores, "overcommit": overcommit, "millicores": millicores},
+        "u30": {
+            "devices": list(range(u30_devices)),
+            "cards": -(-u30_devices // DEVICES_PER_CARD),
+            "slots": u30_devices * SLOTS_PER_DEVICE,
+            "source": u30_source,
+        },
+        "ffmpeg": ffmpeg,
+        "labels": labels or {},
+    }
 
 
-def encoders_of(capabilities: dict[str, Any]) -> frozenset[str]:
+def encoders_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
     ffmpeg = capabilities.get("ffmpeg") or {}
     return frozenset(ffmpeg.get("encoders") or ())
+
+
+def capacity_of(capabilities: Mapping[str, Any]) -> Capacity:
+    cpu = capabilities.get("cpu") or {}
+    millicores = cpu.get("millicores")
+    if millicores is None:
+        millicores = int(cpu.get("cores", 1)) * 1000
+    u30 = capabilities.get("u30") or {}
+    return Capacity(int(millicores), tuple(int(d) for d in u30.get("devices") or ()))
+
+
+def count_u30_devices(sysfs_pci_devices: Path = Path("/sys/bus/pci/devices")) -> int:
+    """U30 devices on this machine, from PCI ids in sysfs (user functions only: one each)."""
+    count = 0
+    for device in sysfs_pci_devices.glob("*"):
+        try:
+            vendor = int((device / "vendor").read_text(), 16)
+            product = int((device / "device").read_text(), 16)
+        except (OSError, ValueError):
+            continue
+        if vendor == XILINX_VENDOR and product in U30_USER_FUNCTION_IDS:
+            count += 1
+    return count

@@ -1,12 +1,23 @@
-"""Which node runs a restream: filter by what it needs, then pick by policy. Pure."""
+"""Which node runs a restream: filter by capability, free capacity and free port, then pick by
+policy. Pure: the callers (API, reconciler) read the state and reserve under a lock."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from common.nodes.capabilities import Requirements
+from common.live import NodeLease
+from common.nodes.capabilities import Requirements, capacity_of, encoders_of
+from common.nodes.capacity import (
+    ENGINE_UNITS,
+    Capacity,
+    Cost,
+    Reservation,
+    U30Load,
+    Usage,
+    usage_of,
+)
 
 Policy = Literal["spread", "pack"]
 
@@ -18,13 +29,35 @@ class Candidate:
     name: str
     address: str
     encoders: frozenset[str]
-    load: int  # restreams placed on it
+    capacity: Capacity
+    usage: Usage = field(default_factory=Usage)
+    ports: Mapping[str, str] = field(default_factory=dict)  # "2035/UDP" -> holding restream
+
+    def taking(self, needs: Requirements, device: int | None, holder: str) -> Candidate:
+        """This node after it also takes a restream with `needs`."""
+        ports = dict(self.ports)
+        if needs.listen_port is not None:
+            ports[needs.listen_port] = holder
+        return replace(self, usage=self.usage.plus(needs.cost, device), ports=ports)
+
+
+def candidate_of(name: str, lease: NodeLease, reservations: Mapping[str, Reservation]) -> Candidate:
+    """Placement's view of a live node: what it offers, what its restreams already hold."""
+    return Candidate(
+        name=name,
+        address=lease.address,
+        encoders=encoders_of(lease.capabilities),
+        capacity=capacity_of(lease.capabilities),
+        usage=usage_of(reservations.values()),
+        ports={r.listen_port: rid for rid, r in reservations.items() if r.listen_port},
+    )
 
 
 @dataclass(frozen=True)
 class Placed:
     node: str
     address: str
+    u30_device: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,18 +68,91 @@ class Unplaced:
 def place(
     needs: Requirements, candidates: Sequence[Candidate], policy: Policy = "spread"
 ) -> Placed | Unplaced:
-    """Pick a node for a restream, or say why none fits."""
+    """Pick a node (and a U30 device) for a restream, or say why none fits."""
     if not candidates:
         return Unplaced("no live worker node: start one with `streamfleet worker`")
-    fitting = [c for c in candidates if needs.encoders <= c.encoders]
-    if not fitting:
+    capable = [c for c in candidates if needs.encoders <= c.encoders]
+    if not capable:
         missing = sorted(needs.encoders - set().union(*(c.encoders for c in candidates)))
         if missing:
             return Unplaced(f"no live node's FFmpeg has the encoder {', '.join(missing)}")
         return Unplaced(
             f"no single live node's FFmpeg has all of {', '.join(sorted(needs.encoders))}"
         )
-    # Spread: least loaded first; pack: most loaded first. Ties go by name, for determinism.
+    port = needs.listen_port
+    open_port = [c for c in capable if port is None or port not in c.ports]
+    if not open_port:
+        holders = ", ".join(f"restream {c.ports[port]} on {c.name}" for c in capable if port)
+        return Unplaced(f"port {port} is taken on every node that could run this ({holders})")
+    fitting: list[tuple[float, str, Candidate, int | None]] = []
+    for candidate in open_port:
+        device = _device_for(needs.cost, candidate, policy)
+        if _cpu_free(candidate) < needs.cost.cpu_millicores:
+            continue
+        if needs.cost.u30 is not None and device is None:
+            continue
+        after = candidate.usage.plus(needs.cost, device)
+        fitting.append(
+            (_utilisation(after, candidate.capacity, needs.cost), candidate.name, candidate, device)
+        )
+    if not fitting:
+        return Unplaced(_shortfall(needs.cost, open_port))
+    # Spread: the least utilised after placement; pack: the most. Ties go by name.
     sign = 1 if policy == "spread" else -1
-    best = min(fitting, key=lambda c: (sign * c.load, c.name))
-    return Placed(node=best.name, address=best.address)
+    _, _, best, device = min(fitting, key=lambda f: (sign * f[0], f[1]))
+    return Placed(node=best.name, address=best.address, u30_device=device)
+
+
+def _cpu_free(candidate: Candidate) -> int:
+    return candidate.capacity.cpu_millicores - candidate.usage.cpu_millicores
+
+
+def _device_free(candidate: Candidate, device: int) -> U30Load:
+    return candidate.usage.u30.get(device, U30Load()).free()
+
+
+def _device_for(cost: Cost, candidate: Candidate, policy: Policy) -> int | None:
+    """The U30 device to pin the job to: the emptiest that fits (spread) or the fullest (pack)."""
+    if cost.u30 is None:
+        return None
+    fitting = [
+        (_device_free(candidate, d).encoder, d)
+        for d in candidate.capacity.u30_devices
+        if cost.u30.fits_in(_device_free(candidate, d))
+    ]
+    if not fitting:
+        return None
+    sign = -1 if policy == "spread" else 1
+    return min(fitting, key=lambda f: (sign * f[0], f[1]))[1]
+
+
+def _utilisation(usage: Usage, capacity: Capacity, cost: Cost) -> float:
+    """How full a node would be, in the resource the restream uses most."""
+    if cost.u30 is not None and capacity.u30_devices:
+        total = ENGINE_UNITS * len(capacity.u30_devices)
+        return sum(load.encoder for load in usage.u30.values()) / total
+    return usage.cpu_millicores / max(1, capacity.cpu_millicores)
+
+
+def _shortfall(cost: Cost, candidates: Sequence[Candidate]) -> str:
+    """Why no node fits, naming the scarce resource, what is needed and the best on offer."""
+    if cost.u30 is not None:
+        with_devices = [c for c in candidates if c.capacity.u30_devices]
+        if not with_devices:
+            return "no live node has a U30 device: this restream uses mpsoc_vcu_* on the card"
+        engine, need = max(cost.u30.as_dict().items(), key=lambda item: item[1])
+        best_free, best_node = max(
+            (getattr(_device_free(c, d), engine), c.name)
+            for c in with_devices
+            for d in c.capacity.u30_devices
+        )
+        if need > best_free:
+            return (
+                f"no node has a free U30 device: need {need} {engine} units, "
+                f"best node has {best_free} ({best_node})"
+            )
+    free, node = max((_cpu_free(c), c.name) for c in candidates)
+    return (
+        f"not enough free CPU on any node: need {cost.cpu_millicores} millicores, "
+        f"the most free is {free} on {node}"
+    )

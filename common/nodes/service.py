@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,14 +9,18 @@ import redis
 from sqlalchemy.orm import Session
 
 from common import events, live
-from common.accounts.principal import Principal
-from common.errors import Forbidden
+from common.accounts.principal import Principal, Role
+from common.celery_app import stop_message
+from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
-from common.nodes.capabilities import encoders_of
-from common.nodes.placement import Candidate
+from common.nodes.placement import Candidate, candidate_of
 from common.nodes.states import NODE_TRANSITIONS, NodeState
+from common.outbox import enqueue
 from common.restreams import repository as restreams
+from common.restreams.lifecycle import reservation_of
+from common.restreams.lifecycle import transition as restream_transition
+from common.restreams.states import RestreamState
 
 
 def transition(session: Session, node: Node, target: NodeState, reason: str) -> None:
@@ -48,33 +51,71 @@ def register(
 
 
 def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
-    """Active nodes that hold a lease right now, with their current load."""
+    """Active nodes that hold a lease right now, with what is already placed on them."""
     nodes = [n for n in repository.all_nodes(session) if n.state is NodeState.ACTIVE]
     leases = live.read_leases(client, [n.name for n in nodes])
-    return candidates_from(nodes, leases, restreams.load_by_node(session))
-
-
-def candidates_from(
-    nodes: Sequence[Node], leases: dict[str, live.NodeLease], load: dict[str, int]
-) -> list[Candidate]:
+    holdings = restreams.holdings_by_node(session)
     return [
-        Candidate(
-            name=node.name,
-            address=leases[node.name].address,
-            encoders=encoders_of(leases[node.name].capabilities),
-            load=load.get(node.name, 0),
+        candidate_of(
+            node.name,
+            leases[node.name],
+            {r.id: reservation_of(r) for r in holdings.get(node.name, [])},
         )
         for node in nodes
-        if node.state is NodeState.ACTIVE and node.name in leases
+        if node.name in leases
     ]
+
+
+def _require_farm_admin(principal: Principal) -> None:
+    if not principal.farm_wide or principal.role is not Role.ADMIN:
+        raise Forbidden("nodes are managed with farm-wide admin credentials only")
+
+
+def get(session: Session, principal: Principal, name: str, *, for_update: bool = False) -> Node:
+    _require_farm_admin(principal)
+    node = repository.get(session, name, for_update=for_update)
+    if node is None:
+        raise NodeNotFound(name)
+    return node
+
+
+def drain(session: Session, principal: Principal, name: str) -> Node:
+    """Take no new restreams on `name` and move its restreams elsewhere (stop there, start
+    elsewhere). Stays draining, across worker restarts, until undrained."""
+    node = get(session, principal, name, for_update=True)
+    if node.state is NodeState.ACTIVE:
+        transition(session, node, NodeState.DRAINING, "drain requested")
+    evacuate(session, name, notify=True)
+    return node
+
+
+def undrain(session: Session, principal: Principal, name: str) -> Node:
+    node = get(session, principal, name, for_update=True)
+    if node.state is NodeState.DRAINING:
+        transition(session, node, NodeState.ACTIVE, "undrain requested")
+    return node
+
+
+def evacuate(session: Session, name: str, *, notify: bool) -> list[str]:
+    """Put every restream placed on `name` in STOPPING, still wanted: once its FFmpeg is gone
+    it is placed elsewhere. `notify` sends the node the stops (a node draining itself does
+    not need them). Rows busy in another transaction are left to the reconciler."""
+    moved = []
+    for restream in restreams.placed_on(session, name, skip_locked=True):
+        restream_transition(
+            session, restream, RestreamState.STOPPING, f"node {name} is draining: moving"
+        )
+        if notify:
+            enqueue(session, stop_message(name, restream.id, restream.generation))
+        moved.append(restream.id)
+    return moved
 
 
 def overview(
     session: Session, client: redis.Redis, principal: Principal
 ) -> list[tuple[Node, live.NodeLease | None]]:
     """Every node with its lease, if it holds one. Farm-wide credentials only."""
-    if not principal.farm_wide:
-        raise Forbidden("nodes are visible to farm-wide credentials only")
+    _require_farm_admin(principal)
     rows = repository.all_nodes(session)
     leases = live.read_leases(client, [n.name for n in rows])
     return [(node, leases.get(node.name)) for node in rows]

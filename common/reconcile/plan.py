@@ -6,14 +6,16 @@ or a crashed reconciler is healed by the next round.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from common.live import NodeLease
-from common.nodes.capabilities import Requirements, encoders_of
-from common.nodes.placement import Candidate, Placed, Policy, place
+from common.nodes.capabilities import Requirements, requirements
+from common.nodes.capacity import Reservation
+from common.nodes.placement import Candidate, Placed, Policy, candidate_of, place
 from common.nodes.states import NodeState
+from common.restreams.schemas import RestreamDefinition
 from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
 
 S = RestreamState
@@ -33,8 +35,16 @@ class RestreamView:
     active: bool
     node: str | None
     generation: int
-    needs: Requirements
     state_age_s: float  # seconds since its last state change
+    reservation: Reservation = field(default_factory=lambda: Reservation(0))
+    definition: Mapping[str, Any] | None = None  # parsed only if it must be placed
+    needs: Requirements | None = None  # given directly (tests), else read from `definition`
+
+    def requirements(self) -> Requirements:
+        if self.needs is not None:
+            return self.needs
+        assert self.definition is not None, f"restream {self.id} has no definition"
+        return requirements(RestreamDefinition.model_validate(self.definition))
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,15 @@ class MarkNodeActive:
 
 @dataclass(frozen=True)
 class Recover:
-    """Its node is lost: RECOVERING, unplaced (a later placement bumps the generation)."""
+    """Its node is lost (its copy already fenced): RECOVERING, unplaced."""
+
+    restream_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evacuate:
+    """Its node is draining: stop it there (STOPPING, still wanted); placed again once gone."""
 
     restream_id: str
     reason: str
@@ -59,7 +77,7 @@ class Recover:
 
 @dataclass(frozen=True)
 class FinishStop:
-    """STOPPING, and its FFmpeg is certainly gone: IDLE."""
+    """STOPPING, and its FFmpeg is certainly gone: IDLE, or PENDING if still wanted."""
 
     restream_id: str
     reason: str
@@ -69,6 +87,7 @@ class FinishStop:
 class Assign:
     restream_id: str
     node: str
+    u30_device: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +104,9 @@ class Sync:
     desired: dict[str, int]
 
 
-Action = MarkNodeOffline | MarkNodeActive | Recover | FinishStop | Assign | KeepWaiting | Sync
+Action = (
+    MarkNodeOffline | MarkNodeActive | Recover | Evacuate | FinishStop | Assign | KeepWaiting | Sync
+)
 
 
 def plan(
@@ -96,73 +117,108 @@ def plan(
     stop_confirm_s: float = 3.0,
 ) -> list[Action]:
     """Everything one round should do, in the order it should be applied."""
-    actions, live_nodes = _node_actions(nodes)
-    leases = {n.name: n.lease for n in nodes if n.name in live_nodes and n.lease is not None}
-    placed: dict[str, tuple[str, int]] = {}  # restream id -> (node, generation) after the round
-    to_place: list[RestreamView] = []
-    for r in restreams:
-        lease = leases.get(r.node) if r.node is not None else None
-        if r.state in PLACED_STATES:
-            if lease is not None:
-                assert r.node is not None
-                placed[r.id] = (r.node, r.generation)
-                continue
-            actions.append(Recover(r.id, f"node {r.node} lost"))
-            if r.active:
-                to_place.append(r)
-        elif r.state is S.STOPPING:
-            if lease is None:
-                actions.append(FinishStop(r.id, f"node {r.node} lost while stopping"))
-            elif r.id not in lease.running and r.state_age_s >= stop_confirm_s:
-                actions.append(FinishStop(r.id, f"no FFmpeg left on {r.node}"))
-        elif r.state in UNPLACED_WANTED_STATES and r.active:
-            to_place.append(r)
-    actions += _placements(nodes, live_nodes, to_place, placed, policy)
-    for name in sorted(live_nodes):
-        desired = {rid: gen for rid, (node, gen) in placed.items() if node == name}
-        actions.append(Sync(name, desired))
+    actions, leases = _node_actions(nodes)
+    draining = {n.name for n in nodes if n.state is NodeState.DRAINING}
+    round_ = _Round(leases, draining, stop_confirm_s, actions)
+    for restream in restreams:
+        round_.look_at(restream)
+    candidates = [
+        candidate_of(name, lease, round_.holding[name])
+        for name, lease in sorted(leases.items())
+        if name not in draining
+    ]
+    actions += _placements(round_.to_place, candidates, round_.placed, policy)
+    for name, lease in sorted(leases.items()):
+        desired = {rid: gen for rid, (node, gen) in round_.placed.items() if node == name}
+        if desired != lease.running:  # nothing to heal where the node runs what it should
+            actions.append(Sync(name, desired))
     return actions
 
 
-def _node_actions(nodes: Sequence[NodeView]) -> tuple[list[Action], set[str]]:
-    """Nodes whose lease expired go offline; nodes whose lease is back return."""
+@dataclass
+class _Round:
+    """What one round learns restream by restream."""
+
+    leases: dict[str, NodeLease]
+    draining: set[str]
+    stop_confirm_s: float
+    actions: list[Action]
+    placed: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (node, generation)
+    to_place: list[RestreamView] = field(default_factory=list)
+    holding: dict[str, dict[str, Reservation]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.holding = {name: {} for name in self.leases}
+
+    def look_at(self, r: RestreamView) -> None:
+        lease = self.leases.get(r.node) if r.node is not None else None
+        if r.state in PLACED_STATES:
+            self._placed(r, lease)
+        elif r.state is S.STOPPING:
+            self._stopping(r, lease)
+        elif r.state in UNPLACED_WANTED_STATES and r.active:
+            self.to_place.append(r)
+
+    def _placed(self, r: RestreamView, lease: NodeLease | None) -> None:
+        if lease is None:  # its node is gone, and fenced itself before its lease expired
+            self.actions.append(Recover(r.id, f"node {r.node} lost"))
+            if r.active:
+                self.to_place.append(r)
+            return
+        assert r.node is not None
+        self.holding[r.node][r.id] = r.reservation
+        if r.node in self.draining:
+            self.actions.append(Evacuate(r.id, f"node {r.node} is draining: moving"))
+        else:
+            self.placed[r.id] = (r.node, r.generation)
+
+    def _stopping(self, r: RestreamView, lease: NodeLease | None) -> None:
+        if lease is None:
+            self.actions.append(FinishStop(r.id, f"node {r.node} lost while stopping"))
+        elif r.id not in lease.running and r.state_age_s >= self.stop_confirm_s:
+            self.actions.append(FinishStop(r.id, f"no FFmpeg left on {r.node}"))
+        else:  # still stopping there: it holds its resources until it is gone
+            assert r.node is not None
+            self.holding[r.node][r.id] = r.reservation
+            return
+        if r.active:
+            self.to_place.append(r)
+
+
+def _node_actions(nodes: Sequence[NodeView]) -> tuple[list[Action], dict[str, NodeLease]]:
+    """Active nodes whose lease expired go offline (a draining one stays draining); nodes
+    whose lease is back return. Also: the leases of the live nodes."""
     actions: list[Action] = []
-    live_nodes: set[str] = set()
+    leases: dict[str, NodeLease] = {}
     for node in nodes:
         if node.lease is None:
-            if node.state is not NodeState.OFFLINE:
+            if node.state is NodeState.ACTIVE:
                 actions.append(MarkNodeOffline(node.name, "lease expired: no heartbeat"))
             continue
-        live_nodes.add(node.name)
+        leases[node.name] = node.lease
         if node.state is NodeState.OFFLINE:
             actions.append(MarkNodeActive(node.name, "lease renewed"))
-    return actions, live_nodes
+    return actions, leases
 
 
 def _placements(
-    nodes: Sequence[NodeView],
-    live_nodes: set[str],
-    to_place: list[RestreamView],
+    to_place: Sequence[RestreamView],
+    candidates: list[Candidate],
     placed: dict[str, tuple[str, int]],
     policy: Policy,
 ) -> list[Action]:
-    """Place what waits, each placement adding to the load the next one sees."""
-    load = Counter(node for node, _ in placed.values())
-    candidates = [
-        Candidate(n.name, n.lease.address, encoders_of(n.lease.capabilities), load[n.name])
-        for n in nodes
-        if n.lease is not None and n.name in live_nodes and n.state is not NodeState.DRAINING
-    ]
+    """Place what waits, each placement adding to the holdings the next one sees."""
     actions: list[Action] = []
     for r in to_place:
-        result = place(r.needs, candidates, policy)
+        needs = r.requirements()
+        result = place(needs, candidates, policy)
         if not isinstance(result, Placed):
             actions.append(KeepWaiting(r.id, result.reason))
             continue
-        actions.append(Assign(r.id, result.node))
+        actions.append(Assign(r.id, result.node, result.u30_device))
         placed[r.id] = (result.node, r.generation + 1)
-        candidates = [
-            Candidate(c.name, c.address, c.encoders, c.load + (c.name == result.node))
+        candidates[:] = [
+            c.taking(needs, result.u30_device, r.id) if c.name == result.node else c
             for c in candidates
         ]
     return actions

@@ -1,9 +1,14 @@
 """One reconcile round: read both states, plan, apply (DESIGN §2, §4).
 
 Runs as the Celery task `farm.reconcile` on any worker, every `reconcile_interval_s`, under a
-PostgreSQL advisory lock so that at most one round runs at a time across the farm. The plan
-is made from a snapshot read without locks; each change re-checks its row under a row lock
-and is skipped if the row moved meanwhile (the next round sees the new state).
+PostgreSQL advisory lock so that at most one round runs at a time across the farm. It also
+holds the placement lock (see `common.restreams.service.lock_placement`) for the round, so its
+placements and the API's never count the same free capacity twice.
+
+The plan is made from a snapshot read without row locks. Each change then locks its row with
+SKIP LOCKED (never waiting on a request that holds it: no deadlock with the API, which locks a
+restream and then waits for the placement lock) and is skipped if the row moved meanwhile; the
+next round sees the new state.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common import live
-from common.celery_app import sync_message
+from common.celery_app import stop_message, sync_message
 from common.config import Settings
 from common.db import Database
 from common.models import Restream
@@ -30,6 +35,7 @@ from common.outbox import enqueue
 from common.reconcile.plan import (
     Action,
     Assign,
+    Evacuate,
     FinishStop,
     KeepWaiting,
     MarkNodeActive,
@@ -40,15 +46,15 @@ from common.reconcile.plan import (
     Sync,
     plan,
 )
-from common.restreams import repository as restream_repository
-from common.restreams.lifecycle import transition
-from common.restreams.service import assign, definition_of, leave_pending
+from common.restreams.lifecycle import release, reservation_of, transition
+from common.restreams.service import assign, definition_of, leave_pending, lock_placement
 from common.restreams.states import RestreamState
 
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.
 RECONCILE_LOCK_ID = 0x7366_7265_636F_6E63
 S = RestreamState
+Snapshot = dict[str, tuple[S, int, str | None]]
 
 
 @dataclass
@@ -62,20 +68,19 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
     started = time.perf_counter()
     with db.transaction() as session:
         if not session.execute(
-            text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": RECONCILE_LOCK_ID}
+            select(func.pg_try_advisory_xact_lock(RECONCILE_LOCK_ID))
         ).scalar_one():
             return RoundSummary(ran=False)
+        lock_placement(session)
         nodes = node_repository.all_nodes(session)
         leases = live.read_leases(client, [n.name for n in nodes])
-        restreams = restream_repository.needing_attention(session)
-        now = datetime.now(UTC)
+        views, snapshot = _restream_views(session)
         actions = plan(
             [NodeView(n.name, n.state, leases.get(n.name)) for n in nodes],
-            [_view(r, now) for r in restreams],
+            views,
             policy=settings.placement_policy,
             stop_confirm_s=2 * settings.lease_renew_interval_s + 1,
         )
-        snapshot = {r.id: (r.state, r.generation, r.node_name) for r in restreams}
         counts: dict[str, int] = {}
         for action in actions:
             if _apply(session, action, snapshot):
@@ -88,22 +93,38 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
     return summary
 
 
-def _view(restream: Restream, now: datetime) -> RestreamView:
-    return RestreamView(
-        id=restream.id,
-        state=restream.state,
-        active=restream.active,
-        node=restream.node_name,
-        generation=restream.generation,
-        needs=requirements(definition_of(restream)),
-        state_age_s=(now - restream.state_changed_at).total_seconds(),
-    )
+def _restream_views(session: Session) -> tuple[list[RestreamView], Snapshot]:
+    """Every restream the reconciler must look at (wanted, or not yet at rest), as plain data.
+
+    Definitions are read as raw JSON; only the few restreams the plan places are parsed.
+    """
+    now = datetime.now(UTC)
+    rows = session.execute(
+        select(Restream)
+        .where((Restream.active.is_(True)) | (Restream.state != S.IDLE))
+        .order_by(Restream.created_at, Restream.id)
+    ).scalars()
+    views, snapshot = [], {}
+    for r in rows:
+        views.append(
+            RestreamView(
+                id=r.id,
+                state=r.state,
+                active=r.active,
+                node=r.node_name,
+                generation=r.generation,
+                state_age_s=(now - r.state_changed_at).total_seconds(),
+                reservation=reservation_of(r),
+                definition=r.definition,
+            )
+        )
+        snapshot[r.id] = (r.state, r.generation, r.node_name)
+    session.expunge_all()  # the views are all the round needs; rows are re-read under lock
+    return views, snapshot
 
 
-def _apply(
-    session: Session, action: Action, snapshot: dict[str, tuple[S, int, str | None]]
-) -> bool:
-    """Apply one action; False when its row changed since the snapshot (skipped)."""
+def _apply(session: Session, action: Action, snapshot: Snapshot) -> bool:
+    """Apply one action; False when it no longer applies (its row moved, or is locked)."""
     if isinstance(action, Sync):
         enqueue(session, sync_message(action.node, action.desired))
         return True
@@ -114,24 +135,33 @@ def _apply(
             return False
         node_service.transition(session, node, target, action.reason)
         return True
-    restream = restream_repository.get(session, action.restream_id, None, for_update=True)
+    restream = session.execute(
+        select(Restream).where(Restream.id == action.restream_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
     if restream is None or snapshot.get(restream.id) != (
         restream.state,
         restream.generation,
         restream.node_name,
     ):
         return False
-    if isinstance(action, Recover):
-        transition(session, restream, S.RECOVERING, action.reason)
-        restream.node_name = None
-    elif isinstance(action, FinishStop):
-        transition(session, restream, S.IDLE, action.reason)
-        restream.node_name = None
-    elif isinstance(action, Assign):
-        if restream.state not in (S.PENDING, S.RECOVERING):
-            return False
-        assign(session, restream, action.node)
-    elif isinstance(action, KeepWaiting):
-        leave_pending(session, restream, action.reason)
+    _apply_to_restream(session, action, restream)
     snapshot[restream.id] = (restream.state, restream.generation, restream.node_name)
     return True
+
+
+def _apply_to_restream(session: Session, action: Action, restream: Restream) -> None:
+    if isinstance(action, Recover):
+        transition(session, restream, S.RECOVERING, action.reason)
+        release(restream)
+    elif isinstance(action, Evacuate):
+        assert restream.node_name is not None
+        transition(session, restream, S.STOPPING, action.reason)
+        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
+    elif isinstance(action, FinishStop):
+        transition(session, restream, S.PENDING if restream.active else S.IDLE, action.reason)
+        release(restream)
+    elif isinstance(action, Assign):
+        needs = requirements(definition_of(restream))
+        assign(session, restream, action.node, needs, action.u30_device)
+    elif isinstance(action, KeepWaiting):
+        leave_pending(session, restream, action.reason)

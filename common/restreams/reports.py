@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from common.models import Restream, Run
 from common.restreams import repository
-from common.restreams.lifecycle import transition
+from common.restreams.lifecycle import release, transition
 from common.restreams.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
 
 S = RestreamState
@@ -134,16 +134,28 @@ def failed(
     if restream is not None:
         restream.last_error = error
         _move(session, restream, S.FAILED, f"{reason}: {error}")
-        restream.node_name = None
+        release(restream)
 
 
-def ended(session: Session, attempt: Attempt, *, outcome: str, exit_code: int | None) -> None:
-    """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced)."""
+def ended(
+    session: Session, attempt: Attempt, *, outcome: str, exit_code: int | None
+) -> Restream | None:
+    """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced).
+
+    A stop the operator asked for ends in IDLE. A restream still wanted (a move off a
+    draining node) is returned PENDING: the caller places it elsewhere.
+    """
     _end_run(session, attempt, outcome=outcome, exit_code=exit_code, error=None, stderr_tail=())
     restream = _current(session, attempt)
-    if restream is not None and restream.state is S.STOPPING:
+    if restream is None or restream.state is not S.STOPPING:
+        return None
+    if not restream.active:
         _move(session, restream, S.IDLE, f"FFmpeg on {attempt.node} {outcome}")
-        restream.node_name = None
+        release(restream)
+        return None
+    _move(session, restream, S.PENDING, f"left {attempt.node}: moving to another node")
+    release(restream)
+    return restream
 
 
 def _end_run(

@@ -57,24 +57,29 @@ def name_taken(
     return session.execute(statement.limit(1)).first() is not None
 
 
-def load_by_node(session: Session) -> dict[str, int]:
-    """How many restreams are placed on each node."""
+HOLDING_STATES = frozenset({*PLACED_STATES, RestreamState.STOPPING})
+
+
+def holdings_by_node(session: Session) -> dict[str, list[Restream]]:
+    """The restreams holding resources on each node: placed, or not yet stopped there."""
     rows = session.execute(
-        select(Restream.node_name, func.count())
-        .where(Restream.node_name.is_not(None), Restream.state.in_(PLACED_STATES))
-        .group_by(Restream.node_name)
-    ).all()
-    return {name: count for name, count in rows if name is not None}
+        select(Restream).where(Restream.node_name.is_not(None), Restream.state.in_(HOLDING_STATES))
+    ).scalars()
+    by_node: dict[str, list[Restream]] = {}
+    for restream in rows:
+        assert restream.node_name is not None
+        by_node.setdefault(restream.node_name, []).append(restream)
+    return by_node
 
 
-def needing_attention(session: Session) -> Sequence[Restream]:
-    """Every restream the reconciler must look at: wanted, or not yet at rest."""
+def placed_on(session: Session, node: str, *, skip_locked: bool = False) -> Sequence[Restream]:
+    """The restreams placed on `node` (starting, running, retrying), locked."""
     return list(
         session.execute(
             select(Restream)
-            .where((Restream.active.is_(True)) | (Restream.state != RestreamState.IDLE))
-            .order_by(Restream.created_at)
-            .with_for_update(skip_locked=True)
+            .where(Restream.node_name == node, Restream.state.in_(PLACED_STATES))
+            .order_by(Restream.id)
+            .with_for_update(skip_locked=skip_locked)
         )
         .scalars()
         .all()

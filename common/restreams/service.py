@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common import live
@@ -22,11 +23,11 @@ from common.errors import Conflict, Forbidden, NotSupportedYet, RestreamNotFound
 from common.ids import new_id
 from common.models import Restream
 from common.nodes import service as nodes
-from common.nodes.capabilities import requirements
+from common.nodes.capabilities import Requirements, requirements
 from common.nodes.placement import Candidate, Placed, place
 from common.outbox import enqueue
 from common.restreams import repository
-from common.restreams.lifecycle import transition
+from common.restreams.lifecycle import release, reserve, transition
 from common.restreams.schemas import (
     LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,
@@ -35,6 +36,8 @@ from common.restreams.schemas import (
 from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
 
 S = RestreamState
+# Any 64-bit constant: "sfplace".
+PLACEMENT_LOCK_ID = 0x73_6670_6C61_6365
 
 
 @dataclass(frozen=True)
@@ -194,33 +197,58 @@ def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.Rest
     return live.read_stats(farm.redis, [r.id for r in restreams])
 
 
+def lock_placement(session: Session) -> None:
+    """Serialise placements farm-wide until this transaction ends.
+
+    Whoever places reads every node's holdings after taking this lock, and the holdings of
+    the previous holder were committed before it was released: no two placements can both
+    count the same free capacity (or the same free port), so no node is ever overbooked.
+    """
+    session.execute(select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_ID)))
+
+
 def place_restream(
     session: Session, restream: Restream, candidates: list[Candidate], settings: Settings
 ) -> bool:
-    """Place a restream that wants a node (PENDING or RECOVERING) now; False if none fits."""
-    result = place(requirements(definition_of(restream)), candidates, settings.placement_policy)
-    if isinstance(result, Placed):
-        assign(session, restream, result.node)
-        return True
-    leave_pending(session, restream, result.reason)
-    return False
+    """Place a restream that wants a node (PENDING or RECOVERING) now; False if none fits.
+
+    The caller holds the placement lock and built `candidates` after taking it; they are
+    updated in place, so that placements made in a row see each other.
+    """
+    needs = requirements(definition_of(restream))
+    result = place(needs, candidates, settings.placement_policy)
+    if not isinstance(result, Placed):
+        leave_pending(session, restream, result.reason)
+        return False
+    assign(session, restream, result.node, needs, result.u30_device)
+    for index, candidate in enumerate(candidates):
+        if candidate.name == result.node:
+            candidates[index] = candidate.taking(needs, result.u30_device, restream.id)
+    return True
 
 
-def assign(session: Session, restream: Restream, node: str) -> None:
+def assign(
+    session: Session, restream: Restream, node: str, needs: Requirements, u30_device: int | None
+) -> None:
     """Give the restream to `node` as a new generation, and tell the node after the commit."""
-    restream.node_name = node
-    restream.generation += 1
+    reserve(restream, node, needs, u30_device)
     transition(session, restream, S.STARTING, f"placed on {node}")
     enqueue(session, start_message(node, restream.id, restream.generation))
 
 
 def leave_pending(session: Session, restream: Restream, reason: str) -> None:
     """No node fits: PENDING, saying why."""
-    restream.node_name = None
+    release(restream)
     if restream.state is S.PENDING:
         restream.state_reason = reason
     else:
         transition(session, restream, S.PENDING, reason)
+
+
+def place_now(session: Session, farm: Farm, restream: Restream) -> bool:
+    """Place one restream right away (an API start, a move): lock, look, place."""
+    lock_placement(session)
+    return place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
 
 
 def _keep_ids(new: RestreamDefinition, old: RestreamDefinition) -> RestreamDefinition:
@@ -246,15 +274,15 @@ def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> Non
         return
     if restream.state in (S.IDLE, S.FAILED, S.STOPPING):
         transition(session, restream, S.PENDING, reason)
-    place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+    place_now(session, farm, restream)
 
 
 def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
     """Run a placed restream anew (new generation), on the same node or another that fits."""
     old_node, old_generation = restream.node_name, restream.generation
     transition(session, restream, S.PENDING, reason)
-    restream.node_name = None
-    placed = place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+    release(restream)
+    placed = place_now(session, farm, restream)
     # The old node replaces its FFmpeg when it receives the newer generation; any other
     # node must be told to stop explicitly.
     if old_node is not None and (not placed or restream.node_name != old_node):
@@ -268,4 +296,4 @@ def _stop(session: Session, restream: Restream, reason: str) -> None:
         enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
     elif restream.state in (*UNPLACED_WANTED_STATES, S.FAILED):
         transition(session, restream, S.IDLE, reason)
-        restream.node_name = None
+        release(restream)

@@ -14,8 +14,22 @@ from common.nodes.capabilities import node_capabilities
 ALL_ENCODERS = ("libx264", "libx265", "aac", "libmp3lame")
 
 
-def capabilities(encoders: tuple[str, ...] = ALL_ENCODERS) -> dict[str, object]:
-    return node_capabilities(cores=2, ffmpeg={"version": "test", "encoders": list(encoders)})
+# Big enough that tests about something else never run out of room.
+ROOMY_MILLICORES = 64_000
+
+
+def capabilities(
+    encoders: tuple[str, ...] = ALL_ENCODERS,
+    millicores: int = ROOMY_MILLICORES,
+    u30_devices: int = 0,
+) -> dict[str, object]:
+    return node_capabilities(
+        cores=2,
+        ffmpeg={"version": "test", "encoders": list(encoders)},
+        cpu_millicores=millicores,
+        u30_devices=u30_devices,
+        u30_source="configuration",
+    )
 
 
 def simulate_node(
@@ -24,22 +38,24 @@ def simulate_node(
     name: str,
     *,
     encoders: tuple[str, ...] = ALL_ENCODERS,
+    millicores: int = ROOMY_MILLICORES,
+    u30_devices: int = 0,
     running: dict[str, int] | None = None,
     lease: bool = True,
 ) -> None:
     """Register `name` as a worker would, and (if `lease`) give it a live lease."""
-    caps = capabilities(encoders)
+    caps = capabilities(encoders, millicores, u30_devices)
     with db.transaction() as session:
         nodes.register(session, name, caps, {})
     if lease:
-        renew(client, name, encoders=encoders, running=running)
+        renew(client, name, caps, running=running)
 
 
 def renew(
     client: redis.Redis,
     name: str,
+    caps: dict[str, object] | None = None,
     *,
-    encoders: tuple[str, ...] = ALL_ENCODERS,
     running: dict[str, int] | None = None,
     ttl_s: float = 30.0,
 ) -> None:
@@ -48,7 +64,7 @@ def renew(
         live.NodeLease(
             node=name,
             renewed_at=time.time(),
-            capabilities=capabilities(encoders),
+            capabilities=caps or capabilities(),
             running=running or {},
         ),
         ttl_s,

@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from common.nodes.capabilities import Requirements, requirements
+from common.nodes.capacity import Capacity, Cost, U30Load, Usage
 from common.nodes.placement import Candidate, Placed, Unplaced, place
 from common.restreams.schemas import RestreamDefinition
 
 OUT = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}
 PULL = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
-FULL = frozenset({"libx264", "libx265", "aac", "libmp3lame"})
+FULL = frozenset({"libx264", "libx265", "aac", "libmp3lame", "mpsoc_vcu_h264"})
+SLOT = U30Load(encoder=250_000)
 
 
 def definition(
@@ -38,42 +40,109 @@ def definition(
 def test_requirements(
     input: dict[str, Any], transcoding: dict[str, Any] | None, encoders: set[str]
 ) -> None:
-    assert requirements(definition(input, transcoding)).encoders == encoders
+    needs = requirements(definition(input, transcoding))
+    assert needs.encoders == encoders
+    assert needs.cost.cpu_millicores > 0
+    assert needs.listen_port is None
 
 
-def node(name: str, load: int, encoders: frozenset[str] = FULL) -> Candidate:
-    return Candidate(name, f"10.0.0.{load}", encoders, load)
+def node(
+    name: str,
+    *,
+    cpu: int = 2000,
+    used: int = 0,
+    devices: tuple[int, ...] = (),
+    u30: dict[int, U30Load] | None = None,
+    encoders: frozenset[str] = FULL,
+    ports: dict[str, str] | None = None,
+) -> Candidate:
+    return Candidate(
+        name,
+        f"10.0.0.{len(name)}",
+        encoders,
+        Capacity(cpu, devices),
+        Usage(used, u30 or {}),
+        ports or {},
+    )
 
 
-NEEDS_X264 = Requirements(frozenset({"libx264"}))
+def needs(
+    cpu: int = 500,
+    u30: U30Load | None = None,
+    encoders: frozenset[str] = frozenset({"libx264"}),
+    port: str | None = None,
+) -> Requirements:
+    return Requirements(encoders, Cost(cpu, u30), port)
 
 
 @pytest.mark.parametrize(
     ("candidates", "policy", "expected"),
     [
-        ([node("a", 3), node("b", 1), node("c", 2)], "spread", "b"),
-        ([node("a", 3), node("b", 1), node("c", 2)], "pack", "a"),
-        ([node("b", 1), node("a", 1)], "spread", "a"),  # ties by name
-        ([node("a", 0, frozenset({"aac"})), node("b", 9)], "spread", "b"),  # capability first
+        ([node("a", used=1500), node("b", used=500), node("c", used=1000)], "spread", "b"),
+        ([node("a", used=1000), node("b", used=500), node("c", used=1400)], "pack", "c"),
+        # utilisation, not raw usage: 1000 of 4000 is emptier than 600 of 2000
+        ([node("big", cpu=4000, used=1000), node("small", used=600)], "spread", "big"),
+        ([node("b", used=100), node("a", used=100)], "spread", "a"),  # ties by name
+        ([node("a", encoders=frozenset({"aac"})), node("b", used=1400)], "spread", "b"),
+        ([node("full", used=1600), node("b", used=1400)], "pack", "b"),  # full cannot take 500
     ],
 )
-def test_place_picks_by_policy(candidates: list[Candidate], policy: Any, expected: str) -> None:
-    result = place(NEEDS_X264, candidates, policy)
+def test_place_picks_by_policy_among_those_that_fit(
+    candidates: list[Candidate], policy: Any, expected: str
+) -> None:
+    result = place(needs(), candidates, policy)
     assert isinstance(result, Placed) and result.node == expected
 
 
+def test_u30_jobs_go_to_a_device_with_free_units() -> None:
+    busy = {0: U30Load(encoder=1_000_000), 1: U30Load(encoder=500_000)}
+    result = place(needs(100, SLOT), [node("cpu-only"), node("card", devices=(0, 1), u30=busy)])
+    assert result == Placed("card", "10.0.0.4", u30_device=1)
+
+
+@pytest.mark.parametrize(("policy", "device"), [("spread", 1), ("pack", 0)])
+def test_device_choice_follows_the_policy(policy: Any, device: int) -> None:
+    card = node("card", devices=(0, 1), u30={0: U30Load(encoder=500_000)})
+    result = place(needs(100, SLOT), [card], policy)
+    assert isinstance(result, Placed) and result.u30_device == device
+
+
 @pytest.mark.parametrize(
-    ("needs", "candidates", "reason"),
+    ("need", "candidates", "reason"),
     [
-        (NEEDS_X264, [], "no live worker node: start one with `streamfleet worker`"),
-        (Requirements(frozenset({"mpsoc_vcu_h264"})), [node("a", 0)],
-         "no live node's FFmpeg has the encoder mpsoc_vcu_h264"),
-        (Requirements(frozenset({"libx264", "libx265"})),
-         [node("a", 0, frozenset({"libx264"})), node("b", 0, frozenset({"libx265"}))],
+        (needs(), [], "no live worker node: start one with `streamfleet worker`"),
+        (needs(encoders=frozenset({"mpsoc_vcu_hevc"})), [node("a")],
+         "no live node's FFmpeg has the encoder mpsoc_vcu_hevc"),
+        (needs(encoders=frozenset({"libx264", "libx265"})),
+         [node("a", encoders=frozenset({"libx264"})), node("b", encoders=frozenset({"libx265"}))],
          "no single live node's FFmpeg has all of libx264, libx265"),
+        (needs(3000), [node("a", used=1500), node("b", used=900)],
+         "not enough free CPU on any node: need 3000 millicores, the most free is 1100 on b"),
+        (needs(100, SLOT), [node("a"), node("b")],
+         "no live node has a U30 device: this restream uses mpsoc_vcu_* on the card"),
+        (needs(100, SLOT), [node("card", devices=(0,), u30={0: U30Load(encoder=880_000)})],
+         "no node has a free U30 device: need 250000 encoder units, best node has 120000 (card)"),
+        (needs(port="2035/UDP"), [node("a", ports={"2035/UDP": "62275f1bccaa650032da2b53"})],
+         "port 2035/UDP is taken on every node that could run this "
+         "(restream 62275f1bccaa650032da2b53 on a)"),
     ],
 )  # fmt: skip
 def test_nothing_fits_says_why(
-    needs: Requirements, candidates: list[Candidate], reason: str
+    need: Requirements, candidates: list[Candidate], reason: str
 ) -> None:
-    assert place(needs, candidates) == Unplaced(reason)
+    assert place(need, candidates) == Unplaced(reason)
+
+
+def test_a_free_port_elsewhere_is_used() -> None:
+    taken = node("a", ports={"2035/UDP": "x"})
+    result = place(needs(port="2035/UDP"), [taken, node("b", used=1900 - 500)])
+    assert isinstance(result, Placed) and result.node == "b"
+
+
+def test_taking_adds_usage_and_port() -> None:
+    card = node("card", devices=(0,))
+    after = card.taking(needs(100, SLOT, port="1935/TCP"), 0, "r1")
+    assert after.usage.cpu_millicores == 100
+    assert after.usage.u30 == {0: SLOT}
+    assert after.ports == {"1935/TCP": "r1"}
+    assert card.usage.cpu_millicores == 0  # the original is unchanged

@@ -6,9 +6,11 @@ import pytest
 
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements
+from common.nodes.capacity import Cost, Reservation
 from common.nodes.states import NodeState
 from common.reconcile.plan import (
     Assign,
+    Evacuate,
     FinishStop,
     KeepWaiting,
     MarkNodeActive,
@@ -27,12 +29,15 @@ NONE = Requirements(frozenset())
 
 
 def lease(
-    name: str, running: dict[str, int] | None = None, encoders: tuple[str, ...] = ("libx264",)
+    name: str,
+    running: dict[str, int] | None = None,
+    encoders: tuple[str, ...] = ("libx264",),
+    millicores: int = 4000,
 ) -> NodeLease:
     return NodeLease(
         node=name,
         renewed_at=0,
-        capabilities={"ffmpeg": {"encoders": list(encoders)}},
+        capabilities={"ffmpeg": {"encoders": list(encoders)}, "cpu": {"millicores": millicores}},
         running=running or {},
     )
 
@@ -54,13 +59,27 @@ def restream(
     generation: int = 1,
     needs: Requirements = NONE,
     age: float = 10.0,
+    millicores: int = 0,
 ) -> RestreamView:
-    return RestreamView(rid, state, active, node, generation, needs, age)
+    return RestreamView(
+        rid, state, active, node, generation, age, Reservation(millicores), needs=needs
+    )
 
 
-def test_quiet_farm_only_syncs() -> None:
-    actions = plan([live("a"), live("b")], [restream("r1", S.RUNNING, "a", generation=3)])
-    assert actions == [Sync("a", {"r1": 3}), Sync("b", {})]
+def test_a_quiet_farm_needs_nothing() -> None:
+    """Every node already runs what it should: no message at all."""
+    actions = plan(
+        [live("a", running={"r1": 3}), live("b")], [restream("r1", S.RUNNING, "a", generation=3)]
+    )
+    assert actions == []
+
+
+def test_a_node_missing_a_restream_is_synced() -> None:
+    """A lost start message: the node's lease does not show the generation it should run."""
+    actions = plan(
+        [live("a", running={"r1": 2, "old": 1})], [restream("r1", S.RUNNING, "a", generation=3)]
+    )
+    assert actions == [Sync("a", {"r1": 3})]
 
 
 def test_dead_node_goes_offline_and_its_restreams_move() -> None:
@@ -84,16 +103,17 @@ def test_dead_node_goes_offline_and_its_restreams_move() -> None:
 
 def test_offline_node_with_a_lease_returns() -> None:
     actions = plan([live("a", NodeState.OFFLINE)], [])
-    assert actions == [MarkNodeActive("a", "lease renewed"), Sync("a", {})]
+    assert actions == [MarkNodeActive("a", "lease renewed")]
 
 
 def test_pending_is_placed_when_capacity_appears_and_spread() -> None:
+    needs = Requirements(frozenset({"libx264"}), Cost(1000))
     actions = plan(
         [live("a"), live("b")],
         [
-            restream("p1", S.PENDING, needs=X264),
-            restream("p2", S.PENDING, needs=X264),
-            restream("r", S.RUNNING, "a"),
+            restream("p1", S.PENDING, needs=needs),
+            restream("p2", S.PENDING, needs=needs),
+            restream("r", S.RUNNING, "a", millicores=1000),
         ],
     )
     # b starts empty so takes p1; then both have one, and the tie goes to a by name.
@@ -109,14 +129,11 @@ def test_nothing_fits_keeps_waiting_with_the_reason() -> None:
     actions = plan(
         [live("a")], [restream("p", S.PENDING, needs=Requirements(frozenset({"mpsoc_vcu_h264"})))]
     )
-    assert actions == [
-        KeepWaiting("p", "no live node's FFmpeg has the encoder mpsoc_vcu_h264"),
-        Sync("a", {}),
-    ]
+    assert actions == [KeepWaiting("p", "no live node's FFmpeg has the encoder mpsoc_vcu_h264")]
 
 
 def test_inactive_pending_is_left_alone() -> None:
-    assert plan([live("a")], [restream("p", S.PENDING, active=False)]) == [Sync("a", {})]
+    assert plan([live("a")], [restream("p", S.PENDING, active=False)]) == []
 
 
 def test_draining_node_takes_nothing_new() -> None:
@@ -145,3 +162,51 @@ def test_stopping_finishes_when_the_ffmpeg_is_certainly_gone(
 def test_stopping_restream_is_not_in_the_desired_set() -> None:
     actions = plan([live("a", running={"r": 1})], [restream("r", S.STOPPING, "a", active=False)])
     assert actions == [Sync("a", {})]
+
+
+def test_a_draining_node_is_evacuated_and_takes_nothing() -> None:
+    actions = plan(
+        [live("a", NodeState.DRAINING, running={"r": 1}), live("b")],
+        [restream("r", S.RUNNING, "a"), restream("p", S.PENDING)],
+    )
+    assert actions == [
+        Evacuate("r", "node a is draining: moving"),
+        Assign("p", "b"),
+        Sync("a", {}),
+        Sync("b", {"p": 2}),
+    ]
+
+
+def test_a_draining_node_without_lease_stays_draining() -> None:
+    assert plan([dead("a", NodeState.DRAINING)], []) == []
+
+
+def test_a_moving_restream_is_placed_once_stopped() -> None:
+    """STOPPING but still wanted (evacuated): once its FFmpeg is gone, placed elsewhere."""
+    actions = plan(
+        [live("a", NodeState.DRAINING), live("b")],
+        [restream("r", S.STOPPING, "a", active=True, generation=4)],
+    )
+    assert actions == [
+        FinishStop("r", "no FFmpeg left on a"),
+        Assign("r", "b"),
+        Sync("b", {"r": 5}),
+    ]
+
+
+def test_capacity_bounds_a_round_of_placements() -> None:
+    """Placements in one round see each other: 1500-millicore restreams on two 4000-millicore
+    nodes, one of which already holds 1000: four fit, the fifth waits."""
+    heavy = Requirements(frozenset(), Cost(1500))
+    actions = plan(
+        [live("a"), live("b")],
+        [restream(f"p{i}", S.PENDING, needs=heavy) for i in range(5)]
+        + [restream("r", S.RUNNING, "a", millicores=1000)],
+    )
+    assigned = [a for a in actions if isinstance(a, Assign)]
+    waiting = [a for a in actions if isinstance(a, KeepWaiting)]
+    assert [a.node for a in assigned] == ["b", "a", "b", "a"]  # spread, by utilisation
+    assert [w.restream_id for w in waiting] == ["p4"]
+    assert waiting[0].reason == (
+        "not enough free CPU on any node: need 1500 millicores, the most free is 1000 on b"
+    )
