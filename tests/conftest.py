@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from common import live
 from common.config import Settings
 from common.db import Database, make_engine
 from common.migrate import check, upgrade
+from common.models import Base
 from common.outbox import ControlMessage
 from tests.support.services import fresh_database, postgres_server, redis_db_url, redis_server
 
@@ -93,3 +94,13 @@ def settings(database_url: str, redis_url: str) -> Settings:
         jwt_secret=JWT_SECRET,
         node_name="test-node",
     )
+
+
+@pytest.fixture
+def committing_db(engine: Engine, sent: list[ControlMessage]) -> Iterator[Database]:
+    """A Database whose transactions really commit (for tests of concurrent transactions);
+    every table is emptied afterwards."""
+    yield Database(engine, sent.append)
+    with engine.begin() as connection:
+        tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+        connection.execute(text(f"TRUNCATE {tables} CASCADE"))

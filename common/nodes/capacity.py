@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from common.restreams.schemas import (
     InputType,
@@ -28,6 +29,7 @@ from common.restreams.schemas import (
 )
 
 ENGINE_UNITS = 1_000_000
+U30_ENGINES = ("decoder", "scaler", "encoder", "lookahead")
 XRM_MAX_PIXEL_RATE = 1920 * 1080 * 60 * 4  # decoder, encoder, lookahead
 XRM_SCALER_MAX_PIXEL_RATE = 3840 * 2160 * 60 * 2
 UNITS_PER_SLOT = 250_000
@@ -153,14 +155,16 @@ class Usage:
         return Usage(self.cpu_millicores + cost.cpu_millicores, u30)
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     """What one placed restream holds on its node (stored on the restream row)."""
 
     cpu_millicores: int
     u30_device: int | None = None
     u30: U30Load | None = None
     listen_port: str | None = None
+
+
+NO_RESERVATION = Reservation(0)
 
 
 def usage_of(reservations: Iterable[Reservation]) -> Usage:

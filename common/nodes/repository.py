@@ -25,6 +25,10 @@ def all_nodes(session: Session) -> Sequence[Node]:
     return list(session.execute(select(Node).order_by(Node.name)).scalars().all())
 
 
+def names_in_state(session: Session, state: NodeState) -> list[str]:
+    return list(session.execute(select(Node.name).where(Node.state == state)).scalars())
+
+
 def upsert(
     session: Session, name: str, capabilities: dict[str, Any], labels: dict[str, str]
 ) -> Node:

@@ -14,11 +14,12 @@ from common.celery_app import stop_message
 from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
-from common.nodes.placement import Candidate, candidate_of
+from common.nodes.capabilities import capacity_of, encoders_of
+from common.nodes.capacity import Usage
+from common.nodes.placement import Candidate
 from common.nodes.states import NODE_TRANSITIONS, NodeState
 from common.outbox import enqueue
 from common.restreams import repository as restreams
-from common.restreams.lifecycle import reservation_of
 from common.restreams.lifecycle import transition as restream_transition
 from common.restreams.states import RestreamState
 
@@ -52,17 +53,21 @@ def register(
 
 def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
     """Active nodes that hold a lease right now, with what is already placed on them."""
-    nodes = [n for n in repository.all_nodes(session) if n.state is NodeState.ACTIVE]
-    leases = live.read_leases(client, [n.name for n in nodes])
-    holdings = restreams.holdings_by_node(session)
+    names = repository.names_in_state(session, NodeState.ACTIVE)
+    leases = live.read_leases(client, names)
+    usage = restreams.usage_by_node(session)
+    ports = restreams.ports_by_node(session)
     return [
-        candidate_of(
-            node.name,
-            leases[node.name],
-            {r.id: reservation_of(r) for r in holdings.get(node.name, [])},
+        Candidate(
+            name=name,
+            address=leases[name].address,
+            encoders=encoders_of(leases[name].capabilities),
+            capacity=capacity_of(leases[name].capabilities),
+            usage=usage.get(name, Usage()),
+            ports=ports.get(name, {}),
         )
-        for node in nodes
-        if node.name in leases
+        for name in names
+        if name in leases
     ]
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements, requirements
-from common.nodes.capacity import Reservation
+from common.nodes.capacity import NO_RESERVATION, Reservation
 from common.nodes.placement import Candidate, Placed, Policy, candidate_of, place
 from common.nodes.states import NodeState
 from common.restreams.schemas import RestreamDefinition
@@ -28,15 +28,14 @@ class NodeView:
     lease: NodeLease | None
 
 
-@dataclass(frozen=True)
-class RestreamView:
+class RestreamView(NamedTuple):  # a tuple: a round builds ten thousand of them
     id: str
     state: RestreamState
     active: bool
     node: str | None
     generation: int
     state_age_s: float  # seconds since its last state change
-    reservation: Reservation = field(default_factory=lambda: Reservation(0))
+    reservation: Reservation = NO_RESERVATION
     definition: Mapping[str, Any] | None = None  # parsed only if it must be placed
     needs: Requirements | None = None  # given directly (tests), else read from `definition`
 
@@ -88,6 +87,7 @@ class Assign:
     restream_id: str
     node: str
     u30_device: int | None = None
+    needs: Requirements | None = field(default=None, compare=False)  # what it reserves
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,12 @@ def plan(
         if name not in draining
     ]
     actions += _placements(round_.to_place, candidates, round_.placed, policy)
+    desired: dict[str, dict[str, int]] = {name: {} for name in leases}
+    for rid, (node, generation) in round_.placed.items():
+        desired[node][rid] = generation
     for name, lease in sorted(leases.items()):
-        desired = {rid: gen for rid, (node, gen) in round_.placed.items() if node == name}
-        if desired != lease.running:  # nothing to heal where the node runs what it should
-            actions.append(Sync(name, desired))
+        if desired[name] != lease.running:  # nothing to heal where it runs what it should
+            actions.append(Sync(name, desired[name]))
     return actions
 
 
@@ -209,16 +211,15 @@ def _placements(
 ) -> list[Action]:
     """Place what waits, each placement adding to the holdings the next one sees."""
     actions: list[Action] = []
+    index = {c.name: i for i, c in enumerate(candidates)}
     for r in to_place:
         needs = r.requirements()
         result = place(needs, candidates, policy)
         if not isinstance(result, Placed):
             actions.append(KeepWaiting(r.id, result.reason))
             continue
-        actions.append(Assign(r.id, result.node, result.u30_device))
+        actions.append(Assign(r.id, result.node, result.u30_device, needs))
         placed[r.id] = (result.node, r.generation + 1)
-        candidates[:] = [
-            c.taking(needs, result.u30_device, r.id) if c.name == result.node else c
-            for c in candidates
-        ]
+        chosen = index[result.node]
+        candidates[chosen] = candidates[chosen].taking(needs, result.u30_device, r.id)
     return actions

@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from sqlalchemy import func, select
@@ -30,6 +31,7 @@ from common.models import Restream
 from common.nodes import repository as node_repository
 from common.nodes import service as node_service
 from common.nodes.capabilities import requirements
+from common.nodes.capacity import Reservation, U30Load
 from common.nodes.states import NodeState
 from common.outbox import enqueue
 from common.reconcile.plan import (
@@ -46,9 +48,9 @@ from common.reconcile.plan import (
     Sync,
     plan,
 )
-from common.restreams.lifecycle import release, reservation_of, transition
+from common.restreams.lifecycle import release, transition
 from common.restreams.service import assign, definition_of, leave_pending, lock_placement
-from common.restreams.states import RestreamState
+from common.restreams.states import PLACED_STATES, RestreamState
 
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.
@@ -74,18 +76,15 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
         lock_placement(session)
         nodes = node_repository.all_nodes(session)
         leases = live.read_leases(client, [n.name for n in nodes])
-        views, snapshot = _restream_views(session)
+        settled = {n.name for n in nodes if n.name in leases and n.state is NodeState.ACTIVE}
+        views, snapshot = _restream_views(session, settled)
         actions = plan(
             [NodeView(n.name, n.state, leases.get(n.name)) for n in nodes],
             views,
             policy=settings.placement_policy,
             stop_confirm_s=2 * settings.lease_renew_interval_s + 1,
         )
-        counts: dict[str, int] = {}
-        for action in actions:
-            if _apply(session, action, snapshot):
-                name = type(action).__name__
-                counts[name] = counts.get(name, 0) + 1
+        counts = _apply_all(session, actions, snapshot)
     summary = RoundSummary(ran=True, duration_ms=(time.perf_counter() - started) * 1000)
     summary.actions = counts
     if set(counts) - {"Sync"}:
@@ -93,37 +92,80 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
     return summary
 
 
-def _restream_views(session: Session) -> tuple[list[RestreamView], Snapshot]:
+_VIEW_COLUMNS = (
+    Restream.id,
+    Restream.state,
+    Restream.active,
+    Restream.node_name,
+    Restream.generation,
+    Restream.state_changed_at,
+    Restream.reserved_millicores,
+    Restream.u30_device,
+    Restream.u30_load,
+    Restream.listen_port,
+)
+
+
+def _restream_views(
+    session: Session, settled_nodes: set[str]
+) -> tuple[list[RestreamView], Snapshot]:
     """Every restream the reconciler must look at (wanted, or not yet at rest), as plain data.
 
-    Definitions are read as raw JSON; only the few restreams the plan places are parsed.
+    Plain columns, no ORM objects; definitions are read (and later parsed) only for those the
+    plan might have to place: all but the ones placed on a live node that is not draining.
     """
     now = datetime.now(UTC)
-    rows = session.execute(
-        select(Restream)
-        .where((Restream.active.is_(True)) | (Restream.state != S.IDLE))
-        .order_by(Restream.created_at, Restream.id)
-    ).scalars()
+    # Core, and plain tuples: ORM rows would cost more than the whole plan.
+    plain = [
+        tuple(row)
+        for row in session.connection().execute(
+            select(*_VIEW_COLUMNS)
+            .where((Restream.active.is_(True)) | (Restream.state != S.IDLE))
+            .order_by(Restream.created_at, Restream.id)
+        )
+    ]
+    suspects = [r[0] for r in plain if r[1] not in PLACED_STATES or r[3] not in settled_nodes]
+    definitions: dict[str, dict[str, Any]] = dict(
+        session.execute(
+            select(Restream.id, Restream.definition).where(Restream.id.in_(suspects))
+        ).all()
+    )
     views, snapshot = [], {}
-    for r in rows:
+    for rid, state, active, node, generation, changed, cpu, device, load, port in plain:
+        reservation = Reservation(cpu, device, U30Load.from_dict(load) if load else None, port)
+        age_s = (now - changed).total_seconds()
         views.append(
             RestreamView(
-                id=r.id,
-                state=r.state,
-                active=r.active,
-                node=r.node_name,
-                generation=r.generation,
-                state_age_s=(now - r.state_changed_at).total_seconds(),
-                reservation=reservation_of(r),
-                definition=r.definition,
+                rid, state, active, node, generation, age_s, reservation, definitions.get(rid)
             )
         )
-        snapshot[r.id] = (r.state, r.generation, r.node_name)
-    session.expunge_all()  # the views are all the round needs; rows are re-read under lock
+        snapshot[rid] = (state, generation, node)
     return views, snapshot
 
 
-def _apply(session: Session, action: Action, snapshot: Snapshot) -> bool:
+def _apply_all(session: Session, actions: list[Action], snapshot: Snapshot) -> dict[str, int]:
+    """Apply the plan. The restream rows it touches are locked in one statement, skipping rows
+    a request holds; an action whose row moved since the snapshot is skipped."""
+    ids = [
+        a.restream_id for a in actions if not isinstance(a, Sync | MarkNodeOffline | MarkNodeActive)
+    ]
+    locked = {
+        r.id: r
+        for r in session.execute(
+            select(Restream).where(Restream.id.in_(ids)).with_for_update(skip_locked=True)
+        ).scalars()
+    }
+    counts: dict[str, int] = {}
+    for action in actions:
+        if _apply(session, action, snapshot, locked):
+            name = type(action).__name__
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _apply(
+    session: Session, action: Action, snapshot: Snapshot, locked: dict[str, Restream]
+) -> bool:
     """Apply one action; False when it no longer applies (its row moved, or is locked)."""
     if isinstance(action, Sync):
         enqueue(session, sync_message(action.node, action.desired))
@@ -135,9 +177,7 @@ def _apply(session: Session, action: Action, snapshot: Snapshot) -> bool:
             return False
         node_service.transition(session, node, target, action.reason)
         return True
-    restream = session.execute(
-        select(Restream).where(Restream.id == action.restream_id).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+    restream = locked.get(action.restream_id)
     if restream is None or snapshot.get(restream.id) != (
         restream.state,
         restream.generation,
@@ -161,7 +201,7 @@ def _apply_to_restream(session: Session, action: Action, restream: Restream) -> 
         transition(session, restream, S.PENDING if restream.active else S.IDLE, action.reason)
         release(restream)
     elif isinstance(action, Assign):
-        needs = requirements(definition_of(restream))
+        needs = action.needs or requirements(definition_of(restream))
         assign(session, restream, action.node, needs, action.u30_device)
     elif isinstance(action, KeepWaiting):
         leave_pending(session, restream, action.reason)

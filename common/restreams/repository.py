@@ -8,6 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from common.models import Restream, Run
+from common.nodes.capacity import U30_ENGINES, U30Load, Usage
 from common.restreams.states import PLACED_STATES, RestreamState
 
 
@@ -60,16 +61,46 @@ def name_taken(
 HOLDING_STATES = frozenset({*PLACED_STATES, RestreamState.STOPPING})
 
 
-def holdings_by_node(session: Session) -> dict[str, list[Restream]]:
-    """The restreams holding resources on each node: placed, or not yet stopped there."""
+def usage_by_node(session: Session) -> dict[str, Usage]:
+    """What the restreams placed on each node (or not yet stopped there) hold, summed by the
+    database: CPU per node, U30 load per device."""
+    holding = (Restream.node_name.is_not(None), Restream.state.in_(HOLDING_STATES))
+    cpu = dict(
+        session.execute(
+            select(Restream.node_name, func.sum(Restream.reserved_millicores))
+            .where(*holding)
+            .group_by(Restream.node_name)
+        ).all()
+    )
+    u30: dict[str, dict[int, U30Load]] = {}
+    engines = [func.sum(Restream.u30_load[e].as_integer()) for e in U30_ENGINES]
+    for node, device, *loads in session.execute(
+        select(Restream.node_name, Restream.u30_device, *engines)
+        .where(*holding, Restream.u30_device.is_not(None))
+        .group_by(Restream.node_name, Restream.u30_device)
+    ):
+        u30.setdefault(node, {})[device] = U30Load(*(int(v or 0) for v in loads))
+    return {
+        node: Usage(int(cpu.get(node) or 0), u30.get(node, {}))
+        for node in {*cpu, *u30}
+        if node is not None
+    }
+
+
+def ports_by_node(session: Session) -> dict[str, dict[str, str]]:
+    """Listen ports held on each node: node -> {"2035/UDP": restream id}."""
+    ports: dict[str, dict[str, str]] = {}
     rows = session.execute(
-        select(Restream).where(Restream.node_name.is_not(None), Restream.state.in_(HOLDING_STATES))
-    ).scalars()
-    by_node: dict[str, list[Restream]] = {}
-    for restream in rows:
-        assert restream.node_name is not None
-        by_node.setdefault(restream.node_name, []).append(restream)
-    return by_node
+        select(Restream.node_name, Restream.listen_port, Restream.id).where(
+            Restream.node_name.is_not(None),
+            Restream.state.in_(HOLDING_STATES),
+            Restream.listen_port.is_not(None),
+        )
+    ).all()
+    for node, port, restream_id in rows:
+        if node is not None and port is not None:
+            ports.setdefault(node, {})[port] = restream_id
+    return ports
 
 
 def placed_on(session: Session, node: str, *, skip_locked: bool = False) -> Sequence[Restream]:

@@ -85,24 +85,22 @@ class Farm:
         assert self.process is not None and self.process.poll() is None, self.log.read_text()
         return self.http.get("/readyz").status_code == 200
 
-    def start_worker(self, node: str) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, node: str, env: dict[str, str] | None = None, *, wait: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """One more worker node; by default it finds the farm through the data dir."""
+        inherited = {k: v for k, v in self.env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        command = [sys.executable, "-m", "common.cli.main", "worker", "--node", node]
         with (self.root / f"worker-{node}.log").open("wb") as log:
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "common.cli.main",
-                    "worker",
-                    "--node",
-                    node,
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                env={k: v for k, v in self.env.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+                [*command, "--data-dir", str(self.data_dir)],
+                env={**inherited, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         self.extra.append(worker)
+        if wait:
+            wait_for(lambda: self.node_live(node), timeout_s=60, every_s=0.2, what=f"node {node}")
         return worker
 
     def stop(self) -> int:
@@ -111,7 +109,11 @@ class Farm:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
         for worker in self.extra:
-            worker.wait(30)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
         if self.process is None:
             return 0
         if self.process.poll() is None:
@@ -150,6 +152,35 @@ class Farm:
     def get_by_id(self, restream_id: str) -> dict[str, Any]:
         details: dict[str, Any] = self.post("/api/restream/getById", {"id": restream_id})
         return details
+
+    def small_restream(self, name: str, port: int, **changes: Any) -> str:
+        """A cheap test-signal restream (160x90, 10 fps) to udp://127.0.0.1:<port>, started;
+        the port makes its FFmpeg recognisable in the process list."""
+        body = {
+            "restream_name": name,
+            "input": {
+                "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+                "resolution_width": 160,
+                "resolution_height": 90,
+                "encoding_rate": 10,
+                "test_video_bitrate": 100,
+            },
+            "output": {
+                "output_type": "OUTPUT_TYPE_UDP_URL",
+                "output_stream_url": f"udp://127.0.0.1:{port}",
+            },
+            **changes,
+        }
+        restream_id: str = self.post("/api/restream/create", body)["id"]
+        return restream_id
+
+    def states(self, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """id -> (state, node) of each restream."""
+        found = {}
+        for restream_id in ids:
+            details = self.get_by_id(restream_id)
+            found[restream_id] = (details["state"], details["node"])
+        return found
 
 
 @contextmanager

@@ -1,0 +1,226 @@
+"""A farm of several real workers: capacity, kill -9, a cut from Redis, drain, SIGTERM.
+
+Every restream writes to its own UDP port, which makes its FFmpeg recognisable in the
+process list; `FfmpegWatch` samples that list every 20 ms to prove that two copies of one
+restream never run at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.farm import Farm, running_farm
+from tests.support.ffmpeg_watch import FfmpegWatch
+from tests.support.media import free_port
+from tests.support.proxy import Proxy
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("failover")]
+
+SMALL_MILLICORES = 73  # the cost model's figure for Farm.small_restream (160x90, 10 fps)
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Farm]:
+    # The node of `streamfleet up` is small: the extra workers carry most of the load.
+    with running_farm(
+        tmp_path_factory.mktemp("failover"),
+        pg_server_url,
+        {"STREAMFLEET_CPU_MILLICORES": "300"},
+    ) as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def clean(farm: Farm) -> Iterator[None]:
+    yield
+    for restream in farm.post("/api/restream/getAll"):
+        farm.http.request(
+            "DELETE", "/api/restream/remove", json={"id": restream["id"]}, headers=farm.callaba
+        )
+
+
+def create(farm: Farm, count: int, prefix: str) -> tuple[list[str], list[str]]:
+    """`count` small restreams, started: their ids and their FFmpeg markers."""
+    ids, markers = [], []
+    for i in range(count):
+        port = free_port()
+        ids.append(farm.small_restream(f"{prefix}-{i}", port))
+        markers.append(f"udp://127.0.0.1:{port}")
+    return ids, markers
+
+
+def all_running(farm: Farm, ids: list[str], *, avoid: str | None = None) -> bool:
+    states = farm.states(ids).values()
+    return all(state == "running" and node != avoid for state, node in states)
+
+
+@contextmanager
+def only(farm: Farm, node: str) -> Iterator[None]:
+    """Every other node drained for the duration: what is started now lands on `node`."""
+    others = [
+        n["name"]
+        for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()
+        if n["name"] != node and n["state"] == "active"
+    ]
+    for name in others:
+        farm.http.post(f"/v1/nodes/{name}/drain", headers=farm.bearer).raise_for_status()
+    try:
+        yield
+    finally:
+        for name in others:
+            farm.http.post(f"/v1/nodes/{name}/undrain", headers=farm.bearer).raise_for_status()
+
+
+def started_on(farm: Farm, node: str, count: int, prefix: str) -> tuple[list[str], list[str]]:
+    with only(farm, node):
+        ids, markers = create(farm, count, prefix)
+        wait_for(lambda: all_running(farm, ids), timeout_s=30, every_s=0.2, what="all running")
+    assert {n for _, n in farm.states(ids).values()} == {node}
+    return ids, markers
+
+
+def never_two(watch: FfmpegWatch, markers: list[str]) -> None:
+    doubled = {m: n for m, n in watch.most_at_once.items() if n > 1}
+    assert not doubled, f"two copies ran at once: {doubled}"
+    assert all(watch.processes[m] for m in markers)
+
+
+def test_placement_respects_capacity_and_says_what_is_missing(farm: Farm) -> None:
+    farm.start_worker("cap-b", {"STREAMFLEET_CPU_MILLICORES": "300"})
+    try:
+        ids, _ = create(farm, 9, "cap")  # 4 fit in 300 millicores on each of the two nodes
+        wait_for(
+            lambda: sorted(s for s, _ in farm.states(ids).values()).count("running") == 8,
+            timeout_s=30,
+            every_s=0.3,
+            what="eight running",
+        )
+        states = farm.states(ids)
+        per_node: dict[str | None, int] = {}
+        for _state, node in states.values():
+            per_node[node] = per_node.get(node, 0) + 1
+        assert per_node == {farm.node: 4, "cap-b": 4, None: 1}
+        waiting = next(rid for rid, (state, _) in states.items() if state == "pending")
+        reason = farm.get_by_id(waiting)["state_reason"]
+        assert reason.startswith(f"not enough free CPU on any node: need {SMALL_MILLICORES}")
+    finally:
+        farm.extra[-1].send_signal(signal.SIGTERM)
+        farm.extra[-1].wait(30)
+
+
+def test_kill_9_of_a_worker_moves_its_restreams_within_10_s(farm: Farm) -> None:
+    victim = farm.start_worker("k-victim", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    farm.start_worker("k-rescue", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    ids, markers = started_on(farm, "k-victim", 4, "kill")
+    with FfmpegWatch(markers) as watch:
+        killed_at = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        # FFmpeg dies with its worker (PR_SET_PDEATHSIG), before anything else happens.
+        wait_for(lambda: not any(watch.running(m) for m in markers), timeout_s=2, what="orphans")
+        wait_for(
+            lambda: all_running(farm, ids, avoid="k-victim"),
+            timeout_s=15,
+            every_s=0.1,
+            what="all running elsewhere",
+        )
+        elapsed = time.monotonic() - killed_at
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    never_two(watch, markers)
+    events = farm.http.get("/v1/nodes/k-victim/events", headers=farm.bearer).json()
+    assert events[-1]["to_state"] == "offline"
+
+
+def test_a_worker_cut_from_redis_fences_itself_before_its_restreams_run_elsewhere(
+    farm: Farm, tmp_path: Path
+) -> None:
+    redis_port = int(farm.env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    proxy = Proxy("127.0.0.1", redis_port)
+    island = farm.start_worker(
+        "island",
+        {
+            "STREAMFLEET_CPU_MILLICORES": "1000",
+            "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
+            "DATABASE_URL": farm.env["DATABASE_URL"],
+        },
+    )
+    farm.start_worker("mainland", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    try:
+        ids, markers = started_on(farm, "island", 3, "cut")
+        with FfmpegWatch(markers) as watch:
+            proxy.cut()
+            wait_for(
+                lambda: all_running(farm, ids, avoid="island"),
+                timeout_s=20,
+                every_s=0.1,
+                what="all running elsewhere",
+            )
+        assert island.poll() is None  # the worker lives on, cut off
+        never_two(watch, markers)
+        for marker in markers:
+            old, new = sorted(watch.processes[marker].values(), key=lambda s: s.first)[:2]
+            assert old.last < new.first, f"{marker}: the copy on island outlived the move"
+    finally:
+        island.kill()
+        island.wait()
+
+
+def test_drain_moves_everything_and_undrain_restores(farm: Farm) -> None:
+    farm.start_worker("d-drained", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    farm.start_worker("d-other", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    ids, markers = started_on(farm, "d-drained", 4, "drain")
+    with FfmpegWatch(markers) as watch:
+        drained = farm.http.post("/v1/nodes/d-drained/drain", headers=farm.bearer)
+        assert drained.status_code == 202 and drained.json()["state"] == "draining"
+        wait_for(
+            lambda: all_running(farm, ids, avoid="d-drained"),
+            timeout_s=15,
+            every_s=0.1,
+            what="all moved",
+        )
+    never_two(watch, markers)
+    restored = farm.http.post("/v1/nodes/d-drained/undrain", headers=farm.bearer).json()
+    assert restored["state"] == "active"
+
+
+def test_sigterm_drains_the_worker_before_it_exits(farm: Farm) -> None:
+    leaving = farm.start_worker("t-leaving", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    farm.start_worker("t-staying", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    ids, markers = started_on(farm, "t-leaving", 3, "term")
+    with FfmpegWatch(markers) as watch:
+        sent = time.monotonic()
+        leaving.send_signal(signal.SIGTERM)
+        wait_for(
+            lambda: all_running(farm, ids, avoid="t-leaving"),
+            timeout_s=15,
+            every_s=0.1,
+            what="all moved",
+        )
+        moved_in = time.monotonic() - sent
+        assert leaving.wait(30) == 0
+    never_two(watch, markers)
+    # Faster than a lost lease (5 s) would have made it: the worker handed them over.
+    assert moved_in < 5, f"took {moved_in:.1f} s"
+    node = next(
+        n
+        for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()
+        if n["name"] == "t-leaving"
+    )
+    assert node["state"] == "offline"
+
+
+def test_a_u30_restream_with_no_u30_node_stays_pending(farm: Farm) -> None:
+    restream_id = farm.small_restream(
+        "hw", free_port(), transcoding={"video_transcoding": "mpsoc_vcu_h264"}
+    )
+    details = farm.get_by_id(restream_id)
+    assert details["state"] == "pending"
+    assert details["state_reason"] == "no live node's FFmpeg has the encoder mpsoc_vcu_h264"
