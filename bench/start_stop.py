@@ -19,7 +19,6 @@ shutdown). Prints p50/p90/max.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -29,13 +28,12 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import localfarm  # noqa: E402
+from bench.localfarm import percentile, wait  # noqa: E402
 from common.cli.localfarm import free_port  # noqa: E402
 from common.ffmpeg.argv import Placement, build_argv  # noqa: E402
 from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
@@ -56,65 +54,7 @@ JOB = {
 }
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def wait(condition: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-class LocalFarm:
-    def __init__(self, data_dir: Path, port: int, quiet: bool, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        log = subprocess.DEVNULL if quiet else None
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "common.cli.main", "up", "--port", str(port),
-             "--data-dir", str(data_dir), "--node", "bench"],
-            cwd=ROOT, stdout=log, stderr=log, env=env,
-        )  # fmt: skip
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        wait(self._ready, 90, "the farm to start")
-        secrets = json.loads((data_dir / "secrets.json").read_text())
-        login = self.http.post(
-            "/api/auth/login",
-            json={
-                "email": os.environ.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local"),
-                "password": os.environ.get(
-                    "STREAMFLEET_ADMIN_PASSWORD", secrets["STREAMFLEET_ADMIN_PASSWORD"]
-                ),
-            },
-        )
-        login.raise_for_status()
-        self.callaba = {"x-access-token": login.json()["token"]}
-        key = subprocess.run(
-            [sys.executable, "-m", "common.cli.main", "admin", "create-key",
-             "--name", "bench", "--data-dir", str(data_dir)],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
-        self.bearer = {"Authorization": f"Bearer {key}"}
-        wait(self._worker_live, 60, "the worker")
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise SystemExit("streamfleet up exited")
-        try:
-            return self.http.get("/readyz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def _worker_live(self) -> bool:
-        nodes = self.http.get("/v1/nodes", headers=self.bearer).json()
-        return any(n["live"] for n in nodes)
-
+class LocalFarm(localfarm.LocalFarm):
     def event_time(self, restream_id: str, to_state: str, after: float) -> float | None:
         events = self.http.get(f"/v1/restreams/{restream_id}/events", headers=self.bearer).json()
         for event in events:
@@ -122,10 +62,6 @@ class LocalFarm:
             if event["to_state"] == to_state and at >= after - 0.5:
                 return at
         return None
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
 
 
 def measure(farm: LocalFarm, restream_id: str) -> tuple[float, float, float, float]:
