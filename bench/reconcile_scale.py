@@ -101,7 +101,9 @@ def service_url(url: str) -> str:
 def populate(db: Database, client: Any, nodes: int, restreams: int) -> list[str]:
     names = [f"n{i:03d}" for i in range(nodes)]
     capabilities = node_capabilities(
-        cores=64, ffmpeg={"encoders": ["libx264", "aac"]}, cpu_millicores=NODE_MILLICORES
+        cores=64,
+        ffmpeg={"encoders": ["libx264", "aac"], "protocols": ["rtmp", "tcp"]},
+        cpu_millicores=NODE_MILLICORES,
     )
     needs = requirements(DEFINITION)
     stored = service.stored(DEFINITION)

@@ -8,7 +8,9 @@ README's configuration table is generated from the same descriptions.
 from __future__ import annotations
 
 import socket
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -62,6 +64,22 @@ class Settings(BaseSettings):
     )
     node_address: str = Field(
         "127.0.0.1", description="Address publishers and peers use to reach this node."
+    )
+    listen_address: str = Field(
+        "0.0.0.0",  # noqa: S104  (listen inputs take publishers from the network)
+        description="Address listen inputs (*_LISTEN) bind to on this node.",
+    )
+    media_dir: str = Field(
+        default_factory=lambda: str(Path(tempfile.gettempdir()) / "streamfleet-media"),
+        description="Directory for HLS output on this node (<dir>/<restream>/<output>/).",
+    )
+    local_rtmp_url: str | None = Field(
+        None,
+        description="This node's own RTMP server for OUTPUT_TYPE_LOCAL_RTMP_URL, e.g. "
+        "rtmp://127.0.0.1:1935/live; none by default.",
+    )
+    allow_local_files: bool = Field(
+        False, description="Let INPUT_TYPE_OTHER read file: URLs on the node (off: safer)."
     )
     cpu_millicores: int | None = Field(
         None,
@@ -181,7 +199,9 @@ def markdown_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for field, info in Settings.model_fields.items():
         if info.default_factory is not None:
-            default = "host name" if field == "node_name" else "(computed)"
+            default = {"node_name": "host name", "media_dir": "`<temp>/streamfleet-media`"}.get(
+                field, "(computed)"
+            )
         elif info.default is None:
             default = "—"
         else:

@@ -30,6 +30,14 @@ class NodeLease(BaseModel):
     )
 
 
+class OutputStatus(BaseModel):
+    """How one output of a restream fares (by its position in the definition)."""
+
+    index: int
+    status: str = Field(description="`ok`, or `failed` (dropped; the other outputs go on).")
+    error: str | None = None
+
+
 class RestreamStats(BaseModel):
     """Live statistics of one restream, from the worker that runs it."""
 
@@ -48,6 +56,7 @@ class RestreamStats(BaseModel):
     uptime_s: float = 0.0
     restarts: int = 0
     last_error: str | None = None
+    outputs: list[OutputStatus] = Field(default_factory=list)
     updated_at: float = Field(default_factory=time.time)
 
 

@@ -25,7 +25,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 # Chatter at INFO: a line per control message and per beat tick, embedded server notes.
-_QUIET = ("celery.worker.strategy", "celery.app.trace", "celery.beat", "pgserver")
+_QUIET = (
+    "celery.worker.strategy",
+    "celery.app.trace",
+    "celery.beat",
+    "pgserver",
+    "httpx",
+    "httpx2",
+)
 
 
 def configure_logging(level: str = "INFO") -> None:

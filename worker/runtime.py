@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -17,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from common import live
 from common.config import Settings
 from common.db import Database, make_engine
-from common.ffmpeg.argv import Placement, build_argv
+from common.ffmpeg.argv import Placement, build_argv, hls_dir
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
@@ -29,12 +30,20 @@ from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
 from common.restreams.reports import Attempt
+from common.restreams.schemas import LISTEN_INPUTS, OutputType, RestreamDefinition
 from common.restreams.service import Farm, definition_of
 from worker.lease import Heartbeat
 from worker.reporter import Reporter
 from worker.supervisor import Job, Limits, Supervisor
 
 log = logging.getLogger(__name__)
+
+
+def prepare_outputs(definition: RestreamDefinition, placement: Placement) -> None:
+    """Create what the outputs write into on this node (HLS directories)."""
+    for output in definition.outputs:
+        if output.output_type is OutputType.HLS:
+            Path(hls_dir(placement, output)).mkdir(parents=True, exist_ok=True)
 
 
 class NodeRuntime:
@@ -52,6 +61,7 @@ class NodeRuntime:
             overcommit=settings.cpu_overcommit,
             u30_devices=count_u30_devices() if u30_devices is None else u30_devices,
             u30_source="sysfs" if u30_devices is None else "configuration",
+            local_rtmp_url=settings.local_rtmp_url,
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.supervisor = Supervisor(
@@ -138,14 +148,24 @@ class NodeRuntime:
                 log.info("ignoring start of %s gen %d: not ours", restream_id, generation)
                 return False
             definition = definition_of(restream)
+            placement = Placement(
+                node_name=self.node,
+                node_address=self.settings.node_address,
+                hw_device=restream.u30_device,
+                restream_id=restream.id,
+                listen_address=self.settings.listen_address,
+                media_dir=self.settings.media_dir,
+                local_rtmp_url=self.settings.local_rtmp_url,
+            )
         try:
             argv = build_argv(
                 definition,
-                Placement(self.node, self.settings.node_address),
+                placement,
                 progress_period_s=self.settings.progress_period_s
                 or self.ffmpeg.progress_period_s(),
             )
-        except ValueError as error:
+            prepare_outputs(definition, placement)
+        except (ValueError, OSError) as error:
             self.reporter.failed(
                 Job(restream_id, generation, []),
                 error=str(error),
@@ -154,7 +174,14 @@ class NodeRuntime:
                 reason="cannot build the FFmpeg command",
             )
             return False
-        return self.supervisor.run(Job(restream_id, generation, [self.ffmpeg.binary, *argv]))
+        job = Job(
+            restream_id,
+            generation,
+            [self.ffmpeg.binary, *argv],
+            listens=definition.input.input_type in LISTEN_INPUTS,
+            outputs=len(definition.outputs),
+        )
+        return self.supervisor.run(job)
 
     def stop_restream(self, restream_id: str, generation: int) -> None:
         if not self.supervisor.stop(restream_id, generation):

@@ -23,9 +23,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from common.ffmpeg.outcome import Outcome, classify_exit, error_line
+from common.ffmpeg.outcome import Outcome, classify_exit, error_line, failed_output
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
-from common.live import RestreamStats
+from common.live import OutputStatus, RestreamStats
 from common.processes import pdeathsig_prefix, set_parent_death_signal
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class Job:
     restream_id: str
     generation: int
     argv: list[str]
+    listens: bool = False  # waits for a publisher: no stall timeout before one arrives
+    outputs: int = 1
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class _Process:
         self.stderr_tail: deque[str] = deque(maxlen=limits.stderr_tail_lines)
         self.block: ProgressBlock | None = None
         self.rate = RateWindow()
+        self.flowed = False  # media went through in this attempt
+        self.failed_outputs: dict[int, str] = {}
         self.spawned_at = time.monotonic()
         self.process: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task[None] | None = None
@@ -138,6 +142,9 @@ class _Process:
             if report.outcome in (Outcome.STOPPED, Outcome.FENCED):
                 self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
                 return
+            if self._publisher_left(report.outcome, exit_code):
+                log.info("restream %s: its publisher left; listening again", self.job.restream_id)
+                continue
             self.last_error = report.reason
             if not self._within_budget():
                 self.observer.failed(
@@ -166,6 +173,12 @@ class _Process:
                 self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
                 return
 
+    def _publisher_left(self, outcome: Outcome, exit_code: int | None) -> bool:
+        """A listen input whose publisher went away (its stream ended, or went silent) after
+        sending media: not a failure, just listen again."""
+        ended = outcome is Outcome.FAILED and exit_code == 0
+        return self.job.listens and self.flowed and (ended or outcome is Outcome.STALLED)
+
     def _within_budget(self) -> bool:
         now = time.monotonic()
         self.failures.append(now)
@@ -181,8 +194,9 @@ class _Process:
     async def _run_once(self) -> tuple[int | None, bool]:
         """Spawn FFmpeg and follow it to its end: (exit code or None if never spawned, stalled)."""
         self.state = "starting"
-        self.block, self.rate = None, RateWindow()
+        self.block, self.rate, self.flowed = None, RateWindow(), False
         self.stderr_tail.clear()
+        self.failed_outputs.clear()
         if shutil.which(self.job.argv[0]) is None:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: not an executable")
             return None, False
@@ -223,6 +237,8 @@ class _Process:
                 block = self.block
                 if block is not None and block is not last_block and advanced(last_block, block):
                     last_progress, last_block = time.monotonic(), block
+                if self.job.listens and not self.flowed:
+                    last_progress = time.monotonic()  # waiting for a publisher is not a stall
                 if time.monotonic() - last_progress > self.limits.stall_timeout_s:
                     log.warning("restream %s stalled: killing FFmpeg", self.job.restream_id)
                     _kill_group(process)
@@ -256,6 +272,7 @@ class _Process:
                 continue
             self.block = block
             self.rate.add(block)
+            self.flowed = self.flowed or flowing(block)
             if self.state != "running" and flowing(block):
                 self.state = "running"
                 self.observer.running(self.job)
@@ -264,8 +281,14 @@ class _Process:
         assert process.stderr is not None
         async for raw in process.stderr:
             line = raw.decode(errors="replace").rstrip()
-            if line:
-                self.stderr_tail.append(line)
+            if not line:
+                continue
+            self.stderr_tail.append(line)
+            failure = failed_output(line)
+            if failure is not None:
+                index, error = failure
+                self.failed_outputs[index] = error
+                log.warning("restream %s: output %d failed: %s", self.job.restream_id, index, error)
 
     # -- what others ask ----------------------------------------------------------------
 
@@ -293,6 +316,14 @@ class _Process:
             uptime_s=round(time.monotonic() - self.spawned_at, 1) if self.process else 0.0,
             restarts=self.restarts,
             last_error=self.last_error or error_line(list(self.stderr_tail)),
+            outputs=[
+                OutputStatus(
+                    index=i,
+                    status="failed" if i in self.failed_outputs else "ok",
+                    error=self.failed_outputs.get(i),
+                )
+                for i in range(self.job.outputs)
+            ],
         )
 
 

@@ -141,10 +141,13 @@ def _transcoding_doc(spec: TranscodingSpec | None) -> dict[str, Any] | None:
     return doc
 
 
-def _details(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]:
+def _details(restream: Restream, stats: RestreamStats | None, ingest: str | None) -> dict[str, Any]:
     definition = service.definition_of(restream)
+    source = _input_doc(definition.input)
+    if definition.input.input_stream_listen_port is not None:
+        source["ingest_url"] = ingest  # where to publish, once placed
     return {
-        "input": [_input_doc(definition.input)],
+        "input": [source],
         "output": [o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
         "transcoding": _transcoding_doc(definition.transcoding),
         **_summary(restream),
@@ -262,7 +265,7 @@ def get_by_id(
 ) -> dict[str, Any]:
     restream = service.get(session, principal, body.id)
     stats = service.live_stats(farm, [restream]).get(restream.id)
-    return _details(restream, stats)
+    return _details(restream, stats, service.ingest_url_of(farm, restream))
 
 
 @router.post("/restream/getStat")

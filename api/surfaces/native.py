@@ -19,6 +19,7 @@ from common.models import Event, Node, Restream
 from common.nodes import service as nodes
 from common.restreams import service
 from common.restreams.schemas import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
+from common.restreams.service import Farm
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -67,6 +68,9 @@ class RestreamOut(BaseModel):
     last_error: str | None
     node: str | None
     generation: int
+    ingest_url: str | None = Field(
+        description="Where to publish, for a placed listen input (the node's address and port)."
+    )
     input: dict[str, Any]
     transcoding: dict[str, Any] | None
     outputs: list[dict[str, Any]]
@@ -108,7 +112,7 @@ class EventOut(BaseModel):
     generation: int | None
 
 
-def _out(restream: Restream) -> RestreamOut:
+def _out(restream: Restream, farm: Farm) -> RestreamOut:
     definition = service.definition_of(restream)
     return RestreamOut(
         id=restream.id,
@@ -121,6 +125,7 @@ def _out(restream: Restream) -> RestreamOut:
         last_error=restream.last_error,
         node=restream.node_name,
         generation=restream.generation,
+        ingest_url=service.ingest_url_of(farm, restream),
         input=definition.input.model_dump(mode="json", exclude_none=True),
         transcoding=(
             definition.transcoding.model_dump(mode="json", exclude_none=True)
@@ -154,23 +159,27 @@ def create_restream(
         input=body.input, transcoding=body.transcoding, outputs=body.outputs
     )
     restream = service.create(session, farm, principal, body.name, definition, active=body.active)
-    return _out(restream)
+    return _out(restream, farm)
 
 
 @router.get("/restreams")
 def list_restreams(
     session: SessionDep,
+    farm: FarmDep,
     principal: BearerPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RestreamPage:
     rows, total = service.page(session, principal, limit=limit, offset=offset)
-    return RestreamPage(items=[_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    items = [_out(r, farm) for r in rows]
+    return RestreamPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/restreams/{restream_id}")
-def get_restream(restream_id: str, session: SessionDep, principal: BearerPrincipal) -> RestreamOut:
-    return _out(service.get(session, principal, restream_id))
+def get_restream(
+    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> RestreamOut:
+    return _out(service.get(session, principal, restream_id), farm)
 
 
 @router.patch("/restreams/{restream_id}")
@@ -191,7 +200,7 @@ def patch_restream(
             outputs=body.outputs if body.outputs is not None else old.outputs,
         )
     changes = service.Changes(name=body.name, definition=definition, active=body.active)
-    return _out(service.update(session, farm, principal, restream_id, changes))
+    return _out(service.update(session, farm, principal, restream_id, changes), farm)
 
 
 @router.delete("/restreams/{restream_id}", status_code=204)
@@ -204,12 +213,14 @@ def delete_restream(restream_id: str, session: SessionDep, principal: BearerPrin
 def start_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
-    return _out(service.start(session, farm, principal, restream_id))
+    return _out(service.start(session, farm, principal, restream_id), farm)
 
 
 @router.post("/restreams/{restream_id}/stop", status_code=202)
-def stop_restream(restream_id: str, session: SessionDep, principal: BearerPrincipal) -> RestreamOut:
-    return _out(service.stop(session, principal, restream_id))
+def stop_restream(
+    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> RestreamOut:
+    return _out(service.stop(session, principal, restream_id), farm)
 
 
 @router.get("/restreams/{restream_id}/stats")

@@ -1,14 +1,17 @@
 """The FFmpeg command line of a restream: a pure function of its definition and placement.
 
 Returns the arguments after the program name, never a shell string. Tested against exact
-argv lists (tests/common/ffmpeg/test_argv.py).
+argv lists (tests/common/ffmpeg/test_argv.py), including the Xilinx Video SDK's own examples
+for the Alveo U30 (`mpsoc_vcu_*` codecs, `-xlnx_hwdev`, `multiscale_xma`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from common.restreams.schemas import (
+    LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,
     AudioCodec,
     InputSpec,
@@ -29,29 +32,54 @@ OUTPUT_FORMATS: dict[OutputType, str] = {
     OutputType.UDP_URL: "mpegts",
     OutputType.HTTP_URL: "mpegts",
     OutputType.RTP_URL: "rtp_mpegts",
+    OutputType.HLS: "hls",
 }
 AUDIO_ENCODERS: dict[AudioCodec, str] = {AudioCodec.AAC: "aac", AudioCodec.MP3: "libmp3lame"}
+U30_CODECS = frozenset({VideoCodec.MPSOC_VCU_H264, VideoCodec.MPSOC_VCU_HEVC})
+U30_DECODERS = {"h264": "mpsoc_vcu_h264", "hevc": "mpsoc_vcu_hevc"}
 # A generated test signal is raw: with no transcode asked for, it is encoded like this.
 TEST_VIDEO_ENCODER = "libx264"
 TEST_VIDEO_PRESET = "veryfast"
 TEST_AUDIO_SAMPLE_RATE = 48000
+# Inputs that may follow URLs found in what they read (playlists, manifests): only the
+# network protocols of their kind, never local files.
+NESTED_PROTOCOLS = {
+    InputType.HTTP_URL: "http,https,tcp,tls,crypto",
+    InputType.HLS_URL: "http,https,tcp,tls,crypto",
+    InputType.MPEG_DASH_URL: "http,https,tcp,tls,crypto",
+}
+GENERATE = InputType.GENERATE_TEST_VIDEO
+DEFAULT_SEGMENT_S = 2.0
+DEFAULT_FPS = 30.0  # what a stream whose rate the definition does not give is assumed to run at
+HLS_LIST_SIZE = 6
+FOUR_K_PIXELS = 3840 * 2160
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a restream runs: the node, its address, and the U30 device it was given."""
+    """Where and as what a restream runs: the node and what it offers for this run."""
 
     node_name: str
     node_address: str = "127.0.0.1"
-    hw_device: int | None = None
+    hw_device: int | None = None  # the U30 device the placement reserved
+    restream_id: str = "restream"
+    listen_address: str = "0.0.0.0"  # noqa: S104  (listen inputs take publishers from anywhere)
+    media_dir: str = "/tmp/streamfleet-media"  # noqa: S108  (HLS segments: <dir>/<restream>/<output>)
+    local_rtmp_url: str | None = None  # the node's own RTMP server, if it has one
 
 
 def build_argv(
     definition: RestreamDefinition, placement: Placement, *, progress_period_s: float = 1.0
 ) -> list[str]:
     """FFmpeg arguments (without the program) that run `definition` on `placement`."""
-    if definition.input.input_type in SERVER_MODULE_INPUTS:
-        raise ValueError(f"{definition.input.input_type.value} has no FFmpeg input")
+    spec = definition.input
+    if spec.input_type in SERVER_MODULE_INPUTS:
+        raise ValueError(f"{spec.input_type.value} has no FFmpeg input")
+    transcoding = definition.transcoding
+    codec = transcoding.video_transcoding if transcoding else None
+    on_card = codec in U30_CODECS
+    if on_card and placement.hw_device is None:
+        raise ValueError(f"{codec} needs a U30 device from the placement")
     argv = [
         "-hide_banner",
         "-nostats",
@@ -63,16 +91,25 @@ def build_argv(
         "-stats_period",
         _number(progress_period_s),
     ]
-    argv += _input_args(definition.input)
-    argv += _map_args(definition.input)
-    argv += _video_args(definition.input, definition.transcoding)
-    argv += _audio_args(definition.input, definition.transcoding)
-    argv += _output_args(definition.outputs)
+    if on_card:
+        argv += ["-xlnx_hwdev", str(placement.hw_device)]
+    argv += _input_args(spec, placement, decode_on_card=on_card)
+    if on_card:
+        assert transcoding is not None
+        argv += _u30_video_args(spec, transcoding)
+    else:
+        argv += _map_args(spec)
+        argv += _video_args(definition, transcoding)
+    argv += _audio_args(spec, transcoding)
+    argv += _output_args(definition, placement)
     return argv
 
 
-def _input_args(spec: InputSpec) -> list[str]:
-    if spec.input_type is InputType.GENERATE_TEST_VIDEO:
+# -- input ---------------------------------------------------------------------------------
+
+
+def _input_args(spec: InputSpec, placement: Placement, *, decode_on_card: bool) -> list[str]:
+    if spec.input_type is GENERATE:
         video = (
             f"testsrc2=size={spec.resolution_width}x{spec.resolution_height}"
             f":rate={spec.encoding_rate}:duration={spec.video_duration_sec}"
@@ -82,10 +119,50 @@ def _input_args(spec: InputSpec) -> list[str]:
             f":duration={spec.video_duration_sec}"
         )
         return ["-re", "-f", "lavfi", "-i", video, "-re", "-f", "lavfi", "-i", audio]
+    args = []
+    if decode_on_card:  # the Video SDK decodes on the card with its codec before -i
+        args += ["-c:v", U30_DECODERS[spec.input_video_codec or "h264"]]
+    if spec.input_type in LISTEN_INPUTS:
+        return args + _listen_args(spec, placement)
     assert spec.input_stream_url is not None  # guaranteed by InputSpec validation
-    if spec.input_type is InputType.RTSP_URL:
-        return ["-rtsp_transport", "tcp", "-i", spec.input_stream_url]
-    return ["-i", spec.input_stream_url]
+    nested = NESTED_PROTOCOLS.get(spec.input_type)
+    if nested is not None:
+        args += ["-protocol_whitelist", nested]
+    return [*args, "-i", spec.input_stream_url]
+
+
+def _listen_args(spec: InputSpec, placement: Placement) -> list[str]:
+    listen = spec.input_stream_listen_port
+    assert listen is not None  # guaranteed by InputSpec validation
+    where = f"{placement.listen_address}:{listen.port}"
+    path = f"live/{placement.restream_id}"
+    match spec.input_type:
+        case InputType.SRT_LISTEN:
+            return ["-i", f"srt://{where}?mode=listener"]
+        case InputType.RTMP_LISTEN:
+            return ["-listen", "1", "-i", f"rtmp://{where}/{path}"]
+        case InputType.RTSP_LISTEN:
+            return ["-rtsp_flags", "listen", "-i", f"rtsp://{where}/{path}"]
+        case InputType.UDP_LISTEN:
+            return ["-i", f"udp://{where}?overrun_nonfatal=1&fifo_size=1000000"]
+        case _:  # HTTP
+            return ["-listen", "1", "-i", f"http://{where}/{path}"]
+
+
+def ingest_url(spec: InputSpec, address: str, restream_id: str) -> str | None:
+    """Where a publisher sends the stream of a listen input, on the node at `address`."""
+    listen = spec.input_stream_listen_port
+    if spec.input_type not in LISTEN_INPUTS or listen is None:
+        return None
+    where = f"{address}:{listen.port}"
+    path = f"live/{restream_id}"
+    return {
+        InputType.SRT_LISTEN: f"srt://{where}",
+        InputType.RTMP_LISTEN: f"rtmp://{where}/{path}",
+        InputType.RTSP_LISTEN: f"rtsp://{where}/{path}",
+        InputType.UDP_LISTEN: f"udp://{where}",
+        InputType.HTTP_LISTEN: f"http://{where}/{path}",
+    }[spec.input_type]
 
 
 def _map_args(spec: InputSpec) -> list[str]:
@@ -95,25 +172,24 @@ def _map_args(spec: InputSpec) -> list[str]:
     return ["-map", "0:v:0?", "-map", "0:a:0?"]
 
 
-def _video_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[str]:
+# -- video ---------------------------------------------------------------------------------
+
+
+def _video_args(definition: RestreamDefinition, transcoding: TranscodingSpec | None) -> list[str]:
+    spec = definition.input
     codec = transcoding.video_transcoding if transcoding else None
     if codec is None:
         if spec.input_type is not InputType.GENERATE_TEST_VIDEO:
             return ["-c:v", "copy"]
         return _test_video_encode(spec)
     assert transcoding is not None
-    if codec in (VideoCodec.MPSOC_VCU_H264, VideoCodec.MPSOC_VCU_HEVC):
-        raise ValueError(f"{codec.value} needs a U30 placement")
     args = ["-c:v", codec.value]
     if transcoding.preset is not None:
         args += ["-preset", transcoding.preset.value]
     if transcoding.tune is not None:
         args += ["-tune", transcoding.tune.value]
     args += _rate_control(transcoding)
-    if transcoding.gop is not None:
-        args += ["-g", str(transcoding.gop)]
-    if transcoding.force_key_frames is not None:
-        args += ["-force_key_frames", _key_frame_expression(transcoding.force_key_frames)]
+    args += _key_frames(definition, transcoding)
     if transcoding.pix_fmt is not None:
         args += ["-pix_fmt", transcoding.pix_fmt.value]
     filters = _video_filters(transcoding)
@@ -125,23 +201,10 @@ def _video_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[st
 def _test_video_encode(spec: InputSpec) -> list[str]:
     bitrate = spec.test_video_bitrate
     return [
-        "-c:v",
-        TEST_VIDEO_ENCODER,
-        "-preset",
-        TEST_VIDEO_PRESET,
-        "-tune",
-        "zerolatency",
-        "-b:v",
-        f"{bitrate}k",
-        "-maxrate",
-        f"{bitrate}k",
-        "-bufsize",
-        f"{2 * bitrate}k",
-        "-g",
-        str(2 * spec.encoding_rate),
-        "-pix_fmt",
-        "yuv420p",
-    ]
+        "-c:v", TEST_VIDEO_ENCODER, "-preset", TEST_VIDEO_PRESET, "-tune", "zerolatency",
+        "-b:v", f"{bitrate}k", "-maxrate", f"{bitrate}k", "-bufsize", f"{2 * bitrate}k",
+        "-g", str(2 * spec.encoding_rate), "-pix_fmt", "yuv420p",
+    ]  # fmt: skip
 
 
 def _rate_control(transcoding: TranscodingSpec) -> list[str]:
@@ -154,6 +217,18 @@ def _rate_control(transcoding: TranscodingSpec) -> list[str]:
         if transcoding.crf is None:
             args += ["-b:v", f"{bitrate}k"]
         args += ["-maxrate", f"{bitrate}k", "-bufsize", f"{2 * bitrate}k"]
+    return args
+
+
+def _key_frames(definition: RestreamDefinition, transcoding: TranscodingSpec) -> list[str]:
+    args = []
+    if transcoding.gop is not None:
+        args += ["-g", str(transcoding.gop)]
+    if transcoding.force_key_frames is not None:
+        args += ["-force_key_frames", _key_frame_expression(transcoding.force_key_frames)]
+    elif transcoding.gop is None and _has_hls(definition):
+        # HLS cuts segments at key frames: make one every segment.
+        args += ["-force_key_frames", _key_frame_expression(_number(DEFAULT_SEGMENT_S))]
     return args
 
 
@@ -177,9 +252,66 @@ def _key_frame_expression(value: str) -> str:
     return f"expr:gte(t,n_forced*{_number(seconds)})"
 
 
+def _u30_video_args(spec: InputSpec, transcoding: TranscodingSpec) -> list[str]:
+    """Encode (and scale) on the U30 card, as the Xilinx Video SDK documents it."""
+    codec = transcoding.video_transcoding
+    assert codec is not None
+    width, height = transcoding.frame_width, transcoding.frame_height
+    resize = width is not None or height is not None
+    if spec.input_type is GENERATE:
+        # A raw signal is already in host memory at the size asked for: scale it there.
+        args = ["-map", "0:v:0", "-map", "1:a:0"]
+        if resize:
+            args += ["-vf", f"scale={width or -2}:{height or -2}"]
+    elif resize:
+        # multiscale_xma wants both sides, each a multiple of 4.
+        out_w, out_h = (width or height or 0), (height or width or 0)
+        scale = (
+            f"multiscale_xma=outputs=1:out_1_width={_multiple_of_4(out_w)}"
+            f":out_1_height={_multiple_of_4(out_h)}:out_1_rate=full[v]"
+        )
+        args = ["-filter_complex", scale, "-map", "[v]", "-map", "0:a:0?"]
+    else:
+        args = ["-map", "0:v:0", "-map", "0:a:0?"]
+    args += ["-c:v", codec.value]
+    if transcoding.output_video_bitrate is not None:
+        args += ["-b:v", f"{transcoding.output_video_bitrate}K"]
+    if transcoding.gop is not None:
+        args += ["-g", str(transcoding.gop)]
+    slices = transcoding.slices
+    if codec is VideoCodec.MPSOC_VCU_H264 and _is_4k(spec, transcoding):
+        slices = 4  # the SDK: 4K H.264 needs -slices 4 to run in real time
+    if slices is not None:
+        args += ["-slices", str(slices)]
+    if transcoding.cores is not None:
+        args += ["-cores", str(transcoding.cores)]
+    if transcoding.force_key_frames is not None:
+        args += ["-force_key_frames", _key_frame_expression(transcoding.force_key_frames)]
+    if transcoding.filter_fps is not None:
+        # Frames on the card cannot go through the software fps filter; -r drops and repeats
+        # frame references instead.
+        args += ["-r", _number(transcoding.filter_fps)]
+    return args
+
+
+def _is_4k(spec: InputSpec, transcoding: TranscodingSpec) -> bool:
+    width = transcoding.frame_width
+    height = transcoding.frame_height
+    if width is None and height is None and spec.input_type is GENERATE:
+        width, height = spec.resolution_width, spec.resolution_height
+    return (width or 0) * (height or 0) >= FOUR_K_PIXELS
+
+
+def _multiple_of_4(value: int) -> int:
+    return max(4, value - value % 4)
+
+
+# -- audio ---------------------------------------------------------------------------------
+
+
 def _audio_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[str]:
     codec = transcoding.audio_transcoding if transcoding else None
-    if codec is None and spec.input_type is not InputType.GENERATE_TEST_VIDEO:
+    if codec is None and spec.input_type is not GENERATE:
         return ["-c:a", "copy"]
     args = ["-c:a", AUDIO_ENCODERS[codec or AudioCodec.AAC]]
     if transcoding is not None and transcoding.output_audio_bitrate is not None:
@@ -189,22 +321,96 @@ def _audio_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[st
     return args
 
 
-def _output_args(outputs: list[OutputSpec]) -> list[str]:
+# -- outputs -------------------------------------------------------------------------------
+
+
+def _output_args(definition: RestreamDefinition, placement: Placement) -> list[str]:
     """One output directly; several through the tee muxer, so one encode feeds them all and a
     destination that fails is dropped (`onfail=ignore`) while the others keep going."""
+    outputs = definition.outputs
     if len(outputs) == 1:
-        output = outputs[0]
-        args = ["-f", OUTPUT_FORMATS[output.output_type]]
-        if output.output_type is OutputType.RTSP_URL:
-            args += ["-rtsp_transport", "tcp"]
-        return [*args, output.target_url()]
+        options = _muxer_options(definition, outputs[0], placement)
+        args = ["-f", OUTPUT_FORMATS[outputs[0].output_type]]
+        for name, value in options:
+            args += [f"-{name}", value]
+        return [*args, _target(outputs[0], placement)]
     slaves = []
     for output in outputs:
-        options = [f"f={OUTPUT_FORMATS[output.output_type]}", "onfail=ignore"]
-        if output.output_type is OutputType.RTSP_URL:
-            options.append("rtsp_transport=tcp")
-        slaves.append(f"[{':'.join(options)}]{output.target_url()}")
+        options = [("f", OUTPUT_FORMATS[output.output_type]), ("onfail", "ignore")]
+        options += _muxer_options(definition, output, placement)
+        rendered = ":".join(f"{name}={_tee_escape(value)}" for name, value in options)
+        slaves.append(f"[{rendered}]{_target(output, placement)}")
     return ["-flags", "+global_header", "-f", "tee", "|".join(slaves)]
+
+
+def _muxer_options(
+    definition: RestreamDefinition, output: OutputSpec, placement: Placement
+) -> list[tuple[str, str]]:
+    if output.output_type is OutputType.RTSP_URL:
+        return [("rtsp_transport", "tcp")]
+    if output.output_type is OutputType.HLS:
+        return [
+            ("hls_time", _number(segment_seconds(definition))),
+            ("hls_list_size", str(HLS_LIST_SIZE)),
+            ("hls_flags", "delete_segments+independent_segments+program_date_time"),
+            ("hls_delete_threshold", "2"),
+            ("hls_segment_filename", f"{hls_dir(placement, output)}/segment_%06d.ts"),
+        ]
+    return []
+
+
+def _target(output: OutputSpec, placement: Placement) -> str:
+    if output.output_type is OutputType.HLS:
+        return f"{hls_dir(placement, output)}/index.m3u8"
+    if output.output_type is OutputType.LOCAL_RTMP_URL:
+        if placement.local_rtmp_url is None:
+            raise ValueError("this node has no local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)")
+        return output.target_url(_local(output, placement.local_rtmp_url))
+    return output.target_url()
+
+
+def _local(output: OutputSpec, server: str) -> str:
+    """A local output's URL may give a path on the node's RTMP server; its host is ignored."""
+    if output.output_stream_url is None:
+        return server
+    path = urlsplit(output.output_stream_url).path
+    return server.rstrip("/") + "/" + path.lstrip("/") if path.strip("/") else server
+
+
+def hls_dir(placement: Placement, output: OutputSpec) -> str:
+    """Where an HLS output's playlist and segments live on the node."""
+    return f"{placement.media_dir.rstrip('/')}/{placement.restream_id}/{output.id or 'hls'}"
+
+
+def segment_seconds(definition: RestreamDefinition) -> float:
+    """HLS segment length: the GOP's duration when known, else the key frame interval."""
+    transcoding = definition.transcoding
+    if transcoding is not None and transcoding.gop is not None:
+        fps = transcoding.filter_fps or _input_fps(definition.input)
+        return round(transcoding.gop / fps, 3)
+    if transcoding is not None and transcoding.force_key_frames is not None:
+        try:
+            return float(transcoding.force_key_frames)
+        except ValueError:
+            pass
+    if transcoding is None and definition.input.input_type is GENERATE:
+        return 2.0  # the test signal's GOP is two seconds
+    return DEFAULT_SEGMENT_S
+
+
+def _has_hls(definition: RestreamDefinition) -> bool:
+    return any(o.output_type is OutputType.HLS for o in definition.outputs)
+
+
+def _input_fps(spec: InputSpec) -> float:
+    return float(spec.encoding_rate) if spec.input_type is GENERATE else DEFAULT_FPS
+
+
+def _tee_escape(value: str) -> str:
+    """Escape a tee slave option value: its separators are ':' and '|', '\\' escapes."""
+    for char in ("\\", ":", "|", "[", "]"):
+        value = value.replace(char, "\\" + char)
+    return value
 
 
 def _number(value: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,3 +68,14 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+_TEE_FAILURE = re.compile(
+    r"Slave muxer #(\d+) failed: (.*?)(?:, continuing with \d+/\d+ slaves)?\.?$"
+)
+
+
+def failed_output(line: str) -> tuple[int, str] | None:
+    """(index, error) when a stderr line says one output of the tee muxer failed."""
+    match = _TEE_FAILURE.search(line)
+    return (int(match.group(1)), match.group(2)) if match else None

@@ -1,10 +1,19 @@
-"""What a node's FFmpeg can do: version and encoders (parsers pure, `probe` runs the binary)."""
+"""What a node's FFmpeg can really do (parsers pure, `probe` runs the binary).
+
+Version, encoders, decoders, protocols and hardware accelerations come from FFmpeg's own
+listings; the encoders a restream can ask for are then each tried with a tiny real encode,
+so that a build listing an encoder it cannot use (a U30 encoder without the card, a library
+missing at run time) does not attract restreams it would fail.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from common.ffmpeg.outcome import error_line
 
 _VERSION = re.compile(r"ffmpeg version (\S+)")
 _MAJOR = re.compile(r"(\d+)\.(\d+)")
@@ -15,6 +24,15 @@ PROBE_TIMEOUT_S = 20.0
 THREADED_MAJOR = 7
 DEFAULT_PROGRESS_PERIOD_S = 1.0
 THREADED_PROGRESS_PERIOD_S = 0.25
+# The encoders restreams can ask for, and how to try each (video or audio).
+VERIFIED_ENCODERS = {
+    "libx264": "video",
+    "libx265": "video",
+    "mpsoc_vcu_h264": "video",
+    "mpsoc_vcu_hevc": "video",
+    "aac": "audio",
+    "libmp3lame": "audio",
+}
 
 
 @dataclass(frozen=True)
@@ -22,7 +40,12 @@ class FfmpegCapabilities:
     binary: str
     version: str
     major: int | None
-    encoders: frozenset[str] = field(default_factory=frozenset)
+    encoders: frozenset[str] = field(default_factory=frozenset)  # those that really work
+    listed_encoders: frozenset[str] = field(default_factory=frozenset)
+    decoders: frozenset[str] = field(default_factory=frozenset)
+    protocols: frozenset[str] = field(default_factory=frozenset)
+    hwaccels: frozenset[str] = field(default_factory=frozenset)
+    failed_encoders: dict[str, str] = field(default_factory=dict)  # name -> why
 
     def progress_period_s(self) -> float:
         """The -stats_period that suits this build (see THREADED_MAJOR)."""
@@ -30,12 +53,23 @@ class FfmpegCapabilities:
         return THREADED_PROGRESS_PERIOD_S if threaded else DEFAULT_PROGRESS_PERIOD_S
 
     def as_dict(self) -> dict[str, object]:
+        """What the node advertises. Full encoder and decoder lists are long: only the ones
+        that matter to restreams (and to the U30) are listed."""
         return {
             "binary": self.binary,
             "version": self.version,
             "major": self.major,
             "encoders": sorted(self.encoders),
+            "failed_encoders": dict(sorted(self.failed_encoders.items())),
+            "decoders": sorted(d for d in self.decoders if d in _INTERESTING_DECODERS),
+            "protocols": sorted(self.protocols),
+            "hwaccels": sorted(self.hwaccels),
         }
+
+
+_INTERESTING_DECODERS = frozenset(
+    {"h264", "hevc", "aac", "mp3", "mpsoc_vcu_h264", "mpsoc_vcu_hevc", "vp8", "vp9", "av1"}
+)
 
 
 def parse_version(text: str) -> tuple[str, int | None]:
@@ -57,7 +91,25 @@ def parse_codecs(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _run(binary: str, *args: str) -> str:
+def parse_protocols(text: str) -> frozenset[str]:
+    """Protocols from `ffmpeg -protocols` that work both ways or for input or output."""
+    names = set()
+    for line in text.splitlines():
+        word = line.strip()
+        if word and not word.endswith(":") and " " not in word:
+            names.add(word)
+    return frozenset(names)
+
+
+def parse_hwaccels(text: str) -> frozenset[str]:
+    lines = [line.strip() for line in text.splitlines()]
+    if "Hardware acceleration methods:" not in lines:
+        return frozenset()
+    start = lines.index("Hardware acceleration methods:") + 1
+    return frozenset(line for line in lines[start:] if line)
+
+
+def _run(binary: str, *args: str) -> tuple[int, str]:
     result = subprocess.run(
         [binary, "-hide_banner", *args],
         capture_output=True,
@@ -65,15 +117,46 @@ def _run(binary: str, *args: str) -> str:
         timeout=PROBE_TIMEOUT_S,
         check=False,
     )
-    return result.stdout + result.stderr
+    return result.returncode, result.stdout + result.stderr
+
+
+def try_encoder(binary: str, name: str, kind: str) -> str | None:
+    """Encode a fraction of a second with `name`; None if it worked, else FFmpeg's error."""
+    source = (
+        ["-f", "lavfi", "-i", "testsrc2=size=256x144:rate=10:duration=0.3"]
+        if kind == "video"
+        else ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=0.3"]
+    )
+    flag = "-c:v" if kind == "video" else "-c:a"
+    try:
+        code, output = _run(binary, "-loglevel", "error", *source, flag, name, "-f", "null", "-")
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    return None if code == 0 else (error_line(output.splitlines()) or f"exit code {code}")
 
 
 def probe(binary: str) -> FfmpegCapabilities:
-    """Ask `binary` what it is and what it can encode."""
-    version, major = parse_version(_run(binary, "-version"))
+    """Ask `binary` what it is and what it can do, and try the encoders that matter."""
+    version, major = parse_version(_run(binary, "-version")[1])
+    listed = parse_codecs(_run(binary, "-encoders")[1])
+    candidates = {name: kind for name, kind in VERIFIED_ENCODERS.items() if name in listed}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        tried = dict(
+            zip(
+                candidates,
+                pool.map(lambda item: try_encoder(binary, *item), candidates.items()),
+                strict=True,
+            )
+        )
+    failed = {name: error for name, error in tried.items() if error is not None}
     return FfmpegCapabilities(
         binary=binary,
         version=version,
         major=major,
-        encoders=parse_codecs(_run(binary, "-encoders")),
+        encoders=frozenset(candidates) - frozenset(failed),
+        listed_encoders=listed,
+        decoders=parse_codecs(_run(binary, "-decoders")[1]),
+        protocols=parse_protocols(_run(binary, "-protocols")[1]),
+        hwaccels=parse_hwaccels(_run(binary, "-hwaccels")[1]),
+        failed_encoders=failed,
     )

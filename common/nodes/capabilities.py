@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from common.ffmpeg.argv import AUDIO_ENCODERS, TEST_VIDEO_ENCODER
 from common.nodes.capacity import (
@@ -16,7 +17,7 @@ from common.nodes.capacity import (
     Cost,
     cost_of,
 )
-from common.restreams.schemas import AudioCodec, InputType, RestreamDefinition
+from common.restreams.schemas import AudioCodec, InputType, OutputType, RestreamDefinition
 
 XILINX_VENDOR = 0x10EE
 # PCI device ids of the user physical function of a U30 device (XRT's xocl table: 0x503D, and
@@ -26,13 +27,46 @@ XILINX_VENDOR = 0x10EE
 U30_USER_FUNCTION_IDS = frozenset({0x503D, 0x513D})
 
 
+LOCAL_RTMP = "local-rtmp"  # the feature of a node with its own RTMP server
+LISTEN_PROTOCOLS = {
+    InputType.SRT_LISTEN: "srt",
+    InputType.RTMP_LISTEN: "rtmp",
+    InputType.RTSP_LISTEN: "rtsp",
+    InputType.UDP_LISTEN: "udp",
+    InputType.HTTP_LISTEN: "http",
+}
+
+
 @dataclass(frozen=True)
 class Requirements:
-    """What a restream cannot run without: FFmpeg encoders, resources, a listen port."""
+    """What a restream cannot run without: FFmpeg encoders, other features of the node (its
+    FFmpeg's protocols as "protocol:<name>", a local RTMP server), resources, a listen port."""
 
     encoders: frozenset[str]
     cost: Cost = field(default_factory=lambda: Cost(COPY_MILLICORES))
     listen_port: str | None = None  # "2035/UDP"
+    features: frozenset[str] = frozenset()
+
+
+def protocol(name: str) -> str:
+    return f"protocol:{name}"
+
+
+def _features(definition: RestreamDefinition) -> frozenset[str]:
+    spec = definition.input
+    found = set()
+    if spec.input_stream_url:
+        found.add(protocol(urlsplit(spec.input_stream_url).scheme.lower()))
+    if spec.input_type in LISTEN_PROTOCOLS:
+        found.add(protocol(LISTEN_PROTOCOLS[spec.input_type]))
+    for output in definition.outputs:
+        if output.output_type is OutputType.HLS:
+            found.add(protocol("file"))
+        elif output.output_type is OutputType.LOCAL_RTMP_URL:
+            found |= {LOCAL_RTMP, protocol("rtmp")}
+        elif output.output_stream_url:
+            found.add(protocol(urlsplit(output.output_stream_url).scheme.lower()))
+    return frozenset(found)
 
 
 def requirements(definition: RestreamDefinition) -> Requirements:
@@ -51,7 +85,12 @@ def requirements(definition: RestreamDefinition) -> Requirements:
         encoders.add(AUDIO_ENCODERS[audio])
     listen = definition.input.input_stream_listen_port
     port = f"{listen.port}/{listen.transport}" if listen is not None else None
-    return Requirements(encoders=frozenset(encoders), cost=cost_of(definition), listen_port=port)
+    return Requirements(
+        encoders=frozenset(encoders),
+        cost=cost_of(definition),
+        listen_port=port,
+        features=_features(definition),
+    )
 
 
 def node_capabilities(
@@ -62,6 +101,7 @@ def node_capabilities(
     overcommit: float = 1.0,
     u30_devices: int = 0,
     u30_source: str = "none",
+    local_rtmp_url: str | None = None,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The capabilities document a worker advertises in its lease and its node row."""
@@ -75,6 +115,7 @@ def node_capabilities(
             "source": u30_source,
         },
         "ffmpeg": ffmpeg,
+        "local_rtmp_url": local_rtmp_url,
         "labels": labels or {},
     }
 
@@ -82,6 +123,15 @@ def node_capabilities(
 def encoders_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
     ffmpeg = capabilities.get("ffmpeg") or {}
     return frozenset(ffmpeg.get("encoders") or ())
+
+
+def features_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
+    """What a node offers besides encoders: its FFmpeg's protocols, a local RTMP server."""
+    ffmpeg = capabilities.get("ffmpeg") or {}
+    found = {protocol(p) for p in ffmpeg.get("protocols") or ()}
+    if capabilities.get("local_rtmp_url"):
+        found.add(LOCAL_RTMP)
+    return frozenset(found)
 
 
 def capacity_of(capabilities: Mapping[str, Any]) -> Capacity:

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from common.live import NodeLease
-from common.nodes.capabilities import Requirements, capacity_of, encoders_of
+from common.nodes.capabilities import (
+    LOCAL_RTMP,
+    Requirements,
+    capacity_of,
+    encoders_of,
+    features_of,
+)
 from common.nodes.capacity import (
     ENGINE_UNITS,
     Capacity,
@@ -32,6 +38,7 @@ class Candidate:
     capacity: Capacity
     usage: Usage = field(default_factory=Usage)
     ports: Mapping[str, str] = field(default_factory=dict)  # "2035/UDP" -> holding restream
+    features: frozenset[str] = frozenset()
 
     def taking(self, needs: Requirements, device: int | None, holder: str) -> Candidate:
         """This node after it also takes a restream with `needs`."""
@@ -50,6 +57,7 @@ def candidate_of(name: str, lease: NodeLease, reservations: Mapping[str, Reserva
         capacity=capacity_of(lease.capabilities),
         usage=usage_of(reservations.values()),
         ports={r.listen_port: rid for rid, r in reservations.items() if r.listen_port},
+        features=features_of(lease.capabilities),
     )
 
 
@@ -63,6 +71,7 @@ class Placed:
 @dataclass(frozen=True)
 class Unplaced:
     reason: str  # in words an operator can act on
+    kind: str = "capacity"  # what is missing: "node", "capability", "port" or "capacity"
 
 
 def place(
@@ -70,20 +79,19 @@ def place(
 ) -> Placed | Unplaced:
     """Pick a node (and a U30 device) for a restream, or say why none fits."""
     if not candidates:
-        return Unplaced("no live worker node: start one with `streamfleet worker`")
-    capable = [c for c in candidates if needs.encoders <= c.encoders]
+        return Unplaced("no live worker node: start one with `streamfleet worker`", "node")
+    capable = [
+        c for c in candidates if needs.encoders <= c.encoders and needs.features <= c.features
+    ]
     if not capable:
-        missing = sorted(needs.encoders - set().union(*(c.encoders for c in candidates)))
-        if missing:
-            return Unplaced(f"no live node's FFmpeg has the encoder {', '.join(missing)}")
-        return Unplaced(
-            f"no single live node's FFmpeg has all of {', '.join(sorted(needs.encoders))}"
-        )
+        return Unplaced(_incapable(needs, candidates), "capability")
     port = needs.listen_port
     open_port = [c for c in capable if port is None or port not in c.ports]
     if not open_port:
         holders = ", ".join(f"restream {c.ports[port]} on {c.name}" for c in capable if port)
-        return Unplaced(f"port {port} is taken on every node that could run this ({holders})")
+        return Unplaced(
+            f"port {port} is taken on every node that could run this ({holders})", "port"
+        )
     fitting: list[tuple[float, str, Candidate, int | None]] = []
     for candidate in open_port:
         device = _device_for(needs.cost, candidate, policy)
@@ -101,6 +109,21 @@ def place(
     sign = 1 if policy == "spread" else -1
     _, _, best, device = min(fitting, key=lambda f: (sign * f[0], f[1]))
     return Placed(node=best.name, address=best.address, u30_device=device)
+
+
+def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
+    missing = sorted(needs.encoders - set().union(*(c.encoders for c in candidates)))
+    if missing:
+        return f"no live node's FFmpeg has the encoder {', '.join(missing)}"
+    absent = sorted(needs.features - set().union(*(c.features for c in candidates)))
+    if LOCAL_RTMP in absent:
+        return "no live node has a local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)"
+    if absent:
+        names = ", ".join(a.removeprefix("protocol:") for a in absent)
+        return f"no live node's FFmpeg supports the protocol {names}"
+    return "no single live node has all of " + ", ".join(
+        sorted(needs.encoders | {f.removeprefix("protocol:") for f in needs.features})
+    )
 
 
 def _cpu_free(candidate: Candidate) -> int:

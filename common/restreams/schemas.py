@@ -50,6 +50,7 @@ class OutputType(StrEnum):
     UDP_URL = "OUTPUT_TYPE_UDP_URL"
     HTTP_URL = "OUTPUT_TYPE_HTTP_URL"
     RTP_URL = "OUTPUT_TYPE_RTP_URL"
+    HLS = "OUTPUT_TYPE_HLS"  # streamfleet's own: HLS segments written on the node
 
 
 class VideoCodec(StrEnum):
@@ -109,15 +110,15 @@ SERVER_MODULE_INPUTS = frozenset(
         InputType.RTMP_HARDWARE,
     }
 )
-LISTEN_INPUTS = frozenset(
-    {
-        InputType.SRT_LISTEN,
-        InputType.RTMP_LISTEN,
-        InputType.RTSP_LISTEN,
-        InputType.UDP_LISTEN,
-        InputType.HTTP_LISTEN,
-    }
-)
+# The transport each listen type must use (the Callaba doc: UDP for SRT, WebRTC and RTP,
+# TCP for the rest; a UDP listener is UDP, whatever the doc's "rest" says).
+LISTEN_INPUTS: dict[InputType, str] = {
+    InputType.SRT_LISTEN: "UDP",
+    InputType.RTMP_LISTEN: "TCP",
+    InputType.RTSP_LISTEN: "TCP",
+    InputType.UDP_LISTEN: "UDP",
+    InputType.HTTP_LISTEN: "TCP",
+}
 
 _NETWORK_SCHEMES = frozenset(
     {"srt", "rtmp", "rtmps", "rtsp", "rtsps", "udp", "rtp", "http", "https", "tcp"}
@@ -132,8 +133,9 @@ INPUT_SCHEMES: dict[InputType, frozenset[str]] = {
     InputType.HTTP_URL: frozenset({"http", "https"}),
     InputType.HLS_URL: frozenset({"http", "https"}),
     InputType.MPEG_DASH_URL: frozenset({"http", "https"}),
-    InputType.OTHER: _NETWORK_SCHEMES,
+    InputType.OTHER: _NETWORK_SCHEMES | {"file"},  # file only if the operator allows it
 }
+LOCAL_FILE_SCHEMES = frozenset({"file"})
 OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
     OutputType.LOCAL_RTMP_URL: frozenset({"rtmp"}),
     OutputType.OTHER_RTMP_URL: frozenset({"rtmp", "rtmps"}),
@@ -143,6 +145,8 @@ OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
     OutputType.HTTP_URL: frozenset({"http", "https"}),
     OutputType.RTP_URL: frozenset({"rtp"}),
 }
+# Outputs whose place the farm decides: their URL is optional (and for HLS, ignored).
+FARM_OUTPUTS = frozenset({OutputType.LOCAL_RTMP_URL, OutputType.HLS})
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
 
@@ -181,7 +185,9 @@ class _Lenient(BaseModel):
 
 class ListenPort(_Lenient):
     port: int = Field(ge=1, le=65535, description="Port the node listens on.")
-    transport: Literal["UDP", "TCP"] = Field(description="UDP for SRT/RTP/WebRTC, TCP otherwise.")
+    transport: Literal["UDP", "TCP"] | None = Field(
+        None, description="UDP for SRT and UDP listeners, TCP otherwise (inferred if absent)."
+    )
 
     @field_validator("transport", mode="before")
     @classmethod
@@ -210,6 +216,10 @@ class InputSpec(_Lenient):
         description="Free label of the producing module (`module_name` also accepted).",
     )
     entity_name: str | None = Field(None, description="Free label of the producing entity.")
+    input_video_codec: Literal["h264", "hevc"] | None = Field(
+        None,
+        description="Codec of the incoming video, for decoding on a U30 card (default h264).",
+    )
     encoding_rate: int = Field(24, ge=1, le=120, description="Test video: frames per second.")
     sound_hz: int = Field(216, ge=1, le=20000, description="Test video: sine tone, in hertz.")
     resolution_width: int = Field(1920, ge=16, le=7680, description="Test video: width.")
@@ -230,16 +240,32 @@ class InputSpec(_Lenient):
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> InputSpec:
+        listen = self.input_stream_listen_port
+        if (
+            self.input_type is InputType.SRT_URL
+            and listen is not None
+            and not self.input_stream_url
+        ):
+            # The Callaba doc's own listen example says INPUT_TYPE_SRT_URL with a port.
+            self.input_type = InputType.SRT_LISTEN
         schemes = INPUT_SCHEMES.get(self.input_type)
         if schemes is not None:
             if not self.input_stream_url:
                 raise ValueError(f"input_stream_url is required for {self.input_type.value}")
             self.input_stream_url = check_url(self.input_stream_url, schemes, "input_stream_url")
-        if self.input_type in LISTEN_INPUTS and self.input_stream_listen_port is None:
-            raise ValueError(
-                f"input_stream_listen_port {{port, transport}} is required for "
-                f"{self.input_type.value}"
-            )
+        transport = LISTEN_INPUTS.get(self.input_type)
+        if transport is not None:
+            if listen is None:
+                raise ValueError(
+                    f"input_stream_listen_port {{port, transport}} is required for "
+                    f"{self.input_type.value}"
+                )
+            if listen.transport is None:
+                listen.transport = transport  # type: ignore[assignment]
+            elif listen.transport != transport:
+                raise ValueError(
+                    f"{self.input_type.value} listens on {transport}, not {listen.transport}"
+                )
         return self
 
 
@@ -319,16 +345,23 @@ class OutputSpec(_Lenient):
 
     id: str | None = Field(None, description="Identifier of this output (assigned when created).")
     output_type: OutputType = Field(description="Kind of destination.")
-    output_stream_url: str = Field(description="Where to deliver the stream.")
+    output_stream_url: str | None = Field(
+        None,
+        description="Where to deliver the stream (not for the node's own RTMP server or HLS).",
+    )
     output_stream_key: str | None = Field(
         None, description="Stream key, appended to the URL (RTMP only)."
     )
 
     @model_validator(mode="after")
     def _url(self) -> OutputSpec:
-        self.output_stream_url = check_url(
-            self.output_stream_url, OUTPUT_SCHEMES[self.output_type], "output_stream_url"
-        )
+        if self.output_type is OutputType.HLS:
+            self.output_stream_url = None
+        elif self.output_stream_url:
+            schemes = OUTPUT_SCHEMES[self.output_type]
+            self.output_stream_url = check_url(self.output_stream_url, schemes, "output_stream_url")
+        elif self.output_type not in FARM_OUTPUTS:
+            raise ValueError(f"output_stream_url is required for {self.output_type.value}")
         if self.output_stream_key is not None:
             key = self.output_stream_key.strip()
             if not key or key.startswith("-") or any(ch in key for ch in " \n\r\t|"):
@@ -336,11 +369,15 @@ class OutputSpec(_Lenient):
             self.output_stream_key = key
         return self
 
-    def target_url(self) -> str:
-        """The URL FFmpeg publishes to: the stream key, if any, appended as the last segment."""
+    def target_url(self, base: str | None = None) -> str:
+        """The URL FFmpeg publishes to: the stream key, if any, appended as the last segment.
+        `base` stands in for a URL the farm decides (the node's own RTMP server)."""
+        url = self.output_stream_url or base
+        if url is None:
+            raise ValueError(f"{self.output_type.value} has no URL")
         if not self.output_stream_key:
-            return self.output_stream_url
-        return self.output_stream_url.rstrip("/") + "/" + self.output_stream_key
+            return url
+        return url.rstrip("/") + "/" + self.output_stream_key
 
 
 RestreamName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -370,7 +407,7 @@ def _family(type_value: str, prefix: str) -> str:
     for suffix in ("_SOFTWARE", "_HARDWARE", "_LISTEN", "_URL"):
         family = family.removesuffix(suffix)
     family = family.removeprefix("LOCAL_").removeprefix("OTHER_")
-    return {"GENERATE_TEST_VIDEO": "TEST_VIDEO"}.get(family, family)
+    return {"GENERATE_TEST_VIDEO": "TEST_VIDEO", "MPEG_DASH": "DASH"}.get(family, family)
 
 
 def allowed_values(enum: type[StrEnum]) -> str:

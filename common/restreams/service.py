@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import func, select
@@ -19,17 +20,25 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.celery_app import start_message, stop_message
 from common.config import Settings
-from common.errors import Conflict, Forbidden, NotSupportedYet, RestreamNotFound
+from common.ffmpeg.argv import ingest_url
+from common.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    InvalidInput,
+    NotSupportedYet,
+    RestreamNotFound,
+)
 from common.ids import new_id
 from common.models import Restream
 from common.nodes import service as nodes
 from common.nodes.capabilities import Requirements, requirements
-from common.nodes.placement import Candidate, Placed, place
+from common.nodes.placement import Candidate, Placed, Unplaced, place
 from common.outbox import enqueue
 from common.restreams import repository
 from common.restreams.lifecycle import release, reserve, transition
 from common.restreams.schemas import (
-    LISTEN_INPUTS,
+    LOCAL_FILE_SCHEMES,
     SERVER_MODULE_INPUTS,
     RestreamDefinition,
 )
@@ -65,17 +74,20 @@ def _require(principal: Principal, role: Role) -> None:
         raise Forbidden(f"a {principal.role.value} credential cannot do this; needs {role.value}")
 
 
-def check_supported(definition: RestreamDefinition) -> None:
-    """Refuse what the schema accepts but this farm cannot run yet, saying so."""
-    input_type = definition.input.input_type
-    if input_type in SERVER_MODULE_INPUTS:
+def check_supported(definition: RestreamDefinition, settings: Settings) -> None:
+    """Refuse what the schema accepts but this farm cannot or may not run, saying so."""
+    spec = definition.input
+    if spec.input_type in SERVER_MODULE_INPUTS:
         raise NotSupportedYet(
-            f"{input_type.value} reads from a Callaba server module, which streamfleet does "
+            f"{spec.input_type.value} reads from a Callaba server module, which streamfleet does "
             "not support yet; use INPUT_TYPE_SRT_URL / INPUT_TYPE_RTMP_URL to pull the stream"
         )
-    if input_type in LISTEN_INPUTS:
-        raise NotSupportedYet(
-            f"{input_type.value} is not supported yet; pull the stream with a *_URL input type"
+    url = spec.input_stream_url or ""
+    if urlsplit(url).scheme.lower() in LOCAL_FILE_SCHEMES and not settings.allow_local_files:
+        raise InvalidInput(
+            "input_stream_url: reading local files is not allowed on this farm "
+            "(an operator can allow it with STREAMFLEET_ALLOW_LOCAL_FILES)",
+            [FieldProblem("input.input_stream_url", "local files are not allowed")],
         )
 
 
@@ -120,7 +132,7 @@ def create(
     active: bool,
 ) -> Restream:
     _require(principal, Role.OPERATOR)
-    check_supported(definition)
+    check_supported(definition, farm.settings)
     project_id = (
         principal.project_id or ensure_project(session, farm.settings.default_project_name).id
     )
@@ -152,7 +164,7 @@ def update(
             raise Conflict(f"a restream named {changes.name!r} already exists in this project")
         restream.name = changes.name
     if changes.definition is not None:
-        check_supported(changes.definition)
+        check_supported(changes.definition, farm.settings)
         new_definition = stored(_keep_ids(changes.definition, definition_of(restream)))
         if new_definition != restream.definition:
             restream.definition = new_definition
@@ -170,7 +182,7 @@ def start(session: Session, farm: Farm, principal: Principal, restream_id: str) 
     """Want the restream running. Idempotent: starting a started restream changes nothing."""
     _require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
-    check_supported(definition_of(restream))
+    check_supported(definition_of(restream), farm.settings)
     _start(session, farm, restream, "start requested")
     return restream
 
@@ -192,6 +204,18 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
     session.delete(restream)
 
 
+def ingest_url_of(farm: Farm, restream: Restream) -> str | None:
+    """Where a publisher sends the stream of a placed listen input (the node's address)."""
+    if restream.node_name is None or restream.state not in PLACED_STATES:
+        return None
+    definition = definition_of(restream)
+    if definition.input.input_stream_listen_port is None:
+        return None
+    lease = live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
+    address = lease.address if lease is not None else restream.node_name
+    return ingest_url(definition.input, address, restream.id)
+
+
 def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.RestreamStats]:
     """The live statistics of those restreams that are running somewhere."""
     return live.read_stats(farm.redis, [r.id for r in restreams])
@@ -209,8 +233,8 @@ def lock_placement(session: Session) -> None:
 
 def place_restream(
     session: Session, restream: Restream, candidates: list[Candidate], settings: Settings
-) -> bool:
-    """Place a restream that wants a node (PENDING or RECOVERING) now; False if none fits.
+) -> Unplaced | None:
+    """Place a restream that wants a node (PENDING or RECOVERING) now; why not, if none fits.
 
     The caller holds the placement lock and built `candidates` after taking it; they are
     updated in place, so that placements made in a row see each other.
@@ -219,12 +243,12 @@ def place_restream(
     result = place(needs, candidates, settings.placement_policy)
     if not isinstance(result, Placed):
         leave_pending(session, restream, result.reason)
-        return False
+        return result
     assign(session, restream, result.node, needs, result.u30_device)
     for index, candidate in enumerate(candidates):
         if candidate.name == result.node:
             candidates[index] = candidate.taking(needs, result.u30_device, restream.id)
-    return True
+    return None
 
 
 def assign(
@@ -245,7 +269,7 @@ def leave_pending(session: Session, restream: Restream, reason: str) -> None:
         transition(session, restream, S.PENDING, reason)
 
 
-def place_now(session: Session, farm: Farm, restream: Restream) -> bool:
+def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
     """Place one restream right away (an API start, a move): lock, look, place."""
     lock_placement(session)
     return place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
@@ -274,7 +298,10 @@ def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> Non
         return
     if restream.state in (S.IDLE, S.FAILED, S.STOPPING):
         transition(session, restream, S.PENDING, reason)
-    place_now(session, farm, restream)
+    refused = place_now(session, farm, restream)
+    if refused is not None and refused.kind == "port":
+        # A port is not freed by waiting: refuse the start (the transaction rolls back).
+        raise Conflict(refused.reason)
 
 
 def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
@@ -282,10 +309,10 @@ def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> N
     old_node, old_generation = restream.node_name, restream.generation
     transition(session, restream, S.PENDING, reason)
     release(restream)
-    placed = place_now(session, farm, restream)
+    place_now(session, farm, restream)
     # The old node replaces its FFmpeg when it receives the newer generation; any other
     # node must be told to stop explicitly.
-    if old_node is not None and (not placed or restream.node_name != old_node):
+    if old_node is not None and restream.node_name != old_node:
         enqueue(session, stop_message(old_node, restream.id, old_generation))
 
 

@@ -244,7 +244,7 @@ def test_get_stat_reports_live_bitrate_in_kbps(
         ({"input": {"input_type": "INPUT_TYPE_NOPE"}}, "input.0.input_type", "'INPUT_TYPE_SRT_URL'"),
         ({"input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "file:///etc/passwd"}},
          "input.0", "scheme must be one of rtmp, rtmps"),
-        ({"output": {"output_type": "OUTPUT_TYPE_SRT_URL"}}, "output.0.output_stream_url", "Field required"),
+        ({"output": {"output_type": "OUTPUT_TYPE_SRT_URL"}}, "output.0", "output_stream_url is required"),
         ({"transcoding": {"crf": "60"}}, "transcoding.crf", "less than or equal to 51"),
         ({"transcoding": {"preset": "turbo"}}, "transcoding.preset", "'ultrafast'"),
         ({"transcoding": {"pix_fmt": "rgb24"}}, "transcoding.pix_fmt", "'yuv420p'"),

@@ -12,6 +12,7 @@ from common.nodes import service as nodes
 from common.nodes.capabilities import node_capabilities
 
 ALL_ENCODERS = ("libx264", "libx265", "aac", "libmp3lame")
+PROTOCOLS = ("file", "http", "https", "rtmp", "rtmps", "rtp", "rtsp", "srt", "tcp", "udp")
 
 
 # Big enough that tests about something else never run out of room.
@@ -25,7 +26,7 @@ def capabilities(
 ) -> dict[str, object]:
     return node_capabilities(
         cores=2,
-        ffmpeg={"version": "test", "encoders": list(encoders)},
+        ffmpeg={"version": "test", "encoders": list(encoders), "protocols": list(PROTOCOLS)},
         cpu_millicores=millicores,
         u30_devices=u30_devices,
         u30_source="configuration",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from common.ffmpeg.argv import Placement, build_argv
+from common.ffmpeg.argv import Placement, build_argv, ingest_url, segment_seconds
 from common.restreams.schemas import RestreamDefinition
 
 HERE = Placement("node-a", "10.0.0.5")
@@ -79,12 +79,18 @@ def test_test_video_with_transcoding_encodes_once_with_the_transcoding() -> None
         ("INPUT_TYPE_SRT_URL", "srt://1.2.3.4:8000?rcvbuf=12036704",
          ["-i", "srt://1.2.3.4:8000?rcvbuf=12036704"]),
         ("INPUT_TYPE_RTMP_URL", "rtmp://src/live/k", ["-i", "rtmp://src/live/k"]),
-        ("INPUT_TYPE_RTSP_URL", "rtsp://cam/live.sdp",
-         ["-rtsp_transport", "tcp", "-i", "rtsp://cam/live.sdp"]),
+        # FFmpeg's default for RTSP pulls: UDP, falling back to TCP by itself.
+        ("INPUT_TYPE_RTSP_URL", "rtsp://cam/live.sdp", ["-i", "rtsp://cam/live.sdp"]),
         ("INPUT_TYPE_UDP_URL", "udp://239.0.0.1:1234?fifo_size=100000",
          ["-i", "udp://239.0.0.1:1234?fifo_size=100000"]),
-        ("INPUT_TYPE_HTTP_URL", "http://src/stream.ts", ["-i", "http://src/stream.ts"]),
-        ("INPUT_TYPE_HLS_URL", "https://src/live.m3u8", ["-i", "https://src/live.m3u8"]),
+        # Inputs that follow URLs they read may only follow network ones.
+        ("INPUT_TYPE_HTTP_URL", "http://src/stream.ts",
+         ["-protocol_whitelist", "http,https,tcp,tls,crypto", "-i", "http://src/stream.ts"]),
+        ("INPUT_TYPE_HLS_URL", "https://src/live.m3u8",
+         ["-protocol_whitelist", "http,https,tcp,tls,crypto", "-i", "https://src/live.m3u8"]),
+        ("INPUT_TYPE_MPEG_DASH_URL", "https://src/live.mpd",
+         ["-protocol_whitelist", "http,https,tcp,tls,crypto", "-i", "https://src/live.mpd"]),
+        ("INPUT_TYPE_OTHER", "tcp://src:9000?listen=0", ["-i", "tcp://src:9000?listen=0"]),
     ],
 )  # fmt: skip
 def test_url_inputs_pass_their_parameters_through(
@@ -171,3 +177,218 @@ def test_progress_period_is_configurable() -> None:
     )
     result = build_argv(definition, HERE, progress_period_s=0.5)
     assert result[result.index("-stats_period") + 1] == "0.5"
+
+
+LISTENING = Placement("node-a", "10.0.0.5", restream_id="62275f1bccaa650032da2b53")
+
+
+@pytest.mark.parametrize(
+    ("input_type", "port", "input_args"),
+    [
+        ("INPUT_TYPE_SRT_LISTEN", {"port": 2035, "transport": "UDP"},
+         ["-i", "srt://0.0.0.0:2035?mode=listener"]),
+        # The doc's own example: an SRT_URL type with a listen port means SRT listen.
+        ("INPUT_TYPE_SRT_URL", {"port": 2035, "transport": "UDP"},
+         ["-i", "srt://0.0.0.0:2035?mode=listener"]),
+        ("INPUT_TYPE_RTMP_LISTEN", {"port": 1935},
+         ["-listen", "1", "-i", "rtmp://0.0.0.0:1935/live/62275f1bccaa650032da2b53"]),
+        ("INPUT_TYPE_RTSP_LISTEN", {"port": 8554, "transport": "tcp"},
+         ["-rtsp_flags", "listen", "-i", "rtsp://0.0.0.0:8554/live/62275f1bccaa650032da2b53"]),
+        ("INPUT_TYPE_UDP_LISTEN", {"port": 5000},
+         ["-i", "udp://0.0.0.0:5000?overrun_nonfatal=1&fifo_size=1000000"]),
+        ("INPUT_TYPE_HTTP_LISTEN", {"port": 8080},
+         ["-listen", "1", "-i", "http://0.0.0.0:8080/live/62275f1bccaa650032da2b53"]),
+    ],
+)  # fmt: skip
+def test_listen_inputs(input_type: str, port: dict[str, Any], input_args: list[str]) -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": input_type, "input_stream_listen_port": port},
+            "outputs": [RTMP_OUT],
+        }
+    )
+    assert build_argv(definition, LISTENING)[len(PREAMBLE) : len(PREAMBLE) + len(input_args)] == (
+        input_args
+    )
+
+
+@pytest.mark.parametrize(
+    ("input_type", "port", "url"),
+    [
+        ("INPUT_TYPE_SRT_LISTEN", 2035, "srt://203.0.113.7:2035"),
+        ("INPUT_TYPE_RTMP_LISTEN", 1935, "rtmp://203.0.113.7:1935/live/r1"),
+        ("INPUT_TYPE_RTSP_LISTEN", 8554, "rtsp://203.0.113.7:8554/live/r1"),
+        ("INPUT_TYPE_UDP_LISTEN", 5000, "udp://203.0.113.7:5000"),
+        ("INPUT_TYPE_HTTP_LISTEN", 8080, "http://203.0.113.7:8080/live/r1"),
+    ],
+)
+def test_ingest_urls(input_type: str, port: int, url: str) -> None:
+    spec = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": input_type, "input_stream_listen_port": {"port": port}},
+            "outputs": [RTMP_OUT],
+        }
+    ).input
+    assert ingest_url(spec, "203.0.113.7", "r1") == url
+
+
+def test_the_other_outputs() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
+    cases = [
+        ({"output_type": "OUTPUT_TYPE_RTSP_URL", "output_stream_url": "rtsp://dst:554/live"},
+         ["-f", "rtsp", "-rtsp_transport", "tcp", "rtsp://dst:554/live"]),
+        ({"output_type": "OUTPUT_TYPE_HTTP_URL", "output_stream_url": "http://dst/ingest"},
+         ["-f", "mpegts", "http://dst/ingest"]),
+        ({"output_type": "OUTPUT_TYPE_RTP_URL", "output_stream_url": "rtp://239.1.1.1:5004?ttl=4"},
+         ["-f", "rtp_mpegts", "rtp://239.1.1.1:5004?ttl=4"]),
+    ]  # fmt: skip
+    for output, expected in cases:
+        assert argv(source, [output])[-len(expected) :] == expected
+
+
+def test_local_rtmp_goes_to_the_nodes_own_server() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/a/b"},
+            "outputs": [{"output_type": "OUTPUT_TYPE_LOCAL_RTMP_URL", "output_stream_key": "k1"}],
+        }
+    )
+    here = Placement("n", local_rtmp_url="rtmp://127.0.0.1:1935/live")
+    assert build_argv(definition, here)[-3:] == ["-f", "flv", "rtmp://127.0.0.1:1935/live/k1"]
+    with pytest.raises(ValueError, match="no local RTMP server"):
+        build_argv(definition, HERE)
+
+
+HLS_OUT = {"id": "out1", "output_type": "OUTPUT_TYPE_HLS"}
+
+
+def test_hls_to_a_directory_with_segments_from_the_gop() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "encoding_rate": 25},
+            "transcoding": {"video_transcoding": "libx264", "gop": 50},
+            "outputs": [HLS_OUT],
+        }
+    )
+    here = Placement("n", restream_id="r1", media_dir="/srv/media")
+    assert segment_seconds(definition) == 2.0
+    assert build_argv(definition, here)[-13:] == [
+        "-f", "hls",
+        "-hls_time", "2",
+        "-hls_list_size", "6",
+        "-hls_flags", "delete_segments+independent_segments+program_date_time",
+        "-hls_delete_threshold", "2",
+        "-hls_segment_filename", "/srv/media/r1/out1/segment_%06d.ts",
+        "/srv/media/r1/out1/index.m3u8",
+    ]  # fmt: skip
+
+
+def test_hls_without_a_gop_forces_key_frames_at_segment_boundaries() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
+    result = argv(source, [HLS_OUT], {"video_transcoding": "libx264"})
+    assert result[result.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*2)"
+    assert result[result.index("-hls_time") + 1] == "2"
+
+
+def test_tee_escapes_slave_options() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
+    result = argv(source, [RTMP_OUT, HLS_OUT], {"video_transcoding": "libx264", "gop": 60})
+    assert result[-1] == (
+        "[f=flv:onfail=ignore]rtmp://x/live|"
+        "[f=hls:onfail=ignore:hls_time=2:hls_list_size=6"
+        ":hls_flags=delete_segments+independent_segments+program_date_time"
+        ":hls_delete_threshold=2"
+        ":hls_segment_filename=/tmp/streamfleet-media/restream/out1/segment_%06d.ts]"
+        "/tmp/streamfleet-media/restream/out1/index.m3u8"
+    )
+
+
+# -- Alveo U30, after the Xilinx Video SDK's documented examples -----------------------------
+
+CARD0 = Placement("vt1", hw_device=0)
+CARD1 = Placement("vt1", hw_device=1)
+
+
+def u30(input: dict[str, Any], transcoding: dict[str, Any], placement: Placement) -> list[str]:
+    definition = RestreamDefinition.model_validate(
+        {"input": input, "transcoding": transcoding, "outputs": [RTMP_OUT]}
+    )
+    return build_argv(definition, placement)[len(PREAMBLE) :]
+
+
+H264_PULL = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
+
+
+def test_u30_transcode_h264_to_hevc() -> None:
+    # SDK: ffmpeg -c:v mpsoc_vcu_h264 -i infile.mp4 -c:v mpsoc_vcu_hevc -b:v 1000K ...
+    assert u30(H264_PULL, {"video_transcoding": "mpsoc_vcu_hevc", "output_video_bitrate": 1000}, CARD0) == [
+        "-xlnx_hwdev", "0",
+        "-c:v", "mpsoc_vcu_h264", "-i", "rtmp://src/live/k",
+        "-map", "0:v:0", "-map", "0:a:0?",
+        "-c:v", "mpsoc_vcu_hevc", "-b:v", "1000K",
+        "-c:a", "copy",
+        "-f", "flv", "rtmp://x/live",
+    ]  # fmt: skip
+
+
+def test_u30_device_chosen_by_the_placement() -> None:
+    # SDK: ffmpeg -xlnx_hwdev 1 -c:v mpsoc_vcu_h264 -i INPUT2.h264 ... -c:v mpsoc_vcu_hevc
+    result = u30(H264_PULL, {"video_transcoding": "mpsoc_vcu_hevc"}, CARD1)
+    assert result[:5] == ["-xlnx_hwdev", "1", "-c:v", "mpsoc_vcu_h264", "-i"]
+
+
+def test_u30_scaling_on_the_card() -> None:
+    # SDK: -filter_complex "multiscale_xma=outputs=N: out_1_width=1280: out_1_height=720: ..."
+    result = u30(
+        H264_PULL,
+        {"video_transcoding": "mpsoc_vcu_h264", "frame_width": 1280, "frame_height": 720,
+         "gop": 60, "slices": 2, "cores": 1},
+        CARD0,
+    )  # fmt: skip
+    assert result[6:] == [
+        "-filter_complex",
+        "multiscale_xma=outputs=1:out_1_width=1280:out_1_height=720:out_1_rate=full[v]",
+        "-map", "[v]", "-map", "0:a:0?",
+        "-c:v", "mpsoc_vcu_h264", "-g", "60", "-slices", "2", "-cores", "1",
+        "-c:a", "copy",
+        "-f", "flv", "rtmp://x/live",
+    ]  # fmt: skip
+
+
+def test_u30_4k_h264_forces_four_slices() -> None:
+    # SDK: ffmpeg -c:v mpsoc_vcu_hevc -i <INPUT> -b:v 20M -c:v mpsoc_vcu_h264 -slices 4 ...
+    hevc_pull = {**H264_PULL, "input_video_codec": "hevc"}
+    result = u30(
+        hevc_pull,
+        {"video_transcoding": "mpsoc_vcu_h264", "output_video_bitrate": 20000,
+         "frame_width": 3840, "frame_height": 2160, "slices": 1},
+        CARD0,
+    )  # fmt: skip
+    assert result[2:6] == ["-c:v", "mpsoc_vcu_hevc", "-i", "rtmp://src/live/k"]
+    assert result[result.index("-slices") + 1] == "4"
+    assert result[result.index("-b:v") + 1] == "20000K"
+    hevc_4k = u30(hevc_pull, {"video_transcoding": "mpsoc_vcu_hevc", "frame_width": 3840,
+                              "frame_height": 2160}, CARD0)  # fmt: skip
+    assert "-slices" not in hevc_4k  # HEVC does not need it
+
+
+def test_u30_from_a_raw_test_signal_uploads_frames() -> None:
+    result = u30(
+        {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "encoding_rate": 60},
+        {"video_transcoding": "mpsoc_vcu_h264", "frame_width": 1280, "frame_height": 720,
+         "filter_fps": 30},
+        CARD0,
+    )  # fmt: skip
+    assert result[:3] == ["-xlnx_hwdev", "0", "-re"]  # no hardware decoder for raw frames
+    assert "mpsoc_vcu_h264" not in result[: result.index("-map")]
+    assert result[result.index("-vf") + 1] == "scale=1280:720"
+    assert result[result.index("-r") + 1] == "30"
+
+
+def test_u30_needs_a_device() -> None:
+    definition = RestreamDefinition.model_validate(
+        {"input": H264_PULL, "transcoding": {"video_transcoding": "mpsoc_vcu_h264"},
+         "outputs": [RTMP_OUT]}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="needs a U30 device"):
+        build_argv(definition, HERE)

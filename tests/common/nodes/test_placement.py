@@ -115,7 +115,7 @@ def test_device_choice_follows_the_policy(policy: Any, device: int) -> None:
          "no live node's FFmpeg has the encoder mpsoc_vcu_hevc"),
         (needs(encoders=frozenset({"libx264", "libx265"})),
          [node("a", encoders=frozenset({"libx264"})), node("b", encoders=frozenset({"libx265"}))],
-         "no single live node's FFmpeg has all of libx264, libx265"),
+         "no single live node has all of libx264, libx265"),
         (needs(3000), [node("a", used=1500), node("b", used=900)],
          "not enough free CPU on any node: need 3000 millicores, the most free is 1100 on b"),
         (needs(100, SLOT), [node("a"), node("b")],
@@ -130,7 +130,29 @@ def test_device_choice_follows_the_policy(policy: Any, device: int) -> None:
 def test_nothing_fits_says_why(
     need: Requirements, candidates: list[Candidate], reason: str
 ) -> None:
-    assert place(need, candidates) == Unplaced(reason)
+    result = place(need, candidates)
+    assert isinstance(result, Unplaced)
+    assert result.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        (frozenset({"protocol:srt"}), "no live node's FFmpeg supports the protocol srt"),
+        (frozenset({"local-rtmp", "protocol:rtmp"}),
+         "no live node has a local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)"),
+    ],
+)  # fmt: skip
+def test_missing_features_are_named(features: frozenset[str], reason: str) -> None:
+    plain = node("a", encoders=frozenset({"libx264"}))
+    result = place(Requirements(frozenset(), features=features), [plain])
+    assert result == Unplaced(reason, "capability")
+
+
+def test_a_taken_port_is_its_own_kind_of_refusal() -> None:
+    result = place(needs(port="2035/UDP"), [node("a", ports={"2035/UDP": "r0"})])
+    assert isinstance(result, Unplaced)
+    assert result.kind == "port"
 
 
 def test_a_free_port_elsewhere_is_used() -> None:

@@ -96,7 +96,7 @@ def test_server_module_inputs_are_accepted_by_the_schema() -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"output_type": "OUTPUT_TYPE_SRT_URL"}, "output_stream_url: Field required"),
+        ({"output_type": "OUTPUT_TYPE_SRT_URL"}, "output_stream_url is required for OUTPUT_TYPE_SRT_URL"),
         ({"output_type": "OUTPUT_TYPE_SRT_URL", "output_stream_url": "rtmp://x"},
          "scheme must be one of srt"),
         ({**RTMP_OUT, "output_stream_key": "a b"}, "output_stream_key must be a single word"),
