@@ -128,8 +128,12 @@ def try_encoder(binary: str, name: str, kind: str) -> str | None:
         else ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=0.3"]
     )
     flag = "-c:v" if kind == "video" else "-c:a"
+    # A U30 encoder is tried on device 0: the card must be there and usable.
+    device = ["-xlnx_hwdev", "0"] if name.startswith("mpsoc_vcu_") else []
     try:
-        code, output = _run(binary, "-loglevel", "error", *source, flag, name, "-f", "null", "-")
+        code, output = _run(
+            binary, "-loglevel", "error", *device, *source, flag, name, "-f", "null", "-"
+        )
     except subprocess.TimeoutExpired:
         return "timed out"
     return None if code == 0 else (error_line(output.splitlines()) or f"exit code {code}")

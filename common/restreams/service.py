@@ -20,7 +20,6 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.celery_app import start_message, stop_message
 from common.config import Settings
-from common.ffmpeg.argv import ingest_url
 from common.errors import (
     Conflict,
     FieldProblem,
@@ -29,6 +28,7 @@ from common.errors import (
     NotSupportedYet,
     RestreamNotFound,
 )
+from common.ffmpeg.argv import ingest_url
 from common.ids import new_id
 from common.models import Restream
 from common.nodes import service as nodes

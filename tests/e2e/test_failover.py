@@ -7,8 +7,10 @@ restream never run at once.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ import pytest
 from tests.support.farm import Farm, running_farm
 from tests.support.ffmpeg_watch import FfmpegWatch
 from tests.support.media import free_port
+from tests.support.peers import publisher, running
 from tests.support.proxy import Proxy
 from tests.support.wait import wait_for
 
@@ -224,3 +227,78 @@ def test_a_u30_restream_with_no_u30_node_stays_pending(farm: Farm) -> None:
     details = farm.get_by_id(restream_id)
     assert details["state"] == "pending"
     assert details["state_reason"] == "no live node's FFmpeg has the encoder mpsoc_vcu_h264"
+
+
+FAKE_XILINX = Path(__file__).parents[1] / "fixtures" / "fake_xilinx_ffmpeg.py"
+
+
+def test_a_u30_node_gets_u30_restreams_pinned_to_a_device(farm: Farm, tmp_path: Path) -> None:
+    """A node whose FFmpeg is (a fake of) the Xilinx build, with two declared U30 devices: the
+    probe finds its mpsoc encoders, placement pins restreams to devices, and the command
+    lines pass the SDK's rules (the fake fails otherwise)."""
+    binary = tmp_path / "xilinx-ffmpeg"
+    binary.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_XILINX} "$@"\n')
+    binary.chmod(0o755)
+    log = tmp_path / "argv.log"
+    farm.start_worker(
+        "vt1",
+        {
+            "FFMPEG_BINARY": str(binary),
+            "STREAMFLEET_U30_DEVICES": "2",
+            "FAKE_XLNX_LOG": str(log),
+        },
+    )
+    node = next(
+        n for n in farm.http.get("/v1/nodes", headers=farm.bearer).json() if n["name"] == "vt1"
+    )
+    assert {"mpsoc_vcu_h264", "mpsoc_vcu_hevc"} <= set(node["capabilities"]["ffmpeg"]["encoders"])
+    assert node["capabilities"]["u30"]["slots"] == 8
+
+    full_hd = farm.small_restream(
+        "u30-hevc",
+        free_port(),
+        input={"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://127.0.0.1:1/live/src"},
+        transcoding={"video_transcoding": "mpsoc_vcu_hevc", "output_video_bitrate": 4000,
+                     "frame_width": 1280, "frame_height": 720},
+    )  # fmt: skip
+    four_k = farm.small_restream(
+        "u30-4k",
+        free_port(),
+        input={"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://127.0.0.1:1/live/4k",
+               "input_video_codec": "hevc"},
+        transcoding={"video_transcoding": "mpsoc_vcu_h264", "frame_width": 3840, "frame_height": 2160},
+    )  # fmt: skip
+    wait_for(
+        lambda: all(s == ("running", "vt1") for s in farm.states([full_hd, four_k]).values()),
+        timeout_s=30,
+        every_s=0.2,
+        what="both running on vt1",
+    )
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    devices = sorted(argv[argv.index("-xlnx_hwdev") + 1] for argv in runs)
+    assert devices == ["0", "1"]  # spread over the two devices
+    four_k_argv = next(argv for argv in runs if "mpsoc_vcu_hevc" in argv[: argv.index("-i")])
+    assert four_k_argv[four_k_argv.index("-slices") + 1] == "4"
+    farm.extra[-1].send_signal(signal.SIGTERM)
+    farm.extra[-1].wait(30)
+
+
+def test_a_listen_input_reports_its_ingest_url_and_a_taken_port_is_refused(farm: Farm) -> None:
+    port, sink = free_port(), free_port()
+    body = {
+        "input": {"input_type": "INPUT_TYPE_RTMP_LISTEN", "input_stream_listen_port": {"port": port}},
+        "output": {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": f"udp://127.0.0.1:{sink}"},
+    }  # fmt: skip
+    with only(farm, farm.node):
+        first = farm.post("/api/restream/create", {**body, "restream_name": "ingest"})["id"]
+        second = farm.http.post(
+            "/api/restream/create", json={**body, "restream_name": "clash"}, headers=farm.callaba
+        )
+    assert second.status_code == 409
+    assert second.json()["message"] == (
+        f"port {port}/TCP is taken on every node that could run this (restream {first} on {farm.node})"
+    )
+    ingest = farm.get_by_id(first)["input"][0]["ingest_url"]
+    assert ingest == f"rtmp://127.0.0.1:{port}/live/{first}"
+    with running(publisher(["-f", "flv", ingest])):
+        wait_for(lambda: farm.get_by_id(first)["state"] == "running", timeout_s=20, what="running")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import socket
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,50 @@ def rtmp_listener(
         ],
         stdin=subprocess.DEVNULL,
     )
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    codec: str
+    width: int
+    height: int
+    fps: float
+    gop_s: float | None  # mean time between key frames
+    bitrate_kbps: float  # of the video stream alone, from its packets
+
+
+def video_facts(target: str | Path) -> VideoFacts:
+    probed = probe(target)
+    stream = stream_of(probed, "video")
+    packets = subprocess.run(
+        [
+            ffprobe(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+            "packet=pts_time,size,flags", "-of", "csv=p=0", str(target),
+        ],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.split()  # fmt: skip
+    times, sizes, keys = [], [], []
+    for line in packets:
+        pts, size, flags = line.split(",")[:3]
+        if pts == "N/A":
+            continue
+        times.append(float(pts))
+        sizes.append(int(size))
+        if "K" in flags:
+            keys.append(float(pts))
+    span = max(times) - min(times)
+    gaps = [b - a for a, b in itertools.pairwise(keys)]
+    numerator, denominator = stream["avg_frame_rate"].split("/")
+    return VideoFacts(
+        codec=stream["codec_name"],
+        width=int(stream["width"]),
+        height=int(stream["height"]),
+        fps=float(numerator) / float(denominator) if float(denominator) else 0.0,
+        gop_s=sum(gaps) / len(gaps) if gaps else None,
+        bitrate_kbps=sum(sizes[:-1]) * 8 / span / 1000 if span else 0.0,
+    )
+
+
+def audio_facts(target: str | Path) -> tuple[str, int]:
+    stream = stream_of(probe(target), "audio")
+    return stream["codec_name"], int(stream["sample_rate"])

@@ -1,0 +1,140 @@
+"""Third-party peers the media tests talk to on loopback: FFmpeg itself (publishing, serving,
+receiving), nginx-rtmp, srt-live-transmit, an RTSP server that serves players, and a plain
+HTTP server for HLS/DASH files.
+
+Debian's nginx-rtmp and srt-tools, and the npm RTSP server, are installed by `.ci/run` (and by
+`make peers` where npm exists); a test that needs one that is missing is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.media import ffmpeg, free_port
+from tests.support.wait import wait_for
+
+PEERS_DIR = Path(__file__).parents[1] / "peers"
+NGINX_RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def running(argv: list[str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A peer process for the duration of the block."""
+    sink = log.open("wb") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+    try:
+        yield process
+    finally:
+        _stop(process)
+        if log is not None and not isinstance(sink, int):
+            sink.close()
+
+
+def publisher(output: list[str], *, size: str = "320x180", rate: int = 25) -> list[str]:
+    """FFmpeg sending a live H.264 + AAC test signal (2 s GOP) to `output` (format and URL)."""
+    return [
+        ffmpeg(), "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(2 * rate),
+        "-b:v", "500k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", *output,
+    ]  # fmt: skip
+
+
+def receiver(input_args: list[str], recording: Path, seconds: float) -> list[str]:
+    """FFmpeg reading `input_args` and recording `seconds` of it, as is."""
+    return [
+        ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *input_args,
+        "-t", str(seconds), "-map", "0", "-c", "copy", "-f", "mpegts", str(recording),
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def nginx_rtmp(tmp: Path) -> Iterator[int]:
+    """nginx with the RTMP module on a free port: application `live`, live on. Yields the port."""
+    if shutil.which("nginx") is None or not NGINX_RTMP_MODULE.exists():
+        pytest.skip("nginx-rtmp is not installed (Debian: libnginx-mod-rtmp; .ci/run installs it)")
+    port = free_port()
+    prefix = tmp / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(
+        f"load_module {NGINX_RTMP_MODULE};\n"
+        "daemon off;\nmaster_process off;\n"
+        f"error_log {prefix}/error.log info;\npid {prefix}/nginx.pid;\n"
+        "events { worker_connections 256; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
+        "  application live { live on; record off; } } }\n"
+    )
+    with running(["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")], prefix / "out"):
+        wait_for(lambda: _listening(port), timeout_s=10, what="nginx-rtmp")
+        yield port
+
+
+@contextlib.contextmanager
+def srt_relay(source: str, target: str, log: Path) -> Iterator[None]:
+    """srt-live-transmit between two URIs (e.g. udp://:5000 to srt://:6000?mode=listener)."""
+    binary = shutil.which("srt-live-transmit")
+    if binary is None:
+        pytest.skip("srt-live-transmit is not installed (Debian: srt-tools; .ci/run installs it)")
+    with running([binary, "-q", source, target], log):
+        yield
+
+
+@contextlib.contextmanager
+def rtsp_server(log: Path) -> Iterator[tuple[int, int]]:
+    """An RTSP server (npm rtsp-streaming-server): yields (publish port, play port)."""
+    node = shutil.which("node")
+    if node is None or not (PEERS_DIR / "node_modules" / "rtsp-streaming-server").exists():
+        pytest.skip("the RTSP server peer needs Node.js and `make peers` (npm ci in tests/peers)")
+    publish, play = free_port(), free_port()
+    rtp = 20000 + (play % 20000)
+    with running([node, str(PEERS_DIR / "rtsp_server.js"), str(publish), str(play), str(rtp)], log):
+        wait_for(lambda: _listening(publish) and _listening(play), timeout_s=10, what="rtsp")
+        yield publish, play
+
+
+@contextlib.contextmanager
+def http_files(directory: Path) -> Iterator[int]:
+    """A plain HTTP server of `directory` (for HLS/DASH pulls). Yields its port."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
