@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 ARGS ?=
 
-.PHONY: install up test lint unit bench clean
+PEERS := tests/peers/node_modules/.installed
+
+.PHONY: install up test lint unit bench peers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -26,7 +28,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# Third-party servers for the media tests that do not come from PyPI: an RTSP server (npm).
+# Without npm, the one test that needs it is skipped and says why.
+peers: $(PEERS)
+
+$(PEERS): tests/peers/package.json tests/peers/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tests/peers --silent --no-audit --no-fund && touch $(PEERS); \
+	else echo "npm not found: tests needing the RTSP server peer will be skipped"; fi
+
+test: lint peers
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(ARGS)
 
 unit: $(STAMP)
@@ -36,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/start_stop.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache tests/peers/node_modules

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.ffmpeg.probe import parse_codecs, parse_version, probe
+from common.ffmpeg.probe import (
+    parse_codecs,
+    parse_hwaccels,
+    parse_protocols,
+    parse_version,
+    probe,
+    try_encoder,
+)
 from tests.support.media import ffmpeg
 
 ENCODERS = """Encoders:
@@ -44,3 +51,37 @@ def test_probe_of_the_real_binary() -> None:
     capabilities = probe(ffmpeg())
     assert capabilities.major is not None and capabilities.major >= 5
     assert {"libx264", "aac"} <= capabilities.encoders
+
+
+PROTOCOLS = """Supported file protocols:
+Input:
+  file
+  http
+  srt
+Output:
+  file
+  rtmp
+  srt
+"""
+
+
+def test_parse_protocols_joins_inputs_and_outputs() -> None:
+    assert parse_protocols(PROTOCOLS) == {"file", "http", "srt", "rtmp"}
+
+
+def test_parse_hwaccels() -> None:
+    assert parse_hwaccels("Hardware acceleration methods:\nvdpau\ncuda\n\n") == {"vdpau", "cuda"}
+    assert parse_hwaccels("garbage") == frozenset()
+
+
+def test_trying_an_encoder_tells_why_it_fails() -> None:
+    assert try_encoder(ffmpeg(), "libx264", "video") is None
+    error = try_encoder(ffmpeg(), "mpsoc_vcu_h264", "video")  # no U30 here
+    assert error is not None
+    assert "mpsoc_vcu_h264" in error or "xlnx_hwdev" in error or "not found" in error.lower()
+
+
+def test_the_real_binary_knows_the_protocols_restreams_use() -> None:
+    capabilities = probe(ffmpeg())
+    assert {"rtmp", "srt", "udp", "http", "rtp", "file"} <= capabilities.protocols
+    assert capabilities.failed_encoders == {}

@@ -13,7 +13,7 @@ from common.accounts.service import ensure_project
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queue
 from common.config import Settings
 from common.db import Database
-from common.errors import Conflict, Forbidden, NotSupportedYet, RestreamNotFound
+from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
 from common.models import Event, Restream, Run
 from common.outbox import ControlMessage
 from common.restreams import reports, service
@@ -257,3 +257,23 @@ def test_a_project_sees_only_its_own_restreams(db: Database, farm: service.Farm)
         with pytest.raises(RestreamNotFound):
             service.get(session, outsider, restream.id)
         assert service.list_all(session, outsider) == []
+
+
+def test_local_files_only_when_the_operator_allows_them(
+    db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    local = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_OTHER", "input_stream_url": "file:///srv/loop.ts"},
+            "outputs": [OUT],
+        }
+    )
+    strict = service.Farm(redis_client, settings)
+    with (
+        pytest.raises(InvalidInput, match="reading local files is not allowed"),
+        db.transaction() as session,
+    ):
+        service.create(session, strict, ADMIN, "local", local, active=False)
+    lenient = service.Farm(redis_client, settings.model_copy(update={"allow_local_files": True}))
+    with db.transaction() as session:
+        assert service.create(session, lenient, ADMIN, "local", local, active=False).state is S.IDLE
