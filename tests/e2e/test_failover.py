@@ -21,7 +21,7 @@ import pytest
 from tests.support.farm import Farm, running_farm
 from tests.support.ffmpeg_watch import FfmpegWatch
 from tests.support.media import free_port
-from tests.support.peers import publisher, running
+from tests.support.peers import bound, publisher, running
 from tests.support.proxy import Proxy
 from tests.support.wait import wait_for
 
@@ -300,5 +300,6 @@ def test_a_listen_input_reports_its_ingest_url_and_a_taken_port_is_refused(farm:
     )
     ingest = farm.get_by_id(first)["input"][0]["ingest_url"]
     assert ingest == f"rtmp://127.0.0.1:{port}/live/{first}"
+    wait_for(lambda: bound(port, udp=False), timeout_s=15, what="the restream listening")
     with running(publisher(["-f", "flv", ingest])):
         wait_for(lambda: farm.get_by_id(first)["state"] == "running", timeout_s=20, what="running")

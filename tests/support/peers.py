@@ -138,3 +138,19 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def bound(port: int, *, udp: bool) -> bool:
+    """True once something on this machine listens on `port` (TCP) or has it bound (UDP).
+
+    Read from /proc/net, not by connecting: FFmpeg in listen mode takes the first connection
+    that comes, and a probe's would be it."""
+    tables = ("/proc/net/udp", "/proc/net/udp6") if udp else ("/proc/net/tcp", "/proc/net/tcp6")
+    for table in tables:
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and (udp or state == "0A"):
+                    return True
+    return False
