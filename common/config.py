@@ -7,14 +7,15 @@ README's configuration table is generated from the same descriptions.
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_PASSWORD_LENGTH = 12
 MIN_JWT_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key is at least as long as the hash
@@ -94,6 +95,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Alveo U30 devices of this node (2 per card); default: counted in sysfs.",
     )
+    node_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Labels of this node, e.g. `region=eu-west,zone=a` (JSON also accepted).",
+    )
+    worker_http_port: int = Field(
+        9100, ge=0, le=65535, description="Worker's /healthz and /metrics port (0: none)."
+    )
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        description="`user:password` for Flower; default: the administrator's e-mail and password.",
+    )
     worker_concurrency: int = Field(
         8, ge=1, description="Threads of a worker's Celery pool (control messages only)."
     )
@@ -152,6 +164,19 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level of every streamfleet process.")
 
+    @field_validator("node_labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        """`region=eu-west,zone=a` as well as JSON."""
+        if isinstance(value, str) and value.strip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("labels are `key=value` pairs separated by commas")
+            return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, value: str) -> str:
@@ -199,9 +224,11 @@ def markdown_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for field, info in Settings.model_fields.items():
         if info.default_factory is not None:
-            default = {"node_name": "host name", "media_dir": "`<temp>/streamfleet-media`"}.get(
-                field, "(computed)"
-            )
+            default = {
+                "node_name": "host name",
+                "media_dir": "`<temp>/streamfleet-media`",
+                "node_labels": "none",
+            }.get(field, "(computed)")
         elif info.default is None:
             default = "—"
         else:

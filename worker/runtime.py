@@ -62,6 +62,7 @@ class NodeRuntime:
             u30_devices=count_u30_devices() if u30_devices is None else u30_devices,
             u30_source="sysfs" if u30_devices is None else "configuration",
             local_rtmp_url=settings.local_rtmp_url,
+            labels=settings.node_labels,
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.supervisor = Supervisor(
@@ -92,7 +93,7 @@ class NodeRuntime:
     def start(self) -> None:
         """Register the node, start the supervisor, take the lease."""
         with self.db.transaction() as session:
-            nodes.register(session, self.node, self.capabilities, {})
+            nodes.register(session, self.node, self.capabilities, self.settings.node_labels)
         self.reporter.start()
         self.supervisor.start()
         self.heartbeat.start()

@@ -88,12 +88,14 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
     settings = Settings()
     auth = []
-    if settings.admin_password is not None:
+    if settings.flower_basic_auth is not None:
+        auth = [f"--basic-auth={settings.flower_basic_auth.get_secret_value()}"]
+    elif settings.admin_password is not None:
         password = settings.admin_password.get_secret_value()
         auth = [f"--basic-auth={settings.admin_email}:{password}"]
     _exec(
         "-m", "celery", "-A", "common.celery_beat", "flower",
-        f"--port={args.port}", "--address=127.0.0.1", *auth,
+        f"--port={args.port}", f"--address={args.address}", *auth,
     )  # fmt: skip
     return 0
 
@@ -165,6 +167,7 @@ def parser() -> argparse.ArgumentParser:
     sub("beat", "run the reconciler schedule").set_defaults(func=cmd_beat)
     flower = sub("flower", "run Flower, the Celery monitor")
     flower.add_argument("--port", type=int, default=5555)
+    flower.add_argument("--address", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     flower.set_defaults(func=cmd_flower)
     sub("migrate", "bring the database schema to the newest revision").set_defaults(
         func=cmd_migrate
