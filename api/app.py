@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api import metrics
 from api.deps import ApiState
 from api.surfaces import callaba, native
 from common import live
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     """The API. `db` may be given (tests bind it to a rolled-back transaction)."""
     settings = settings or get_settings()
     settings.require_secrets()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     celery = create_celery(settings)
     if db is None:
         db = Database(
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         lifespan=lifespan,
     )
     app.state.streamfleet = state
+    metrics.install(app, state)
     app.include_router(native.router)
     app.include_router(callaba.router)
     _health(app, state)

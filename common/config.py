@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         description="FFmpeg to run; default: `ffmpeg` on PATH, else the imageio-ffmpeg build.",
     )
     log_level: str = Field("INFO", description="Log level of every streamfleet process.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON or text; auto: JSON unless stderr is a terminal."
+    )
 
     @field_validator("node_labels", mode="before")
     @classmethod

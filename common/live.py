@@ -55,6 +55,7 @@ class RestreamStats(BaseModel):
     drop_frames: int = 0
     uptime_s: float = 0.0
     restarts: int = 0
+    stalls: int = 0
     last_error: str | None = None
     outputs: list[OutputStatus] = Field(default_factory=list)
     updated_at: float = Field(default_factory=time.time)

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from celery import bootsteps
+from celery.signals import setup_logging
 
 from common.celery_app import celery_sender, create_celery
 from common.config import get_settings
@@ -19,8 +20,14 @@ from worker.runtime import NodeRuntime
 log = logging.getLogger(__name__)
 
 settings = get_settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 app = create_celery(settings)
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _logging(**_kwargs: Any) -> None:
+    """Celery leaves logging to us (one format for every process)."""
+    configure_logging(settings.log_level, settings.log_format)
 
 
 class _Holder:

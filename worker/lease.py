@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ class Heartbeat:
             threading.Thread(target=self._renew_forever, name="lease", daemon=True),
             threading.Thread(target=self._watch_forever, name="fence", daemon=True),
         ]
-        self.last_renew_s: float | None = None  # how long the last renewal took
+        self.renew_seconds: deque[float] = deque(maxlen=60)  # how long recent renewals took
 
     def start(self) -> None:
         """Renew once (raising if Redis is unreachable), then keep renewing in the background."""
@@ -94,7 +95,7 @@ class Heartbeat:
             )
         pipe.execute()
         self._valid_until = sent_at + self.fence_after_s
-        self.last_renew_s = time.monotonic() - sent_at
+        self.renew_seconds.append(time.monotonic() - sent_at)
         if self._fenced:
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False

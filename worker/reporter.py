@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from common import live
 from common.db import Database
 from common.ffmpeg.outcome import Outcome
+from common.logs import about
 from common.restreams import reports
 from common.restreams.reports import Attempt
 from common.restreams.service import Farm, place_now
@@ -69,6 +70,9 @@ class Reporter:
                     log.exception("report failed")
                     break
 
+    def _about(self, job: Job) -> dict[str, object]:
+        return about(job.restream_id, generation=job.generation, node=self.node)
+
     def _attempt(self, job: Job) -> Attempt:
         return Attempt(job.restream_id, job.generation, self.node)
 
@@ -97,7 +101,7 @@ class Reporter:
         exit_code: int | None,
     ) -> None:
         attempt = self._attempt(job)
-        log.warning("restream %s failed: %s", job.restream_id, error)
+        log.warning("FFmpeg failed: %s", error, extra=self._about(job))
         self._queue.put(
             lambda s: reports.retrying(
                 s,
@@ -114,7 +118,7 @@ class Reporter:
         self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
     ) -> None:
         attempt = self._attempt(job)
-        log.error("restream %s gave up: %s (%s)", job.restream_id, error, reason)
+        log.error("gave up: %s (%s)", error, reason, extra=self._about(job))
 
         def write(session: Session) -> None:
             self._forget_stats(job)

@@ -22,6 +22,8 @@ from common.ffmpeg.argv import Placement, build_argv, hls_dir
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.live import RestreamStats
+from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes import service as nodes
 from common.nodes.capabilities import count_u30_devices, node_capabilities
@@ -29,9 +31,11 @@ from common.nodes.states import NodeState
 from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
+from common.restreams.lifecycle import reservation_of
 from common.restreams.reports import Attempt
 from common.restreams.schemas import LISTEN_INPUTS, OutputType, RestreamDefinition
 from common.restreams.service import Farm, definition_of
+from worker.http import WorkerHttp
 from worker.lease import Heartbeat
 from worker.reporter import Reporter
 from worker.supervisor import Job, Limits, Supervisor
@@ -89,6 +93,7 @@ class NodeRuntime:
             fence_margin_s=settings.fence_margin_s,
             stats_ttl_s=settings.stats_ttl_s,
         )
+        self.http: WorkerHttp | None = None
 
     def start(self) -> None:
         """Register the node, start the supervisor, take the lease."""
@@ -97,6 +102,14 @@ class NodeRuntime:
         self.reporter.start()
         self.supervisor.start()
         self.heartbeat.start()
+        if self.settings.worker_http_port:
+            try:
+                self.http = WorkerHttp(self, self.settings.worker_http_port)
+            except OSError as error:  # another worker of this machine has the port
+                port = self.settings.worker_http_port
+                log.warning("no health/metrics endpoint on port %d: %s", port, error)
+            else:
+                self.http.start()
         log.info(
             "node %s up: FFmpeg %s (%s), %d encoders",
             self.node,
@@ -131,14 +144,21 @@ class NodeRuntime:
                 if node is not None and node.state is NodeState.DRAINING:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self.heartbeat.stop(release=True)
+        if self.http is not None:
+            self.http.stop()
         self.db.dispose()
 
     # -- control messages ---------------------------------------------------------------
 
+    def _about(self, restream_id: str, generation: int) -> dict[str, object]:
+        return about(restream_id, generation=generation, node=self.node)
+
     def start_restream(self, restream_id: str, generation: int) -> bool:
         """Run this generation if the database agrees it belongs here. Idempotent."""
         if not self.heartbeat.valid():
-            log.warning("ignoring start of %s: this node's lease is not valid", restream_id)
+            log.warning(
+                "ignoring a start: lease not valid", extra=self._about(restream_id, generation)
+            )
             return False
         if self.supervisor.generations().get(restream_id, -1) >= generation:
             return False
@@ -146,9 +166,12 @@ class NodeRuntime:
         with self.db.transaction() as session:
             restream = reports.should_run(session, attempt)
             if restream is None:
-                log.info("ignoring start of %s gen %d: not ours", restream_id, generation)
+                log.info(
+                    "ignoring a start: not placed here", extra=self._about(restream_id, generation)
+                )
                 return False
             definition = definition_of(restream)
+            reservation = reservation_of(restream)
             placement = Placement(
                 node_name=self.node,
                 node_address=self.settings.node_address,
@@ -181,6 +204,9 @@ class NodeRuntime:
             [self.ffmpeg.binary, *argv],
             listens=definition.input.input_type in LISTEN_INPUTS,
             outputs=len(definition.outputs),
+            cpu_millicores=reservation.cpu_millicores,
+            u30_device=reservation.u30_device,
+            u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
         )
         return self.supervisor.run(job)
 
@@ -203,19 +229,55 @@ class NodeRuntime:
             with self.db.transaction() as session:
                 keep = reports.should_run(session, Attempt(restream_id, generation, self.node))
             if keep is None:
-                log.info("sync: stopping %s gen %d", restream_id, generation)
+                log.info(
+                    "sync: stopping what is not ours", extra=self._about(restream_id, generation)
+                )
                 self.supervisor.stop(restream_id, generation)
 
     def reconcile(self) -> RoundSummary:
         return reconcile(self.db, self.redis, self.settings)
 
+    # -- what the health and metrics endpoint reads (worker.http.NodeView) -----------------
+
+    def lease_valid(self) -> bool:
+        return self.heartbeat.valid()
+
+    def restream_stats(self) -> list[RestreamStats]:
+        return self.supervisor.stats()
+
+    def lease_renew_seconds(self) -> list[float]:
+        return list(self.heartbeat.renew_seconds)
+
+    def usage(self) -> dict[str, Any]:
+        """CPU capacity and use, and U30 encoder units per device, of what runs here."""
+        jobs = self.supervisor.jobs()
+        encoder: dict[int, int] = dict.fromkeys(self.capabilities["u30"]["devices"], 0)
+        for job in jobs:
+            if job.u30_device is not None:
+                encoder[job.u30_device] = encoder.get(job.u30_device, 0) + job.u30_encoder_units
+        return {
+            "cpu_capacity": self.capabilities["cpu"]["millicores"],
+            "cpu_used": sum(job.cpu_millicores for job in jobs),
+            "u30_encoder": encoder,
+        }
+
     def info(self) -> dict[str, Any]:
-        """What Flower shows on this worker's page."""
+        """What Flower shows on this worker's page (the bootstep's `info()`)."""
+        usage = self.usage()
         return {
             "streamfleet": {
                 "node": self.node,
                 "capabilities": self.capabilities,
-                "running": self.supervisor.generations(),
+                "capacity": {
+                    "cpu_millicores": usage["cpu_capacity"],
+                    "cpu_used_millicores": usage["cpu_used"],
+                    "cpu_free_millicores": usage["cpu_capacity"] - usage["cpu_used"],
+                    "u30_encoder_units_used": usage["u30_encoder"],
+                },
+                "running": {
+                    s.restream_id: {"generation": s.generation, "state": s.state}
+                    for s in self.supervisor.stats()
+                },
                 "lease_valid": self.heartbeat.valid(),
             }
         }

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from common.ffmpeg.outcome import Outcome, classify_exit, error_line, failed_output
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
 from common.live import OutputStatus, RestreamStats
+from common.logs import about
 from common.processes import pdeathsig_prefix, set_parent_death_signal
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class Job:
     argv: list[str]
     listens: bool = False  # waits for a publisher: no stall timeout before one arrives
     outputs: int = 1
+    cpu_millicores: int = 0  # what its placement reserved on this node
+    u30_device: int | None = None
+    u30_encoder_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class _Process:
     ) -> None:
         self.job = job
         self.spawner = spawner
+        self.context = about(job.restream_id, generation=job.generation, node=node)
         self.limits = limits
         self.observer = observer
         self.node = node
@@ -116,6 +121,7 @@ class _Process:
         self.state = "starting"
         self.pid: int | None = None
         self.restarts = 0
+        self.stalls = 0
         self.failures: deque[float] = deque()
         self.last_error: str | None = None
         self.stderr_tail: deque[str] = deque(maxlen=limits.stderr_tail_lines)
@@ -143,7 +149,7 @@ class _Process:
                 self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
                 return
             if self._publisher_left(report.outcome, exit_code):
-                log.info("restream %s: its publisher left; listening again", self.job.restream_id)
+                log.info("publisher left; listening again", extra=self.context)
                 continue
             self.last_error = report.reason
             if not self._within_budget():
@@ -240,7 +246,8 @@ class _Process:
                 if self.job.listens and not self.flowed:
                     last_progress = time.monotonic()  # waiting for a publisher is not a stall
                 if time.monotonic() - last_progress > self.limits.stall_timeout_s:
-                    log.warning("restream %s stalled: killing FFmpeg", self.job.restream_id)
+                    log.warning("no progress: killing FFmpeg", extra=self.context)
+                    self.stalls += 1
                     _kill_group(process)
                     await exited
                     return True
@@ -288,7 +295,7 @@ class _Process:
             if failure is not None:
                 index, error = failure
                 self.failed_outputs[index] = error
-                log.warning("restream %s: output %d failed: %s", self.job.restream_id, index, error)
+                log.warning("output %d failed: %s", index, error, extra=self.context)
 
     # -- what others ask ----------------------------------------------------------------
 
@@ -315,6 +322,7 @@ class _Process:
             drop_frames=block.drop_frames if block else 0,
             uptime_s=round(time.monotonic() - self.spawned_at, 1) if self.process else 0.0,
             restarts=self.restarts,
+            stalls=self.stalls,
             last_error=self.last_error or error_line(list(self.stderr_tail)),
             outputs=[
                 OutputStatus(
@@ -390,6 +398,10 @@ class Supervisor:
     def stats(self) -> list[RestreamStats]:
         return self._call(self._stats(), 5)
 
+    def jobs(self) -> list[Job]:
+        """The jobs alive here (running or backing off)."""
+        return self._call(self._jobs_now(), 5)
+
     # -- on the loop --------------------------------------------------------------------
 
     async def _run(self, job: Job) -> bool:
@@ -407,7 +419,7 @@ class Supervisor:
         try:
             await process.main()
         except Exception:
-            log.exception("supervision of %s crashed", process.job.restream_id)
+            log.exception("supervision crashed", extra=process.context)
             if process.process is not None:
                 _kill_group(process.process)
             self.observer.failed(
@@ -443,6 +455,9 @@ class Supervisor:
 
     async def _generations(self) -> dict[str, int]:
         return {rid: p.job.generation for rid, p in self._jobs.items()}
+
+    async def _jobs_now(self) -> list[Job]:
+        return [p.job for p in self._jobs.values()]
 
     async def _stats(self) -> list[RestreamStats]:
         return [p.stats() for p in self._jobs.values()]

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support.farm import Farm, running_farm
+from tests.support.farm import ADMIN_EMAIL, ADMIN_PASSWORD, Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
 from tests.support.processes import alive
 from tests.support.wait import wait_for
@@ -172,3 +173,50 @@ def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_u
     # running_farm asserted `up` exited 0 on SIGTERM
     assert not alive(pid)
     assert not any(alive(int(child)) for child in children)
+
+
+def test_flower_shows_capabilities_capacity_and_running_restreams(farm: Farm) -> None:
+    port = free_port()
+    flower = farm.start_command(["flower", "--port", str(port)], "flower")
+    try:
+        auth = (ADMIN_EMAIL, ADMIN_PASSWORD)
+        restream = farm.small_restream("seen by flower", free_port())
+        wait_for(lambda: farm.get_by_id(restream)["state"] == "running", timeout_s=20)
+
+        def page() -> dict[str, Any] | None:
+            workers = httpx.get(
+                f"http://127.0.0.1:{port}/api/workers?refresh=1", auth=auth, timeout=10
+            ).json()
+            mine = next((w for name, w in workers.items() if name.startswith(farm.node)), None)
+            stats = (mine or {}).get("stats", {}).get("streamfleet")
+            return stats if stats and restream in stats["running"] else None
+
+        shown = wait_for(page, timeout_s=30, every_s=0.5, what="the worker in Flower")
+        assert shown["node"] == farm.node
+        assert "libx264" in shown["capabilities"]["ffmpeg"]["encoders"]
+        capacity = shown["capacity"]
+        assert capacity["cpu_used_millicores"] > 0
+        assert (
+            capacity["cpu_free_millicores"]
+            == capacity["cpu_millicores"] - capacity["cpu_used_millicores"]
+        )
+        assert shown["running"][restream]["state"] == "running"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/workers").status_code == 401  # auth required
+    finally:
+        flower.terminate()
+        flower.wait(20)
+
+
+def test_a_worker_serves_health_and_metrics(farm: Farm) -> None:
+    port = free_port()
+    worker = farm.start_worker("observed", {"STREAMFLEET_WORKER_HTTP_PORT": str(port)})
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 200
+        assert health.json() == {"node": "observed", "lease_valid": True}
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'streamfleet_node_lease_valid{node="observed"} 1.0' in metrics
+        assert 'streamfleet_node_cpu_millicores{kind="capacity",node="observed"}' in metrics
+    finally:
+        worker.terminate()
+        worker.wait(30)

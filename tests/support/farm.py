@@ -28,6 +28,7 @@ FAST_ENV = {
     "STREAMFLEET_RETRY_BUDGET": "3",
     "STREAMFLEET_STOP_GRACE_S": "3",
     "STREAMFLEET_WORKER_CONCURRENCY": "4",
+    "STREAMFLEET_WORKER_HTTP_PORT": "0",  # several workers per machine: a test that wants it sets one
 }
 
 
@@ -102,6 +103,19 @@ class Farm:
         if wait:
             wait_for(lambda: self.node_live(node), timeout_s=60, every_s=0.2, what=f"node {node}")
         return worker
+
+    def start_command(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        """Another `streamfleet` subcommand of this farm (Flower, say), found via the data dir."""
+        inherited = {k: v for k, v in self.env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        with (self.root / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "common.cli.main", *args, "--data-dir", str(self.data_dir)],
+                env=inherited,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.extra.append(process)
+        return process
 
     def stop(self) -> int:
         """SIGTERM, as Ctrl-C would; returns `up`'s exit code."""

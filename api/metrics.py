@@ -1,0 +1,81 @@
+"""Prometheus metrics of the API: requests by route, restreams and nodes by state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from api.deps import ApiState
+from common.models import Node, Restream
+from common.nodes.states import NodeState
+from common.restreams.states import RestreamState
+
+
+class FarmCollector(Collector):
+    """Restreams and nodes by state, counted in PostgreSQL at scrape time."""
+
+    def __init__(self, state: ApiState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        restreams = GaugeMetricFamily(
+            "streamfleet_restreams", "Restreams by observed state.", labels=["state"]
+        )
+        nodes = GaugeMetricFamily("streamfleet_nodes", "Worker nodes by state.", labels=["state"])
+        with self.state.db.transaction() as session:
+            by_state = dict(
+                session.execute(select(Restream.state, func.count()).group_by(Restream.state)).all()
+            )
+            by_node_state = dict(
+                session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
+            )
+        for restream_state in RestreamState:
+            restreams.add_metric([restream_state.value], by_state.get(restream_state, 0))
+        for node_state in NodeState:
+            nodes.add_metric([node_state.value], by_node_state.get(node_state, 0))
+        yield restreams
+        yield nodes
+
+
+def install(app: FastAPI, state: ApiState) -> None:
+    """Count and time every request by its route template; serve `/metrics`."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "streamfleet_api_requests",
+        "API requests handled, by method, route and status code.",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "streamfleet_api_request_duration_seconds",
+        "Time to answer an API request, by method and route.",
+        ["method", "route"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+    registry.register(FarmCollector(state))
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = route.path if isinstance(route, APIRoute) else "unmatched"
+        if template != "/metrics":
+            latency.labels(request.method, template).observe(time.perf_counter() - started)
+            requests.labels(request.method, template, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,58 @@
+"""The API's Prometheus metrics."""
+
+from __future__ import annotations
+
+import redis
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.db import Database
+from tests.support.nodes import simulate_node
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in the exposition text (parsed by prometheus_client)."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
+
+
+def test_requests_are_counted_by_route_template(client: TestClient, bearer: dict[str, str]) -> None:
+    for _ in range(3):
+        client.get("/v1/restreams/0123456789abcdef01234567", headers=bearer)
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    route = "/v1/restreams/{restream_id}"
+    assert (
+        sample(text, "streamfleet_api_requests_total", method="GET", route=route, status="404") == 3
+    )
+    assert (
+        sample(text, "streamfleet_api_request_duration_seconds_count", method="GET", route=route)
+        == 3
+    )
+    assert (
+        sample(text, "streamfleet_api_requests_total", method="GET", route="/healthz", status="200")
+        == 1
+    )
+
+
+def test_restreams_and_nodes_by_state(
+    client: TestClient, bearer: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    body = {
+        "name": "r",
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
+        "outputs": [
+            {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:9"}
+        ],
+    }
+    client.post("/v1/restreams", json=body, headers=bearer)
+    client.post("/v1/restreams", json={**body, "name": "s", "active": True}, headers=bearer)
+    text = client.get("/metrics").text
+    assert sample(text, "streamfleet_restreams", state="idle") == 1
+    assert sample(text, "streamfleet_restreams", state="starting") == 1
+    assert sample(text, "streamfleet_restreams", state="failed") == 0
+    assert sample(text, "streamfleet_nodes", state="active") == 1

@@ -1,0 +1,67 @@
+"""The worker's health and metrics endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from common.live import OutputStatus, RestreamStats
+from tests.api.test_metrics import sample
+from worker.http import WorkerHttp
+
+
+class FakeNode:
+    node = "n1"
+
+    def __init__(self) -> None:
+        self.valid = True
+
+    def lease_valid(self) -> bool:
+        return self.valid
+
+    def restream_stats(self) -> list[RestreamStats]:
+        return [
+            RestreamStats(
+                restream_id="r1", node="n1", generation=2, state="running", bitrate_kbps=812.5,
+                fps=25.0, speed=1.0, restarts=3, stalls=1, outputs=[OutputStatus(index=0, status="ok")],
+            )
+        ]  # fmt: skip
+
+    def usage(self) -> dict[str, Any]:
+        return {"cpu_capacity": 2000, "cpu_used": 500, "u30_encoder": {0: 250_000}}
+
+    def lease_renew_seconds(self) -> list[float]:
+        return [0.002, 0.003]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[FakeNode, str]]:
+    node = FakeNode()
+    http = WorkerHttp(node, 0, "127.0.0.1")
+    http.start()
+    yield node, f"http://127.0.0.1:{http.port}"
+    http.stop()
+
+
+def test_healthz_follows_the_lease(served: tuple[FakeNode, str]) -> None:
+    node, base = served
+    assert httpx.get(f"{base}/healthz").json() == {"node": "n1", "lease_valid": True}
+    node.valid = False
+    response = httpx.get(f"{base}/healthz")
+    assert response.status_code == 503
+    assert httpx.get(f"{base}/nope").status_code == 404
+
+
+def test_metrics(served: tuple[FakeNode, str]) -> None:
+    _, base = served
+    text = httpx.get(f"{base}/metrics").text
+    assert sample(text, "streamfleet_restream_bitrate_kbps", node="n1", restream="r1") == 812.5
+    assert sample(text, "streamfleet_restream_restarts_total", node="n1", restream="r1") == 3
+    assert sample(text, "streamfleet_restream_stalls_total", node="n1", restream="r1") == 1
+    assert sample(text, "streamfleet_node_cpu_millicores", node="n1", kind="free") == 1500
+    assert sample(text, "streamfleet_node_u30_encoder_units", node="n1", device="0") == 250_000
+    assert sample(text, "streamfleet_node_lease_valid", node="n1") == 1
+    assert sample(text, "streamfleet_node_lease_renew_seconds", node="n1") == 0.003

@@ -1,0 +1,155 @@
+"""The worker's small HTTP server: `/healthz` for probes and `/metrics` for Prometheus.
+
+`/healthz` answers 200 while the node's lease is certainly held (the same test that gates its
+FFmpeg), 503 otherwise: a worker that cannot reach Redis is not healthy, whatever Celery says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from common.live import RestreamStats
+
+log = logging.getLogger(__name__)
+
+
+class NodeView(Protocol):
+    """What the server reads from the node runtime."""
+
+    node: str
+
+    def lease_valid(self) -> bool: ...
+    def restream_stats(self) -> list[RestreamStats]: ...
+    def usage(self) -> dict[str, Any]: ...
+    def lease_renew_seconds(self) -> list[float]: ...
+
+
+class NodeCollector(Collector):
+    """Per-restream and per-node figures, read from the runtime at scrape time."""
+
+    def __init__(self, view: NodeView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.view.node
+        labels = ["node", "restream"]
+        gauges = {
+            "bitrate_kbps": GaugeMetricFamily(
+                "streamfleet_restream_bitrate_kbps", "Live output bitrate.", labels=labels
+            ),
+            "fps": GaugeMetricFamily(
+                "streamfleet_restream_fps", "Frames per second FFmpeg processes.", labels=labels
+            ),
+            "speed": GaugeMetricFamily(
+                "streamfleet_restream_speed", "FFmpeg's speed (1 = real time).", labels=labels
+            ),
+        }
+        restarts = CounterMetricFamily(
+            "streamfleet_restream_restarts", "FFmpeg restarts of this placement.", labels=labels
+        )
+        stalls = CounterMetricFamily(
+            "streamfleet_restream_stalls", "FFmpeg killed for lack of progress.", labels=labels
+        )
+        running = GaugeMetricFamily(
+            "streamfleet_restreams_running", "Restreams this node runs.", labels=["node", "state"]
+        )
+        states: dict[str, int] = {}
+        for stats in self.view.restream_stats():
+            key = [node, stats.restream_id]
+            for name, gauge in gauges.items():
+                value = getattr(stats, name)
+                if value is not None:
+                    gauge.add_metric(key, value)
+            restarts.add_metric(key, stats.restarts)
+            stalls.add_metric(key, stats.stalls)
+            states[stats.state] = states.get(stats.state, 0) + 1
+        for state, count in states.items():
+            running.add_metric([node, state], count)
+        yield from gauges.values()
+        yield from (restarts, stalls, running)
+        yield from self._capacity(node)
+
+    def _capacity(self, node: str) -> Iterator[Metric]:
+        usage = self.view.usage()
+        cpu = GaugeMetricFamily(
+            "streamfleet_node_cpu_millicores", "CPU capacity and use.", labels=["node", "kind"]
+        )
+        cpu.add_metric([node, "capacity"], usage["cpu_capacity"])
+        cpu.add_metric([node, "used"], usage["cpu_used"])
+        cpu.add_metric([node, "free"], usage["cpu_capacity"] - usage["cpu_used"])
+        u30 = GaugeMetricFamily(
+            "streamfleet_node_u30_encoder_units",
+            "U30 encoder load units in use, per device (1,000,000 each).",
+            labels=["node", "device"],
+        )
+        for device, units in usage["u30_encoder"].items():
+            u30.add_metric([node, str(device)], units)
+        lease = GaugeMetricFamily(
+            "streamfleet_node_lease_valid", "1 while the node holds its lease.", labels=["node"]
+        )
+        lease.add_metric([node], 1 if self.view.lease_valid() else 0)
+        renew = GaugeMetricFamily(
+            "streamfleet_node_lease_renew_seconds",
+            "How long the last lease renewal took.",
+            labels=["node"],
+        )
+        samples = self.view.lease_renew_seconds()
+        if samples:
+            renew.add_metric([node], samples[-1])
+        yield from (cpu, u30, lease, renew)
+
+
+class WorkerHttp:
+    """Serves `/healthz` and `/metrics` on a port, in daemon threads."""
+
+    def __init__(self, view: NodeView, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104
+        self.view = view
+        registry = CollectorRegistry()
+        registry.register(NodeCollector(view))
+        handler = _handler(view, lambda: generate_latest(registry))
+        self.server = ThreadingHTTPServer((address, port), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("worker health and metrics on port %d", self.port)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler(view: NodeView, metrics: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] == "/healthz":
+                valid = view.lease_valid()
+                body = json.dumps({"node": view.node, "lease_valid": valid}).encode()
+                self._answer(200 if valid else 503, "application/json", body)
+            elif self.path.split("?")[0] == "/metrics":
+                self._answer(200, CONTENT_TYPE_LATEST, metrics())
+            else:
+                self._answer(404, "text/plain", b"not found\n")
+
+        def _answer(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # probes every few seconds would drown the log
+
+    return Handler
