@@ -20,6 +20,7 @@ from common.logs import about
 from common.restreams import reports
 from common.restreams.reports import Attempt
 from common.restreams.service import Farm, place_now
+from worker.relay import RelayHub
 from worker.supervisor import Job
 
 log = logging.getLogger(__name__)
@@ -143,3 +144,48 @@ class Reporter:
                 place_now(session, self.farm, moving)
 
         self._queue.put(write)
+
+
+class RelayCleanup:
+    """An `Observer` in front of another: a job that ends leaves the node's relay."""
+
+    def __init__(self, inner: Reporter, relay: RelayHub) -> None:
+        self.inner = inner
+        self.relay = relay
+
+    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
+        self.inner.starting(job, pid=pid, restarts=restarts)
+
+    def running(self, job: Job) -> None:
+        self.inner.running(job)
+
+    def retrying(
+        self,
+        job: Job,
+        *,
+        error: str,
+        stderr_tail: list[str],
+        restarts: int,
+        backoff_s: float,
+        exit_code: int | None,
+    ) -> None:
+        self.inner.retrying(
+            job,
+            error=error,
+            stderr_tail=stderr_tail,
+            restarts=restarts,
+            backoff_s=backoff_s,
+            exit_code=exit_code,
+        )
+
+    def failed(
+        self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
+    ) -> None:
+        self.relay.forget(job.restream_id, job.generation)
+        self.inner.failed(
+            job, error=error, stderr_tail=stderr_tail, exit_code=exit_code, reason=reason
+        )
+
+    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
+        self.relay.forget(job.restream_id, job.generation)
+        self.inner.ended(job, outcome=outcome, exit_code=exit_code)

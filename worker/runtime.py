@@ -33,11 +33,12 @@ from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
 from common.restreams.lifecycle import reservation_of
 from common.restreams.reports import Attempt
-from common.restreams.schemas import LISTEN_INPUTS, OutputType, RestreamDefinition
+from common.restreams.schemas import LISTEN_INPUTS, InputType, OutputType, RestreamDefinition
 from common.restreams.service import Farm, definition_of
 from worker.http import WorkerHttp
 from worker.lease import Heartbeat
-from worker.reporter import Reporter
+from worker.relay import RelayHub
+from worker.reporter import RelayCleanup, Reporter
 from worker.supervisor import Job, Limits, Supervisor
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class NodeRuntime:
             labels=settings.node_labels,
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
+        self.relay = RelayHub()
         self.supervisor = Supervisor(
             self.node,
             Limits(
@@ -80,7 +82,7 @@ class NodeRuntime:
                 retry_window_s=settings.retry_window_s,
                 stderr_tail_lines=settings.stderr_tail_lines,
             ),
-            self.reporter,
+            RelayCleanup(self.reporter, self.relay),
         )
         self.heartbeat = Heartbeat(
             self.redis,
@@ -144,6 +146,7 @@ class NodeRuntime:
                 if node is not None and node.state is NodeState.DRAINING:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self.heartbeat.stop(release=True)
+        self.relay.close()
         if self.http is not None:
             self.http.stop()
         self.db.dispose()
@@ -180,6 +183,7 @@ class NodeRuntime:
                 listen_address=self.settings.listen_address,
                 media_dir=self.settings.media_dir,
                 local_rtmp_url=self.settings.local_rtmp_url,
+                relay_port=self._relay_port(definition, restream_id, generation),
             )
         try:
             argv = build_argv(
@@ -209,6 +213,17 @@ class NodeRuntime:
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
         )
         return self.supervisor.run(job)
+
+    def _relay_port(
+        self, definition: RestreamDefinition, restream_id: str, generation: int
+    ) -> int | None:
+        """The relay port a restream writes to (a source) or reads from (fed by a source)."""
+        source = definition.input.input_relay_id
+        if definition.input.input_type is InputType.RELAY and source is not None:
+            return self.relay.subscribe(source, restream_id, generation)
+        if any(o.output_type is OutputType.RELAY for o in definition.outputs):
+            return self.relay.source_port(restream_id, generation)
+        return None
 
     def stop_restream(self, restream_id: str, generation: int) -> None:
         if not self.supervisor.stop(restream_id, generation):

@@ -33,7 +33,10 @@ OUTPUT_FORMATS: dict[OutputType, str] = {
     OutputType.HTTP_URL: "mpegts",
     OutputType.RTP_URL: "rtp_mpegts",
     OutputType.HLS: "hls",
+    OutputType.RELAY: "mpegts",
 }
+# Reading a relay: a loss-tolerant, deep enough buffer for a node under load.
+RELAY_READ_OPTIONS = "overrun_nonfatal=1&fifo_size=50000&buffer_size=8388608"
 AUDIO_ENCODERS: dict[AudioCodec, str] = {AudioCodec.AAC: "aac", AudioCodec.MP3: "libmp3lame"}
 U30_CODECS = frozenset({VideoCodec.MPSOC_VCU_H264, VideoCodec.MPSOC_VCU_HEVC})
 U30_DECODERS = {"h264": "mpsoc_vcu_h264", "hevc": "mpsoc_vcu_hevc"}
@@ -66,6 +69,7 @@ class Placement:
     listen_address: str = "0.0.0.0"  # noqa: S104  (listen inputs take publishers from anywhere)
     media_dir: str = "/tmp/streamfleet-media"  # noqa: S108  (HLS segments: <dir>/<restream>/<output>)
     local_rtmp_url: str | None = None  # the node's own RTMP server, if it has one
+    relay_port: int | None = None  # the node's relay: where a relay output sends / input reads
 
 
 def build_argv(
@@ -124,6 +128,11 @@ def _input_args(spec: InputSpec, placement: Placement, *, decode_on_card: bool) 
         args += ["-c:v", U30_DECODERS[spec.input_video_codec or "h264"]]
     if spec.input_type in LISTEN_INPUTS:
         return args + _listen_args(spec, placement)
+    if spec.input_type is InputType.RELAY:
+        if placement.relay_port is None:
+            raise ValueError("INPUT_TYPE_RELAY needs the node's relay port")
+        relay = f"udp://127.0.0.1:{placement.relay_port}?{RELAY_READ_OPTIONS}"
+        return [*args, "-f", "mpegts", "-i", relay]
     assert spec.input_stream_url is not None  # guaranteed by InputSpec validation
     nested = NESTED_PROTOCOLS.get(spec.input_type)
     if nested is not None:
@@ -135,10 +144,13 @@ def _listen_args(spec: InputSpec, placement: Placement) -> list[str]:
     listen = spec.input_stream_listen_port
     assert listen is not None  # guaranteed by InputSpec validation
     where = f"{placement.listen_address}:{listen.port}"
-    path = f"live/{placement.restream_id}"
+    path = f"live/{spec.input_stream_key or placement.restream_id}"
     match spec.input_type:
         case InputType.SRT_LISTEN:
-            return ["-i", f"srt://{where}?mode=listener"]
+            secret = (
+                f"&passphrase={spec.input_stream_key}&pbkeylen=16" if spec.input_stream_key else ""
+            )
+            return ["-i", f"srt://{where}?mode=listener{secret}"]
         case InputType.RTMP_LISTEN:
             return ["-listen", "1", "-i", f"rtmp://{where}/{path}"]
         case InputType.RTSP_LISTEN:
@@ -155,9 +167,10 @@ def ingest_url(spec: InputSpec, address: str, restream_id: str) -> str | None:
     if spec.input_type not in LISTEN_INPUTS or listen is None:
         return None
     where = f"{address}:{listen.port}"
-    path = f"live/{restream_id}"
+    path = f"live/{spec.input_stream_key or restream_id}"
+    secret = f"?passphrase={spec.input_stream_key}&pbkeylen=16" if spec.input_stream_key else ""
     return {
-        InputType.SRT_LISTEN: f"srt://{where}",
+        InputType.SRT_LISTEN: f"srt://{where}{secret}",
         InputType.RTMP_LISTEN: f"rtmp://{where}/{path}",
         InputType.RTSP_LISTEN: f"rtsp://{where}/{path}",
         InputType.UDP_LISTEN: f"udp://{where}",
@@ -360,6 +373,10 @@ def _muxer_options(
 
 
 def _target(output: OutputSpec, placement: Placement) -> str:
+    if output.output_type is OutputType.RELAY:
+        if placement.relay_port is None:
+            raise ValueError("OUTPUT_TYPE_RELAY needs the node's relay port")
+        return f"udp://127.0.0.1:{placement.relay_port}?pkt_size=1316"
     if output.output_type is OutputType.HLS:
         return f"{hls_dir(placement, output)}/index.m3u8"
     if output.output_type is OutputType.LOCAL_RTMP_URL:

@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +33,13 @@ class Restream(Base):
     __table_args__ = (UniqueConstraint("project_id", "name", name="uq_restreams_project_name"),)
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    # An integer id too, for the API surfaces whose clients expect one (Gjirafa, 5centsCDN).
+    number: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    # A restream fed by another's relay (a live video's destination) names its source; it
+    # goes where its source goes, and with it.
+    source_id: Mapped[str | None] = mapped_column(
+        ForeignKey("restreams.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="RESTRICT"), index=True
     )

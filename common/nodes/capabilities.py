@@ -46,6 +46,7 @@ class Requirements:
     cost: Cost = field(default_factory=lambda: Cost(COPY_MILLICORES))
     listen_port: str | None = None  # "2035/UDP"
     features: frozenset[str] = frozenset()
+    colocate: str | None = None  # the node it must run on (where its relay source runs)
 
 
 def protocol(name: str) -> str:

@@ -80,6 +80,13 @@ def place(
     """Pick a node (and a U30 device) for a restream, or say why none fits."""
     if not candidates:
         return Unplaced("no live worker node: start one with `streamfleet worker`", "node")
+    if needs.colocate is not None:
+        candidates = [c for c in candidates if c.name == needs.colocate]
+        if not candidates:
+            return Unplaced(
+                f"it must run on {needs.colocate}, where its source runs, which takes nothing new",
+                "node",
+            )
     capable = [
         c for c in candidates if needs.encoders <= c.encoders and needs.features <= c.features
     ]

@@ -7,7 +7,7 @@ or a crashed reconciler is healed by the next round.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from common.live import NodeLease
@@ -38,6 +38,7 @@ class RestreamView(NamedTuple):  # a tuple: a round builds ten thousand of them
     reservation: Reservation = NO_RESERVATION
     definition: Mapping[str, Any] | None = None  # parsed only if it must be placed
     needs: Requirements | None = None  # given directly (tests), else read from `definition`
+    source: str | None = None  # fed by this restream's relay: must run on its node
 
     def requirements(self) -> Requirements:
         if self.needs is not None:
@@ -127,7 +128,9 @@ def plan(
         for name, lease in sorted(leases.items())
         if name not in draining
     ]
-    actions += _placements(round_.to_place, candidates, round_.placed, policy)
+    sources_first = sorted(round_.to_place, key=lambda r: r.source is not None)
+    actions += _placements(sources_first, candidates, round_.placed, policy)
+    actions += _follow(restreams, round_, candidates, policy)
     desired: dict[str, dict[str, int]] = {name: {} for name in leases}
     for rid, (node, generation) in round_.placed.items():
         desired[node][rid] = generation
@@ -213,6 +216,8 @@ def _placements(
     actions: list[Action] = []
     index = {c.name: i for i, c in enumerate(candidates)}
     for r in to_place:
+        if r.source is not None:
+            continue  # placed by _follow, once its source's place is known
         needs = r.requirements()
         result = place(needs, candidates, policy)
         if not isinstance(result, Placed):
@@ -222,4 +227,36 @@ def _placements(
         placed[r.id] = (result.node, r.generation + 1)
         chosen = index[result.node]
         candidates[chosen] = candidates[chosen].taking(needs, result.u30_device, r.id)
+    return actions
+
+
+def _follow(
+    restreams: Sequence[RestreamView],
+    round_: _Round,
+    candidates: list[Candidate],
+    policy: Policy,
+) -> list[Action]:
+    """Restreams fed by a relay go where their source is: placed on its node when waiting,
+    moved there when their source moved. With no source running they wait (or keep
+    listening where they are)."""
+    actions: list[Action] = []
+    waiting = {r.id for r in round_.to_place}
+    for r in restreams:
+        if r.source is None:
+            continue
+        source = round_.placed.get(r.source)
+        here = round_.placed.get(r.id)
+        if here is not None:
+            if source is None or source[0] == here[0]:
+                continue
+            actions.append(Recover(r.id, f"its source moved to {source[0]}"))
+            del round_.placed[r.id]
+        elif r.id not in waiting:
+            continue
+        if source is None:
+            actions.append(KeepWaiting(r.id, f"its source {r.source} is not running yet"))
+            continue
+        needs = replace(r.requirements(), colocate=source[0])
+        unbound = r._replace(needs=needs, source=None)
+        actions += _placements([unbound], candidates, round_.placed, policy)
     return actions

@@ -103,6 +103,7 @@ _VIEW_COLUMNS = (
     Restream.u30_device,
     Restream.u30_load,
     Restream.listen_port,
+    Restream.source_id,
 )
 
 
@@ -124,19 +125,25 @@ def _restream_views(
             .order_by(Restream.created_at, Restream.id)
         )
     ]
-    suspects = [r[0] for r in plain if r[1] not in PLACED_STATES or r[3] not in settled_nodes]
+    # Restreams fed by a relay may have to follow their source: keep their definitions too.
+    suspects = [
+        r[0]
+        for r in plain
+        if r[1] not in PLACED_STATES or r[3] not in settled_nodes or r[10] is not None
+    ]
     definitions: dict[str, dict[str, Any]] = dict(
         session.execute(
             select(Restream.id, Restream.definition).where(Restream.id.in_(suspects))
         ).all()
     )
     views, snapshot = [], {}
-    for rid, state, active, node, generation, changed, cpu, device, load, port in plain:
+    for rid, state, active, node, generation, changed, cpu, device, load, port, source in plain:
         reservation = Reservation(cpu, device, U30Load.from_dict(load) if load else None, port)
         age_s = (now - changed).total_seconds()
+        definition = definitions.get(rid)
         views.append(
             RestreamView(
-                rid, state, active, node, generation, age_s, reservation, definitions.get(rid)
+                rid, state, active, node, generation, age_s, reservation, definition, None, source
             )
         )
         snapshot[rid] = (state, generation, node)

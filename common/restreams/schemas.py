@@ -40,6 +40,7 @@ class InputType(StrEnum):
     MPEG_DASH_URL = "INPUT_TYPE_MPEG_DASH_URL"
     OTHER = "INPUT_TYPE_OTHER"
     GENERATE_TEST_VIDEO = "INPUT_TYPE_GENERATE_TEST_VIDEO"
+    RELAY = "INPUT_TYPE_RELAY"  # streamfleet's own: another restream's relay on the same node
 
 
 class OutputType(StrEnum):
@@ -51,6 +52,7 @@ class OutputType(StrEnum):
     HTTP_URL = "OUTPUT_TYPE_HTTP_URL"
     RTP_URL = "OUTPUT_TYPE_RTP_URL"
     HLS = "OUTPUT_TYPE_HLS"  # streamfleet's own: HLS segments written on the node
+    RELAY = "OUTPUT_TYPE_RELAY"  # streamfleet's own: the node's relay, for INPUT_TYPE_RELAY
 
 
 class VideoCodec(StrEnum):
@@ -145,8 +147,8 @@ OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
     OutputType.HTTP_URL: frozenset({"http", "https"}),
     OutputType.RTP_URL: frozenset({"rtp"}),
 }
-# Outputs whose place the farm decides: their URL is optional (and for HLS, ignored).
-FARM_OUTPUTS = frozenset({OutputType.LOCAL_RTMP_URL, OutputType.HLS})
+# Outputs whose place the farm decides: their URL is optional (ignored for HLS and relays).
+FARM_OUTPUTS = frozenset({OutputType.LOCAL_RTMP_URL, OutputType.HLS, OutputType.RELAY})
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
 
@@ -216,6 +218,17 @@ class InputSpec(_Lenient):
         description="Free label of the producing module (`module_name` also accepted).",
     )
     entity_name: str | None = Field(None, description="Free label of the producing entity.")
+    input_stream_key: str | None = Field(
+        None,
+        min_length=10,
+        max_length=79,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Listen inputs: the stream key a publisher must use (RTMP, RTSP and HTTP: "
+        "the last part of the ingest URL; SRT: its passphrase).",
+    )
+    input_relay_id: str | None = Field(
+        None, description="INPUT_TYPE_RELAY: the restream whose relay feeds this one."
+    )
     input_video_codec: Literal["h264", "hevc"] | None = Field(
         None,
         description="Codec of the incoming video, for decoding on a U30 card (default h264).",
@@ -253,6 +266,8 @@ class InputSpec(_Lenient):
             if not self.input_stream_url:
                 raise ValueError(f"input_stream_url is required for {self.input_type.value}")
             self.input_stream_url = check_url(self.input_stream_url, schemes, "input_stream_url")
+        if self.input_type is InputType.RELAY and not self.input_relay_id:
+            raise ValueError("input_relay_id is required for INPUT_TYPE_RELAY")
         transport = LISTEN_INPUTS.get(self.input_type)
         if transport is not None:
             if listen is None:
@@ -355,7 +370,7 @@ class OutputSpec(_Lenient):
 
     @model_validator(mode="after")
     def _url(self) -> OutputSpec:
-        if self.output_type is OutputType.HLS:
+        if self.output_type in (OutputType.HLS, OutputType.RELAY):
             self.output_stream_url = None
         elif self.output_stream_url:
             schemes = OUTPUT_SCHEMES[self.output_type]

@@ -7,7 +7,7 @@ messages they enqueue leave only after that commit (`common.outbox`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -40,6 +40,8 @@ from common.restreams.lifecycle import release, reserve, transition
 from common.restreams.schemas import (
     LOCAL_FILE_SCHEMES,
     SERVER_MODULE_INPUTS,
+    InputType,
+    OutputType,
     RestreamDefinition,
 )
 from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
@@ -143,6 +145,7 @@ def create(
         project_id=project_id,
         name=name,
         definition=stored(definition),
+        source_id=_source_of(session, project_id, definition),
         active=False,
         generation=0,
         state=S.IDLE,
@@ -167,6 +170,7 @@ def update(
         check_supported(changes.definition, farm.settings)
         new_definition = stored(_keep_ids(changes.definition, definition_of(restream)))
         if new_definition != restream.definition:
+            restream.source_id = _source_of(session, restream.project_id, changes.definition)
             restream.definition = new_definition
             if restream.state in PLACED_STATES:
                 _replace(session, farm, restream, "definition changed")
@@ -240,6 +244,13 @@ def place_restream(
     updated in place, so that placements made in a row see each other.
     """
     needs = requirements(definition_of(restream))
+    if restream.source_id is not None:
+        source = repository.get(session, restream.source_id, None)
+        if source is None or source.node_name is None or source.state not in PLACED_STATES:
+            waiting = Unplaced(f"its source {restream.source_id} is not running yet", "source")
+            leave_pending(session, restream, waiting.reason)
+            return waiting
+        needs = replace(needs, colocate=source.node_name)
     result = place(needs, candidates, settings.placement_policy)
     if not isinstance(result, Placed):
         leave_pending(session, restream, result.reason)
@@ -273,6 +284,22 @@ def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | No
     """Place one restream right away (an API start, a move): lock, look, place."""
     lock_placement(session)
     return place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+
+
+def _source_of(session: Session, project_id: str, definition: RestreamDefinition) -> str | None:
+    """The restream whose relay feeds this one (INPUT_TYPE_RELAY): of the same project, with a
+    relay output."""
+    if definition.input.input_type is not InputType.RELAY:
+        return None
+    source_id = definition.input.input_relay_id
+    assert source_id is not None  # guaranteed by InputSpec validation
+    source = repository.get(session, source_id, project_id)
+    problem = FieldProblem("input.input_relay_id", "no such restream with a relay output")
+    if source is None:
+        raise InvalidInput(f"input_relay_id: no restream {source_id} in this project", [problem])
+    if not any(o.output_type is OutputType.RELAY for o in definition_of(source).outputs):
+        raise InvalidInput(f"input_relay_id: restream {source_id} has no relay output", [problem])
+    return source_id
 
 
 def _keep_ids(new: RestreamDefinition, old: RestreamDefinition) -> RestreamDefinition:

@@ -210,3 +210,39 @@ def test_capacity_bounds_a_round_of_placements() -> None:
     assert waiting[0].reason == (
         "not enough free CPU on any node: need 1500 millicores, the most free is 1000 on b"
     )
+
+
+def follower(
+    rid: str, state: RestreamState, node: str | None = None, *, source: str = "live"
+) -> RestreamView:
+    return RestreamView(rid, state, True, node, 1, 10.0, Reservation(0), None, NONE, source)
+
+
+def test_a_restream_fed_by_a_relay_goes_where_its_source_is() -> None:
+    actions = plan(
+        [live("a"), live("b")],
+        [restream("live", S.RUNNING, "b", generation=2), follower("dest", S.PENDING)],
+    )
+    assert Assign("dest", "b") in actions  # b, although a is emptier
+
+
+def test_when_the_source_moves_its_destinations_follow() -> None:
+    actions = plan(
+        [dead("a"), live("b"), live("c")],
+        [
+            restream("live", S.RUNNING, "a"),
+            restream("busy", S.RUNNING, "b", millicores=3000),
+            follower("dest", S.RUNNING, "a"),
+        ],
+    )
+    assert Recover("live", "node a lost") in actions
+    assert Assign("live", "c") in actions
+    assert Recover("dest", "node a lost") in actions
+    assert Assign("dest", "c") in actions
+
+
+def test_a_destination_waits_for_its_source() -> None:
+    actions = plan(
+        [live("a")], [restream("live", S.PENDING, active=False), follower("dest", S.PENDING)]
+    )
+    assert actions == [KeepWaiting("dest", "its source live is not running yet")]

@@ -1,0 +1,112 @@
+"""The node's relay: one restream's output fanned out to the restreams it feeds.
+
+A source (a live video's ingest) writes MPEG-TS over UDP to a loopback port the hub owns;
+each restream it feeds (a destination) reads its own loopback port, to which the hub copies
+every datagram. A destination starts, stops or crashes alone: the source and the other
+destinations never notice. A slow destination loses datagrams in its own socket buffer
+instead of holding the others back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+DATAGRAM_MAX = 65536
+POLL_S = 0.5
+
+
+@dataclass
+class _Source:
+    sock: socket.socket
+    generation: int
+    subscribers: dict[tuple[str, int], int] = field(default_factory=dict)  # (id, gen) -> port
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def port(self) -> int:
+        port: int = self.sock.getsockname()[1]
+        return port
+
+
+class RelayHub:
+    def __init__(self) -> None:
+        self._sources: dict[str, _Source] = {}
+        self._lock = threading.Lock()
+
+    def source_port(self, source_id: str, generation: int) -> int:
+        """The loopback port a source's relay output writes to (opened on first use)."""
+        with self._lock:
+            source = self._source(source_id)
+            source.generation = max(source.generation, generation)
+            return source.port
+
+    def subscribe(self, source_id: str, subscriber_id: str, generation: int) -> int:
+        """A loopback port that will receive a copy of everything `source_id` sends."""
+        with self._lock:
+            source = self._source(source_id)
+            port = _free_udp_port()
+            source.subscribers[(subscriber_id, generation)] = port
+            return port
+
+    def forget(self, restream_id: str, generation: int) -> None:
+        """That generation of `restream_id` ended: stop feeding it, or close its relay."""
+        with self._lock:
+            for feeding in self._sources.values():
+                feeding.subscribers.pop((restream_id, generation), None)
+            own = self._sources.get(restream_id)
+            if own is not None and own.generation == generation:
+                self._close(restream_id)
+
+    def close(self) -> None:
+        with self._lock:
+            for source_id in list(self._sources):
+                self._close(source_id)
+
+    def _source(self, source_id: str) -> _Source:
+        source = self._sources.get(source_id)
+        if source is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(POLL_S)
+            source = _Source(sock=sock, generation=-1)
+            self._sources[source_id] = source
+            thread = threading.Thread(
+                target=self._pump, args=(source,), name=f"relay-{source_id}", daemon=True
+            )
+            thread.start()
+        return source
+
+    def _close(self, source_id: str) -> None:
+        source = self._sources.pop(source_id)
+        source.stop.set()
+
+    @staticmethod
+    def _pump(source: _Source) -> None:
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            while not source.stop.is_set():
+                try:
+                    data = source.sock.recv(DATAGRAM_MAX)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                for port in list(source.subscribers.values()):
+                    with contextlib.suppress(OSError):  # a destination not (yet) listening
+                        out.sendto(data, ("127.0.0.1", port))
+        finally:
+            out.close()
+            source.sock.close()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
