@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from api import metrics
 from api.deps import ApiState
-from api.surfaces import callaba, native
+from api.surfaces import callaba, native, native_projects
 from common import live
 from common.accounts import service as accounts
 from common.celery_app import celery_sender, create_celery
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.streamfleet = state
     metrics.install(app, state)
     app.include_router(native.router)
+    app.include_router(native_projects.router)
     app.include_router(callaba.router)
     _health(app, state)
     return app

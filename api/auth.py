@@ -30,9 +30,12 @@ def token_principal(
     state: StateDep,
     x_access_token: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """The caller of the Callaba surface: a login token in `x-access-token`."""
+    """The caller of the Callaba surface: a login token in `x-access-token` — or an API key
+    there, which is how a project's credential uses this surface."""
     if not x_access_token:
         raise NotAuthenticated("missing x-access-token: log in at /api/auth/login")
+    if security.api_key_prefix(x_access_token) is not None:
+        return accounts.authenticate_key(session, x_access_token)
     secret = state.settings.jwt_secret
     user_id = security.read_token(x_access_token, secret.get_secret_value()) if secret else None
     user = accounts.user_by_id(session, user_id) if user_id else None

@@ -2,7 +2,8 @@
 
   streamfleet up [--host H] [--port 8080] [--data-dir DIR] [--flower]
   streamfleet api | worker | beat | flower | migrate   [--data-dir DIR]
-  streamfleet admin create-key --name NAME [--data-dir DIR]
+  streamfleet admin create-project --name NAME [--data-dir DIR]
+  streamfleet admin create-key --name NAME [--project ID --role R] [--data-dir DIR]
   streamfleet config
 
 Every subcommand reads its settings from the environment (see README); with `--data-dir` it
@@ -15,6 +16,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from common.cli.localfarm import DEFAULT_DATA_DIR, apply_farm_environment
 
@@ -109,20 +111,47 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_key(args: argparse.Namespace) -> int:
-    from common.accounts.service import create_api_key
+def _database() -> Any:
     from common.config import Settings
     from common.db import Database, make_engine
 
     settings = Settings()
-    db = Database(make_engine(settings.database_url, pool_size=1), lambda _message: None)
+    return Database(make_engine(settings.database_url, pool_size=1), lambda _message: None)
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from common.accounts.principal import Role
+    from common.accounts.service import create_api_key
+    from common.models import Project
+
+    db = _database()
     try:
         with db.transaction() as session:
-            row, plaintext = create_api_key(session, args.name)
+            if args.project is not None and session.get(Project, args.project) is None:
+                raise SystemExit(f"project {args.project} not found")
+            row, plaintext = create_api_key(
+                session, args.name, project_id=args.project, role=Role(args.role)
+            )
     finally:
         db.dispose()
-    print(f"created API key {row.prefix} ({row.name}), farm-wide admin. It is shown only once:")
+    scope = f"project {args.project}" if args.project else "farm-wide"
+    print(f"created API key {row.prefix} ({row.name}), {scope} {args.role}; shown only once:")
     print(plaintext)
+    return 0
+
+
+def cmd_create_project(args: argparse.Namespace) -> int:
+    from common.accounts.principal import Principal, Role
+    from common.accounts.projects import create
+
+    db = _database()
+    try:
+        with db.transaction() as session:
+            project = create(session, Principal("cli", Role.ADMIN, None), args.name)
+    finally:
+        db.dispose()
+    print(f"created project {project.name!r}; its id:")
+    print(project.id)
     return 0
 
 
@@ -179,10 +208,20 @@ def parser() -> argparse.ArgumentParser:
 
     admin = commands.add_parser("admin", help="administer the farm")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
-    create_key = admin_commands.add_parser("create-key", help="create a farm-wide API key")
+    create_key = admin_commands.add_parser(
+        "create-key", help="create an API key (farm-wide admin unless --project is given)"
+    )
     create_key.add_argument("--name", required=True, help="what the key is for")
+    create_key.add_argument("--project", help="the project the key belongs to (id)")
+    create_key.add_argument(
+        "--role", default="admin", choices=["admin", "operator", "viewer"], help="default admin"
+    )
     create_key.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     create_key.set_defaults(func=cmd_create_key)
+    create_project = admin_commands.add_parser("create-project", help="create a project")
+    create_project.add_argument("--name", required=True, help="the project's unique name")
+    create_project.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    create_project.set_defaults(func=cmd_create_project)
     return top
 
 
