@@ -20,11 +20,14 @@ DATAGRAM_MAX = 65536
 POLL_S = 0.5
 
 
+Subscribers = dict[tuple[str, int], int]  # (restream id, generation) -> its loopback port
+
+
 @dataclass
 class _Source:
     sock: socket.socket
     generation: int
-    subscribers: dict[tuple[str, int], int] = field(default_factory=dict)  # (id, gen) -> port
+    subscribers: Subscribers  # shared with the hub: they outlive one socket of the source
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -36,6 +39,7 @@ class _Source:
 class RelayHub:
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
+        self._subscribers: dict[str, Subscribers] = {}
         self._lock = threading.Lock()
 
     def source_port(self, source_id: str, generation: int) -> int:
@@ -48,16 +52,18 @@ class RelayHub:
     def subscribe(self, source_id: str, subscriber_id: str, generation: int) -> int:
         """A loopback port that will receive a copy of everything `source_id` sends."""
         with self._lock:
-            source = self._source(source_id)
+            self._source(source_id)
             port = _free_udp_port()
-            source.subscribers[(subscriber_id, generation)] = port
+            self._subscribers[source_id][(subscriber_id, generation)] = port
             return port
 
     def forget(self, restream_id: str, generation: int) -> None:
         """That generation of `restream_id` ended: stop feeding it, or close its relay."""
         with self._lock:
-            for feeding in self._sources.values():
-                feeding.subscribers.pop((restream_id, generation), None)
+            for source_id, subscribers in list(self._subscribers.items()):
+                subscribers.pop((restream_id, generation), None)
+                if not subscribers and source_id not in self._sources:
+                    del self._subscribers[source_id]
             own = self._sources.get(restream_id)
             if own is not None and own.generation == generation:
                 self._close(restream_id)
@@ -74,7 +80,8 @@ class RelayHub:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(POLL_S)
-            source = _Source(sock=sock, generation=-1)
+            subscribers = self._subscribers.setdefault(source_id, {})
+            source = _Source(sock=sock, generation=-1, subscribers=subscribers)
             self._sources[source_id] = source
             thread = threading.Thread(
                 target=self._pump, args=(source,), name=f"relay-{source_id}", daemon=True
@@ -83,8 +90,12 @@ class RelayHub:
         return source
 
     def _close(self, source_id: str) -> None:
+        """Close a source's socket. Those it feeds stay subscribed: when the source runs again
+        (a new generation on this node), they receive from its new socket."""
         source = self._sources.pop(source_id)
         source.stop.set()
+        if not self._subscribers.get(source_id):
+            self._subscribers.pop(source_id, None)
 
     @staticmethod
     def _pump(source: _Source) -> None:

@@ -206,7 +206,8 @@ class NodeRuntime:
             restream_id,
             generation,
             [self.ffmpeg.binary, *argv],
-            listens=definition.input.input_type in LISTEN_INPUTS,
+            # A relay input waits for its source as a listen input waits for its publisher.
+            listens=definition.input.input_type in (*LISTEN_INPUTS, InputType.RELAY),
             outputs=len(definition.outputs),
             cpu_millicores=reservation.cpu_millicores,
             u30_device=reservation.u30_device,

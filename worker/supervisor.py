@@ -23,7 +23,13 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from common.ffmpeg.outcome import Outcome, classify_exit, error_line, failed_output
+from common.ffmpeg.outcome import (
+    Outcome,
+    classify_exit,
+    error_line,
+    failed_output,
+    wrong_publisher,
+)
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
 from common.live import OutputStatus, RestreamStats
 from common.logs import about
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WATCHDOG_TICK_S = 0.25
+REFUSED_PAUSE_S = 0.5  # before listening again after hanging up on a wrong stream key
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class _Process:
         self.block: ProgressBlock | None = None
         self.rate = RateWindow()
         self.flowed = False  # media went through in this attempt
+        self.refused_publisher: str | None = None  # the wrong stream key this attempt hung up on
         self.failed_outputs: dict[int, str] = {}
         self.spawned_at = time.monotonic()
         self.process: asyncio.subprocess.Process | None = None
@@ -147,6 +155,18 @@ class _Process:
             )
             if report.outcome in (Outcome.STOPPED, Outcome.FENCED):
                 self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
+                return
+            if self.refused_publisher is not None:
+                self.last_error = (
+                    f"refused a publisher with the wrong stream key {self.refused_publisher!r}"
+                )
+                log.warning(self.last_error, extra=self.context)
+                with contextlib.suppress(TimeoutError):  # a publisher retrying in a loop
+                    await asyncio.wait_for(self.stop_requested.wait(), REFUSED_PAUSE_S)
+                if not self.stop_requested.is_set():
+                    continue
+                outcome = Outcome.FENCED if self.fenced else Outcome.STOPPED
+                self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
                 return
             if self._publisher_left(report.outcome, exit_code):
                 log.info("publisher left; listening again", extra=self.context)
@@ -201,6 +221,7 @@ class _Process:
         """Spawn FFmpeg and follow it to its end: (exit code or None if never spawned, stalled)."""
         self.state = "starting"
         self.block, self.rate, self.flowed = None, RateWindow(), False
+        self.refused_publisher = None
         self.stderr_tail.clear()
         self.failed_outputs.clear()
         if shutil.which(self.job.argv[0]) is None:
@@ -291,6 +312,11 @@ class _Process:
             if not line:
                 continue
             self.stderr_tail.append(line)
+            wrong_key = wrong_publisher(line) if self.job.listens else None
+            if wrong_key is not None:
+                # The listener would take this stream: hang up on it and listen again.
+                self.refused_publisher = wrong_key
+                _kill_group(process)
             failure = failed_output(line)
             if failure is not None:
                 index, error = failure

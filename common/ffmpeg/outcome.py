@@ -79,3 +79,16 @@ def failed_output(line: str) -> tuple[int, str] | None:
     """(index, error) when a stderr line says one output of the tee muxer failed."""
     match = _TEE_FAILURE.search(line)
     return (int(match.group(1)), match.group(2)) if match else None
+
+
+# FFmpeg's RTMP and RTSP listeners warn about a publisher with the wrong stream key (the path)
+# and then take its stream anyway.
+_WRONG_PUBLISHER = re.compile(
+    r"Unexpected stream (\S+), expecting|WARNING: Path (\S+) differs from expected"
+)
+
+
+def wrong_publisher(line: str) -> str | None:
+    """The stream name a publisher used, when a stderr line says it is not the expected one."""
+    match = _WRONG_PUBLISHER.search(line)
+    return (match.group(1) or match.group(2)) if match else None

@@ -121,6 +121,8 @@ LISTEN_INPUTS: dict[InputType, str] = {
     InputType.UDP_LISTEN: "UDP",
     InputType.HTTP_LISTEN: "TCP",
 }
+# Listen inputs that can refuse a publisher without the right stream key.
+KEYED_INPUTS = frozenset({InputType.SRT_LISTEN, InputType.RTMP_LISTEN, InputType.RTSP_LISTEN})
 
 _NETWORK_SCHEMES = frozenset(
     {"srt", "rtmp", "rtmps", "rtsp", "rtsps", "udp", "rtp", "http", "https", "tcp"}
@@ -223,8 +225,8 @@ class InputSpec(_Lenient):
         min_length=10,
         max_length=79,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="Listen inputs: the stream key a publisher must use (RTMP, RTSP and HTTP: "
-        "the last part of the ingest URL; SRT: its passphrase).",
+        description="RTMP, RTSP and SRT listen inputs: the stream key a publisher must use "
+        "(RTMP and RTSP: the last part of the ingest URL; SRT: its passphrase).",
     )
     input_relay_id: str | None = Field(
         None, description="INPUT_TYPE_RELAY: the restream whose relay feeds this one."
@@ -266,6 +268,12 @@ class InputSpec(_Lenient):
             if not self.input_stream_url:
                 raise ValueError(f"input_stream_url is required for {self.input_type.value}")
             self.input_stream_url = check_url(self.input_stream_url, schemes, "input_stream_url")
+        if self.input_stream_key is not None and self.input_type not in KEYED_INPUTS:
+            raise ValueError(
+                "input_stream_key is for "
+                + ", ".join(sorted(t.value for t in KEYED_INPUTS))
+                + f", not {self.input_type.value}"
+            )
         if self.input_type is InputType.RELAY and not self.input_relay_id:
             raise ValueError("input_relay_id is required for INPUT_TYPE_RELAY")
         transport = LISTEN_INPUTS.get(self.input_type)

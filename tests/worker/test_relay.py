@@ -52,3 +52,17 @@ def test_the_end_of_an_older_generation_keeps_the_relay_open(hub: RelayHub) -> N
     hub.forget("live", 2)
     fresh = wait_for(lambda: hub.source_port("live", 3) != port, timeout_s=2)
     assert fresh
+
+
+def test_subscribers_are_fed_by_the_next_generation_of_their_source(hub: RelayHub) -> None:
+    hub.source_port("live", 1)
+    a = listener(hub.subscribe("live", "a", 1))
+    hub.forget("live", 1)  # the source stopped; the destination keeps waiting
+    fresh = wait_for(lambda: hub.source_port("live", 2), timeout_s=2)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"after-restart", ("127.0.0.1", fresh))
+        assert a.recv(100) == b"after-restart"
+    finally:
+        sender.close()
+        a.close()

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from common.ffmpeg.outcome import Outcome
-from tests.support.media import ffmpeg
+from tests.support.media import ffmpeg, free_port
+from tests.support.peers import bound, publisher, running
 from tests.support.processes import alive
 from tests.support.wait import wait_for
 from worker.supervisor import Job, Limits, Supervisor
@@ -254,3 +255,26 @@ time.sleep(600)
         for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_publisher_with_the_wrong_stream_key_is_hung_up_on(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    port = free_port()
+    listener = [
+        ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "level+warning",
+        "-progress", "pipe:1", "-stats_period", "0.5",
+        "-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/the-right-key",
+        "-f", "null", "-",
+    ]  # fmt: skip
+    assert supervisor.run(Job("r1", 1, listener, listens=True))
+    wait_for(lambda: bound(port, udp=False), what="the RTMP listener")
+    with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/a-wrong-key"])):
+        wait_for(lambda: recorder.names().count("starting") >= 2, what="listening again")
+        stats = supervisor.stats()[0]
+        assert stats.last_error is not None and "a-wrong-key" in stats.last_error
+    assert "running" not in recorder.names()  # no frame of it went through
+    wait_for(lambda: bound(port, udp=False), what="the RTMP listener again")
+    with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/the-right-key"])):
+        wait_for(lambda: "running" in recorder.names(), what="the right publisher's frames")
+    assert "retrying" not in recorder.names() and "failed" not in recorder.names()

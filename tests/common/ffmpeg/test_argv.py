@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from common.ffmpeg.argv import Placement, build_argv, ingest_url, segment_seconds
+from common.ffmpeg.argv import (
+    RELAY_READ_OPTIONS,
+    Placement,
+    build_argv,
+    ingest_url,
+    segment_seconds,
+)
 from common.restreams.schemas import RestreamDefinition
 
 HERE = Placement("node-a", "10.0.0.5")
@@ -230,6 +237,54 @@ def test_ingest_urls(input_type: str, port: int, url: str) -> None:
         }
     ).input
     assert ingest_url(spec, "203.0.113.7", "r1") == url
+
+
+def test_a_stream_key_is_the_path_of_rtmp_and_the_passphrase_of_srt() -> None:
+    def keyed(input_type: str, port: int) -> RestreamDefinition:
+        return RestreamDefinition.model_validate(
+            {
+                "input": {
+                    "input_type": input_type,
+                    "input_stream_listen_port": {"port": port},
+                    "input_stream_key": "k3y-0123456789",
+                },
+                "outputs": [RTMP_OUT],
+            }
+        )
+
+    rtmp, srt = keyed("INPUT_TYPE_RTMP_LISTEN", 1935), keyed("INPUT_TYPE_SRT_LISTEN", 2035)
+    assert "rtmp://0.0.0.0:1935/live/k3y-0123456789" in build_argv(rtmp, LISTENING)
+    assert ingest_url(rtmp.input, "h", "r1") == "rtmp://h:1935/live/k3y-0123456789"
+    assert "srt://0.0.0.0:2035?mode=listener&passphrase=k3y-0123456789&pbkeylen=16" in (
+        build_argv(srt, LISTENING)
+    )
+    assert ingest_url(srt.input, "h", "r1") == "srt://h:2035?passphrase=k3y-0123456789&pbkeylen=16"
+
+
+def test_relays_are_udp_loopback_mpegts() -> None:
+    source = RestreamDefinition.model_validate(
+        {
+            "input": {
+                "input_type": "INPUT_TYPE_RTMP_LISTEN",
+                "input_stream_listen_port": {"port": 1935},
+            },
+            "outputs": [
+                {"output_type": "OUTPUT_TYPE_RELAY", "output_stream_url": "udp://ignored:1"}
+            ],
+        }
+    )
+    follower = RestreamDefinition.model_validate(
+        {"input": {"input_type": "INPUT_TYPE_RELAY", "input_relay_id": "r1"}, "outputs": [RTMP_OUT]}
+    )
+    relay = replace(LISTENING, relay_port=41000)
+    assert build_argv(source, relay)[-3:] == ["-f", "mpegts", "udp://127.0.0.1:41000?pkt_size=1316"]
+    reading = build_argv(follower, relay)
+    at = reading.index("-i")
+    assert reading[at - 2 : at + 2] == [
+        "-f", "mpegts", "-i", "udp://127.0.0.1:41000?" + RELAY_READ_OPTIONS,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="relay port"):
+        build_argv(follower, LISTENING)
 
 
 def test_the_other_outputs() -> None:

@@ -74,6 +74,17 @@ def test_transcoding_refusals_name_field_and_allowed_values(
         ({"input_type": "INPUT_TYPE_RTMP"}, "Input should be 'INPUT_TYPE_SRT_SOFTWARE'"),
         ({"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "encoding_rate": 0},
          "encoding_rate: Input should be greater than or equal to 1"),
+        ({"input_type": "INPUT_TYPE_UDP_LISTEN", "input_stream_listen_port": {"port": 5000},
+          "input_stream_key": "0123456789"},
+         "input_stream_key is for INPUT_TYPE_RTMP_LISTEN, INPUT_TYPE_RTSP_LISTEN, "
+         "INPUT_TYPE_SRT_LISTEN, not INPUT_TYPE_UDP_LISTEN"),
+        ({"input_type": "INPUT_TYPE_RTMP_LISTEN", "input_stream_listen_port": {"port": 1935},
+          "input_stream_key": "short"},
+         "input_stream_key: String should have at least 10 characters"),
+        ({"input_type": "INPUT_TYPE_RTMP_LISTEN", "input_stream_listen_port": {"port": 1935},
+          "input_stream_key": "../../etc/passwd"},
+         "input_stream_key: String should match pattern"),
+        ({"input_type": "INPUT_TYPE_RELAY"}, "input_relay_id is required for INPUT_TYPE_RELAY"),
     ],
 )  # fmt: skip
 def test_input_refusals(data: dict[str, Any], expected: str) -> None:
