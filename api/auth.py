@@ -1,16 +1,17 @@
-"""Who is calling: API keys (`Authorization: Bearer`) and login tokens (`x-access-token`)."""
+"""Who is calling: API keys and login tokens, as each surface carries them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header
 
 from api.deps import SessionDep, StateDep
-from common.accounts import security
+from common.accounts import projects, security
 from common.accounts import service as accounts
 from common.accounts.principal import Principal
-from common.errors import NotAuthenticated
+from common.errors import Forbidden, NotAuthenticated
 
 
 def bearer_principal(
@@ -34,10 +35,37 @@ def token_principal(
     there, which is how a project's credential uses this surface."""
     if not x_access_token:
         raise NotAuthenticated("missing x-access-token: log in at /api/auth/login")
-    if security.api_key_prefix(x_access_token) is not None:
-        return accounts.authenticate_key(session, x_access_token)
+    return _key_or_token(session, state, x_access_token)
+
+
+def project_principal(
+    project_id: str,
+    session: SessionDep,
+    state: StateDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The caller of a surface scoped by a project in the path (`/api/v1/{project_id}`): a
+    key of that project, or a farm-wide credential acting in it, in `Authorization` as is or
+    after `Bearer `. A key of another project is forbidden, whether that project exists or not.
+    """
+    if not authorization or not authorization.strip():
+        raise NotAuthenticated("missing Authorization: <api key>")
+    scheme, _, rest = authorization.strip().partition(" ")
+    credential = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
+    principal = _key_or_token(session, state, credential)
+    if principal.farm_wide:
+        projects.visible(session, principal, project_id)
+        return replace(principal, project_id=project_id)
+    if principal.project_id != project_id:
+        raise Forbidden("this key belongs to another project")
+    return principal
+
+
+def _key_or_token(session: SessionDep, state: StateDep, credential: str) -> Principal:
+    if security.api_key_prefix(credential) is not None:
+        return accounts.authenticate_key(session, credential)
     secret = state.settings.jwt_secret
-    user_id = security.read_token(x_access_token, secret.get_secret_value()) if secret else None
+    user_id = security.read_token(credential, secret.get_secret_value()) if secret else None
     user = accounts.user_by_id(session, user_id) if user_id else None
     if user is None:
         raise NotAuthenticated("invalid or expired token: log in again at /api/auth/login")
@@ -46,3 +74,4 @@ def token_principal(
 
 BearerPrincipal = Annotated[Principal, Depends(bearer_principal)]
 TokenPrincipal = Annotated[Principal, Depends(token_principal)]
+ProjectPrincipal = Annotated[Principal, Depends(project_principal)]

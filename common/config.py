@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Labels of this node, e.g. `region=eu-west,zone=a` (JSON also accepted).",
     )
+    live_video_ports: str = Field(
+        "30000-30999",
+        pattern=r"^\d{1,5}-\d{1,5}$",
+        description="Ports (first-last) for live videos' ingests; each takes one, farm-wide.",
+    )
     worker_http_port: int = Field(
         9100, ge=0, le=65535, description="Worker's /healthz and /metrics port (0: none)."
     )
@@ -179,6 +184,19 @@ class Settings(BaseSettings):
                 raise ValueError("labels are `key=value` pairs separated by commas")
             return {k.strip(): v.strip() for k, v in pairs}
         return value
+
+    @field_validator("live_video_ports")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        first, last = (int(p) for p in value.split("-"))
+        if not 1 <= first <= last <= 65535:
+            raise ValueError("a range of ports `first-last` within 1-65535")
+        return value
+
+    @property
+    def live_video_port_range(self) -> range:
+        first, last = (int(p) for p in self.live_video_ports.split("-"))
+        return range(first, last + 1)
 
     @field_validator("database_url")
     @classmethod

@@ -229,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command != "up":
         apply_farm_environment(args.data_dir)
-    result: int = args.func(args)
+    from common.errors import StreamfleetError
+
+    try:
+        result: int = args.func(args)
+    except StreamfleetError as error:  # refused by the farm's rules: say why, no traceback
+        raise SystemExit(f"streamfleet {args.command}: {error.message}") from error
     return result
 
 

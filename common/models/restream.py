@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,6 +43,11 @@ class Restream(Base):
     )
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="RESTRICT"), index=True
+    )
+    # What an API surface keeps about a restream that the farm never reads (a Gjirafa title,
+    # a 5centsCDN stream's parts): the surface's own words, returned as they were given.
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     name: Mapped[str] = mapped_column(String(200))
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -25,6 +25,25 @@ def get(
     return session.execute(statement).scalar_one_or_none()
 
 
+def by_number(session: Session, number: int, project_id: str | None) -> Restream | None:
+    statement = _scoped(select(Restream).where(Restream.number == number), project_id)
+    return session.execute(statement).scalar_one_or_none()
+
+
+def followers(session: Session, source_id: str, *, for_update: bool = False) -> list[Restream]:
+    """The restreams fed by `source_id`'s relay."""
+    statement = select(Restream).where(Restream.source_id == source_id).order_by(Restream.number)
+    if for_update:
+        statement = statement.with_for_update()
+    return list(session.execute(statement).scalars())
+
+
+def listen_ports(session: Session) -> set[int]:
+    """Every port a restream of the farm listens on (placed or not)."""
+    port = Restream.definition["input"]["input_stream_listen_port"]["port"].as_integer()
+    return {p for (p,) in session.execute(select(port).where(port.is_not(None)))}
+
+
 def page(
     session: Session, project_id: str | None, *, limit: int, offset: int
 ) -> tuple[Sequence[Restream], int]:

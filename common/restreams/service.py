@@ -132,6 +132,7 @@ def create(
     definition: RestreamDefinition,
     *,
     active: bool,
+    attributes: dict[str, object] | None = None,
 ) -> Restream:
     _require(principal, Role.OPERATOR)
     check_supported(definition, farm.settings)
@@ -146,6 +147,7 @@ def create(
         name=name,
         definition=stored(definition),
         source_id=_source_of(session, project_id, definition),
+        attributes=attributes or {},
         active=False,
         generation=0,
         state=S.IDLE,
@@ -200,12 +202,15 @@ def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
 
 
 def remove(session: Session, principal: Principal, restream_id: str) -> None:
-    """Delete the restream; its FFmpeg, if any, is stopped after the commit."""
+    """Delete the restream and those its relay feeds; their FFmpeg, if any, is stopped after
+    the commit."""
     _require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
-    if restream.node_name is not None:
-        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
-    session.delete(restream)
+    for gone in [*repository.followers(session, restream.id, for_update=True), restream]:
+        if gone.node_name is not None:
+            enqueue(session, stop_message(gone.node_name, gone.id, gone.generation))
+        session.delete(gone)
+        session.flush()  # followers first: the database would cascade them behind our back
 
 
 def ingest_url_of(farm: Farm, restream: Restream) -> str | None:

@@ -1,4 +1,4 @@
-"""restream numbers and sources
+"""restream numbers, sources and surface attributes
 
 Revision ID: 0003
 Revises: 0002
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -21,6 +22,15 @@ def upgrade() -> None:
         "restreams", sa.Column("number", sa.BigInteger(), sa.Identity(always=False), nullable=False)
     )
     op.add_column("restreams", sa.Column("source_id", sa.String(length=24), nullable=True))
+    op.add_column(
+        "restreams",
+        sa.Column(
+            "attributes",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+    )
     op.create_index(op.f("ix_restreams_source_id"), "restreams", ["source_id"], unique=False)
     op.create_unique_constraint(op.f("uq_restreams_number"), "restreams", ["number"])
     op.create_foreign_key(
@@ -37,5 +47,6 @@ def downgrade() -> None:
     op.drop_constraint(op.f("fk_restreams_source_id_restreams"), "restreams", type_="foreignkey")
     op.drop_constraint(op.f("uq_restreams_number"), "restreams", type_="unique")
     op.drop_index(op.f("ix_restreams_source_id"), table_name="restreams")
+    op.drop_column("restreams", "attributes")
     op.drop_column("restreams", "source_id")
     op.drop_column("restreams", "number")

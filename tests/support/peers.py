@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import itertools
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +156,57 @@ def bound(port: int, *, udp: bool) -> bool:
                 if int(local.rsplit(":", 1)[1], 16) == port and (udp or state == "0A"):
                     return True
     return False
+
+
+class FrameCounter:
+    """A player: FFmpeg reading `url` and decoding nothing, whose frame counter is sampled
+    (time, frames) every 0.2 s from its progress output. Use as a context manager."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, int]] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FrameCounter:
+        argv = [
+            ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "error",
+            "-progress", "pipe:1", "-stats_period", "0.2",
+            "-i", self.url, "-map", "0:v", "-c", "copy", "-f", "null", "-",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process is not None:
+            _stop(self.process)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("frame="):
+                self.samples.append((time.monotonic(), int(line.removeprefix("frame="))))
+
+    @property
+    def frames(self) -> int:
+        return self.samples[-1][1] if self.samples else 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def longest_stall_s(self, since: float) -> float:
+        """The longest time after `since` during which the counter did not move."""
+        pairs = itertools.pairwise(list(self.samples))
+        moved = [t for (_, before), (t, n) in pairs if n > before and t > since]
+        return max(b - a for a, b in itertools.pairwise([since, *moved, time.monotonic()]))
