@@ -17,5 +17,7 @@ def test_readme_configuration_table_matches_the_settings() -> None:
 def test_readme_names_every_command() -> None:
     section = README.split("## Commands", 1)[1].split("```")[1]
     words = set(section.replace("|", " ").split())
-    subcommands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(subcommands) <= words, set(subcommands) - words
+    choices = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert choices is not None
+    subcommands = set(choices)
+    assert subcommands <= words, subcommands - words

@@ -138,7 +138,7 @@ def test_srt_pull_through_srt_live_transmit_to_hls(tmp_path: Path) -> None:
             playlist = tmp_path / "media" / "r1" / "out0" / "index.m3u8"
             first = wait_for(lambda: _segments(playlist), timeout_s=20, what="segments")
             moved = wait_for(
-                lambda: (now := _segments(playlist)) and now[0] != first[0] and now,
+                lambda: ((now := _segments(playlist)) and now[0] != first[0] and now) or None,
                 timeout_s=30,
                 what="the playlist window to move",
             )

@@ -31,7 +31,13 @@ REFUSED_TAIL = [
     ],
 )
 def test_classify(returncode: int, flags: dict[str, bool], outcome: Outcome) -> None:
-    assert classify_exit(returncode, **flags).outcome is outcome
+    report = classify_exit(
+        returncode,
+        stop_requested=flags.get("stop_requested", False),
+        stalled=flags.get("stalled", False),
+        fenced=flags.get("fenced", False),
+    )
+    assert report.outcome is outcome
 
 
 def test_failure_reason_is_ffmpegs_own_error_line() -> None:
