@@ -91,6 +91,7 @@ class EmbeddedPostgres:
     def start(cls, data_dir: Path) -> EmbeddedPostgres:
         from pgserver.postgres_server import get_server
 
+        data_dir.mkdir(parents=True, exist_ok=True)
         server = get_server(data_dir / "pg", cleanup_mode="stop")
         query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608 (a constant)
         exists = server.psql(query)

@@ -168,12 +168,15 @@ NO_RESERVATION = Reservation(0)
 
 
 def usage_of(reservations: Iterable[Reservation]) -> Usage:
-    usage = Usage()
+    """The sum of what those reservations hold (a node may hold thousands: plain sums)."""
+    cpu = 0
+    u30: dict[int, U30Load] = {}
     for reservation in reservations:
-        usage = usage.plus(
-            Cost(reservation.cpu_millicores, reservation.u30), reservation.u30_device
-        )
-    return usage
+        cpu += reservation.cpu_millicores
+        device = reservation.u30_device
+        if reservation.u30 is not None and device is not None:
+            u30[device] = u30.get(device, U30Load()) + reservation.u30
+    return Usage(cpu, u30)
 
 
 def xrm_units(width: int, height: int, fps: float, *, maximum: int = XRM_MAX_PIXEL_RATE) -> int:

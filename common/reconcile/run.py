@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -98,7 +97,8 @@ _VIEW_COLUMNS = (
     Restream.active,
     Restream.node_name,
     Restream.generation,
-    Restream.state_changed_at,
+    # Seconds in the state, computed by PostgreSQL (as of this transaction's start).
+    func.extract("epoch", func.now() - Restream.state_changed_at),
     Restream.reserved_millicores,
     Restream.u30_device,
     Restream.u30_load,
@@ -115,15 +115,16 @@ def _restream_views(
     Plain columns, no ORM objects; definitions are read (and later parsed) only for those the
     plan might have to place: all but the ones placed on a live node that is not draining.
     """
-    now = datetime.now(UTC)
     # Core, and plain tuples: ORM rows would cost more than the whole plan.
     plain = [
         tuple(row)
-        for row in session.connection().execute(
+        for row in session.connection()
+        .execute(
             select(*_VIEW_COLUMNS)
             .where((Restream.active.is_(True)) | (Restream.state != S.IDLE))
             .order_by(Restream.created_at, Restream.id)
         )
+        .all()  # one fetch of every row: far cheaper than a fetch per row
     ]
     # Restreams fed by a relay may have to follow their source: keep their definitions too.
     suspects = [
@@ -137,9 +138,9 @@ def _restream_views(
         ).all()
     )
     views, snapshot = [], {}
-    for rid, state, active, node, generation, changed, cpu, device, load, port, source in plain:
+    for rid, state, active, node, generation, age, cpu, device, load, port, source in plain:
         reservation = Reservation(cpu, device, U30Load.from_dict(load) if load else None, port)
-        age_s = (now - changed).total_seconds()
+        age_s = float(age)
         definition = definitions.get(rid)
         views.append(
             RestreamView(
