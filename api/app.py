@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from api import metrics
 from api.deps import ApiState
-from api.surfaces import callaba, gjirafa, native, native_projects
+from api.surfaces import callaba, fivecents, gjirafa, native, native_projects
 from common import live
 from common.accounts import service as accounts
 from common.celery_app import celery_sender, create_celery
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(native_projects.router)
     app.include_router(callaba.router)
     app.include_router(gjirafa.router)
+    app.include_router(fivecents.router)
     _health(app, state)
     return app
 

@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         description="This node's own RTMP server for OUTPUT_TYPE_LOCAL_RTMP_URL, e.g. "
         "rtmp://127.0.0.1:1935/live; none by default.",
     )
+    local_rtsp_url: str | None = Field(
+        None,
+        description="This node's own RTSP server for RTSP playback (OUTPUT_TYPE_LOCAL_RTSP_URL), "
+        "e.g. rtsp://127.0.0.1:8554/live; none by default.",
+    )
+    playback_base_url: str | None = Field(
+        None,
+        description="Base URL viewers reach this node's HLS/DASH at (a CDN or ingress may front "
+        "it); default http://<node address>:<worker HTTP port>.",
+    )
     allow_local_files: bool = Field(
         False, description="Let INPUT_TYPE_OTHER read file: URLs on the node (off: safer)."
     )
@@ -103,6 +113,12 @@ class Settings(BaseSettings):
         "30000-30999",
         pattern=r"^\d{1,5}-\d{1,5}$",
         description="Ports (first-last) for live videos' ingests; each takes one, farm-wide.",
+    )
+    cdn_api_requests_per_s: int = Field(
+        5,
+        ge=0,
+        description="Requests a second each key may make on the 5centsCDN surface (/v2), as "
+        "that API allows; 0: no limit.",
     )
     worker_http_port: int = Field(
         9100, ge=0, le=65535, description="Worker's /healthz and /metrics port (0: none)."
@@ -197,6 +213,15 @@ class Settings(BaseSettings):
     def live_video_port_range(self) -> range:
         first, last = (int(p) for p in self.live_video_ports.split("-"))
         return range(first, last + 1)
+
+    @property
+    def playback_base(self) -> str | None:
+        """Where this node's HLS and DASH are played from; None when it serves no HTTP."""
+        if self.playback_base_url:
+            return self.playback_base_url.rstrip("/")
+        if not self.worker_http_port:
+            return None
+        return f"http://{self.node_address}:{self.worker_http_port}"
 
     @field_validator("database_url")
     @classmethod

@@ -100,3 +100,10 @@ class BackendUnavailable(StreamfleetError):
 
     status = 503
     code = "backend_unavailable"
+
+
+class TooManyRequests(StreamfleetError):
+    """The caller went over its request rate."""
+
+    status = 429
+    code = "too_many_requests"

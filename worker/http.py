@@ -1,16 +1,21 @@
-"""The worker's small HTTP server: `/healthz` for probes and `/metrics` for Prometheus.
+"""The worker's small HTTP server: `/healthz` for probes, `/metrics` for Prometheus, and
+`/live/<restream>/<output>/<file>`: the HLS and DASH its restreams write, for players.
 
 `/healthz` answers 200 while the node's lease is certainly held (the same test that gates its
 FFmpeg), 503 otherwise: a worker that cannot reach Redis is not healthy, whatever Celery says.
+Playback serves only files of the media directory, named as FFmpeg names them: no other path
+can be reached.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
@@ -21,6 +26,16 @@ from prometheus_client.registry import Collector
 from common.live import RestreamStats
 
 log = logging.getLogger(__name__)
+# /live/<restream id>/<output id>/<playlist, manifest or segment>
+PLAYBACK_PATH = re.compile(
+    r"^/live/([0-9a-f]{24})/([0-9a-f]{24})/([A-Za-z0-9_-]+\.(m3u8|mpd|ts|m4s))$"
+)
+MEDIA_TYPES = {
+    "m3u8": "application/vnd.apple.mpegurl",
+    "mpd": "application/dash+xml",
+    "ts": "video/mp2t",
+    "m4s": "video/iso.segment",
+}
 
 
 class NodeView(Protocol):
@@ -112,11 +127,17 @@ class NodeCollector(Collector):
 class WorkerHttp:
     """Serves `/healthz` and `/metrics` on a port, in daemon threads."""
 
-    def __init__(self, view: NodeView, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104
+    def __init__(
+        self,
+        view: NodeView,
+        port: int,
+        address: str = "0.0.0.0",  # noqa: S104  (probes, scrapers and players are elsewhere)
+        media_dir: Path | None = None,
+    ) -> None:
         self.view = view
         registry = CollectorRegistry()
         registry.register(NodeCollector(view))
-        handler = _handler(view, lambda: generate_latest(registry))
+        handler = _handler(view, lambda: generate_latest(registry), media_dir)
         self.server = ThreadingHTTPServer((address, port), handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
@@ -130,22 +151,42 @@ class WorkerHttp:
         self.server.server_close()
 
 
-def _handler(view: NodeView, metrics: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    view: NodeView, metrics: Callable[[], bytes], media_dir: Path | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?")[0] == "/healthz":
+            path = self.path.split("?")[0]
+            playback = PLAYBACK_PATH.match(path)
+            if path == "/healthz":
                 valid = view.lease_valid()
                 body = json.dumps({"node": view.node, "lease_valid": valid}).encode()
                 self._answer(200 if valid else 503, "application/json", body)
-            elif self.path.split("?")[0] == "/metrics":
+            elif path == "/metrics":
                 self._answer(200, CONTENT_TYPE_LATEST, metrics())
+            elif playback is not None and media_dir is not None:
+                self._media(media_dir.joinpath(*playback.group(1, 2, 3)), playback.group(4))
             else:
                 self._answer(404, "text/plain", b"not found\n")
 
-        def _answer(self, status: int, content_type: str, body: bytes) -> None:
+        def _media(self, file: Path, kind: str) -> None:
+            try:
+                body = file.read_bytes()
+            except OSError:  # not written yet, or already deleted as the window moved
+                self._answer(404, "text/plain", b"not found\n")
+                return
+            # Playlists and manifests change every segment; segments never do.
+            live = kind in ("m3u8", "mpd")
+            self._answer(200, MEDIA_TYPES[kind], body, cache="no-cache" if live else "max-age=60")
+
+        def _answer(
+            self, status: int, content_type: str, body: bytes, *, cache: str = "no-store"
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", cache)
+            self.send_header("Access-Control-Allow-Origin", "*")  # players on other origins
             self.end_headers()
             self.wfile.write(body)
 

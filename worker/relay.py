@@ -1,10 +1,14 @@
-"""The node's relay: one restream's output fanned out to the restreams it feeds.
+"""The node's relay: one restream's output fanned out to the restreams it feeds, and counted.
 
 A source (a live video's ingest) writes MPEG-TS over UDP to a loopback port the hub owns;
 each restream it feeds (a destination) reads its own loopback port, to which the hub copies
 every datagram. A destination starts, stops or crashes alone: the source and the other
 destinations never notice. A slow destination loses datagrams in its own socket buffer
 instead of holding the others back.
+
+Every relay counts what it receives: that is the output bitrate of its source, which FFmpeg
+itself does not report for outputs through the tee muxer or for HLS and DASH. Such restreams
+send a copy to a relay of their own that feeds nobody: a meter.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import contextlib
 import logging
 import socket
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 DATAGRAM_MAX = 65536
 POLL_S = 0.5
+RATE_WINDOW_S = 3.0  # the byte rate is measured over this much of the recent past
+SAMPLE_EVERY_S = 0.5
 
 
 Subscribers = dict[tuple[str, int], int]  # (restream id, generation) -> its loopback port
@@ -29,6 +37,25 @@ class _Source:
     generation: int
     subscribers: Subscribers  # shared with the hub: they outlive one socket of the source
     stop: threading.Event = field(default_factory=threading.Event)
+    received: int = 0  # bytes, since the socket opened
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=16))
+
+    def count(self, size: int) -> None:
+        self.received += size
+        now = time.monotonic()
+        if not self.samples or now - self.samples[-1][0] >= SAMPLE_EVERY_S:
+            self.samples.append((now, self.received))
+
+    def kbps(self) -> float | None:
+        """What the source sent per second lately, in kbit/s: 0 once it fell silent, None
+        before there is enough to tell."""
+        now = time.monotonic()
+        recent = [sample for sample in list(self.samples) if now - sample[0] <= RATE_WINDOW_S]
+        if not recent:
+            return 0.0 if self.samples else None
+        since, total = recent[0]
+        span = now - since
+        return (self.received - total) * 8 / 1000 / span if span >= SAMPLE_EVERY_S else None
 
     @property
     def port(self) -> int:
@@ -67,6 +94,12 @@ class RelayHub:
             own = self._sources.get(restream_id)
             if own is not None and own.generation == generation:
                 self._close(restream_id)
+
+    def kbps(self, source_id: str) -> float | None:
+        """The recent byte rate of what `source_id` sends to its relay (or meter)."""
+        with self._lock:
+            source = self._sources.get(source_id)
+            return source.kbps() if source is not None else None
 
     def close(self) -> None:
         with self._lock:
@@ -108,6 +141,7 @@ class RelayHub:
                     continue
                 except OSError:
                     return
+                source.count(len(data))
                 for port in list(source.subscribers.values()):
                     with contextlib.suppress(OSError):  # a destination not (yet) listening
                         out.sendto(data, ("127.0.0.1", port))

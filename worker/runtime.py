@@ -18,10 +18,17 @@ from sqlalchemy.exc import OperationalError
 from common import live
 from common.config import Settings
 from common.db import Database, make_engine
-from common.ffmpeg.argv import Placement, build_argv, hls_dir
+from common.ffmpeg.argv import (
+    Placement,
+    build_argv,
+    hls_dir,
+    input_args,
+    needs_meter,
+    resolve_source_codec,
+)
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
-from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.ffmpeg.probe import FfmpegCapabilities, probe, source_video_codec
 from common.live import RestreamStats
 from common.logs import about
 from common.nodes import repository as node_repository
@@ -33,7 +40,13 @@ from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
 from common.restreams.lifecycle import reservation_of
 from common.restreams.reports import Attempt
-from common.restreams.schemas import LISTEN_INPUTS, InputType, OutputType, RestreamDefinition
+from common.restreams.schemas import (
+    FILE_OUTPUTS,
+    LISTEN_INPUTS,
+    InputType,
+    OutputType,
+    RestreamDefinition,
+)
 from common.restreams.service import Farm, definition_of
 from worker.http import WorkerHttp
 from worker.lease import Heartbeat
@@ -45,9 +58,9 @@ log = logging.getLogger(__name__)
 
 
 def prepare_outputs(definition: RestreamDefinition, placement: Placement) -> None:
-    """Create what the outputs write into on this node (HLS directories)."""
+    """Create what the outputs write into on this node (HLS and DASH directories)."""
     for output in definition.outputs:
-        if output.output_type is OutputType.HLS:
+        if output.output_type in FILE_OUTPUTS:
             Path(hls_dir(placement, output)).mkdir(parents=True, exist_ok=True)
 
 
@@ -67,6 +80,8 @@ class NodeRuntime:
             u30_devices=count_u30_devices() if u30_devices is None else u30_devices,
             u30_source="sysfs" if u30_devices is None else "configuration",
             local_rtmp_url=settings.local_rtmp_url,
+            local_rtsp_url=settings.local_rtsp_url,
+            playback_base_url=settings.playback_base,
             labels=settings.node_labels,
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
@@ -83,6 +98,7 @@ class NodeRuntime:
                 stderr_tail_lines=settings.stderr_tail_lines,
             ),
             RelayCleanup(self.reporter, self.relay),
+            meter=self.relay.kbps,
         )
         self.heartbeat = Heartbeat(
             self.redis,
@@ -106,7 +122,11 @@ class NodeRuntime:
         self.heartbeat.start()
         if self.settings.worker_http_port:
             try:
-                self.http = WorkerHttp(self, self.settings.worker_http_port)
+                self.http = WorkerHttp(
+                    self,
+                    self.settings.worker_http_port,
+                    media_dir=Path(self.settings.media_dir),
+                )
             except OSError as error:  # another worker of this machine has the port
                 port = self.settings.worker_http_port
                 log.warning("no health/metrics endpoint on port %d: %s", port, error)
@@ -183,9 +203,16 @@ class NodeRuntime:
                 listen_address=self.settings.listen_address,
                 media_dir=self.settings.media_dir,
                 local_rtmp_url=self.settings.local_rtmp_url,
+                local_rtsp_url=self.settings.local_rtsp_url,
                 relay_port=self._relay_port(definition, restream_id, generation),
+                meter_port=(
+                    self.relay.source_port(restream_id, generation)
+                    if needs_meter(definition)
+                    else None
+                ),
             )
         try:
+            definition = self._with_source_codec(definition, placement, generation)
             argv = build_argv(
                 definition,
                 placement,
@@ -214,6 +241,17 @@ class NodeRuntime:
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
         )
         return self.supervisor.run(job)
+
+    def _with_source_codec(
+        self, definition: RestreamDefinition, placement: Placement, generation: int
+    ) -> RestreamDefinition:
+        """Copy instead of encoding when the source already has the codec asked for."""
+        transcoding = definition.transcoding
+        if transcoding is None or transcoding.copy_when_source_is is None:
+            return definition
+        codec = source_video_codec(self.ffmpeg.binary, input_args(definition, placement))
+        log.info("source video codec: %s", codec, extra=self._about(placement.restream_id, -1))
+        return resolve_source_codec(definition, codec)
 
     def _relay_port(
         self, definition: RestreamDefinition, restream_id: str, generation: int

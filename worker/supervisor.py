@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +38,8 @@ from common.processes import pdeathsig_prefix, set_parent_death_signal
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# What a restream sent lately, in kbit/s, when FFmpeg does not say (tee, HLS, DASH outputs).
+Meter = Callable[[str], float | None]
 WATCHDOG_TICK_S = 0.25
 REFUSED_PAUSE_S = 0.5  # before listening again after hanging up on a wrong stream key
 
@@ -374,12 +376,18 @@ class Supervisor:
     """Thread-safe front of the supervisor loop. Celery task threads call in here."""
 
     def __init__(
-        self, node: str, limits: Limits, observer: Observer, spawner: Spawner | None = None
+        self,
+        node: str,
+        limits: Limits,
+        observer: Observer,
+        spawner: Spawner | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.node = node
         self.spawner = spawner or Spawner.detect()
         self.limits = limits
         self.observer = observer
+        self.meter = meter
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="supervisor", daemon=True)
         self._jobs: dict[str, _Process] = {}
@@ -486,4 +494,9 @@ class Supervisor:
         return [p.job for p in self._jobs.values()]
 
     async def _stats(self) -> list[RestreamStats]:
-        return [p.stats() for p in self._jobs.values()]
+        found = [p.stats() for p in self._jobs.values()]
+        if self.meter is not None:
+            for stats in found:
+                if stats.bitrate_kbps is None and stats.state == "running":
+                    stats.bitrate_kbps = _rounded(self.meter(stats.restream_id))
+        return found

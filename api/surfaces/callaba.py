@@ -215,6 +215,7 @@ def update(
                 body.transcoding if "transcoding" in body.model_fields_set else old.transcoding
             ),
             outputs=body.output if body.output is not None else old.outputs,
+            node_selector=old.node_selector,
         )
     restream = service.update(
         session,

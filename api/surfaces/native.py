@@ -18,7 +18,13 @@ from common.live import NodeLease, RestreamStats
 from common.models import Event, Node, Restream
 from common.nodes import service as nodes
 from common.restreams import service
-from common.restreams.schemas import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
+from common.restreams.schemas import (
+    InputSpec,
+    Label,
+    OutputSpec,
+    RestreamDefinition,
+    TranscodingSpec,
+)
 from common.restreams.service import Farm
 
 
@@ -39,12 +45,22 @@ router = APIRouter(prefix="/v1", tags=["native"])
 router.route_class = surface_route(render_error)
 
 
+NodeSelector = Annotated[
+    dict[Label, list[Label]] | None,
+    Field(
+        description="Run only on nodes carrying, for each label, one of the values: "
+        '{"region": ["eu-west"]}.'
+    ),
+]
+
+
 class RestreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     input: InputSpec
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
+    node_selector: NodeSelector = None
     active: bool = Field(False, description="Start it right away.")
 
 
@@ -54,6 +70,7 @@ class RestreamPatch(BaseModel):
     input: InputSpec | None = None
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
+    node_selector: NodeSelector = None
     active: bool | None = None
 
 
@@ -74,6 +91,7 @@ class RestreamOut(BaseModel):
     input: dict[str, Any]
     transcoding: dict[str, Any] | None
     outputs: list[dict[str, Any]]
+    node_selector: dict[str, list[str]] | None
     created_at: datetime
     modified_at: datetime
     state_changed_at: datetime
@@ -133,6 +151,7 @@ def _out(restream: Restream, farm: Farm) -> RestreamOut:
             else None
         ),
         outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
+        node_selector=definition.node_selector,
         created_at=restream.created_at,
         modified_at=restream.modified_at,
         state_changed_at=restream.state_changed_at,
@@ -156,7 +175,10 @@ def create_restream(
     body: RestreamIn, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
     definition = RestreamDefinition(
-        input=body.input, transcoding=body.transcoding, outputs=body.outputs
+        input=body.input,
+        transcoding=body.transcoding,
+        outputs=body.outputs,
+        node_selector=body.node_selector,
     )
     restream = service.create(session, farm, principal, body.name, definition, active=body.active)
     return _out(restream, farm)
@@ -192,12 +214,13 @@ def patch_restream(
 ) -> RestreamOut:
     definition = None
     fields = body.model_fields_set
-    if fields & {"input", "transcoding", "outputs"}:
+    if fields & {"input", "transcoding", "outputs", "node_selector"}:
         old = service.definition_of(service.get(session, principal, restream_id))
         definition = RestreamDefinition(
             input=body.input if body.input is not None else old.input,
             transcoding=body.transcoding if "transcoding" in fields else old.transcoding,
             outputs=body.outputs if body.outputs is not None else old.outputs,
+            node_selector=(body.node_selector if "node_selector" in fields else old.node_selector),
         )
     changes = service.Changes(name=body.name, definition=definition, active=body.active)
     return _out(service.update(session, farm, principal, restream_id, changes), farm)

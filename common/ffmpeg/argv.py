@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from common.restreams.schemas import (
+    FILE_OUTPUTS,
     LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,
     AudioCodec,
@@ -33,7 +34,9 @@ OUTPUT_FORMATS: dict[OutputType, str] = {
     OutputType.HTTP_URL: "mpegts",
     OutputType.RTP_URL: "rtp_mpegts",
     OutputType.HLS: "hls",
+    OutputType.DASH: "dash",
     OutputType.RELAY: "mpegts",
+    OutputType.LOCAL_RTSP_URL: "rtsp",
 }
 # Reading a relay: a loss-tolerant, deep enough buffer for a node under load.
 RELAY_READ_OPTIONS = "overrun_nonfatal=1&fifo_size=50000&buffer_size=8388608"
@@ -54,7 +57,9 @@ NESTED_PROTOCOLS = {
 GENERATE = InputType.GENERATE_TEST_VIDEO
 DEFAULT_SEGMENT_S = 2.0
 DEFAULT_FPS = 30.0  # what a stream whose rate the definition does not give is assumed to run at
-HLS_LIST_SIZE = 6
+HLS_LIST_SIZE = 6  # segments in a playlist (and in a DASH manifest's window)
+HLS_PLAYLIST = "index.m3u8"
+DASH_MANIFEST = "manifest.mpd"
 FOUR_K_PIXELS = 3840 * 2160
 
 
@@ -69,7 +74,27 @@ class Placement:
     listen_address: str = "0.0.0.0"  # noqa: S104  (listen inputs take publishers from anywhere)
     media_dir: str = "/tmp/streamfleet-media"  # noqa: S108  (HLS segments: <dir>/<restream>/<output>)
     local_rtmp_url: str | None = None  # the node's own RTMP server, if it has one
+    local_rtsp_url: str | None = None  # the node's own RTSP server, if it has one
     relay_port: int | None = None  # the node's relay: where a relay output sends / input reads
+    meter_port: int | None = None  # where a copy goes to be counted (see `needs_meter`)
+
+
+def resolve_source_codec(
+    definition: RestreamDefinition, source_codec: str | None
+) -> RestreamDefinition:
+    """The definition to run once the source's video codec is known: with
+    `copy_when_source_is` matching it, the video is copied instead of encoded."""
+    transcoding = definition.transcoding
+    if transcoding is None or transcoding.copy_when_source_is is None:
+        return definition
+    if source_codec != transcoding.copy_when_source_is:
+        return definition
+    video_fields = {
+        "video_transcoding", "output_video_bitrate", "force_key_frames", "gop", "frame_width",
+        "frame_height", "preset", "tune", "crf", "pix_fmt", "filter_fps", "slices", "cores",
+    }  # fmt: skip
+    kept = transcoding.model_dump(exclude=video_fields, exclude_none=True)
+    return definition.model_copy(update={"transcoding": TranscodingSpec.model_validate(kept)})
 
 
 def build_argv(
@@ -110,6 +135,11 @@ def build_argv(
 
 
 # -- input ---------------------------------------------------------------------------------
+
+
+def input_args(definition: RestreamDefinition, placement: Placement) -> list[str]:
+    """How the restream opens its input (for probing it the same way)."""
+    return _input_args(definition.input, placement, decode_on_card=False)
 
 
 def _input_args(spec: InputSpec, placement: Placement, *, decode_on_card: bool) -> list[str]:
@@ -324,9 +354,13 @@ def _multiple_of_4(value: int) -> int:
 
 def _audio_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[str]:
     codec = transcoding.audio_transcoding if transcoding else None
-    if codec is None and spec.input_type is not GENERATE:
+    resync = transcoding is not None and bool(transcoding.audio_sync)
+    if codec is None and spec.input_type is not GENERATE and not resync:
         return ["-c:a", "copy"]
     args = ["-c:a", AUDIO_ENCODERS[codec or AudioCodec.AAC]]
+    if resync:
+        # Stretch or squeeze the audio to its timestamps (at most 1000 samples a second).
+        args += ["-af", "aresample=async=1000"]
     if transcoding is not None and transcoding.output_audio_bitrate is not None:
         args += ["-b:a", f"{transcoding.output_audio_bitrate}k"]
     if transcoding is not None and transcoding.sample_rate is not None:
@@ -337,11 +371,22 @@ def _audio_args(spec: InputSpec, transcoding: TranscodingSpec | None) -> list[st
 # -- outputs -------------------------------------------------------------------------------
 
 
+def needs_meter(definition: RestreamDefinition) -> bool:
+    """FFmpeg reports no output size for the tee muxer, nor for HLS and DASH: such restreams
+    also send a copy to a loopback port the worker counts (a relay output already is one)."""
+    outputs = definition.outputs
+    if any(o.output_type is OutputType.RELAY for o in outputs):
+        return False
+    return len(outputs) > 1 or outputs[0].output_type in FILE_OUTPUTS
+
+
 def _output_args(definition: RestreamDefinition, placement: Placement) -> list[str]:
     """One output directly; several through the tee muxer, so one encode feeds them all and a
-    destination that fails is dropped (`onfail=ignore`) while the others keep going."""
+    destination that fails is dropped (`onfail=ignore`) while the others keep going. A meter,
+    if the placement has one, is the tee's last slave."""
     outputs = definition.outputs
-    if len(outputs) == 1:
+    meter = placement.meter_port
+    if len(outputs) == 1 and meter is None:
         options = _muxer_options(definition, outputs[0], placement)
         args = ["-f", OUTPUT_FORMATS[outputs[0].output_type]]
         for name, value in options:
@@ -353,14 +398,25 @@ def _output_args(definition: RestreamDefinition, placement: Placement) -> list[s
         options += _muxer_options(definition, output, placement)
         rendered = ":".join(f"{name}={_tee_escape(value)}" for name, value in options)
         slaves.append(f"[{rendered}]{_target(output, placement)}")
+    if meter is not None:
+        slaves.append(f"[f=mpegts:onfail=ignore]udp://127.0.0.1:{meter}?pkt_size=1316")
     return ["-flags", "+global_header", "-f", "tee", "|".join(slaves)]
 
 
 def _muxer_options(
     definition: RestreamDefinition, output: OutputSpec, placement: Placement
 ) -> list[tuple[str, str]]:
-    if output.output_type is OutputType.RTSP_URL:
+    if output.output_type in (OutputType.RTSP_URL, OutputType.LOCAL_RTSP_URL):
         return [("rtsp_transport", "tcp")]
+    if output.output_type is OutputType.DASH:
+        return [
+            ("seg_duration", _number(segment_seconds(definition))),
+            ("window_size", str(HLS_LIST_SIZE)),
+            ("extra_window_size", "2"),
+            ("remove_at_exit", "1"),
+            ("use_template", "1"),
+            ("use_timeline", "1"),
+        ]
     if output.output_type is OutputType.HLS:
         return [
             ("hls_time", _number(segment_seconds(definition))),
@@ -378,11 +434,17 @@ def _target(output: OutputSpec, placement: Placement) -> str:
             raise ValueError("OUTPUT_TYPE_RELAY needs the node's relay port")
         return f"udp://127.0.0.1:{placement.relay_port}?pkt_size=1316"
     if output.output_type is OutputType.HLS:
-        return f"{hls_dir(placement, output)}/index.m3u8"
+        return f"{hls_dir(placement, output)}/{HLS_PLAYLIST}"
+    if output.output_type is OutputType.DASH:
+        return f"{hls_dir(placement, output)}/{DASH_MANIFEST}"
     if output.output_type is OutputType.LOCAL_RTMP_URL:
         if placement.local_rtmp_url is None:
             raise ValueError("this node has no local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)")
         return output.target_url(_local(output, placement.local_rtmp_url))
+    if output.output_type is OutputType.LOCAL_RTSP_URL:
+        if placement.local_rtsp_url is None:
+            raise ValueError("this node has no local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)")
+        return output.target_url(_local(output, placement.local_rtsp_url))
     return output.target_url()
 
 
@@ -395,7 +457,7 @@ def _local(output: OutputSpec, server: str) -> str:
 
 
 def hls_dir(placement: Placement, output: OutputSpec) -> str:
-    """Where an HLS output's playlist and segments live on the node."""
+    """Where an HLS or DASH output's playlist (manifest) and segments live on the node."""
     return f"{placement.media_dir.rstrip('/')}/{placement.restream_id}/{output.id or 'hls'}"
 
 
@@ -416,7 +478,8 @@ def segment_seconds(definition: RestreamDefinition) -> float:
 
 
 def _has_hls(definition: RestreamDefinition) -> bool:
-    return any(o.output_type is OutputType.HLS for o in definition.outputs)
+    """HLS or DASH: segments cut at key frames."""
+    return any(o.output_type in FILE_OUTPUTS for o in definition.outputs)
 
 
 def _input_fps(spec: InputSpec) -> float:

@@ -18,6 +18,8 @@ from common.ffmpeg.outcome import error_line
 _VERSION = re.compile(r"ffmpeg version (\S+)")
 _MAJOR = re.compile(r"(\d+)\.(\d+)")
 _CODEC_LINE = re.compile(r"^\s*([VAS][A-Z.]{5})\s+(\S+)\s")
+_VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)")
+SOURCE_PROBE_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 20.0
 # FFmpeg 7 moved to a threaded architecture whose main loop wakes (to report progress, and to
 # notice "q" or SIGINT) once per -stats_period: a shorter period keeps stops prompt.
@@ -110,14 +112,7 @@ def parse_hwaccels(text: str) -> frozenset[str]:
 
 
 def _run(binary: str, *args: str) -> tuple[int, str]:
-    result = subprocess.run(
-        [binary, "-hide_banner", *args],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT_S,
-        check=False,
-    )
-    return result.returncode, result.stdout + result.stderr
+    return _run_for(PROBE_TIMEOUT_S, binary, *args)
 
 
 def try_encoder(binary: str, name: str, kind: str) -> str | None:
@@ -164,3 +159,32 @@ def probe(binary: str) -> FfmpegCapabilities:
         hwaccels=parse_hwaccels(_run(binary, "-hwaccels")[1]),
         failed_encoders=failed,
     )
+
+
+def parse_video_codec(text: str) -> str | None:
+    """The codec of the first video stream FFmpeg lists for its input (h264, hevc, ...)."""
+    match = _VIDEO_STREAM.search(text)
+    return match.group(1) if match else None
+
+
+def source_video_codec(
+    binary: str, input_args: list[str], timeout_s: float = SOURCE_PROBE_TIMEOUT_S
+) -> str | None:
+    """Open the input as the restream would and read its video codec; None if it cannot be
+    opened in time (the restream's own FFmpeg will then say why)."""
+    try:
+        _, output = _run_for(timeout_s, binary, *input_args, "-t", "0", "-f", "null", "-")
+    except subprocess.TimeoutExpired:
+        return None
+    return parse_video_codec(output)
+
+
+def _run_for(timeout_s: float, binary: str, *args: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [binary, "-hide_banner", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr

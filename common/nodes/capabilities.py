@@ -17,7 +17,13 @@ from common.nodes.capacity import (
     Cost,
     cost_of,
 )
-from common.restreams.schemas import AudioCodec, InputType, OutputType, RestreamDefinition
+from common.restreams.schemas import (
+    FILE_OUTPUTS,
+    AudioCodec,
+    InputType,
+    OutputType,
+    RestreamDefinition,
+)
 
 XILINX_VENDOR = 0x10EE
 # PCI device ids of the user physical function of a U30 device (XRT's xocl table: 0x503D, and
@@ -28,6 +34,7 @@ U30_USER_FUNCTION_IDS = frozenset({0x503D, 0x513D})
 
 
 LOCAL_RTMP = "local-rtmp"  # the feature of a node with its own RTMP server
+LOCAL_RTSP = "local-rtsp"  # the feature of a node with its own RTSP server
 LISTEN_PROTOCOLS = {
     InputType.SRT_LISTEN: "srt",
     InputType.RTMP_LISTEN: "rtmp",
@@ -47,6 +54,11 @@ class Requirements:
     listen_port: str | None = None  # "2035/UDP"
     features: frozenset[str] = frozenset()
     colocate: str | None = None  # the node it must run on (where its relay source runs)
+    # Labels a node must carry: for each label, one of the values.
+    node_selector: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) in values for key, values in self.node_selector)
 
 
 def protocol(name: str) -> str:
@@ -61,10 +73,12 @@ def _features(definition: RestreamDefinition) -> frozenset[str]:
     if spec.input_type in LISTEN_PROTOCOLS:
         found.add(protocol(LISTEN_PROTOCOLS[spec.input_type]))
     for output in definition.outputs:
-        if output.output_type is OutputType.HLS:
+        if output.output_type in FILE_OUTPUTS:
             found.add(protocol("file"))
         elif output.output_type is OutputType.LOCAL_RTMP_URL:
             found |= {LOCAL_RTMP, protocol("rtmp")}
+        elif output.output_type is OutputType.LOCAL_RTSP_URL:
+            found |= {LOCAL_RTSP, protocol("rtsp")}
         elif output.output_stream_url:
             found.add(protocol(urlsplit(output.output_stream_url).scheme.lower()))
     return frozenset(found)
@@ -82,6 +96,8 @@ def requirements(definition: RestreamDefinition) -> Requirements:
         if video is None:
             encoders.add(TEST_VIDEO_ENCODER)
         audio = audio or AudioCodec.AAC
+    if transcoding is not None and transcoding.audio_sync:
+        audio = audio or AudioCodec.AAC
     if audio is not None:
         encoders.add(AUDIO_ENCODERS[audio])
     listen = definition.input.input_stream_listen_port
@@ -91,6 +107,9 @@ def requirements(definition: RestreamDefinition) -> Requirements:
         cost=cost_of(definition),
         listen_port=port,
         features=_features(definition),
+        node_selector=tuple(
+            (key, frozenset(values)) for key, values in (definition.node_selector or {}).items()
+        ),
     )
 
 
@@ -103,6 +122,8 @@ def node_capabilities(
     u30_devices: int = 0,
     u30_source: str = "none",
     local_rtmp_url: str | None = None,
+    local_rtsp_url: str | None = None,
+    playback_base_url: str | None = None,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The capabilities document a worker advertises in its lease and its node row."""
@@ -117,6 +138,8 @@ def node_capabilities(
         },
         "ffmpeg": ffmpeg,
         "local_rtmp_url": local_rtmp_url,
+        "local_rtsp_url": local_rtsp_url,
+        "playback_base_url": playback_base_url,
         "labels": labels or {},
     }
 
@@ -132,7 +155,13 @@ def features_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
     found = {protocol(p) for p in ffmpeg.get("protocols") or ()}
     if capabilities.get("local_rtmp_url"):
         found.add(LOCAL_RTMP)
+    if capabilities.get("local_rtsp_url"):
+        found.add(LOCAL_RTSP)
     return frozenset(found)
+
+
+def labels_of(capabilities: Mapping[str, Any]) -> dict[str, str]:
+    return dict(capabilities.get("labels") or {})
 
 
 def capacity_of(capabilities: Mapping[str, Any]) -> Capacity:

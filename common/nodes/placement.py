@@ -10,10 +10,12 @@ from typing import Literal
 from common.live import NodeLease
 from common.nodes.capabilities import (
     LOCAL_RTMP,
+    LOCAL_RTSP,
     Requirements,
     capacity_of,
     encoders_of,
     features_of,
+    labels_of,
 )
 from common.nodes.capacity import (
     ENGINE_UNITS,
@@ -39,6 +41,7 @@ class Candidate:
     usage: Usage = field(default_factory=Usage)
     ports: Mapping[str, str] = field(default_factory=dict)  # "2035/UDP" -> holding restream
     features: frozenset[str] = frozenset()
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def taking(self, needs: Requirements, device: int | None, holder: str) -> Candidate:
         """This node after it also takes a restream with `needs`."""
@@ -58,6 +61,7 @@ def candidate_of(name: str, lease: NodeLease, reservations: Mapping[str, Reserva
         usage=usage_of(reservations.values()),
         ports={r.listen_port: rid for rid, r in reservations.items() if r.listen_port},
         features=features_of(lease.capabilities),
+        labels=labels_of(lease.capabilities),
     )
 
 
@@ -71,22 +75,18 @@ class Placed:
 @dataclass(frozen=True)
 class Unplaced:
     reason: str  # in words an operator can act on
-    kind: str = "capacity"  # what is missing: "node", "capability", "port" or "capacity"
+    # What is missing: "node", "selector", "capability", "port", "capacity" (or "source").
+    kind: str = "capacity"
 
 
 def place(
     needs: Requirements, candidates: Sequence[Candidate], policy: Policy = "spread"
 ) -> Placed | Unplaced:
     """Pick a node (and a U30 device) for a restream, or say why none fits."""
-    if not candidates:
-        return Unplaced("no live worker node: start one with `streamfleet worker`", "node")
-    if needs.colocate is not None:
-        candidates = [c for c in candidates if c.name == needs.colocate]
-        if not candidates:
-            return Unplaced(
-                f"it must run on {needs.colocate}, where its source runs, which takes nothing new",
-                "node",
-            )
+    eligible = _eligible(needs, candidates)
+    if isinstance(eligible, Unplaced):
+        return eligible
+    candidates = eligible
     capable = [
         c for c in candidates if needs.encoders <= c.encoders and needs.features <= c.features
     ]
@@ -118,6 +118,28 @@ def place(
     return Placed(node=best.name, address=best.address, u30_device=device)
 
 
+def _eligible(needs: Requirements, candidates: Sequence[Candidate]) -> list[Candidate] | Unplaced:
+    """The live nodes it may run on at all: its source's, those its selector selects."""
+    if not candidates:
+        return Unplaced("no live worker node: start one with `streamfleet worker`", "node")
+    eligible = list(candidates)
+    if needs.colocate is not None:
+        eligible = [c for c in eligible if c.name == needs.colocate]
+        if not eligible:
+            return Unplaced(
+                f"it must run on {needs.colocate}, where its source runs, which takes nothing new",
+                "node",
+            )
+    if needs.node_selector:
+        eligible = [c for c in eligible if needs.selects(c.labels)]
+        if not eligible:
+            wanted = "; ".join(
+                f"{key} in ({', '.join(sorted(values))})" for key, values in needs.node_selector
+            )
+            return Unplaced(f"no live node matches its node selector: {wanted}", "selector")
+    return eligible
+
+
 def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
     missing = sorted(needs.encoders - set().union(*(c.encoders for c in candidates)))
     if missing:
@@ -125,6 +147,8 @@ def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
     absent = sorted(needs.features - set().union(*(c.features for c in candidates)))
     if LOCAL_RTMP in absent:
         return "no live node has a local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)"
+    if LOCAL_RTSP in absent:
+        return "no live node has a local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)"
     if absent:
         names = ", ".join(a.removeprefix("protocol:") for a in absent)
         return f"no live node's FFmpeg supports the protocol {names}"

@@ -14,7 +14,7 @@ from common.celery_app import stop_message
 from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
-from common.nodes.capabilities import capacity_of, encoders_of, features_of
+from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
 from common.nodes.capacity import Usage
 from common.nodes.placement import Candidate
 from common.nodes.states import NODE_TRANSITIONS, NodeState
@@ -66,6 +66,7 @@ def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
             usage=usage.get(name, Usage()),
             ports=ports.get(name, {}),
             features=features_of(leases[name].capabilities),
+            labels=labels_of(leases[name].capabilities),
         )
         for name in names
         if name in leases

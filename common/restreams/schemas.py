@@ -52,6 +52,8 @@ class OutputType(StrEnum):
     HTTP_URL = "OUTPUT_TYPE_HTTP_URL"
     RTP_URL = "OUTPUT_TYPE_RTP_URL"
     HLS = "OUTPUT_TYPE_HLS"  # streamfleet's own: HLS segments written on the node
+    DASH = "OUTPUT_TYPE_DASH"  # streamfleet's own: MPEG-DASH segments written on the node
+    LOCAL_RTSP_URL = "OUTPUT_TYPE_LOCAL_RTSP_URL"  # streamfleet's own: the node's RTSP server
     RELAY = "OUTPUT_TYPE_RELAY"  # streamfleet's own: the node's relay, for INPUT_TYPE_RELAY
 
 
@@ -148,9 +150,21 @@ OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
     OutputType.UDP_URL: frozenset({"udp"}),
     OutputType.HTTP_URL: frozenset({"http", "https"}),
     OutputType.RTP_URL: frozenset({"rtp"}),
+    OutputType.LOCAL_RTSP_URL: frozenset({"rtsp"}),
 }
-# Outputs whose place the farm decides: their URL is optional (ignored for HLS and relays).
-FARM_OUTPUTS = frozenset({OutputType.LOCAL_RTMP_URL, OutputType.HLS, OutputType.RELAY})
+# Outputs whose place the farm decides: their URL is optional (ignored for HLS, DASH and
+# relays; for the node's own servers, a path on them).
+FARM_OUTPUTS = frozenset(
+    {
+        OutputType.LOCAL_RTMP_URL,
+        OutputType.LOCAL_RTSP_URL,
+        OutputType.HLS,
+        OutputType.DASH,
+        OutputType.RELAY,
+    }
+)
+# Outputs written as files on the node (served over HTTP by its worker).
+FILE_OUTPUTS = frozenset({OutputType.HLS, OutputType.DASH})
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
 
@@ -337,6 +351,16 @@ class TranscodingSpec(_Lenient):
         None, ge=8, le=1024, description="Audio bitrate, kbit/s."
     )
     sample_rate: int | None = Field(None, ge=8000, le=192_000, description="Audio sample rate, Hz.")
+    copy_when_source_is: Literal["h264", "hevc"] | None = Field(
+        None,
+        description="Copy the video instead when the source's codec is this one (found by "
+        "probing the source before each start); else encode with video_transcoding.",
+    )
+    audio_sync: bool | None = Field(
+        None,
+        description="Resample the audio to the timestamps (fixes drift of pulled sources); "
+        "encodes the audio (aac unless audio_transcoding says otherwise).",
+    )
     slices: int | None = Field(None, ge=0, le=68, description="U30 encoder slices, 0-68.")
     cores: int | None = Field(None, ge=0, le=4, description="U30 encoder cores, 0-4.")
 
@@ -378,7 +402,7 @@ class OutputSpec(_Lenient):
 
     @model_validator(mode="after")
     def _url(self) -> OutputSpec:
-        if self.output_type in (OutputType.HLS, OutputType.RELAY):
+        if self.output_type in (*FILE_OUTPUTS, OutputType.RELAY):
             self.output_stream_url = None
         elif self.output_stream_url:
             schemes = OUTPUT_SCHEMES[self.output_type]
@@ -404,6 +428,9 @@ class OutputSpec(_Lenient):
 
 
 RestreamName = Annotated[str, Field(min_length=1, max_length=200)]
+Label = Annotated[
+    str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*)$")
+]
 
 
 class RestreamDefinition(_Lenient):
@@ -412,6 +439,20 @@ class RestreamDefinition(_Lenient):
     input: InputSpec
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
+    node_selector: dict[Label, list[Label]] | None = Field(
+        None,
+        description="Run only on nodes whose label has one of the values, for every label "
+        'given, e.g. {"region": ["eu-west", "eu-north"]}.',
+    )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _selector(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if value is None:
+            return None
+        if any(not values for values in value.values()):
+            raise ValueError("every label of node_selector needs at least one value")
+        return {key: sorted(set(values)) for key, values in sorted(value.items())} or None
 
     @field_validator("transcoding", mode="before")
     @classmethod

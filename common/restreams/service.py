@@ -66,6 +66,7 @@ class Changes:
     name: str | None = None
     definition: RestreamDefinition | None = None
     active: bool | None = None
+    attributes: dict[str, object] | None = None  # replaces the surface's attributes
 
 
 def _require(principal: Principal, role: Role) -> None:
@@ -176,6 +177,8 @@ def update(
             restream.definition = new_definition
             if restream.state in PLACED_STATES:
                 _replace(session, farm, restream, "definition changed")
+    if changes.attributes is not None:
+        restream.attributes = dict(changes.attributes)
     restream.modified_at = datetime.now(UTC)
     if changes.active is True:
         _start(session, farm, restream, "start requested")
@@ -190,6 +193,19 @@ def start(session: Session, farm: Farm, principal: Principal, restream_id: str) 
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
     _start(session, farm, restream, "start requested")
+    return restream
+
+
+def restart(session: Session, farm: Farm, principal: Principal, restream_id: str) -> Restream:
+    """Run it anew (a new generation, a fresh FFmpeg) if it is placed; else start it."""
+    _require(principal, Role.OPERATOR)
+    restream = _locked(session, principal, restream_id)
+    check_supported(definition_of(restream), farm.settings)
+    restream.active = True
+    if restream.state in PLACED_STATES:
+        _replace(session, farm, restream, "restart requested")
+    else:
+        _start(session, farm, restream, "restart requested")
     return restream
 
 

@@ -555,6 +555,7 @@ def test_config_accepts_the_settings_the_chart_does_not_manage() -> None:
             "CPU_OVERCOMMIT",
             "U30_DEVICES",
             "NODE_LABELS",
+            "PLAYBACK_BASE_URL",  # per node too: a pool's `env` sets it, if a CDN fronts it
         )
     }
     assert chart_managed <= settings

@@ -97,6 +97,42 @@ def test_test_video_to_rtmp_transcoded_to_640x360_at_800k(farm: Farm, tmp_path: 
             listener.kill()
 
 
+def test_several_outputs_report_their_bitrate_too(farm: Farm) -> None:
+    """FFmpeg reports no size for the tee muxer: the worker's meter measures it instead."""
+    outputs = [
+        {
+            "output_type": "OUTPUT_TYPE_UDP_URL",
+            "output_stream_url": f"udp://127.0.0.1:{free_port()}",
+        }
+        for _ in range(2)
+    ]
+    created = farm.post(
+        "/api/restream/create",
+        {
+            "restream_name": "two outputs",
+            "input": {
+                "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+                "resolution_width": 320,
+                "resolution_height": 180,
+                "encoding_rate": 25,
+                "test_video_bitrate": 800,
+            },
+            "output": outputs,
+            "active": True,
+        },
+    )
+
+    def bitrate() -> float:
+        stat = {s["id"]: s["bitrate"] for s in farm.post("/api/restream/getStat")}
+        return float(stat[created["id"]])
+
+    measured = wait_for(lambda: 600 <= bitrate() <= 1300 and bitrate(), timeout_s=30, every_s=0.5)
+    assert measured  # 800 kbit/s of video, audio and MPEG-TS around it
+    farm.http.request(
+        "DELETE", "/api/restream/remove", json={"id": created["id"]}, headers=farm.callaba
+    ).raise_for_status()
+
+
 def test_an_unreachable_input_retries_then_fails_with_ffmpegs_error(farm: Farm) -> None:
     dead_port = free_port()  # nothing listens here
     created = farm.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import redis
 
@@ -19,17 +20,33 @@ PROTOCOLS = ("file", "http", "https", "rtmp", "rtmps", "rtp", "rtsp", "srt", "tc
 ROOMY_MILLICORES = 64_000
 
 
+@dataclass(frozen=True)
+class Offers:
+    """What else a simulated node has: labels, its own servers, where it serves playback."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    local_rtmp_url: str | None = None
+    local_rtsp_url: str | None = None
+    playback_base_url: str | None = None
+
+
 def capabilities(
     encoders: tuple[str, ...] = ALL_ENCODERS,
     millicores: int = ROOMY_MILLICORES,
     u30_devices: int = 0,
+    offers: Offers | None = None,
 ) -> dict[str, object]:
+    offers = offers or Offers()
     return node_capabilities(
         cores=2,
         ffmpeg={"version": "test", "encoders": list(encoders), "protocols": list(PROTOCOLS)},
         cpu_millicores=millicores,
         u30_devices=u30_devices,
         u30_source="configuration",
+        local_rtmp_url=offers.local_rtmp_url,
+        local_rtsp_url=offers.local_rtsp_url,
+        playback_base_url=offers.playback_base_url,
+        labels=offers.labels,
     )
 
 
@@ -43,11 +60,12 @@ def simulate_node(
     u30_devices: int = 0,
     running: dict[str, int] | None = None,
     lease: bool = True,
+    offers: Offers | None = None,
 ) -> None:
     """Register `name` as a worker would, and (if `lease`) give it a live lease."""
-    caps = capabilities(encoders, millicores, u30_devices)
+    caps = capabilities(encoders, millicores, u30_devices, offers)
     with db.transaction() as session:
-        nodes.register(session, name, caps, {})
+        nodes.register(session, name, caps, offers.labels if offers else {})
     if lease:
         renew(client, name, caps, running=running)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,3 +66,32 @@ def test_metrics(served: tuple[FakeNode, str]) -> None:
     assert sample(text, "streamfleet_node_u30_encoder_units", node="n1", device="0") == 250_000
     assert sample(text, "streamfleet_node_lease_valid", node="n1") == 1
     assert sample(text, "streamfleet_node_lease_renew_seconds", node="n1") == 0.003
+
+
+def test_playback_serves_the_media_directory_and_nothing_else(tmp_path: Path) -> None:
+    restream, output = "a" * 24, "b" * 24
+    folder = tmp_path / "media" / restream / output
+    folder.mkdir(parents=True)
+    (folder / "index.m3u8").write_text("#EXTM3U\n")
+    (folder / "segment_000001.ts").write_bytes(b"\x47" * 188)
+    (tmp_path / "secret.txt").write_text("not for players")
+    http = WorkerHttp(FakeNode(), 0, "127.0.0.1", media_dir=tmp_path / "media")
+    http.start()
+    base = f"http://127.0.0.1:{http.port}/live/{restream}/{output}"
+    try:
+        playlist = httpx.get(f"{base}/index.m3u8")
+        assert (playlist.status_code, playlist.text) == (200, "#EXTM3U\n")
+        assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert playlist.headers["cache-control"] == "no-cache"
+        segment = httpx.get(f"{base}/segment_000001.ts")
+        assert (segment.status_code, segment.headers["content-type"]) == (200, "video/mp2t")
+        assert httpx.get(f"{base}/segment_000002.ts").status_code == 404  # not (yet) written
+        for path in (
+            f"{base}/../../secret.txt",
+            f"{base}/%2e%2e%2f%2e%2e%2fsecret.txt",
+            f"http://127.0.0.1:{http.port}/live/{restream}/{output}/secret.txt",
+            f"http://127.0.0.1:{http.port}/live/../secret.txt",
+        ):
+            assert httpx.get(path).status_code == 404, path
+    finally:
+        http.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +67,21 @@ def test_subscribers_are_fed_by_the_next_generation_of_their_source(hub: RelayHu
     finally:
         sender.close()
         a.close()
+
+
+def test_a_relay_counts_what_its_source_sends(hub: RelayHub) -> None:
+    port = hub.source_port("metered", 1)
+    assert hub.kbps("metered") is None and hub.kbps("unknown") is None
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 1.6:
+            sender.sendto(b"\x47" * 1316, ("127.0.0.1", port))
+            sent += 1
+            time.sleep(0.01)
+        expected = sent * 1316 * 8 / 1000 / (time.monotonic() - started)
+    finally:
+        sender.close()
+    rate = wait_for(lambda: hub.kbps("metered"), timeout_s=2)
+    assert abs(rate - expected) / expected < 0.35, (rate, expected)

@@ -12,6 +12,9 @@ from common.ffmpeg.argv import (
     Placement,
     build_argv,
     ingest_url,
+    input_args,
+    needs_meter,
+    resolve_source_codec,
     segment_seconds,
 )
 from common.restreams.schemas import RestreamDefinition
@@ -447,3 +450,108 @@ def test_u30_needs_a_device() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="needs a U30 device"):
         build_argv(definition, HERE)
+
+
+def test_hls_and_dash_share_one_encode_with_key_frames_at_segments() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"},
+            "transcoding": {"video_transcoding": "libx264"},
+            "outputs": [
+                {"output_type": "OUTPUT_TYPE_HLS", "id": "h" * 24},
+                {"output_type": "OUTPUT_TYPE_DASH", "id": "d" * 24},
+            ],
+        }
+    )
+    args = build_argv(definition, LISTENING)
+    assert "expr:gte(t,n_forced*2)" in args
+    slaves = args[-1].split("|")
+    media = "/tmp/streamfleet-media/62275f1bccaa650032da2b53"
+    assert slaves[1] == (
+        "[f=dash:onfail=ignore:seg_duration=2:window_size=6:extra_window_size=2:"
+        f"remove_at_exit=1:use_template=1:use_timeline=1]{media}/{'d' * 24}/manifest.mpd"
+    )
+    assert slaves[0].endswith(f"]{media}/{'h' * 24}/index.m3u8")
+
+
+def test_the_nodes_own_rtsp_server_takes_a_path_and_the_key() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"},
+            "outputs": [{"output_type": "OUTPUT_TYPE_LOCAL_RTSP_URL", "output_stream_key": "pp1"}],
+        }
+    )
+    served = replace(HERE, local_rtsp_url="rtsp://127.0.0.1:8554/live")
+    assert build_argv(definition, served)[-5:] == [
+        "-f", "rtsp", "-rtsp_transport", "tcp", "rtsp://127.0.0.1:8554/live/pp1",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="STREAMFLEET_LOCAL_RTSP_URL"):
+        build_argv(definition, HERE)
+
+
+def test_audio_sync_resamples_to_the_timestamps() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"}
+    args = argv(source, [RTMP_OUT], {"audio_sync": True})
+    at = args.index("-c:a")
+    assert args[at : at + 4] == ["-c:a", "aac", "-af", "aresample=async=1000"]
+
+
+def test_copy_when_the_source_already_has_the_codec() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"},
+            "transcoding": {
+                "video_transcoding": "libx265",
+                "preset": "ultrafast",
+                "copy_when_source_is": "hevc",
+                "audio_sync": True,
+            },
+            "outputs": [RTMP_OUT],
+        }
+    )
+    copied = resolve_source_codec(definition, "hevc")
+    assert copied.transcoding is not None and copied.transcoding.audio_sync is True
+    assert copied.transcoding.video_transcoding is None and copied.transcoding.preset is None
+
+    def video(args: list[str]) -> list[str]:
+        at = args.index("-c:v")
+        return args[at : at + 4]
+
+    assert video(build_argv(copied, HERE))[:2] == ["-c:v", "copy"]
+    for other in ("h264", None):  # another codec, or the source could not be probed
+        encoded = build_argv(resolve_source_codec(definition, other), HERE)
+        assert video(encoded) == ["-c:v", "libx265", "-preset", "ultrafast"]
+    assert resolve_source_codec(copied, "h264") is copied
+
+
+def test_input_args_open_the_input_as_the_restream_does() -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_HLS_URL", "input_stream_url": "https://s/a.m3u8"},
+            "outputs": [RTMP_OUT],
+        }
+    )
+    assert input_args(definition, HERE) == [
+        "-protocol_whitelist", "http,https,tcp,tls,crypto", "-i", "https://s/a.m3u8",
+    ]  # fmt: skip
+
+
+def test_restreams_whose_size_ffmpeg_does_not_report_send_a_copy_to_a_meter() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"}
+    hls = {"output_type": "OUTPUT_TYPE_HLS", "id": "h" * 24}
+    relay = {"output_type": "OUTPUT_TYPE_RELAY"}
+
+    def defined(*outputs: dict[str, Any]) -> RestreamDefinition:
+        return RestreamDefinition.model_validate({"input": source, "outputs": list(outputs)})
+
+    assert [
+        needs_meter(defined(RTMP_OUT)),
+        needs_meter(defined(hls)),
+        needs_meter(defined(RTMP_OUT, RTMP_OUT)),
+        needs_meter(defined(relay, hls)),  # the relay is counted already
+    ] == [False, True, True, False]
+    metered = build_argv(defined(hls), replace(HERE, meter_port=41234))
+    assert metered[-5:-1] == ["-flags", "+global_header", "-f", "tee"]
+    slaves = metered[-1].split("|")
+    assert slaves[-1] == "[f=mpegts:onfail=ignore]udp://127.0.0.1:41234?pkt_size=1316"
+    assert slaves[0].startswith("[f=hls:onfail=ignore:")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from common.ffmpeg.probe import (
@@ -9,7 +12,9 @@ from common.ffmpeg.probe import (
     parse_hwaccels,
     parse_protocols,
     parse_version,
+    parse_video_codec,
     probe,
+    source_video_codec,
     try_encoder,
 )
 from tests.support.media import ffmpeg
@@ -85,3 +90,19 @@ def test_the_real_binary_knows_the_protocols_restreams_use() -> None:
     capabilities = probe(ffmpeg())
     assert {"rtmp", "srt", "udp", "http", "rtp", "file"} <= capabilities.protocols
     assert capabilities.failed_encoders == {}
+
+
+def test_the_source_codec_is_read_from_the_input_as_opened(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.ts"
+    subprocess.run(
+        [
+            ffmpeg(), "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+            "-i", "testsrc2=size=160x90:rate=10:duration=1", "-c:v", "libx265",
+            "-x265-params", "log-level=error", str(clip),
+        ],
+        check=True,
+    )  # fmt: skip
+    assert source_video_codec(ffmpeg(), ["-i", str(clip)]) == "hevc"
+    assert source_video_codec(ffmpeg(), ["-i", str(tmp_path / "missing.ts")]) is None
+    line = "  Stream #0:0[0x100]: Video: h264 (High) ([27][0][0][0] / 0x001B), yuv420p"
+    assert parse_video_codec(f"Input #0, mpegts\n{line}\n") == "h264"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -168,3 +169,39 @@ def test_taking_adds_usage_and_port() -> None:
     assert after.usage.u30 == {0: SLOT}
     assert after.ports == {"1935/TCP": "r1"}
     assert card.usage.cpu_millicores == 0  # the original is unchanged
+
+
+def test_a_node_selector_narrows_the_candidates_first() -> None:
+    eu, us = (
+        replace(node("eu"), labels={"region": "eu"}),
+        replace(node("us"), labels={"region": "us"}),
+    )
+    unlabelled = node("plain", used=0)
+    selected = replace(needs(), node_selector=(("region", frozenset({"us", "ap"})),))
+    assert place(selected, [eu, us, unlabelled]) == Placed("us", us.address)
+    nowhere = replace(needs(), node_selector=(("region", frozenset({"mars"})),))
+    assert place(nowhere, [eu, us]) == Unplaced(
+        "no live node matches its node selector: region in (mars)", "selector"
+    )
+    # Selected, but full: the usual reason, about the selected nodes only.
+    full = replace(node("us", used=2000), labels={"region": "us"})
+    assert place(selected, [eu, full]).kind == "capacity"  # type: ignore[union-attr]
+
+
+def test_requirements_carry_the_selector_and_playback_features() -> None:
+    defined = RestreamDefinition.model_validate(
+        {
+            "input": PULL,
+            "transcoding": {"audio_sync": True},
+            "outputs": [
+                {"output_type": "OUTPUT_TYPE_DASH"},
+                {"output_type": "OUTPUT_TYPE_LOCAL_RTSP_URL"},
+            ],
+            "node_selector": {"server": ["211", "11", "11"]},
+        }
+    )
+    found = requirements(defined)
+    assert found.node_selector == (("server", frozenset({"11", "211"})),)
+    assert defined.node_selector == {"server": ["11", "211"]}
+    assert {"local-rtsp", "protocol:file", "protocol:rtsp"} <= found.features
+    assert found.encoders == {"aac"}  # audio_sync re-encodes the audio

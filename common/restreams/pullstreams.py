@@ -1,0 +1,518 @@
+"""Pull streams and their platforms (the 5centsCDN model), made of restreams.
+
+A pull stream is a restream that pulls a source URL, encodes it to the codec asked for (or
+copies it when the source already has that codec), packages it for playback (HLS and DASH
+served by its node's worker; RTMP and RTSP through the node's own servers) and writes it to
+the node's relay. Each platform — a destination such as a social network's RTMP ingest — is a
+restream of its own fed by that relay, so switching one on or off touches nothing else.
+
+What the surface says about a stream (its name, the servers it may run on, `draft`,
+`disabled`, a soft delete) is kept in the restream's attributes in the vendor's own words;
+what runs is derived from them. Never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from common.accounts.principal import Principal
+from common.errors import FieldProblem, InvalidInput, NotFound
+from common.models import Node, Restream
+from common.nodes.capabilities import labels_of
+from common.restreams import repository, service
+from common.restreams.schemas import (
+    InputSpec,
+    InputType,
+    OutputSpec,
+    OutputType,
+    Preset,
+    RestreamDefinition,
+    TranscodingSpec,
+    VideoCodec,
+)
+from common.restreams.service import Farm
+
+SURFACE = "5centscdn"  # the attribute that marks a restream as this surface's
+Codec = Literal["h264", "h265"]
+# The encode asked for, and the source codec that makes it unnecessary.
+ENCODES: dict[str, tuple[VideoCodec, Preset, Literal["h264", "hevc"]]] = {
+    "h264": (VideoCodec.LIBX264, Preset.VERYFAST, "h264"),
+    "h265": (VideoCodec.LIBX265, Preset.ULTRAFAST, "hevc"),
+}
+MODES: dict[str, InputType] = {
+    "rtmp": InputType.RTMP_URL,
+    "hls": InputType.HLS_URL,
+    "http": InputType.HTTP_URL,
+    "dash": InputType.MPEG_DASH_URL,
+    "srt": InputType.SRT_URL,
+    "rtsp": InputType.RTSP_URL,
+    "udp": InputType.UDP_URL,
+}
+# Edge features of a CDN: shown disabled, refused when asked for.
+CDN_ONLY = {
+    "geoblock": "geoblocking",
+    "securetoken": "secure tokens",
+    "domainlock": "domain lock",
+    "useragent": "user-agent rules",
+    "ipaccess": "IP rules",
+    "ndvr": "nDVR",
+    "record": "recording",
+    "adInsertion": "ad insertion",
+    "rtmpauth": "RTMP publish authentication",
+}
+
+
+class Protocol(StrEnum):
+    HLS = "HLS"
+    DASH = "DASH"
+    RTMP = "RTMP"
+    RTSP = "RTSP"
+
+
+PLAYBACK_OUTPUTS = {
+    Protocol.HLS: OutputType.HLS,
+    Protocol.DASH: OutputType.DASH,
+    Protocol.RTMP: OutputType.LOCAL_RTMP_URL,
+    Protocol.RTSP: OutputType.LOCAL_RTSP_URL,
+}
+# The node setting each server-bound playback needs.
+PLAYBACK_SERVERS = {
+    Protocol.RTMP: ("local_rtmp_url", "STREAMFLEET_LOCAL_RTMP_URL"),
+    Protocol.RTSP: ("local_rtsp_url", "STREAMFLEET_LOCAL_RTSP_URL"),
+}
+
+
+class StreamNotFound(NotFound):
+    def __init__(self, number: int | str) -> None:
+        super().__init__(f"stream {number} not found")
+
+
+class PlatformNotFound(NotFound):
+    def __init__(self, number: int | str) -> None:
+        super().__init__(f"platform {number} not found")
+
+
+@dataclass(frozen=True)
+class StreamFields:
+    """What a request sets; None leaves a field as it is."""
+
+    name: str | None = None
+    codec: Codec | None = None
+    urls: list[str] | None = None
+    mode: str | None = None
+    servers: str | None = None  # "11,211": server ids or region names, comma-separated
+    protocols: list[Protocol] | None = None
+    audiofix: bool | None = None
+    draft: bool | None = None
+    restreamtype: str | None = None
+    platformtype: str | None = None
+
+
+@dataclass(frozen=True)
+class PlatformFields:
+    name: str | None = None
+    url: str | None = None
+    key: str | None = None
+    is_srt: bool | None = None
+    disabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server the farm offers (a `server` label, else a `region` label) and its nodes."""
+
+    id: str
+    label: Literal["server", "region"]  # the node label the id is a value of
+    region: str | None
+    nodes: list[str]
+
+
+def is_stream(restream: Restream) -> bool:
+    return restream.attributes.get("surface") == SURFACE and restream.source_id is None
+
+
+def is_deleted(restream: Restream) -> bool:
+    return bool(restream.attributes.get("deleted"))
+
+
+# -- streams -----------------------------------------------------------------------------------
+
+
+def stream(session: Session, principal: Principal, number: int) -> Restream:
+    restream = repository.by_number(session, number, principal.project_id)
+    if restream is None or not is_stream(restream):
+        raise StreamNotFound(number)
+    return restream
+
+
+def streams_page(
+    session: Session, principal: Principal, *, page: int, per_page: int
+) -> tuple[list[Restream], int]:
+    """One page of the streams (deleted ones included, marked so), oldest first."""
+    marked = (Restream.attributes["surface"].as_string() == SURFACE, Restream.source_id.is_(None))
+    statement = select(Restream).where(*marked)
+    count = select(func.count()).select_from(Restream).where(*marked)
+    if principal.project_id is not None:
+        statement = statement.where(Restream.project_id == principal.project_id)
+        count = count.where(Restream.project_id == principal.project_id)
+    rows = session.execute(
+        statement.order_by(Restream.number).limit(per_page).offset((page - 1) * per_page)
+    ).scalars()
+    return list(rows), session.execute(count).scalar_one()
+
+
+def create_stream(
+    session: Session, farm: Farm, principal: Principal, fields: StreamFields
+) -> Restream:
+    """A stream; published (started) unless it is a draft."""
+    missing = [
+        FieldProblem(name, "required") for name in ("name", "url") if not _given(fields, name)
+    ]
+    if missing:
+        raise InvalidInput(f"missing {', '.join(p.field for p in missing)}", missing)
+    attributes = _merge({"surface": SURFACE, "disabled": False, "deleted": None}, fields)
+    definition = _definition(session, attributes)
+    name = str(attributes["name"])
+    return service.create(
+        session,
+        farm,
+        principal,
+        name,
+        definition,
+        active=_stream_active(attributes),
+        attributes=attributes,
+    )
+
+
+def update_stream(
+    session: Session, farm: Farm, principal: Principal, number: int, fields: StreamFields
+) -> Restream:
+    current = stream(session, principal, number)
+    attributes = _merge(dict(current.attributes), fields)
+    changes = service.Changes(
+        name=str(attributes["name"]) if fields.name else None,
+        definition=_definition(session, attributes),
+        active=_stream_active(attributes),
+        attributes=attributes,
+    )
+    restream = service.update(session, farm, principal, current.id, changes)
+    _follow_stream(session, farm, principal, restream)
+    return restream
+
+
+def set_disabled(
+    session: Session, farm: Farm, principal: Principal, number: int, *, disabled: bool
+) -> Restream:
+    return _set(session, farm, principal, number, disabled=disabled)
+
+
+def soft_delete(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
+    """Status `Deleted`: its processes stop, its definition stays for `restore`."""
+    return _set(session, farm, principal, number, deleted=_now())
+
+
+def restore(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
+    return _set(session, farm, principal, number, deleted=None)
+
+
+def restart_stream(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
+    """A fresh FFmpeg for a stream that should run; refused for one that should not."""
+    current = stream(session, principal, number)
+    if not _stream_active(current.attributes):
+        raise InvalidInput(
+            f"stream {number} is {_why_stopped(current.attributes)}: it has nothing to restart"
+        )
+    return service.restart(session, farm, principal, current.id)
+
+
+def _set(
+    session: Session, farm: Farm, principal: Principal, number: int, **attributes: Any
+) -> Restream:
+    current = stream(session, principal, number)
+    merged = {**current.attributes, **attributes}
+    changes = service.Changes(active=_stream_active(merged), attributes=merged)
+    restream = service.update(session, farm, principal, current.id, changes)
+    _follow_stream(session, farm, principal, restream)
+    return restream
+
+
+def _stream_active(attributes: dict[str, Any]) -> bool:
+    return not (attributes.get("draft") or attributes.get("disabled") or attributes.get("deleted"))
+
+
+def _why_stopped(attributes: dict[str, Any]) -> str:
+    if attributes.get("deleted"):
+        return "deleted"
+    return "disabled" if attributes.get("disabled") else "a draft"
+
+
+def _given(fields: StreamFields, name: str) -> bool:
+    return bool(fields.urls) if name == "url" else bool(getattr(fields, name))
+
+
+def _merge(attributes: dict[str, Any], fields: StreamFields) -> dict[str, Any]:
+    given = {
+        "name": fields.name,
+        "codec": fields.codec,
+        "urls": fields.urls,
+        "mode": fields.mode,
+        "server": fields.servers,
+        "protocols": [p.value for p in fields.protocols] if fields.protocols is not None else None,
+        "audiofix": fields.audiofix,
+        "draft": fields.draft,
+        "restreamtype": fields.restreamtype,
+        "platformtype": fields.platformtype,
+    }
+    merged = {**attributes, **{k: v for k, v in given.items() if v is not None}}
+    merged.setdefault("codec", "h264")
+    merged.setdefault("protocols", [Protocol.HLS.value])
+    merged.setdefault("restreamtype", "mediaserver")
+    merged.setdefault("audiofix", False)
+    merged.setdefault("draft", False)
+    return merged
+
+
+def parts_of(name: str) -> dict[str, str]:
+    """ "pp/sn" -> {pp, sn, full}."""
+    pp, _, sn = name.partition("/")
+    return {"pp": pp, "sn": sn, "full": pp + sn}
+
+
+def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinition:
+    """What runs for a stream with these attributes."""
+    urls = list(attributes["urls"])
+    mode = (attributes.get("mode") or urlsplit(urls[0]).scheme or "").lower()
+    input_type = MODES.get(mode)
+    if input_type is None:
+        message = f"mode must be one of {', '.join(MODES)} (got {mode!r})"
+        raise InvalidInput(message, [FieldProblem("mode", message)])
+    video, preset, same = ENCODES[attributes["codec"]]
+    selector = node_selector(session, attributes.get("server"))
+    protocols = [Protocol(p) for p in attributes["protocols"]]
+    _check_playback(session, protocols, selector)
+    key = parts_of(str(attributes["name"]))["full"]
+    outputs = [OutputSpec(output_type=OutputType.RELAY)]
+    for protocol in protocols:
+        output_type = PLAYBACK_OUTPUTS[protocol]
+        stream_key = key if protocol in PLAYBACK_SERVERS else None
+        outputs.append(OutputSpec(output_type=output_type, output_stream_key=stream_key))
+    try:
+        return RestreamDefinition(
+            input=InputSpec(input_type=input_type, input_stream_url=urls[0]),
+            transcoding=TranscodingSpec(
+                video_transcoding=video,
+                preset=preset,
+                copy_when_source_is=same,
+                audio_sync=bool(attributes.get("audiofix")) or None,
+            ),
+            outputs=outputs,
+            node_selector=selector,
+        )
+    except ValidationError as error:
+        problems = [
+            FieldProblem("url", e["msg"].removeprefix("Value error, ")) for e in error.errors()
+        ]
+        raise InvalidInput("; ".join(p.message for p in problems), problems) from error
+
+
+# -- servers (regions) ---------------------------------------------------------------------------
+
+
+def servers(session: Session) -> list[Server]:
+    """The farm's servers: nodes grouped by their `server` label, else their `region` label."""
+    found: dict[str, Server] = {}
+    for node in session.execute(select(Node).order_by(Node.name)).scalars():
+        labels = labels_of(node.capabilities) or dict(node.labels or {})
+        label: Literal["server", "region"] = "server" if "server" in labels else "region"
+        key = labels.get(label)
+        if key is None:
+            continue
+        server = found.setdefault(key, Server(key, label, labels.get("region"), []))
+        server.nodes.append(node.name)
+    return sorted(found.values(), key=lambda s: (not s.id.isdigit(), s.id.zfill(12)))
+
+
+def node_selector(session: Session, value: str | None) -> dict[str, list[str]] | None:
+    """`server[mediaserver]` ("11,211", or region names) as a node selector; every value must
+    name a server of the farm."""
+    wanted = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if not wanted:
+        return None
+    known = {s.id: s for s in servers(session)}
+    unknown = [v for v in wanted if v not in known]
+    if unknown:
+        message = (
+            f"unknown server {', '.join(unknown)}: the farm's servers are "
+            f"{', '.join(known) or 'none yet (label nodes with server= or region=)'}"
+        )
+        raise InvalidInput(message, [FieldProblem("server", message)])
+    selector: dict[str, list[str]] = {}
+    for wanted_id in wanted:
+        selector.setdefault(known[wanted_id].label, []).append(wanted_id)
+    if len(selector) > 1:
+        message = "give server ids or region names, not both"
+        raise InvalidInput(message, [FieldProblem("server", message)])
+    return selector
+
+
+def _check_playback(
+    session: Session, protocols: Sequence[Protocol], selector: dict[str, list[str]] | None
+) -> None:
+    """RTMP and RTSP playback need a node of the selected servers with such a server."""
+    nodes = list(session.execute(select(Node)).scalars())
+    for protocol in protocols:
+        if protocol not in PLAYBACK_SERVERS:
+            continue
+        capability, setting = PLAYBACK_SERVERS[protocol]
+        able = [
+            n
+            for n in nodes
+            if n.capabilities.get(capability) and _selected(labels_of(n.capabilities), selector)
+        ]
+        if not able:
+            where = "of the selected servers " if selector else ""
+            message = (
+                f"{protocol.value} playback needs a node {where}with its own {protocol.value} "
+                f"server ({setting}); none has one"
+            )
+            raise InvalidInput(message, [FieldProblem("protocols", message)])
+
+
+def _selected(labels: dict[str, str], selector: dict[str, list[str]] | None) -> bool:
+    return all(labels.get(k) in values for k, values in (selector or {}).items())
+
+
+# -- platforms -----------------------------------------------------------------------------------
+
+
+def platforms(session: Session, source: Restream) -> list[Restream]:
+    return repository.followers(session, source.id)
+
+
+def platform(session: Session, principal: Principal, number: int, platform_number: int) -> Restream:
+    source = stream(session, principal, number)
+    restream = repository.by_number(session, platform_number, principal.project_id)
+    if restream is None or restream.source_id != source.id:
+        raise PlatformNotFound(platform_number)
+    return restream
+
+
+def add_platform(
+    session: Session, farm: Farm, principal: Principal, number: int, fields: PlatformFields
+) -> Restream:
+    source = stream(session, principal, number)
+    if not fields.url:
+        problem = FieldProblem("platform.rtmp", "required: the platform's ingest URL")
+        raise InvalidInput("missing platform[rtmp]", [problem])
+    attributes = _platform_merge({"surface": SURFACE, "disabled": False}, fields)
+    name = f"{source.name} to {attributes['name'] or urlsplit(attributes['url']).hostname}"
+    return service.create(
+        session,
+        farm,
+        principal,
+        _unique_name(session, source.project_id, name),
+        _platform_definition(source, attributes),
+        active=_platform_active(source, attributes),
+        attributes=attributes,
+    )
+
+
+def update_platform(
+    session: Session,
+    farm: Farm,
+    principal: Principal,
+    number: int,
+    platform_number: int,
+    *,
+    fields: PlatformFields,
+) -> Restream:
+    current = platform(session, principal, number, platform_number)
+    source = stream(session, principal, number)
+    attributes = _platform_merge(dict(current.attributes), fields)
+    changes = service.Changes(
+        definition=_platform_definition(source, attributes),
+        active=_platform_active(source, attributes),
+        attributes=attributes,
+    )
+    return service.update(session, farm, principal, current.id, changes)
+
+
+def restart_platform(
+    session: Session, farm: Farm, principal: Principal, number: int, platform_number: int
+) -> Restream:
+    current = platform(session, principal, number, platform_number)
+    source = stream(session, principal, number)
+    if not _platform_active(source, current.attributes):
+        raise InvalidInput(f"platform {platform_number} is disabled: it has nothing to restart")
+    return service.restart(session, farm, principal, current.id)
+
+
+def _follow_stream(session: Session, farm: Farm, principal: Principal, source: Restream) -> None:
+    """Platforms run while their stream should and they are not disabled themselves."""
+    for follower in platforms(session, source):
+        wanted = _platform_active(source, follower.attributes)
+        if wanted != follower.active:
+            service.update(session, farm, principal, follower.id, service.Changes(active=wanted))
+
+
+def _platform_active(source: Restream, attributes: dict[str, Any]) -> bool:
+    return _stream_active(source.attributes) and not attributes.get("disabled")
+
+
+def _platform_merge(attributes: dict[str, Any], fields: PlatformFields) -> dict[str, Any]:
+    given = {
+        "name": fields.name,
+        "url": fields.url,
+        "key": fields.key,
+        "isSRT": fields.is_srt,
+        "disabled": fields.disabled,
+    }
+    merged = {**attributes, **{k: v for k, v in given.items() if v is not None}}
+    merged.setdefault("name", "")
+    merged.setdefault("key", "")
+    merged.setdefault("isSRT", urlsplit(str(merged.get("url", ""))).scheme == "srt")
+    return merged
+
+
+def _platform_definition(source: Restream, attributes: dict[str, Any]) -> RestreamDefinition:
+    url, key = str(attributes["url"]).strip(), str(attributes.get("key") or "").strip()
+    try:
+        if attributes.get("isSRT"):
+            target = url if not key else f"{url}{'&' if '?' in url else '?'}streamid={key}"
+            output = OutputSpec(output_type=OutputType.SRT_URL, output_stream_url=target)
+        else:
+            output = OutputSpec(
+                output_type=OutputType.OTHER_RTMP_URL,
+                output_stream_url=url,
+                output_stream_key=key or None,
+            )
+    except ValidationError as error:
+        problems = [
+            FieldProblem("platform.rtmp", e["msg"].removeprefix("Value error, "))
+            for e in error.errors()
+        ]
+        raise InvalidInput("; ".join(p.message for p in problems), problems) from error
+    return RestreamDefinition(
+        input=InputSpec(input_type=InputType.RELAY, input_relay_id=source.id), outputs=[output]
+    )
+
+
+def _unique_name(session: Session, project_id: str, wanted: str) -> str:
+    name, count = wanted[:180], 1
+    while repository.name_taken(session, project_id, name):
+        count += 1
+        name = f"{wanted[:180]} ({count})"
+    return name
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
