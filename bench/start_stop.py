@@ -159,6 +159,10 @@ def main() -> None:
                 stops.append(idle - sent)
             nodes = farm.http.get("/v1/nodes", headers=farm.bearer).json()
             version = nodes[0]["capabilities"]["ffmpeg"]["version"]
+            for restream_id in ids:  # leave an external database as it was found
+                farm.http.request(
+                    "DELETE", "/api/restream/remove", json={"id": restream_id}, headers=farm.callaba
+                )
         finally:
             farm.stop()
 
