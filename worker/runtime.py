@@ -57,11 +57,13 @@ from worker.supervisor import Job, Limits, Supervisor
 log = logging.getLogger(__name__)
 
 
-def prepare_outputs(definition: RestreamDefinition, placement: Placement) -> None:
-    """Create what the outputs write into on this node (HLS and DASH directories)."""
-    for output in definition.outputs:
-        if output.output_type in FILE_OUTPUTS:
-            Path(hls_dir(placement, output)).mkdir(parents=True, exist_ok=True)
+def workdirs(definition: RestreamDefinition, placement: Placement) -> tuple[str, ...]:
+    """The directories its outputs write into on this node (HLS and DASH)."""
+    return tuple(
+        hls_dir(placement, output)
+        for output in definition.outputs
+        if output.output_type in FILE_OUTPUTS
+    )
 
 
 class NodeRuntime:
@@ -219,7 +221,6 @@ class NodeRuntime:
                 progress_period_s=self.settings.progress_period_s
                 or self.ffmpeg.progress_period_s(),
             )
-            prepare_outputs(definition, placement)
         except (ValueError, OSError) as error:
             self.reporter.failed(
                 Job(restream_id, generation, []),
@@ -239,6 +240,7 @@ class NodeRuntime:
             cpu_millicores=reservation.cpu_millicores,
             u30_device=reservation.u30_device,
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
+            workdirs=workdirs(definition, placement),
         )
         return self.supervisor.run(job)
 

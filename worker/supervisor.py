@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from common.ffmpeg.outcome import (
@@ -79,6 +80,9 @@ class Job:
     cpu_millicores: int = 0  # what its placement reserved on this node
     u30_device: int | None = None
     u30_encoder_units: int = 0
+    # Directories its FFmpeg writes into (HLS, DASH): emptied before every spawn, so that no
+    # segment of an earlier run is served or left behind, and removed when the job ends.
+    workdirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,11 @@ class _Process:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: not an executable")
             return None, False
         try:
+            _empty(self.job.workdirs)
+        except OSError as error:
+            self.stderr_tail.append(f"cannot prepare {error.filename}: {error.strerror}")
+            return None, False
+        try:
             process = await self.spawner.spawn(self.job.argv)
         except OSError as error:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: {error}")
@@ -367,6 +376,20 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _empty(directories: tuple[str, ...]) -> None:
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True)
+
+
+def _remove(directories: tuple[str, ...]) -> None:
+    """Remove them, and their parent when that leaves it empty."""
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(directory).parent.rmdir()
+
+
 def _kill_group(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -464,6 +487,7 @@ class Supervisor:
                 reason="supervisor error",
             )
         finally:
+            _remove(process.job.workdirs)  # before a newer generation prepares them again
             if self._jobs.get(process.job.restream_id) is process:
                 del self._jobs[process.job.restream_id]
 

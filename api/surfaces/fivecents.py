@@ -14,7 +14,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -47,6 +47,11 @@ PER_PAGE = 50
 AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)
 TRUE = {"y", "yes", "1", "true", "on"}
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
+# Playback through the node's own media server: the key in `playbackurls`, the capability.
+SERVER_PLAYBACK = {
+    OutputType.LOCAL_RTMP_URL: ("rtmp", "local_rtmp_url"),
+    OutputType.LOCAL_RTSP_URL: ("rtsp", "local_rtsp_url"),
+}
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -100,14 +105,19 @@ KeyPrincipal = Annotated[Principal, Depends(key_principal)]
 # -- bodies --------------------------------------------------------------------------------------
 
 
-async def body_of(request: Request) -> dict[str, Any]:
-    """The request body as nested data, whatever its encoding and key style."""
+async def body_of(request: Request, _caller: KeyPrincipal) -> dict[str, Any]:
+    """The request body as nested data, whatever its encoding and key style. Read only once
+    the caller is known (and within its rate): a stranger learns nothing from a bad body."""
     raw = await request.body()
     if not raw.strip():
         return {}
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
-        pairs: list[tuple[str, Any]] = parse_qsl(raw.decode(), keep_blank_values=True)
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"the form body is not UTF-8: {error}") from error
+        pairs: list[tuple[str, Any]] = parse_qsl(text, keep_blank_values=True)
     elif kind in ("", "application/json", "text/plain"):
         try:
             data = json.loads(raw)
@@ -143,6 +153,8 @@ def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 node[part] = value
             elif following == "" and index + 2 == len(path):
                 existing = node.setdefault(part, [])
+                if not isinstance(existing, list):  # "a=x&a[]=y": both values count
+                    existing = node[part] = [existing]
                 existing.extend(value if isinstance(value, list) else [value])
                 break
             else:
@@ -162,6 +174,12 @@ def _mediaserver(value: Any) -> Any:
 
 def _yes(value: Any) -> bool:
     return str(value).strip().lower() in TRUE
+
+
+def _flag_input(value: Any) -> Any:
+    """A yes/no flag as given, for pydantic's bool: "Y", "n", 1, "0", true... An unknown
+    word then fails validation, naming the field, rather than reading as "no"."""
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 class StreamBody(BaseModel):
@@ -199,7 +217,7 @@ class StreamBody(BaseModel):
             data["url"] = [data["url"]]
         for flag in ("audiofix", "draft"):
             if flag in data and data[flag] not in (None, ""):
-                data[flag] = _yes(data[flag])
+                data[flag] = _flag_input(data[flag])
             else:
                 data.pop(flag, None)
         return {k: v for k, v in data.items() if v != ""}
@@ -246,7 +264,7 @@ class PlatformBody(BaseModel):
             cleaned["rtmp"] = cleaned["url"]
         for flag in ("isSRT", "disabled"):
             if flag in cleaned and cleaned[flag] not in (None, ""):
-                cleaned[flag] = _yes(cleaned[flag])
+                cleaned[flag] = _flag_input(cleaned[flag])
             else:
                 cleaned.pop(flag, None)
         return cleaned
@@ -284,14 +302,22 @@ def refuse_cdn_features(data: dict[str, Any]) -> None:
             raise InvalidInput(message, [FieldProblem(key, "not available on this farm")])
 
 
+class _StatusBody(BaseModel):
+    disabled: bool
+
+
 def _disabled_flag(data: dict[str, Any]) -> bool:
     if "disabled" not in data or data["disabled"] in (None, ""):
         raise InvalidInput("missing disabled: 0 or 1", [FieldProblem("disabled", "required")])
-    return _yes(data["disabled"])
+    body: _StatusBody = parse(_StatusBody, {"disabled": _flag_input(data["disabled"])})
+    return body.disabled
+
+
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _number(value: str, kind: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not _ID.fullmatch(value):
         raise (
             pullstreams.StreamNotFound(value)
             if kind == "stream"
@@ -304,7 +330,13 @@ def _number(value: str, kind: str) -> int:
 
 
 def answer(message: str, stream: dict[str, Any] | None) -> dict[str, Any]:
-    return {"result": "success", "message": message, "stream": stream}
+    return {
+        "result": "success",
+        "message": message,
+        "stream": stream,
+        "warnings": None,
+        "errors": None,
+    }
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -336,6 +368,7 @@ def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[s
     followers = pullstreams.platforms(session, restream)
     stats = service.live_stats(farm, [restream, *followers])
     own = stats.get(restream.id)
+    playback = _playback(farm, restream)
     return {
         "monitoring_id": None,
         "type": "restream",
@@ -380,9 +413,9 @@ def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[s
             "audiofix": "Y" if attributes.get("audiofix") else "N",
             "server": {"country": _regions(session, attributes.get("server"))},
         },
-        "playbackurls": _playback(farm, restream),
+        "playbackurls": playback,
         "platformsCount": len(followers),
-        "ssl_enabled": False,
+        "ssl_enabled": playback["scheme"] == "https",
         "hash": pullstreams.parts_of(restream.name)["full"],
         "ndvr": {"enabled": "N", "retention": "0"},
         "securetoken": _off(keyip="N", timeout=0, session="0", dirs=None),
@@ -401,18 +434,20 @@ def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[s
 
 def _regions(session: SessionDep, server: Any) -> str | None:
     wanted = {v.strip() for v in str(server or "").split(",") if v.strip()}
-    regions = sorted({s.region or s.id for s in pullstreams.servers(session) if s.id in wanted})
+    regions = sorted(
+        {s.region or s.id for s in pullstreams.servers(session) if wanted & {s.id, s.region}}
+    )
     return ", ".join(regions) or None
 
 
-def _playback(farm: Farm, restream: Restream) -> dict[str, Any] | None:
-    """Where viewers play it: the URLs of its node, once placed."""
-    if restream.node_name is None:
-        return None
-    lease = live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
-    if lease is None:
-        return None
-    capabilities = lease.capabilities
+def _playback(farm: Farm, restream: Restream) -> dict[str, Any]:
+    """Where viewers play it: the URLs of its node once placed (None until then)."""
+    lease = (
+        live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
+        if restream.node_name is not None
+        else None
+    )
+    capabilities = lease.capabilities if lease is not None else {}
     base = capabilities.get("playback_base_url")
     urls: dict[str, Any] = {
         "scheme": str(base).split(":", 1)[0] if base else None,
@@ -426,16 +461,31 @@ def _playback(farm: Farm, restream: Restream) -> dict[str, Any] | None:
         "players": {},
         "tokenized": None,
     }
+    if lease is None:
+        return urls
     for output in service.definition_of(restream).outputs:
         if output.output_type is OutputType.HLS and base:
             urls["hls"] = f"{base}/live/{restream.id}/{output.id}/{HLS_PLAYLIST}"
         elif output.output_type is OutputType.DASH and base:
             urls["dash"] = f"{base}/live/{restream.id}/{output.id}/{DASH_MANIFEST}"
-        elif output.output_type is OutputType.LOCAL_RTMP_URL:
-            urls["rtmp"] = output.target_url(capabilities.get("local_rtmp_url"))
-        elif output.output_type is OutputType.LOCAL_RTSP_URL:
-            urls["rtsp"] = output.target_url(capabilities.get("local_rtsp_url"))
+        elif output.output_type in SERVER_PLAYBACK:
+            protocol, capability = SERVER_PLAYBACK[output.output_type]
+            server = reachable(capabilities.get(capability), lease.address)
+            urls[protocol] = output.target_url(server) if server else None
     return urls
+
+
+def reachable(server_url: Any, node_address: str) -> str | None:
+    """The node's own media server as viewers reach it: a loopback host (where the worker
+    publishes) becomes the node's address."""
+    if not server_url:
+        return None
+    parts = urlsplit(str(server_url))
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return str(server_url)
+    host = f"[{node_address}]" if ":" in node_address else node_address
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{host}{port}"))
 
 
 def render_platform(
@@ -480,7 +530,7 @@ def list_streams(
     session: SessionDep,
     farm: FarmDep,
     principal: KeyPrincipal,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> dict[str, Any]:
     rows, total = pullstreams.streams_page(session, principal, page=page, per_page=PER_PAGE)
     return {
@@ -507,6 +557,9 @@ def list_servers(session: SessionDep, principal: KeyPrincipal) -> dict[str, Any]
 def create_stream(
     body: Body, session: SessionDep, farm: FarmDep, principal: KeyPrincipal
 ) -> dict[str, Any]:
+    if str(body.get("_METHOD", "PUT")).upper() != "PUT":
+        message = f"_METHOD {body['_METHOD']} does not create: send PUT or leave it out"
+        raise InvalidInput(message, [FieldProblem("_METHOD", "must be PUT here")])
     refuse_cdn_features(body)
     fields = parse(StreamBody, body).fields()
     restream = pullstreams.create_stream(session, farm, principal, fields)

@@ -290,7 +290,7 @@ def parts_of(name: str) -> dict[str, str]:
 def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinition:
     """What runs for a stream with these attributes."""
     urls = list(attributes["urls"])
-    mode = (attributes.get("mode") or urlsplit(urls[0]).scheme or "").lower()
+    mode = (attributes.get("mode") or mode_of(urls[0])).lower()
     input_type = MODES.get(mode)
     if input_type is None:
         message = f"mode must be one of {', '.join(MODES)} (got {mode!r})"
@@ -301,10 +301,18 @@ def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinit
     _check_playback(session, protocols, selector)
     key = parts_of(str(attributes["name"]))["full"]
     outputs = [OutputSpec(output_type=OutputType.RELAY)]
-    for protocol in protocols:
-        output_type = PLAYBACK_OUTPUTS[protocol]
-        stream_key = key if protocol in PLAYBACK_SERVERS else None
-        outputs.append(OutputSpec(output_type=output_type, output_stream_key=stream_key))
+    try:
+        for protocol in protocols:
+            stream_key = key if protocol in PLAYBACK_SERVERS else None
+            outputs.append(
+                OutputSpec(output_type=PLAYBACK_OUTPUTS[protocol], output_stream_key=stream_key)
+            )
+    except ValidationError as error:  # the name is the key of RTMP/RTSP playback
+        reasons = [str(e["msg"]).removeprefix("Value error, ") for e in error.errors()]
+        message = "name: the key of RTMP/RTSP playback: " + "; ".join(
+            r.replace("output_stream_key ", "it ") for r in reasons
+        )
+        raise InvalidInput(message, [FieldProblem("name", message)]) from error
     try:
         return RestreamDefinition(
             input=InputSpec(input_type=input_type, input_stream_url=urls[0]),
@@ -324,6 +332,16 @@ def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinit
         raise InvalidInput("; ".join(p.message for p in problems), problems) from error
 
 
+def mode_of(url: str) -> str:
+    """The pull mode a source URL implies when `mode` is not given."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        path = parts.path.lower()
+        return "hls" if path.endswith(".m3u8") else "dash" if path.endswith(".mpd") else "http"
+    return {"rtmps": "rtmp", "rtsps": "rtsp"}.get(scheme, scheme)
+
+
 # -- servers (regions) ---------------------------------------------------------------------------
 
 
@@ -331,7 +349,7 @@ def servers(session: Session) -> list[Server]:
     """The farm's servers: nodes grouped by their `server` label, else their `region` label."""
     found: dict[str, Server] = {}
     for node in session.execute(select(Node).order_by(Node.name)).scalars():
-        labels = labels_of(node.capabilities) or dict(node.labels or {})
+        labels = _labels(node)
         label: Literal["server", "region"] = "server" if "server" in labels else "region"
         key = labels.get(label)
         if key is None:
@@ -343,48 +361,64 @@ def servers(session: Session) -> list[Server]:
 
 def node_selector(session: Session, value: str | None) -> dict[str, list[str]] | None:
     """`server[mediaserver]` ("11,211", or region names) as a node selector; every value must
-    name a server of the farm."""
+    name a server or a region of the farm."""
     wanted = [v.strip() for v in (value or "").split(",") if v.strip()]
     if not wanted:
         return None
-    known = {s.id: s for s in servers(session)}
-    unknown = [v for v in wanted if v not in known]
+    known = {s.id: s.label for s in servers(session)}
+    regions = dict.fromkeys(_regions(session), "region")
+    labelled = {**regions, **known}  # a server id wins over a region of the same name
+    unknown = [v for v in wanted if v not in labelled]
     if unknown:
         message = (
             f"unknown server {', '.join(unknown)}: the farm's servers are "
             f"{', '.join(known) or 'none yet (label nodes with server= or region=)'}"
+            + (f"; its regions {', '.join(sorted(regions))}" if regions else "")
         )
         raise InvalidInput(message, [FieldProblem("server", message)])
     selector: dict[str, list[str]] = {}
     for wanted_id in wanted:
-        selector.setdefault(known[wanted_id].label, []).append(wanted_id)
+        selector.setdefault(labelled[wanted_id], []).append(wanted_id)
     if len(selector) > 1:
         message = "give server ids or region names, not both"
         raise InvalidInput(message, [FieldProblem("server", message)])
     return selector
 
 
+def _regions(session: Session) -> set[str]:
+    """The `region` labels of the farm's nodes."""
+    found = set()
+    for node in session.execute(select(Node)).scalars():
+        region = _labels(node).get("region")
+        if region:
+            found.add(region)
+    return found
+
+
 def _check_playback(
     session: Session, protocols: Sequence[Protocol], selector: dict[str, list[str]] | None
 ) -> None:
-    """RTMP and RTSP playback need a node of the selected servers with such a server."""
-    nodes = list(session.execute(select(Node)).scalars())
-    for protocol in protocols:
-        if protocol not in PLAYBACK_SERVERS:
-            continue
-        capability, setting = PLAYBACK_SERVERS[protocol]
-        able = [
-            n
-            for n in nodes
-            if n.capabilities.get(capability) and _selected(labels_of(n.capabilities), selector)
-        ]
-        if not able:
+    """RTMP and RTSP playback need one node of the selected servers with every such server
+    the stream asks for."""
+    needed = [p for p in protocols if p in PLAYBACK_SERVERS]
+    if not needed:
+        return
+    nodes = [n for n in session.execute(select(Node)).scalars() if _selected(_labels(n), selector)]
+    for protocol in needed:
+        nodes = [n for n in nodes if n.capabilities.get(PLAYBACK_SERVERS[protocol][0])]
+        if not nodes:
             where = "of the selected servers " if selector else ""
+            servers_ = " and ".join(f"{p.value} server ({PLAYBACK_SERVERS[p][1]})" for p in needed)
             message = (
-                f"{protocol.value} playback needs a node {where}with its own {protocol.value} "
-                f"server ({setting}); none has one"
+                f"{' and '.join(p.value for p in needed)} playback needs a node {where}with "
+                f"its own {servers_}; none has {'them all' if len(needed) > 1 else 'one'}"
             )
             raise InvalidInput(message, [FieldProblem("protocols", message)])
+
+
+def _labels(node: Node) -> dict[str, str]:
+    """A node's labels: as its worker advertises them, else as last stored."""
+    return labels_of(node.capabilities) or dict(node.labels or {})
 
 
 def _selected(labels: dict[str, str], selector: dict[str, list[str]] | None) -> bool:
@@ -479,7 +513,8 @@ def _platform_merge(attributes: dict[str, Any], fields: PlatformFields) -> dict[
     merged = {**attributes, **{k: v for k, v in given.items() if v is not None}}
     merged.setdefault("name", "")
     merged.setdefault("key", "")
-    merged.setdefault("isSRT", urlsplit(str(merged.get("url", ""))).scheme == "srt")
+    if fields.is_srt is None and (fields.url is not None or "isSRT" not in merged):
+        merged["isSRT"] = urlsplit(str(merged.get("url", ""))).scheme == "srt"  # follows the URL
     return merged
 
 

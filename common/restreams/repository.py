@@ -47,10 +47,10 @@ def listen_ports(session: Session) -> set[int]:
 def page(
     session: Session, project_id: str | None, *, limit: int, offset: int
 ) -> tuple[Sequence[Restream], int]:
-    """One page of restreams, oldest first, and the total count."""
+    """One page of restreams, oldest first (in order of creation), and the total count."""
     rows = session.execute(
         _scoped(select(Restream), project_id)
-        .order_by(Restream.created_at, Restream.id)
+        .order_by(Restream.created_at, Restream.number)
         .limit(limit)
         .offset(offset)
     ).scalars()
@@ -62,7 +62,10 @@ def page(
 
 def all_in(session: Session, project_id: str | None) -> Sequence[Restream]:
     return list(
-        session.execute(_scoped(select(Restream), project_id).order_by(Restream.created_at))
+        session.execute(
+            # created_at ties within one transaction; the number tells the order of creation
+            _scoped(select(Restream), project_id).order_by(Restream.created_at, Restream.number)
+        )
         .scalars()
         .all()
     )

@@ -37,6 +37,7 @@ NORTH_AMERICA = Offers(
     labels={"region": "north-america", "server": "11"},
     local_rtsp_url="rtsp://127.0.0.1:8554/live",
     playback_base_url="https://na-1.example.com",
+    address="198.51.100.11",
 )
 
 
@@ -119,7 +120,9 @@ def test_the_seed_body_updates_a_stream(
     playback = stream["playbackurls"]
     assert playback["hls"].startswith("https://na-1.example.com/live/")
     assert playback["hls"].endswith("/index.m3u8") and playback["dash"] is None
-    assert playback["rtsp"] == "rtsp://127.0.0.1:8554/live/logotestjames"
+    # The node's RTSP server listens on loopback: viewers reach it at the node's address.
+    assert playback["rtsp"] == "rtsp://198.51.100.11:8554/live/logotestjames"
+    assert stream["ssl_enabled"] is True  # its playback base is https
 
     ran = definition(db, created["id"])
     assert (ran["input"]["input_type"], ran["input"]["input_stream_url"]) == (
@@ -443,7 +446,138 @@ def test_native_restreams_take_a_node_selector(
         ([("codec", "h264"), ("geoblock", {"enabled": "N"})],
          {"codec": "h264", "geoblock": {"enabled": "N"}}),
         ([("protocols[]", "HLS"), ("protocols[]", "DASH")], {"protocols": ["HLS", "DASH"]}),
+        # A plain key and its [] form together: both values count.
+        ([("protocols", "HLS"), ("protocols[]", "DASH")], {"protocols": ["HLS", "DASH"]}),
+        ([("url[mediaserver]", "a"), ("url[mediaserver][]", "b")],
+         {"url": {"mediaserver": ["a", "b"]}}),
     ],
 )  # fmt: skip
 def test_bracket_keys_become_nested_data(pairs: list[tuple[str, Any]], nested: Any) -> None:
     assert unflatten(pairs) == nested
+
+
+def test_region_names_and_server_ids_place_only_on_their_nodes(
+    api: TestClient, key: dict[str, str], db: Database, farm_nodes: None
+) -> None:
+    by_id = create(api, key, name="logotest/byid", server="209")
+    assert by_id["node"] == "oc-1" and by_id["status"] == "Deploying"
+    by_region = create(api, key, name="logotest/byregion", server="north-america")
+    assert by_region["node"] in ("na-1", "na-2")
+    assert by_region["restream"]["server"]["country"] == "north-america"
+    assert definition(db, by_region["id"])["node_selector"] == {"region": ["north-america"]}
+    for i in range(4):  # spread would use every node; the selector keeps them in Oceania
+        assert create(api, key, name=f"logotest/oc{i}", server="oceania")["node"] == "oc-1"
+    mixed = api.post(
+        "/v2/streams/restream/new", json={**NEW, "server": "209,north-america"}, headers=key
+    )
+    assert mixed.status_code == 400 and "not both" in mixed.json()["message"]
+
+
+def test_the_source_url_implies_the_mode(
+    api: TestClient, key: dict[str, str], db: Database
+) -> None:
+    for url, input_type in [
+        ("https://cdn.example.com/live/playlist.m3u8", "INPUT_TYPE_HLS_URL"),
+        ("https://cdn.example.com/live/manifest.mpd", "INPUT_TYPE_MPEG_DASH_URL"),
+        ("http://cdn.example.com/live/stream.ts", "INPUT_TYPE_HTTP_URL"),
+        ("rtmps://src.example.com/live/in", "INPUT_TYPE_RTMP_URL"),
+        ("srt://src.example.com:9000", "INPUT_TYPE_SRT_URL"),
+    ]:
+        stream = create(api, key, name=f"mode/{input_type}", draft="1", url=url)
+        assert definition(db, stream["id"])["input"]["input_type"] == input_type, url
+
+
+def test_playback_urls_are_an_object_before_placement(api: TestClient, key: dict[str, str]) -> None:
+    playback = create(api, key, draft="1")["playbackurls"]
+    assert playback["hls"] is None and playback["hlsManifest"] == "index.m3u8"
+
+
+def test_rtmp_and_rtsp_playback_need_one_node_with_both(
+    api: TestClient, key: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    simulate_node(
+        db, redis_client, "rtmp-only", offers=Offers(local_rtmp_url="rtmp://127.0.0.1/live")
+    )
+    simulate_node(
+        db, redis_client, "rtsp-only", offers=Offers(local_rtsp_url="rtsp://127.0.0.1/live")
+    )
+    refused = api.post(
+        "/v2/streams/restream/new", json={**NEW, "protocols": ["RTMP", "RTSP"]}, headers=key
+    )
+    assert refused.status_code == 400
+    assert (
+        "RTMP and RTSP playback needs a node with its own RTMP server" in refused.json()["message"]
+    )
+    assert create(api, key, protocols=["RTMP"])["node"] == "rtmp-only"
+
+
+def test_a_platform_url_decides_srt_unless_told(
+    api: TestClient, key: dict[str, str], farm_nodes: None
+) -> None:
+    number = create(api, key, draft="1")["id"]
+    platform = ok(
+        api.post(
+            f"/v2/streams/restream/{number}/platforms",
+            json={"platform[rtmp]": "rtmp://live.example.com/app", "platform[key]": "k"},
+            headers=key,
+        ),
+        "Platform Created",
+    )["platforms"][0]
+    assert platform["isSRT"] is False
+    moved = ok(
+        api.post(
+            f"/v2/streams/restream/{number}/platform/{platform['id']}",
+            json={"platform[rtmp]": "srt://ingest.example.com:9000"},
+            headers=key,
+        ),
+        "Platform Updated",
+    )["platforms"][0]
+    assert moved["isSRT"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("POST", "/new", {**NEW, "draft": "maybe"}, 400, "draft: Input should be a valid boolean"),
+        ("POST", "/new", {**NEW, "audiofix": "perhaps"}, 400, "audiofix"),
+        ("POST", "/new", {**NEW, "_METHOD": "DELETE"}, 400, "_METHOD DELETE does not create"),
+        ("POST", "/new", {**NEW, "name": "a b/c?d", "protocols": ["RTSP"]}, 400, "name"),
+        ("POST", "/new", b"name=a%2Fb&url=\xff\xfe", 400, "the form body is not UTF-8"),
+        ("GET", "/\u00b2", None, 404, "stream"),
+        ("GET", "?page=1000000000000000000000", None, 400, "page"),
+        ("GET", "?page=0", None, 400, "page"),
+        ("STATUS", "maybe", None, 400, "disabled: Input should be a valid boolean"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_saying_why(
+    *,
+    api: TestClient,
+    key: dict[str, str],
+    farm_nodes: None,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    words: str,
+) -> None:
+    base = "/v2/streams/restream"
+    if method == "STATUS":
+        number = create(api, key, draft="1")["id"]
+        response = api.post(f"{base}/{number}/status", json={"disabled": path}, headers=key)
+    elif isinstance(body, bytes):
+        form = {**key, "content-type": "application/x-www-form-urlencoded"}
+        response = api.post(base + path, content=body, headers=form)
+    else:
+        response = api.request(method, base + path, json=body, headers=key)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["result"] == "error" and words in answer["message"], answer
+
+
+def test_a_stranger_with_a_broken_body_is_told_to_authenticate(api: TestClient) -> None:
+    response = api.post(
+        "/v2/streams/restream/new",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 401 and response.json()["status"] == "error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,16 @@ def media_sequence(url: str) -> int:
     return int(found.group(1)) if found else -1
 
 
+def not_served(url: str) -> bool:
+    return httpx.get(url, timeout=5).status_code == 404
+
+
+def dash_start(url: str) -> int:
+    """The number of the oldest segment the manifest still lists."""
+    found = re.search(r'startNumber="(\d+)"', httpx.get(url, timeout=5).text)
+    return int(found.group(1)) if found else -1
+
+
 def test_a_pull_is_packaged_to_hls_and_dash_in_the_codec_asked_for(
     farm: Farm, key: dict[str, str], tmp_path: Path
 ) -> None:
@@ -115,9 +126,10 @@ def test_a_pull_is_packaged_to_hls_and_dash_in_the_codec_asked_for(
             assert stream_of(probe(hls), "audio")["codec_name"] == "aac"
             wait_for(lambda: httpx.get(dash, timeout=5).status_code == 200, timeout_s=20)
             assert stream_of(probe(dash), "video")["codec_name"] == "hevc"
-            # The window moves: the playlist's first segment advances, old ones go.
-            first = media_sequence(hls)
-            wait_for(lambda: media_sequence(hls) > first, timeout_s=30, what="the window moving")
+            # The windows move: the first segment listed advances, old ones go.
+            first, first_dash = media_sequence(hls), dash_start(dash)
+            wait_for(lambda: media_sequence(hls) > first, timeout_s=30, what="the HLS window")
+            wait_for(lambda: dash_start(dash) > first_dash, timeout_s=30, what="the DASH window")
 
             # h264 from an h264 source: the video is copied, not encoded again.
             body = {**body, "name": "show/copy", "codec": "h264", "protocols": ["HLS"]}
@@ -145,6 +157,8 @@ def test_a_pull_is_packaged_to_hls_and_dash_in_the_codec_asked_for(
                 every_s=0.25,
                 what="the deleted stream dead",
             )
+            for gone_url in (hls, dash):  # nothing stale is served
+                wait_for(partial(not_served, gone_url), timeout_s=10, what=f"{gone_url} gone")
             restored = call(farm, key, "GET", f"/{number}/restore")["stream"]
             assert restored["status"] in ("Deploying", "Enabled")
             for gone in (number, copy):

@@ -28,6 +28,7 @@ class Offers:
     local_rtmp_url: str | None = None
     local_rtsp_url: str | None = None
     playback_base_url: str | None = None
+    address: str = "127.0.0.1"  # the address its lease advertises
 
 
 def capabilities(
@@ -67,7 +68,7 @@ def simulate_node(
     with db.transaction() as session:
         nodes.register(session, name, caps, offers.labels if offers else {})
     if lease:
-        renew(client, name, caps, running=running)
+        renew(client, name, caps, running=running, address=(offers or Offers()).address)
 
 
 def renew(
@@ -77,6 +78,7 @@ def renew(
     *,
     running: dict[str, int] | None = None,
     ttl_s: float = 30.0,
+    address: str = "127.0.0.1",
 ) -> None:
     live.write_lease(
         client,
@@ -85,6 +87,7 @@ def renew(
             renewed_at=time.time(),
             capabilities=caps or capabilities(),
             running=running or {},
+            address=address,
         ),
         ttl_s,
     )

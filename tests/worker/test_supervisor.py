@@ -133,6 +133,21 @@ def test_real_ffmpeg_runs_reports_and_stops(supervisor: Supervisor, recorder: Re
     assert supervisor.generations() == {}
 
 
+def test_its_working_directories_start_empty_and_go_with_the_job(
+    supervisor: Supervisor, recorder: Recorder, tmp_path: Path
+) -> None:
+    playlist_dir = tmp_path / "media" / "r1" / "out-1"
+    playlist_dir.mkdir(parents=True)
+    (playlist_dir / "segment_000042.ts").write_bytes(b"from an earlier run")
+    job = Job("r1", 1, [sys.executable, FAKE, "stall"], workdirs=(str(playlist_dir),))
+    supervisor.run(job)
+    wait_for(lambda: "running" in recorder.names(), what="first progress")
+    assert playlist_dir.is_dir() and list(playlist_dir.iterdir()) == []
+    supervisor.stop("r1", 1)
+    assert not (tmp_path / "media" / "r1").exists()  # nothing left to serve
+    assert (tmp_path / "media").is_dir()
+
+
 def test_a_crashing_ffmpeg_is_restarted_then_given_up(
     supervisor: Supervisor, recorder: Recorder
 ) -> None:
