@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
 from api.deps import ApiState
@@ -20,6 +22,7 @@ from common.accounts import service as accounts
 from common.celery_app import celery_sender, create_celery
 from common.config import Settings, get_settings
 from common.db import Database, make_engine
+from common.errors import InvalidInput, MethodNotAllowed, NotFound, StreamfleetError
 from common.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -59,8 +62,38 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(callaba.router)
     app.include_router(gjirafa.router)
     app.include_router(fivecents.router)
+    _unrouted(app)
     _health(app, state)
     return app
+
+
+# Which surface a path belongs to, longest prefix first: its renderer answers for it even when
+# no route matches (an unknown path, a method the route does not take).
+SURFACE_RENDERERS = (
+    ("/api/v1/", gjirafa.render_error),
+    ("/api/", callaba.render_error),
+    ("/v2/", fivecents.render_error),
+    ("/v1/", native.render_error),
+)
+
+
+def _unrouted(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def in_the_surfaces_shape(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        for prefix, render in SURFACE_RENDERERS:
+            if request.url.path.startswith(prefix):
+                return render(_unrouted_error(error))
+        return await http_exception_handler(request, error)
+
+
+def _unrouted_error(error: StarletteHTTPException) -> StreamfleetError:
+    message = str(error.detail)
+    if error.status_code == 404:
+        return NotFound(f"{message}: no such path")
+    if error.status_code == 405:
+        return MethodNotAllowed(message)
+    return InvalidInput(message)
 
 
 def bootstrap(state: ApiState) -> None:

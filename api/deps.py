@@ -31,10 +31,18 @@ async def api_state(request: Request) -> ApiState:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent (scope=function)."""
+    """One transaction per request, committed before the response is sent (scope=function).
+    Kept on the request too, so that a route which answers an error can roll it back."""
     state: ApiState = request.app.state.streamfleet
     with state.db.transaction() as session:
+        request.state.session = session
         yield session
+
+
+def request_session(request: Request) -> Session | None:
+    """The request's transaction, if one of its dependencies opened it."""
+    session: Session | None = getattr(request.state, "session", None)
+    return session
 
 
 async def get_farm(request: Request) -> Farm:

@@ -2,25 +2,39 @@
 
 Each surface has its own error envelope. Its routes use `surface_route(render)`, so every
 error raised while handling one of them — validation, authentication, a service error, an
-unreachable backend — is rendered by that surface's one renderer.
+unreachable backend — is rendered by that surface's one renderer, and the request's
+transaction is rolled back: a refused request writes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import redis
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import OperationalError
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
-from common.errors import BackendUnavailable, FieldProblem, InvalidInput, StreamfleetError
+from api.deps import request_session
+from common.errors import (
+    BackendUnavailable,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+    StreamfleetError,
+)
 
 log = logging.getLogger(__name__)
+FORM = "application/x-www-form-urlencoded"
 Renderer = Callable[[StreamfleetError], Response]
 
 
@@ -41,6 +55,21 @@ def as_streamfleet_error(error: Exception) -> StreamfleetError | None:
         return BackendUnavailable("the database is unreachable")
     if isinstance(error, redis.RedisError):
         return BackendUnavailable("Redis is unreachable")
+    return _refused_by_a_library(error)
+
+
+def _refused_by_a_library(error: Exception) -> StreamfleetError | None:
+    """Input that pydantic (a model a route builds from the request's parts), FastAPI (a body
+    it cannot parse) or PostgreSQL (a number out of range) turned down."""
+    if isinstance(error, ValidationError):
+        problems = [FieldProblem(field_path(e["loc"]), _message(dict(e))) for e in error.errors()]
+        return InvalidInput("; ".join(f"{p.field}: {p.message}" for p in problems), problems)
+    if isinstance(error, HTTPException) and error.status_code in (400, 404):
+        detail = str(error.detail)
+        return InvalidInput(detail) if error.status_code == 400 else NotFound(detail)
+    if isinstance(error, DataError):
+        reason = str(error.orig).splitlines()[0] if error.orig else "invalid value"
+        return InvalidInput(f"a value cannot be stored: {reason}")
     return None
 
 
@@ -58,8 +87,16 @@ def surface_route(render: Renderer) -> type[APIRoute]:
 
             async def handler(request: Request) -> Response:
                 try:
-                    return await handle(request)
+                    await refuse_unstorable(request)
+                    response = await handle(request)
+                    session = request_session(request)
+                    if session is not None:  # what is left to write fails here, not after
+                        await run_in_threadpool(session.flush)
+                    return response
                 except Exception as error:
+                    session = request_session(request)
+                    if session is not None:
+                        await run_in_threadpool(session.rollback)
                     known = as_streamfleet_error(error)
                     if known is None:
                         log.exception("unexpected error on %s %s", request.method, request.url)
@@ -69,3 +106,54 @@ def surface_route(render: Renderer) -> type[APIRoute]:
             return handler
 
     return SurfaceRoute
+
+
+async def refuse_unstorable(request: Request) -> None:
+    """Refuse text PostgreSQL cannot store or JSON cannot carry — a NUL character or half of
+    a UTF-16 surrogate pair — wherever the request holds it, before anything reads it."""
+    places: list[tuple[str, str]] = [("path", request.scope.get("path", ""))]
+    places += _pairs(request.query_params.multi_items())
+    body = await request.body()  # cached: the route reads the same bytes
+    if body:
+        try:
+            text = body.decode()
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"the body is not UTF-8: {error}") from error
+        if request.headers.get("content-type", "").startswith(FORM):
+            places += _pairs(parse_qsl(text, keep_blank_values=True))
+        else:
+            try:
+                places += list(_strings("", json.loads(text)))
+            except ValueError:
+                places.append(("body", text))  # not JSON: the route says what it expects
+    for where, value in places:
+        if "\x00" in value or not _encodable(value):
+            message = f"{where}: contains a NUL character or an unpaired surrogate"
+            raise InvalidInput(message, [FieldProblem(where, "characters that cannot be stored")])
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each key and each value of query or form pairs, named by its key."""
+    return [(k if _encodable(k) else "?", text) for k, v in pairs for text in (k, v)]
+
+
+def _strings(where: str, value: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value (keys too), with where it is ("outputs.0.url")."""
+    if isinstance(value, str):
+        yield where or "body", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield where or "body", str(key)
+            inner = f"{where}.{key}" if where else str(key)
+            yield from _strings(inner if _encodable(inner) else where, item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(f"{where}.{index}" if where else str(index), item)
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -71,6 +71,13 @@ class NodeNotFound(NotFound):
         super().__init__(f"node {name} not found")
 
 
+class MethodNotAllowed(StreamfleetError):
+    """The path exists, but not with this HTTP method."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
 class Conflict(StreamfleetError):
     """The request clashes with existing state (a taken name, a busy port)."""
 

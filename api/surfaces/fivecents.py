@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import field_path, surface_route
+from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
 from common.accounts.principal import Principal
@@ -113,10 +114,7 @@ async def body_of(request: Request, _caller: KeyPrincipal) -> dict[str, Any]:
         return {}
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError as error:
-            raise InvalidInput(f"the form body is not UTF-8: {error}") from error
+        text = raw.decode()  # UTF-8: the surface's route checked (api.errors.refuse_unstorable)
         pairs: list[tuple[str, Any]] = parse_qsl(text, keep_blank_values=True)
     elif kind in ("", "application/json", "text/plain"):
         try:
@@ -313,11 +311,8 @@ def _disabled_flag(data: dict[str, Any]) -> bool:
     return body.disabled
 
 
-_ID = re.compile(r"[0-9]{1,18}")
-
-
 def _number(value: str, kind: str) -> int:
-    if not _ID.fullmatch(value):
+    if not INTEGER_ID.fullmatch(value):
         raise (
             pullstreams.StreamNotFound(value)
             if kind == "stream"

@@ -19,11 +19,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from api.auth import ProjectPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import surface_route
+from api.surfaces import INTEGER_ID
 from common.errors import (
     BackendUnavailable,
     Conflict,
     Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotAuthenticated,
     NotFound,
     NotSupportedYet,
@@ -40,6 +42,7 @@ STATUSES: list[tuple[type[StreamfleetError], int, str]] = [
     (InvalidInput, 400, "Bad Request"),
     (Conflict, 400, "Bad Request"),
     (NotSupportedYet, 400, "Bad Request"),
+    (MethodNotAllowed, 400, "Bad Request"),
     (NotAuthenticated, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
     (NotFound, 404, "Result Not Found"),
@@ -179,7 +182,7 @@ def _restream(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]
 
 def _number(restream_id: str) -> int:
     """Destination ids are integers; anything else names no destination."""
-    if not restream_id.isdigit() or len(restream_id) > 18:
+    if not INTEGER_ID.fullmatch(restream_id):
         raise videos.DestinationNotFound(restream_id)
     return int(restream_id)
 

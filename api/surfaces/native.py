@@ -190,7 +190,7 @@ def list_restreams(
     farm: FarmDep,
     principal: BearerPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> RestreamPage:
     rows, total = service.page(session, principal, limit=limit, offset=offset)
     items = [_out(r, farm) for r in rows]

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -38,6 +37,7 @@ from common.restreams.schemas import (
     RestreamDefinition,
     TranscodingSpec,
     VideoCodec,
+    split_url,
 )
 from common.restreams.service import Farm
 
@@ -334,7 +334,7 @@ def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinit
 
 def mode_of(url: str) -> str:
     """The pull mode a source URL implies when `mode` is not given."""
-    parts = urlsplit(url)
+    parts = split_url(url, "url")
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         path = parts.path.lower()
@@ -448,7 +448,8 @@ def add_platform(
         problem = FieldProblem("platform.rtmp", "required: the platform's ingest URL")
         raise InvalidInput("missing platform[rtmp]", [problem])
     attributes = _platform_merge({"surface": SURFACE, "disabled": False}, fields)
-    name = f"{source.name} to {attributes['name'] or urlsplit(attributes['url']).hostname}"
+    host = split_url(attributes["url"], "platform.rtmp").hostname
+    name = f"{source.name} to {attributes['name'] or host}"
     return service.create(
         session,
         farm,
@@ -514,7 +515,8 @@ def _platform_merge(attributes: dict[str, Any], fields: PlatformFields) -> dict[
     merged.setdefault("name", "")
     merged.setdefault("key", "")
     if fields.is_srt is None and (fields.url is not None or "isSRT" not in merged):
-        merged["isSRT"] = urlsplit(str(merged.get("url", ""))).scheme == "srt"  # follows the URL
+        url = str(merged.get("url", ""))
+        merged["isSRT"] = split_url(url, "platform.rtmp").scheme == "srt"  # follows the URL
     return merged
 
 

@@ -7,9 +7,10 @@ Clients send numbers as strings and "Disabled" for "not set"; both are accepted 
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -19,6 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from common.errors import FieldProblem, InvalidInput
 
 
 class InputType(StrEnum):
@@ -165,8 +168,18 @@ FARM_OUTPUTS = frozenset(
 )
 # Outputs written as files on the node (served over HTTP by its worker).
 FILE_OUTPUTS = frozenset({OutputType.HLS, OutputType.DASH})
+MAX_KEY_FRAME_INTERVAL_S = 3600  # force_key_frames given as a number of seconds
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
+
+
+def split_url(url: str, field: str) -> SplitResult:
+    """`urlsplit`, with a malformed URL (a bad IPv6 host, say) refused naming the field."""
+    try:
+        return urlsplit(url)
+    except ValueError as error:
+        problem = FieldProblem(field, f"not a valid URL ({error})")
+        raise InvalidInput(f"{field}: {problem.message}", [problem]) from error
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -378,7 +391,14 @@ class TranscodingSpec(_Lenient):
     @field_validator("force_key_frames", mode="before")
     @classmethod
     def _key_frames(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("force_key_frames must be seconds or an expression, not true/false")
         if isinstance(value, int | float):
+            if not math.isfinite(value) or value <= 0 or value > MAX_KEY_FRAME_INTERVAL_S:
+                raise ValueError(
+                    f"force_key_frames in seconds must be above 0 and at most "
+                    f"{MAX_KEY_FRAME_INTERVAL_S}"
+                )
             return format(value, "g")
         if isinstance(value, str):
             value = value.strip()

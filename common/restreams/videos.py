@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -31,6 +30,7 @@ from common.restreams.schemas import (
     OutputType,
     RestreamDefinition,
     TranscodingSpec,
+    split_url,
 )
 from common.restreams.service import Farm
 
@@ -135,7 +135,7 @@ def add_destination(
 ) -> Restream:
     """A destination of the live video, pushed to its URL (and stream key) while active."""
     source = video(session, principal, video_id)
-    scheme = urlsplit(new.stream_url.strip()).scheme.lower()
+    scheme = split_url(new.stream_url.strip(), "streamUrl").scheme.lower()
     output_type = DESTINATION_OUTPUTS.get(scheme)
     if output_type is None:
         allowed = ", ".join(sorted(DESTINATION_OUTPUTS))

@@ -542,7 +542,7 @@ def test_a_platform_url_decides_srt_unless_told(
         ("POST", "/new", {**NEW, "audiofix": "perhaps"}, 400, "audiofix"),
         ("POST", "/new", {**NEW, "_METHOD": "DELETE"}, 400, "_METHOD DELETE does not create"),
         ("POST", "/new", {**NEW, "name": "a b/c?d", "protocols": ["RTSP"]}, 400, "name"),
-        ("POST", "/new", b"name=a%2Fb&url=\xff\xfe", 400, "the form body is not UTF-8"),
+        ("POST", "/new", b"name=a%2Fb&url=\xff\xfe", 400, "the body is not UTF-8"),
         ("GET", "/\u00b2", None, 404, "stream"),
         ("GET", "?page=1000000000000000000000", None, 400, "page"),
         ("GET", "?page=0", None, 400, "page"),
