@@ -90,8 +90,8 @@ def surface_route(render: Renderer) -> type[APIRoute]:
                     await refuse_unstorable(request)
                     response = await handle(request)
                     session = request_session(request)
-                    if session is not None:  # what is left to write fails here, not after
-                        await run_in_threadpool(session.flush)
+                    if session is not None and (session.new or session.dirty or session.deleted):
+                        await run_in_threadpool(session.flush)  # fails here, not after
                     return response
                 except Exception as error:
                     session = request_session(request)
