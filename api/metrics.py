@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ApiState
 from common.models import Node, Restream
@@ -45,6 +46,38 @@ class FarmCollector(Collector):
         yield nodes
 
 
+class MeasureRequests:
+    """Counts and times each HTTP request by its route template. Plain ASGI: no extra task or
+    stream per request, as `@app.middleware("http")` would add."""
+
+    def __init__(self, app: ASGIApp, *, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = route.path if isinstance(route, APIRoute) else "unmatched"
+            if template != "/metrics":
+                method = scope["method"]
+                self.latency.labels(method, template).observe(time.perf_counter() - started)
+                self.requests.labels(method, template, str(status)).inc()
+
+
 def install(app: FastAPI, state: ApiState) -> None:
     """Count and time every request by its route template; serve `/metrics`."""
     registry = CollectorRegistry()
@@ -63,18 +96,7 @@ def install(app: FastAPI, state: ApiState) -> None:
     )
     registry.register(FarmCollector(state))
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = route.path if isinstance(route, APIRoute) else "unmatched"
-        if template != "/metrics":
-            latency.labels(request.method, template).observe(time.perf_counter() - started)
-            requests.labels(request.method, template, str(response.status_code)).inc()
-        return response
+    app.add_middleware(MeasureRequests, requests=requests, latency=latency)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
