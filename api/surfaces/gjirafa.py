@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import ProjectPrincipal
 from api.deps import FarmDep, SessionDep
@@ -125,6 +125,11 @@ class RestreamIn(_Body):
         None, validation_alias=AliasChoices("streamKey", "stream_key"), max_length=500
     )
     status: bool = Field(True, description="On (pushed while the live video runs) or off.")
+
+    @field_validator("stream_key", mode="before")
+    @classmethod
+    def _blank_key(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value  # "": no key
 
 
 def _iso(moment: datetime) -> str:

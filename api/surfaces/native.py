@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import surface_route
-from common import events, live
+from common import events
 from common.errors import StreamfleetError
-from common.live import NodeLease, RestreamStats
-from common.models import Event, Node, Restream
+from common.live import RestreamStats
+from common.models import Event, Restream
 from common.nodes import service as nodes
 from common.restreams import service
 from common.restreams.schemas import (
@@ -118,6 +118,10 @@ class NodeOut(BaseModel):
     capabilities: dict[str, Any]
     running: int = Field(description="FFmpeg processes it reports.")
     lease_renewed_at: float | None
+    capacity: dict[str, Any] = Field(
+        description="What placement has reserved on it and what is free: CPU millicores, and "
+        "XRM units per U30 device and engine."
+    )
 
 
 class EventOut(BaseModel):
@@ -268,20 +272,21 @@ def restream_events(
 
 @router.get("/nodes")
 def list_nodes(session: SessionDep, farm: FarmDep, principal: BearerPrincipal) -> list[NodeOut]:
-    return [
-        _node_out(node, lease) for node, lease in nodes.overview(session, farm.redis, principal)
-    ]
+    return [_node_out(view) for view in nodes.overview(session, farm.redis, principal)]
 
 
-def _node_out(node: Node, lease: NodeLease | None) -> NodeOut:
+def _node_out(view: nodes.NodeView) -> NodeOut:
+    node, lease = view.node, view.lease
+    capabilities = lease.capabilities if lease else node.capabilities
     return NodeOut(
         name=node.name,
         state=node.state.value,
         live=lease is not None,
         address=lease.address if lease else None,
-        capabilities=lease.capabilities if lease else node.capabilities,
+        capabilities=capabilities,
         running=len(lease.running) if lease else 0,
         lease_renewed_at=lease.renewed_at if lease else None,
+        capacity=nodes.capacity_view(capabilities, view.usage),
     )
 
 
@@ -290,8 +295,7 @@ def drain_node(
     name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> NodeOut:
     """No new restreams on this node; its restreams move to other nodes (stop, then start)."""
-    node = nodes.drain(session, principal, name)
-    return _node_out(node, live.read_leases(farm.redis, [name]).get(name))
+    return _node_out(nodes.view(session, farm.redis, nodes.drain(session, principal, name)))
 
 
 @router.post("/nodes/{name}/undrain")
@@ -299,8 +303,7 @@ def undrain_node(
     name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> NodeOut:
     """Back in service: the node takes new restreams again."""
-    node = nodes.undrain(session, principal, name)
-    return _node_out(node, live.read_leases(farm.redis, [name]).get(name))
+    return _node_out(nodes.view(session, farm.redis, nodes.undrain(session, principal, name)))
 
 
 @router.get("/nodes/{name}/events")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,12 +145,22 @@ def _announce(options: UpOptions, env: dict[str, str]) -> None:
         f"  curl -s -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\",
         f'       -d \'{{"email": "{email}", "password": "{password}"}}\'',
         "API key (native /v1 API):",
-        f"  streamfleet admin create-key --name me --data-dir {options.data_dir}",
+        f"  {_own_command()} admin create-key --name me --data-dir {options.data_dir}",
     ]
     if options.flower:
         lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
     lines.append("Ctrl-C stops everything.")
     _say("\n".join(lines))
+
+
+def _own_command() -> str:
+    """How to run `streamfleet` from a shell: its path when it is not on PATH (a virtualenv's
+    bin/ that is not activated)."""
+    own = Path(sys.argv[0])
+    found = shutil.which("streamfleet")
+    if own.name != "streamfleet" or (found and Path(found).resolve() == own.resolve()):
+        return "streamfleet"
+    return os.path.relpath(own)
 
 
 def _say(message: str) -> None:

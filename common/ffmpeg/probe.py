@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -171,12 +172,30 @@ def source_video_codec(
     binary: str, input_args: list[str], timeout_s: float = SOURCE_PROBE_TIMEOUT_S
 ) -> str | None:
     """Open the input as the restream would and read its video codec; None if it cannot be
-    opened in time (the restream's own FFmpeg will then say why)."""
+    opened in time (the restream's own FFmpeg will then say why). FFmpeg lists the input's
+    streams as soon as it has opened it: that line is all we wait for, so a live source that
+    never ends (UDP, say) costs no more than its opening."""
+    process = subprocess.Popen(
+        [binary, "-hide_banner", "-nostdin", *input_args, "-f", "null", "-"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    deadline = threading.Timer(timeout_s, process.kill)
+    deadline.start()
     try:
-        _, output = _run_for(timeout_s, binary, *input_args, "-t", "0", "-f", "null", "-")
-    except subprocess.TimeoutExpired:
+        assert process.stderr is not None
+        for line in process.stderr:
+            codec = parse_video_codec(line)
+            if codec is not None or line.startswith(("Output #", "Stream mapping:")):
+                return codec
         return None
-    return parse_video_codec(output)
+    finally:
+        deadline.cancel()
+        process.kill()
+        process.wait()
 
 
 def _run_for(timeout_s: float, binary: str, *args: str) -> tuple[int, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
 from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
-from common.nodes.capacity import Usage
+from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate
 from common.nodes.states import NODE_TRANSITIONS, NodeState
 from common.outbox import enqueue
@@ -118,11 +119,48 @@ def evacuate(session: Session, name: str, *, notify: bool) -> list[str]:
     return moved
 
 
-def overview(
-    session: Session, client: redis.Redis, principal: Principal
-) -> list[tuple[Node, live.NodeLease | None]]:
-    """Every node with its lease, if it holds one. Farm-wide credentials only."""
+@dataclass(frozen=True)
+class NodeView:
+    """A node as operators see it: its row, its lease if it holds one, what is placed on it."""
+
+    node: Node
+    lease: live.NodeLease | None
+    usage: Usage
+
+
+def overview(session: Session, client: redis.Redis, principal: Principal) -> list[NodeView]:
+    """Every node with its lease and its reserved capacity. Farm-wide credentials only."""
     _require_farm_admin(principal)
     rows = repository.all_nodes(session)
     leases = live.read_leases(client, [n.name for n in rows])
-    return [(node, leases.get(node.name)) for node in rows]
+    usage = restreams.usage_by_node(session)
+    return [NodeView(n, leases.get(n.name), usage.get(n.name, Usage())) for n in rows]
+
+
+def view(session: Session, client: redis.Redis, node: Node) -> NodeView:
+    """One node as `overview` shows it."""
+    lease = live.read_leases(client, [node.name]).get(node.name)
+    return NodeView(node, lease, restreams.usage_by_node(session).get(node.name, Usage()))
+
+
+def capacity_view(capabilities: dict[str, Any], usage: Usage) -> dict[str, Any]:
+    """Capacity, reserved and free: CPU millicores, and XRM units per U30 device and engine."""
+    capacity = capacity_of(capabilities)
+    devices = {}
+    for device in capacity.u30_devices:
+        load = usage.u30.get(device, U30Load())
+        devices[str(device)] = {
+            engine: {
+                "reserved": getattr(load, engine),
+                "free": ENGINE_UNITS - getattr(load, engine),
+            }
+            for engine in U30_ENGINES
+        }
+    return {
+        "cpu_millicores": {
+            "capacity": capacity.cpu_millicores,
+            "reserved": usage.cpu_millicores,
+            "free": capacity.cpu_millicores - usage.cpu_millicores,
+        },
+        "u30": devices,
+    }

@@ -150,6 +150,11 @@ def test_destinations_are_added_listed_toggled_and_deleted(
     assert isinstance(youtube["id"], int) and twitch["id"] > youtube["id"]
     assert (youtube["videoId"], youtube["status"], twitch["status"]) == (video["id"], True, False)
     assert youtube["state"] == "pending" and twitch["state"] == "idle"
+    keyless = destination(
+        client, acme, video["id"], title="Own", streamUrl="udp://10.0.0.9:5000", streamKey=""
+    )
+    assert keyless["streamKey"] is None  # an empty key is no key
+    client.delete(acme.path(f"/restreams/{keyless['id']}"), headers=acme.headers())
 
     def listed() -> list[tuple[int, str, bool]]:
         rows = answer(

@@ -126,6 +126,21 @@ def test_nodes_list_shows_liveness(
     assert "libx264" in nodes["alive"]["capabilities"]["ffmpeg"]["encoders"]
 
 
+def test_nodes_list_shows_reserved_and_free_capacity(
+    client: TestClient, bearer: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    simulate_node(db, redis_client, "n1", millicores=8000, u30_devices=2)
+    placed = create(client, bearer, active=True)
+    assert placed["node"] == "n1"
+    node = client.get("/v1/nodes", headers=bearer).json()[0]
+    cpu = node["capacity"]["cpu_millicores"]
+    assert cpu["capacity"] == 8000 and 0 < cpu["reserved"] < 8000
+    assert cpu["free"] == 8000 - cpu["reserved"]
+    assert node["capacity"]["u30"]["1"]["encoder"] == {"reserved": 0, "free": 1_000_000}
+    drained = client.post("/v1/nodes/n1/drain", headers=bearer).json()
+    assert drained["state"] == "draining" and "capacity" in drained
+
+
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [

@@ -17,7 +17,8 @@ from common.ffmpeg.probe import (
     source_video_codec,
     try_encoder,
 )
-from tests.support.media import ffmpeg
+from tests.support.media import ffmpeg, free_port
+from tests.support.peers import publisher, running
 
 ENCODERS = """Encoders:
  V..... = Video
@@ -106,3 +107,12 @@ def test_the_source_codec_is_read_from_the_input_as_opened(tmp_path: Path) -> No
     assert source_video_codec(ffmpeg(), ["-i", str(tmp_path / "missing.ts")]) is None
     line = "  Stream #0:0[0x100]: Video: h264 (High) ([27][0][0][0] / 0x001B), yuv420p"
     assert parse_video_codec(f"Input #0, mpegts\n{line}\n") == "h264"
+
+
+def test_the_source_codec_of_a_live_source_that_never_ends(tmp_path: Path) -> None:
+    """A UDP pull has no end: the probe stops once FFmpeg has listed the input's streams."""
+    port = free_port()
+    sender = publisher(["-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"], rate=10)
+    with running(sender, tmp_path / "sender.log"):
+        codec = source_video_codec(ffmpeg(), ["-i", f"udp://127.0.0.1:{port}"], timeout_s=12)
+    assert codec == "h264"
