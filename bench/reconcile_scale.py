@@ -158,6 +158,7 @@ def main() -> None:
         stack.callback(db.dispose)
         client = live.connect(redis_url)
         client.flushdb()
+        live.remember_since(client, 60)  # an established farm: rounds judge its nodes
         populate(db, client, args.nodes, args.restreams)
 
         rounds = []

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_PASSWORD_LENGTH = 12
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     )
     fence_margin_s: float = Field(
         1.0,
-        ge=0,
+        gt=0,
         description="A worker unable to renew for `lease_ttl_s - fence_margin_s` kills its FFmpeg.",
     )
     stats_ttl_s: float = Field(5.0, gt=0, description="Lifetime of a restream's live statistics.")
@@ -222,6 +222,18 @@ class Settings(BaseSettings):
         if not self.worker_http_port:
             return None
         return f"http://{self.node_address}:{self.worker_http_port}"
+
+    @model_validator(mode="after")
+    def _fencing_before_expiry(self) -> Settings:
+        """A worker must fence itself before its lease can expire, and renew in between."""
+        if self.lease_ttl_s - self.fence_margin_s < self.lease_renew_interval_s:
+            raise ValueError(
+                "STREAMFLEET_LEASE_TTL_S - STREAMFLEET_FENCE_MARGIN_S must be at least "
+                "STREAMFLEET_LEASE_RENEW_INTERVAL_S (a worker renews, then fences, before its "
+                f"lease expires); got {self.lease_ttl_s:g} - {self.fence_margin_s:g} < "
+                f"{self.lease_renew_interval_s:g}"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ import redis
 from pydantic import BaseModel, Field, ValidationError
 
 LEASE_PREFIX = "streamfleet:lease:"
+MEMORY_KEY = "streamfleet:memory-since"
 STATS_PREFIX = "streamfleet:stats:"
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,6 +76,23 @@ def write_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> None:
 
 def delete_lease(client: redis.Redis, node: str) -> None:
     client.delete(lease_key(node))
+
+
+def memory_age_s(client: redis.Redis) -> float:
+    """Seconds Redis has remembered this farm, by its own clock. A key without expiry, set
+    once: it is lost when Redis loses its data (a restart without persistence, a flush, an
+    empty replica promoted) — and every node lease with it, although no node fenced."""
+    seconds, micros = client.time()
+    now = seconds + micros / 1_000_000
+    client.set(MEMORY_KEY, repr(now), nx=True)
+    since = client.get(MEMORY_KEY)
+    return now - float(since) if since is not None else 0.0
+
+
+def remember_since(client: redis.Redis, seconds_ago: float) -> None:
+    """Make Redis's memory of the farm `seconds_ago` old (benchmarks and tests)."""
+    seconds, micros = client.time()
+    client.set(MEMORY_KEY, repr(seconds + micros / 1_000_000 - seconds_ago))
 
 
 def read_leases(client: redis.Redis, nodes: list[str]) -> dict[str, NodeLease]:

@@ -110,14 +110,22 @@ class Heartbeat:
                 log.exception("lease renewal failed")
 
     def _watch_forever(self) -> None:
+        """While the lease is not valid, every tick kills whatever runs: what the fence found,
+        and anything that started after it (the supervisor refuses to spawn, but a job may
+        have been on its way in)."""
         while not self._stopped.wait(WATCHDOG_PERIOD_S):
-            if self._fenced or self.valid():
+            if self.valid():
                 continue
+            try:
+                killed = self.supervisor.fence()
+            except Exception:
+                log.exception("fencing failed; trying again")
+                continue
+            if not self._fenced or killed:
+                log.error(
+                    "lease of %s not renewed for %.1f s: fenced, killed %d FFmpeg",
+                    self.node,
+                    self.fence_after_s,
+                    killed,
+                )
             self._fenced = True
-            killed = self.supervisor.fence()
-            log.error(
-                "lease of %s not renewed for %.1f s: fenced, killed %d FFmpeg",
-                self.node,
-                self.fence_after_s,
-                killed,
-            )

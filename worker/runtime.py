@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ class NodeRuntime:
     def __init__(self, settings: Settings, send: Sender) -> None:
         self.settings = settings
         self.node = settings.node_name
+        # Starts on their way to the supervisor (checked, being prepared): a stop that arrives
+        # meanwhile cancels them, so nothing it confirmed as stopped starts afterwards.
+        self._starting: dict[tuple[str, int], bool] = {}  # (id, generation) -> cancelled
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.db = Database(make_engine(settings.database_url, pool_size=4), send)
         self.redis = live.connect(settings.redis_url)
         self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
@@ -101,6 +107,7 @@ class NodeRuntime:
             ),
             RelayCleanup(self.reporter, self.relay),
             meter=self.relay.kbps,
+            may_run=self.lease_valid,  # nothing spawns on a fenced node (read lazily)
         )
         self.heartbeat = Heartbeat(
             self.redis,
@@ -178,8 +185,23 @@ class NodeRuntime:
     def _about(self, restream_id: str, generation: int) -> dict[str, object]:
         return about(restream_id, generation=generation, node=self.node)
 
+    def _lock(self, restream_id: str) -> threading.Lock:
+        """Orders the start and the stop of one restream on this node."""
+        with self._locks_lock:
+            return self._locks.setdefault(restream_id, threading.Lock())
+
     def start_restream(self, restream_id: str, generation: int) -> bool:
         """Run this generation if the database agrees it belongs here. Idempotent."""
+        key = (restream_id, generation)
+        with self._lock(restream_id):
+            self._starting[key] = False
+        try:
+            return self._start(restream_id, generation)
+        finally:
+            with self._lock(restream_id):
+                self._starting.pop(key, None)
+
+    def _start(self, restream_id: str, generation: int) -> bool:
         if not self.heartbeat.valid():
             log.warning(
                 "ignoring a start: lease not valid", extra=self._about(restream_id, generation)
@@ -242,7 +264,11 @@ class NodeRuntime:
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
             workdirs=workdirs(definition, placement),
         )
-        return self.supervisor.run(job)
+        with self._lock(restream_id):
+            if self._starting.get((restream_id, generation)):
+                log.info("start cancelled by a stop", extra=self._about(restream_id, generation))
+                return False
+            return self.supervisor.run(job)
 
     def _with_source_codec(
         self, definition: RestreamDefinition, placement: Placement, generation: int
@@ -267,7 +293,12 @@ class NodeRuntime:
         return None
 
     def stop_restream(self, restream_id: str, generation: int) -> None:
-        if not self.supervisor.stop(restream_id, generation):
+        with self._lock(restream_id):
+            for rid, started in list(self._starting):
+                if rid == restream_id and started <= generation:
+                    self._starting[(rid, started)] = True  # cancelled: it will not spawn
+            stopped = self.supervisor.stop(restream_id, generation)
+        if not stopped:
             # Nothing ran here (never started, or already gone): confirm the stop anyway.
             self.reporter.ended(
                 Job(restream_id, generation, []), outcome=Outcome.STOPPED, exit_code=None

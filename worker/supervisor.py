@@ -121,10 +121,18 @@ class _Process:
     """One restream's FFmpeg across its restarts, for one generation."""
 
     def __init__(
-        self, job: Job, limits: Limits, observer: Observer, node: str, spawner: Spawner
+        self,
+        job: Job,
+        limits: Limits,
+        observer: Observer,
+        *,
+        node: str,
+        spawner: Spawner,
+        may_run: Callable[[], bool],
     ) -> None:
         self.job = job
         self.spawner = spawner
+        self.may_run = may_run
         self.context = about(job.restream_id, generation=job.generation, node=node)
         self.limits = limits
         self.observer = observer
@@ -230,6 +238,10 @@ class _Process:
         self.refused_publisher = None
         self.stderr_tail.clear()
         self.failed_outputs.clear()
+        if not self.may_run():  # fenced since: end as fenced, spawn nothing
+            self.fenced = True
+            self.stop_requested.set()
+            return None, False
         if shutil.which(self.job.argv[0]) is None:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: not an executable")
             return None, False
@@ -403,10 +415,15 @@ class Supervisor:
         node: str,
         limits: Limits,
         observer: Observer,
+        *,
         spawner: Spawner | None = None,
         meter: Meter | None = None,
+        may_run: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`may_run` says whether FFmpeg may be spawned now (the node's lease is valid): it is
+        asked before every spawn, so that nothing starts on a node that has fenced itself."""
         self.node = node
+        self.may_run = may_run
         self.spawner = spawner or Spawner.detect()
         self.limits = limits
         self.observer = observer
@@ -462,12 +479,26 @@ class Supervisor:
     # -- on the loop --------------------------------------------------------------------
 
     async def _run(self, job: Job) -> bool:
-        current = self._jobs.get(job.restream_id)
-        if current is not None:
+        # Loop: while we wait for an older generation to end, another call may have put a
+        # newer one (or this one) in its place. Only one process per restream, ever.
+        while (current := self._jobs.get(job.restream_id)) is not None:
             if current.job.generation >= job.generation:
                 return current.job.generation == job.generation
             await self._end(current)
-        process = _Process(job, self.limits, self.observer, self.node, self.spawner)
+        if not self.may_run():
+            log.warning(
+                "not starting: the node's lease is not valid",
+                extra=about(job.restream_id, generation=job.generation, node=self.node),
+            )
+            return False
+        process = _Process(
+            job,
+            self.limits,
+            self.observer,
+            node=self.node,
+            spawner=self.spawner,
+            may_run=self.may_run,
+        )
         self._jobs[job.restream_id] = process
         process.task = asyncio.create_task(self._guard(process))
         return True

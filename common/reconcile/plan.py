@@ -237,8 +237,8 @@ def _follow(
     policy: Policy,
 ) -> list[Action]:
     """Restreams fed by a relay go where their source is: placed on its node when waiting,
-    moved there when their source moved. With no source running they wait (or keep
-    listening where they are)."""
+    stopped (then placed there) when their source moved. With no source running they wait
+    (or keep listening where they are)."""
     actions: list[Action] = []
     waiting = {r.id for r in round_.to_place}
     for r in restreams:
@@ -249,9 +249,11 @@ def _follow(
         if here is not None:
             if source is None or source[0] == here[0]:
                 continue
-            actions.append(Recover(r.id, f"its source moved to {source[0]}"))
+            # Stopped there first; placed beside its source once its FFmpeg has exited.
+            actions.append(Evacuate(r.id, f"its source moved to {source[0]}"))
             del round_.placed[r.id]
-        elif r.id not in waiting:
+            continue
+        if r.id not in waiting:
             continue
         if source is None:
             actions.append(KeepWaiting(r.id, f"its source {r.source} is not running yet"))

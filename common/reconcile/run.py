@@ -67,6 +67,11 @@ class RoundSummary:
 
 def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
     started = time.perf_counter()
+    if live.memory_age_s(client) < settings.lease_ttl_s + settings.lease_renew_interval_s:
+        # Redis has just lost (or never had) the leases: a missing one proves nothing yet.
+        # Give every live worker a lease TTL to renew before judging any node.
+        log.info("Redis remembers the farm for less than a lease TTL: round skipped")
+        return RoundSummary(ran=False)
     with db.transaction() as session:
         if not session.execute(
             select(func.pg_try_advisory_xact_lock(RECONCILE_LOCK_ID))

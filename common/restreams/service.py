@@ -344,7 +344,11 @@ def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> Non
     restream.active = True
     if restream.state in PLACED_STATES:
         return
-    if restream.state in (S.IDLE, S.FAILED, S.STOPPING):
+    if restream.state is S.STOPPING:
+        # Its FFmpeg has not exited yet: placed again once it has (reports.ended), never
+        # beside it.
+        return
+    if restream.state in (S.IDLE, S.FAILED):
         transition(session, restream, S.PENDING, reason)
     refused = place_now(session, farm, restream)
     if refused is not None and refused.kind == "port":
@@ -353,15 +357,13 @@ def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> Non
 
 
 def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
-    """Run a placed restream anew (new generation), on the same node or another that fits."""
-    old_node, old_generation = restream.node_name, restream.generation
-    transition(session, restream, S.PENDING, reason)
-    release(restream)
-    place_now(session, farm, restream)
-    # The old node replaces its FFmpeg when it receives the newer generation; any other
-    # node must be told to stop explicitly.
-    if old_node is not None and restream.node_name != old_node:
-        enqueue(session, stop_message(old_node, restream.id, old_generation))
+    """Run a placed restream anew (a new generation, the current definition): stopped where it
+    runs first, then placed again — on any node that fits, this one included — once its
+    FFmpeg has exited (reports.ended; the reconciler if that report is lost). Stop here,
+    start there: never two copies, not even for a moment."""
+    assert restream.node_name is not None  # placed
+    transition(session, restream, S.STOPPING, reason)
+    enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
 
 
 def _stop(session: Session, restream: Restream, reason: str) -> None:

@@ -18,6 +18,10 @@ from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
 from common.models import Restream
+from common.restreams import reports
+from common.restreams.reports import Attempt
+from common.restreams.service import Farm, place_now
+from common.restreams.states import RestreamState
 from tests.support.nodes import Offers, simulate_node
 
 # The request body of the curl example in 5centsCDN's "Update Pull Stream" document, verbatim.
@@ -84,6 +88,22 @@ def create(api: TestClient, key: dict[str, str], **body: Any) -> dict[str, Any]:
     return ok(
         api.post("/v2/streams/restream/new", json={**NEW, **body}, headers=key), "Stream Created"
     )
+
+
+def exited(db: Database, farm: Farm, number: int) -> None:
+    """What the worker reports once the FFmpeg of a stopping restream is gone."""
+    with db.transaction() as session:
+        row = session.query(Restream).filter_by(number=number).one()
+        assert row.state is RestreamState.STOPPING and row.node_name is not None
+        attempt = Attempt(row.id, row.generation, row.node_name)
+        moving = reports.ended(session, attempt, outcome="stopped", exit_code=0)
+        if moving is not None:  # still wanted: placed again, as the worker's reporter does
+            place_now(session, farm, moving)
+
+
+@pytest.fixture
+def farm(settings: Settings, redis_client: redis.Redis) -> Farm:
+    return Farm(redis_client, settings)
 
 
 def definition(db: Database, number: int) -> dict[str, Any]:
@@ -171,7 +191,13 @@ def test_bodies_nested_flat_and_form_encoded_mean_the_same(
 
 
 def test_draft_publish_disable_delete_restore_restart(
-    api: TestClient, key: dict[str, str], farm_nodes: None, sent: list[Any]
+    *,
+    api: TestClient,
+    key: dict[str, str],
+    farm_nodes: None,
+    sent: list[Any],
+    db: Database,
+    farm: Farm,
 ) -> None:
     def tasks() -> list[str]:
         found = [m.task for m in sent]
@@ -193,18 +219,24 @@ def test_draft_publish_disable_delete_restore_restart(
     refused = api.get(f"/v2/streams/restream/{number}/restart", headers=key)
     assert refused.status_code == 400 and "is disabled" in refused.json()["message"]
     on = ok(api.post(status, json={"disabled": "0"}, headers=key), "Stream Enabled")
-    assert on["status"] == "Deploying" and tasks() == [TASK_RESTREAM_START]
+    # Enabled before its FFmpeg had exited: it starts once that has, not beside it.
+    assert on["status"] == "Deploying" and tasks() == []
+    exited(db, farm, number)
+    assert tasks() == [TASK_RESTREAM_START]
 
     restarted = ok(
         api.get(f"/v2/streams/restream/{number}/restart", headers=key), "Stream Restarted"
     )
-    assert restarted["node"] is not None and TASK_RESTREAM_START in tasks()
+    assert restarted["state"] == "stopping" and tasks() == [TASK_RESTREAM_STOP]
+    exited(db, farm, number)
+    assert tasks() == [TASK_RESTREAM_START]
 
     deleted = ok(api.delete(f"/v2/streams/restream/{number}", headers=key), "Stream Deleted")
     assert deleted["status"] == "Deleted" and deleted["deleted"] is not None
     assert TASK_RESTREAM_STOP in tasks()
     listed = api.get("/v2/streams/restream", headers=key).json()
     assert [(s["id"], s["status"]) for s in listed["streams"]] == [(number, "Deleted")]
+    exited(db, farm, number)
     restored = ok(api.get(f"/v2/streams/restream/{number}/restore", headers=key), "Stream Restored")
     assert (restored["status"], restored["deleted"]) == ("Deploying", None)
     assert tasks() == [TASK_RESTREAM_START]
@@ -214,7 +246,13 @@ def test_draft_publish_disable_delete_restore_restart(
 
 
 def test_platforms_are_added_updated_toggled_and_restarted(
-    api: TestClient, key: dict[str, str], farm_nodes: None, sent: list[Any]
+    *,
+    api: TestClient,
+    key: dict[str, str],
+    farm_nodes: None,
+    sent: list[Any],
+    db: Database,
+    farm: Farm,
 ) -> None:
     number = create(api, key)["id"]
     added = ok(
@@ -263,6 +301,7 @@ def test_platforms_are_added_updated_toggled_and_restarted(
         f"/v2/streams/restream/{number}/platform/{pid}/status", json={"disabled": "1"}, headers=key
     )
     assert ok(off, "Platform Disabled")["platforms"][0]["disabled"] == "1"
+    exited(db, farm, pid)
     refused = api.get(f"/v2/streams/restream/{number}/platform/{pid}/restart", headers=key)
     assert refused.status_code == 400
     on = api.post(
@@ -270,7 +309,8 @@ def test_platforms_are_added_updated_toggled_and_restarted(
     )
     assert ok(on, "Platform Enabled")["platforms"][0]["disabled"] == "0"
     restart = api.get(f"/v2/streams/restream/{number}/platform/{pid}/restart", headers=key)
-    assert ok(restart, "Platform Restarted")["platforms"][0]["state"] in ("starting", "pending")
+    assert ok(restart, "Platform Restarted")["platforms"][0]["state"] == "stopping"
+    exited(db, farm, pid)
 
     # Disabling the stream stops its platforms; enabling it starts those not disabled.
     api.post(
@@ -285,7 +325,11 @@ def test_platforms_are_added_updated_toggled_and_restarted(
         "Stream Enabled",
     )
     states = {p["id"]: p["state"] for p in enabled["platforms"]}
-    assert states[srt["id"]] in ("idle", "stopping") and states[pid] in ("starting", "pending")
+    assert states[srt["id"]] in ("idle", "stopping") and states[pid] == "stopping"
+    exited(db, farm, pid)  # its FFmpeg gone, it starts again; the disabled one does not
+    platforms = ok(api.get(f"/v2/streams/restream/{number}", headers=key), "Stream Found")
+    states = {p["id"]: p["state"] for p in platforms["platforms"]}
+    assert states[pid] in ("starting", "pending") and states[srt["id"]] in ("idle", "stopping")
 
 
 def test_statistics_say_dead_until_it_runs(api: TestClient, key: dict[str, str]) -> None:

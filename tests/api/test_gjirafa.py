@@ -19,7 +19,9 @@ from common.accounts.service import create_api_key
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
-from common.restreams import videos
+from common.restreams import reports, service, videos
+from common.restreams.reports import Attempt
+from common.restreams.service import Farm
 from tests.support.nodes import simulate_node
 
 FARM_ADMIN = Principal("tests", Role.ADMIN, None)
@@ -189,7 +191,13 @@ def test_destinations_are_added_listed_toggled_and_deleted(
 
 
 def test_a_toggle_starts_and_stops_that_destination_alone(
-    client: TestClient, acme: Project, db: Database, redis_client: redis.Redis, sent: list[Any]
+    *,
+    client: TestClient,
+    acme: Project,
+    db: Database,
+    redis_client: redis.Redis,
+    sent: list[Any],
+    settings: Settings,
 ) -> None:
     simulate_node(db, redis_client, "n1")
     video = live_video(client, acme)
@@ -202,7 +210,13 @@ def test_a_toggle_starts_and_stops_that_destination_alone(
     client.put(acme.path(f"/restreams/{one['id']}/toggle"), headers=acme.headers())
     assert [(m.task, m.kwargs["restream_id"]) for m in sent] == [(TASK_RESTREAM_STOP, first)]
     sent.clear()
+    # On again before its FFmpeg has exited: it waits for that, never runs twice.
     client.put(acme.path(f"/restreams/{one['id']}/toggle"), headers=acme.headers())
+    assert sent == []
+    with db.transaction() as session:  # the worker reports the exit: placed again
+        moving = reports.ended(session, Attempt(first, 1, "n1"), outcome="stopped", exit_code=0)
+        assert moving is not None
+        service.place_now(session, Farm(redis_client, settings), moving)
     assert [(m.task, m.kwargs["restream_id"]) for m in sent] == [(TASK_RESTREAM_START, first)]
 
 

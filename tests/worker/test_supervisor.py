@@ -218,6 +218,55 @@ def test_a_newer_generation_replaces_the_older_and_stale_orders_are_ignored(
     assert supervisor.generations() == {"r1": 2}
 
 
+def test_two_starts_of_a_newer_generation_at_once_run_one_process(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start message and a sync of the same new generation, while the old one is still
+    stopping (it ignores SIGINT): both wait for it, and exactly one new process runs."""
+    pid_file = tmp_path / "pids"
+    with make_supervisor(recorder, Limits(stop_grace_s=0.5)) as supervisor:
+        supervisor.run(fake_job("stubborn"))
+        wait_for(lambda: "running" in recorder.names(1))
+        monkeypatch.setenv("FAKE_FFMPEG_PIDS", str(pid_file))  # the new generation's only
+        answers: list[bool] = []
+        calls = [
+            threading.Thread(
+                target=lambda: answers.append(supervisor.run(fake_job("stubborn", generation=2)))
+            )
+            for _ in range(2)
+        ]
+        for call in calls:
+            call.start()
+        for call in calls:
+            call.join(timeout=10)
+        assert answers == [True, True]
+        wait_for(lambda: "running" in recorder.names(2))
+        time.sleep(0.3)  # a second spawn, if there were one, would be visible by now
+        assert recorder.names(2).count("starting") == 1
+        spawned = [int(p) for p in pid_file.read_text().split()]
+        assert len(spawned) == 2  # one stubborn FFmpeg and its child
+        assert supervisor.fence() == 1
+        wait_for(lambda: not any(alive(p) for p in spawned), timeout_s=3, what="all gone")
+
+
+def test_nothing_spawns_while_the_lease_is_not_valid(recorder: Recorder) -> None:
+    lease_valid = threading.Event()
+    supervisor = Supervisor("n", FAST, recorder, may_run=lease_valid.is_set)
+    supervisor.start()
+    try:
+        assert not supervisor.run(fake_job("stall"))  # fenced node: refused outright
+        assert recorder.names() == [] and supervisor.generations() == {}
+        lease_valid.set()
+        assert supervisor.run(fake_job("crash", "1"))
+        wait_for(lambda: "retrying" in recorder.names())
+        lease_valid.clear()  # lost between two attempts: the restart does not happen
+        wait_for(lambda: "ended" in recorder.names(), what="the job to end as fenced")
+        assert recorder.last("ended")["outcome"] is Outcome.FENCED
+        assert recorder.names().count("starting") == 1
+    finally:
+        supervisor.shutdown(timeout_s=10)
+
+
 def test_fencing_kills_everything_at_once(supervisor: Supervisor, recorder: Recorder) -> None:
     supervisor.run(fake_job("stubborn"))
     wait_for(lambda: "running" in recorder.names())
@@ -248,7 +297,7 @@ import sys, time
 sys.path.insert(0, {str(Path(__file__).parents[2])!r})
 from worker.supervisor import Job, Limits, Spawner, Supervisor
 from tests.worker.test_supervisor import Recorder
-supervisor = Supervisor("n", Limits(), Recorder(), {spawner})
+supervisor = Supervisor("n", Limits(), Recorder(), spawner={spawner})
 supervisor.start()
 supervisor.run(Job("r", 1, [sys.executable, {FAKE!r}, "stubborn"]))
 print("started", flush=True)

@@ -241,6 +241,15 @@ def test_when_the_source_moves_its_destinations_follow() -> None:
     assert Assign("dest", "c") in actions
 
 
+def test_a_destination_on_a_live_node_its_source_left_is_stopped_there_first() -> None:
+    actions = plan(
+        [live("a"), live("b")],
+        [restream("live", S.STARTING, "b", generation=2), follower("dest", S.RUNNING, "a")],
+    )
+    assert Evacuate("dest", "its source moved to b") in actions
+    assert not [a for a in actions if isinstance(a, Assign) and a.restream_id == "dest"]
+
+
 def test_a_destination_waits_for_its_source() -> None:
     actions = plan(
         [live("a")], [restream("live", S.PENDING, active=False), follower("dest", S.PENDING)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from common import live
 from common.accounts.principal import Principal, Role
 from common.celery_app import TASK_NODE_SYNC, TASK_RESTREAM_START, node_queue
 from common.config import Settings
@@ -21,6 +23,14 @@ from tests.support.nodes import renew, simulate_node
 
 S = RestreamState
 ADMIN = Principal("test", Role.ADMIN, None)
+
+
+@pytest.fixture(autouse=True)
+def redis_remembers(redis_client: redis.Redis) -> None:
+    """Redis has kept the farm's leases for a while (see the last test)."""
+    live.remember_since(redis_client, 60)
+
+
 DEFINITION = RestreamDefinition.model_validate(
     {
         "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
@@ -97,3 +107,23 @@ def test_only_one_round_runs_at_a_time(
         finally:
             other.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": RECONCILE_LOCK_ID})
     assert reconcile(db, redis_client, settings).ran
+
+
+def test_no_node_is_judged_until_redis_has_kept_the_leases_for_a_ttl(
+    db: Database, redis_client: redis.Redis, settings: Settings, sent: list[ControlMessage]
+) -> None:
+    """Redis lost its data (restarted without persistence): every lease is gone although no
+    worker fenced. The reconciler waits a lease TTL for them to renew before it moves anything."""
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    simulate_node(db, redis_client, "b")
+    redis_client.flushdb()  # the leases and the memory key go together
+    renew(redis_client, "b")  # b renews first; a has not yet
+    assert not reconcile(db, redis_client, settings).ran
+    with db.transaction() as session:
+        kept = session.get(Restream, restream.id)
+        assert kept is not None and (kept.node_name, kept.generation) == ("a", 1)
+    live.remember_since(redis_client, settings.lease_ttl_s + settings.lease_renew_interval_s)
+    assert reconcile(db, redis_client, settings).actions.get("MarkNodeOffline") == 1

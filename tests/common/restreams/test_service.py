@@ -19,6 +19,7 @@ from common.outbox import ControlMessage
 from common.restreams import reports, service
 from common.restreams.reports import Attempt
 from common.restreams.schemas import RestreamDefinition
+from common.restreams.service import place_now
 from common.restreams.states import RestreamState
 from tests.support.nodes import simulate_node
 
@@ -202,10 +203,41 @@ def test_changing_a_running_definition_restarts_it_as_a_new_generation(
             session, farm, ADMIN, restream.id,
             service.Changes(definition=definition(video_transcoding="libx265")),
         )  # fmt: skip
+    # Stopped where it runs first: generation 2 starts only once generation 1 has exited.
+    current = load(db, restream.id)
+    assert (current.state, current.generation, current.node_name) == (S.STOPPING, 1, "n1")
+    assert [m.task for m in sent] == [TASK_RESTREAM_STOP]
+    sent.clear()
+    with db.transaction() as session:  # what the worker reports when generation 1 is gone
+        moving = reports.ended(session, Attempt(restream.id, 1, "n1"), outcome="stopped",
+                               exit_code=0)  # fmt: skip
+        assert moving is not None
+        place_now(session, farm, moving)
     current = load(db, restream.id)
     assert (current.state, current.generation, current.node_name) == (S.STARTING, 2, "n1")
-    # The node replaces generation 1 when generation 2 arrives: no separate stop needed.
     assert [m.task for m in sent] == [TASK_RESTREAM_START]
+    assert current.definition["transcoding"]["video_transcoding"] == "libx265"
+
+
+def test_starting_a_stopping_restream_waits_for_its_ffmpeg_to_exit(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    simulate_node(db, redis_client, "n1")
+    simulate_node(db, redis_client, "n2")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        service.stop(session, ADMIN, restream.id)
+    sent.clear()
+    with db.transaction() as session:
+        service.start(session, farm, ADMIN, restream.id)
+    current = load(db, restream.id)
+    assert (current.state, current.active, sent) == (S.STOPPING, True, [])  # no second copy
+    with db.transaction() as session:
+        moving = reports.ended(
+            session, Attempt(restream.id, 1, current.node_name or ""), outcome="stopped",
+            exit_code=0,
+        )  # fmt: skip
+    assert moving is not None and moving.state is S.PENDING  # placed again by the caller
 
 
 def test_an_unchanged_definition_does_not_restart(

@@ -1,0 +1,97 @@
+"""The node runtime between a control message and the supervisor, on real PostgreSQL, Redis
+and FFmpeg (the source probe is the one fake: it waits for the test)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.accounts.principal import Principal, Role
+from common.accounts.service import ensure_project
+from common.config import Settings
+from common.db import Database
+from common.models import Restream
+from common.restreams import service
+from common.restreams.schemas import RestreamDefinition
+from common.restreams.states import RestreamState
+from tests.support.media import free_port
+from tests.support.wait import wait_for
+from worker import runtime as runtime_module
+from worker.runtime import NodeRuntime
+
+ADMIN = Principal("test", Role.ADMIN, None)
+pytestmark = pytest.mark.xdist_group("runtime")
+
+
+@pytest.fixture
+def node(settings: Settings, committing_db: Database, tmp_path: Path) -> Iterator[NodeRuntime]:
+    own = settings.model_copy(
+        update={
+            "node_name": "rt-node",
+            "worker_http_port": 0,
+            "media_dir": str(tmp_path),
+            "cpu_millicores": 64_000,  # a pull's size is unknown: placement budgets 1080p30
+        }
+    )
+    started = NodeRuntime(own, lambda message: None)
+    started.start()
+    try:
+        yield started
+    finally:
+        started.shutdown()
+
+
+def test_a_stop_during_a_start_cancels_it(
+    node: NodeRuntime, committing_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop arrives while the start is still probing its source: it is confirmed at once,
+    and the start it overtook does not spawn anything afterwards."""
+    probing, release = threading.Event(), threading.Event()
+
+    def slow_probe(binary: str, input_args: list[str]) -> str:
+        probing.set()
+        release.wait(10)
+        return "h264"
+
+    monkeypatch.setattr(runtime_module, "source_video_codec", slow_probe)
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {
+                "input_type": "INPUT_TYPE_UDP_URL",
+                "input_stream_url": f"udp://127.0.0.1:{free_port()}",
+            },
+            "transcoding": {"video_transcoding": "libx264", "copy_when_source_is": "h264"},
+            "outputs": [
+                {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:9"}
+            ],
+        }
+    )
+    farm = service.Farm(node.redis, node.settings)
+    with committing_db.transaction() as session:
+        ensure_project(session, node.settings.default_project_name)
+        restream = service.create(session, farm, ADMIN, "racy", definition, active=True)
+        restream_id = restream.id
+    assert restream.node_name == "rt-node"
+
+    answer: list[bool] = []
+    start = threading.Thread(target=lambda: answer.append(node.start_restream(restream_id, 1)))
+    start.start()
+    assert probing.wait(10)
+    with committing_db.transaction() as session:
+        service.stop(session, ADMIN, restream_id)
+    node.stop_restream(restream_id, 1)  # as the stop message would
+    release.set()
+    start.join(10)
+
+    assert answer == [False] and node.supervisor.generations() == {}
+
+    def state() -> RestreamState:
+        with committing_db.transaction() as session:
+            row = session.get(Restream, restream_id)
+            assert row is not None
+            return row.state
+
+    wait_for(lambda: state() is RestreamState.IDLE, what="the stop confirmed")
