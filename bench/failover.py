@@ -66,6 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     seconds: list[float] = []
+    ids: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sf-failover-") as tmp:
         farm = LocalFarm(
             Path(tmp) / "farm", free_port(), not args.keep_farm_output, environment(), "home"
@@ -74,7 +75,7 @@ def main() -> None:
             farm.http.post("/v1/nodes/home/drain", headers=farm.bearer).raise_for_status()
             for name in ("left", "right"):
                 farm.start_worker(name)
-            ids = [small_restream(farm, f"failover-{i}") for i in range(args.restreams)]
+            ids += [small_restream(farm, f"failover-{i}") for i in range(args.restreams)]
             wait(
                 lambda: all(s == "running" for s, _ in placement(farm, ids).values()),
                 60,
@@ -100,6 +101,10 @@ def main() -> None:
                 print(f"kill {len(seconds)}: {seconds[-1]:.2f} s", flush=True)
                 farm.start_worker(victim)
         finally:
+            for restream_id in ids:  # leave an external database as it was found
+                farm.http.request(
+                    "DELETE", "/api/restream/remove", json={"id": restream_id}, headers=farm.callaba
+                )
             farm.stop()
 
     print(
