@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,7 +18,6 @@ import redis
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
@@ -48,9 +47,7 @@ def as_streamfleet_error(error: Exception) -> StreamfleetError | None:
     if isinstance(error, StreamfleetError):
         return error
     if isinstance(error, RequestValidationError):
-        problems = [FieldProblem(field_path(e.get("loc", ())), _message(e)) for e in error.errors()]
-        summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
-        return InvalidInput(f"invalid request: {summary}", problems)
+        return invalid_request(error.errors())
     if isinstance(error, OperationalError | PoolTimeout):
         return BackendUnavailable("the database is unreachable")
     if isinstance(error, redis.RedisError):
@@ -59,11 +56,8 @@ def as_streamfleet_error(error: Exception) -> StreamfleetError | None:
 
 
 def _refused_by_a_library(error: Exception) -> StreamfleetError | None:
-    """Input that pydantic (a model a route builds from the request's parts), FastAPI (a body
-    it cannot parse) or PostgreSQL (a number out of range) turned down."""
-    if isinstance(error, ValidationError):
-        problems = [FieldProblem(field_path(e["loc"]), _message(dict(e))) for e in error.errors()]
-        return InvalidInput("; ".join(f"{p.field}: {p.message}" for p in problems), problems)
+    """Input that FastAPI (a body it cannot parse) or PostgreSQL (a number out of range)
+    turned down."""
     if isinstance(error, HTTPException) and error.status_code in (400, 404):
         detail = str(error.detail)
         return InvalidInput(detail) if error.status_code == 400 else NotFound(detail)
@@ -73,7 +67,14 @@ def _refused_by_a_library(error: Exception) -> StreamfleetError | None:
     return None
 
 
-def _message(error: dict[str, Any]) -> str:
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
+    """Pydantic's errors about the request's fields, as the operator reads them."""
+    problems = [FieldProblem(field_path(e.get("loc", ())), _message(e)) for e in errors]
+    summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    return InvalidInput(f"invalid request: {summary}", problems)
+
+
+def _message(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
 

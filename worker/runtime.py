@@ -71,9 +71,10 @@ class NodeRuntime:
     def __init__(self, settings: Settings, send: Sender) -> None:
         self.settings = settings
         self.node = settings.node_name
-        # Starts on their way to the supervisor (checked, being prepared): a stop that arrives
-        # meanwhile cancels them, so nothing it confirmed as stopped starts afterwards.
-        self._starting: dict[tuple[str, int], bool] = {}  # (id, generation) -> cancelled
+        # Starts on their way to the supervisor (checked, being prepared), each with its own
+        # cancel flag: a stop that arrives meanwhile cancels them all, so nothing it confirmed
+        # as stopped starts afterwards. Restream id -> [(generation, cancelled)].
+        self._starting: dict[str, list[tuple[int, threading.Event]]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self.db = Database(make_engine(settings.database_url, pool_size=4), send)
@@ -192,16 +193,19 @@ class NodeRuntime:
 
     def start_restream(self, restream_id: str, generation: int) -> bool:
         """Run this generation if the database agrees it belongs here. Idempotent."""
-        key = (restream_id, generation)
+        entry = (generation, threading.Event())
         with self._lock(restream_id):
-            self._starting[key] = False
+            self._starting.setdefault(restream_id, []).append(entry)
         try:
-            return self._start(restream_id, generation)
+            return self._start(restream_id, generation, cancelled=entry[1])
         finally:
             with self._lock(restream_id):
-                self._starting.pop(key, None)
+                pending = self._starting[restream_id]
+                pending.remove(entry)
+                if not pending:
+                    del self._starting[restream_id]
 
-    def _start(self, restream_id: str, generation: int) -> bool:
+    def _start(self, restream_id: str, generation: int, *, cancelled: threading.Event) -> bool:
         if not self.heartbeat.valid():
             log.warning(
                 "ignoring a start: lease not valid", extra=self._about(restream_id, generation)
@@ -244,6 +248,7 @@ class NodeRuntime:
                 or self.ffmpeg.progress_period_s(),
             )
         except (ValueError, OSError) as error:
+            self._abandon(restream_id, generation)
             self.reporter.failed(
                 Job(restream_id, generation, []),
                 error=str(error),
@@ -265,10 +270,20 @@ class NodeRuntime:
             workdirs=workdirs(definition, placement),
         )
         with self._lock(restream_id):
-            if self._starting.get((restream_id, generation)):
+            if cancelled.is_set():
                 log.info("start cancelled by a stop", extra=self._about(restream_id, generation))
-                return False
-            return self.supervisor.run(job)
+                started = False
+            else:
+                started = self.supervisor.run(job)
+        if not started:
+            self._abandon(restream_id, generation)
+        return started
+
+    def _abandon(self, restream_id: str, generation: int) -> None:
+        """A start that will not run: give back the relay ports it opened, unless that
+        generation runs here after all (a duplicate start)."""
+        if self.supervisor.generations().get(restream_id) != generation:
+            self.relay.forget(restream_id, generation)
 
     def _with_source_codec(
         self, definition: RestreamDefinition, placement: Placement, generation: int
@@ -278,7 +293,9 @@ class NodeRuntime:
         if transcoding is None or transcoding.copy_when_source_is is None:
             return definition
         codec = source_video_codec(self.ffmpeg.binary, input_args(definition, placement))
-        log.info("source video codec: %s", codec, extra=self._about(placement.restream_id, -1))
+        log.info(
+            "source video codec: %s", codec, extra=self._about(placement.restream_id, generation)
+        )
         return resolve_source_codec(definition, codec)
 
     def _relay_port(
@@ -294,9 +311,9 @@ class NodeRuntime:
 
     def stop_restream(self, restream_id: str, generation: int) -> None:
         with self._lock(restream_id):
-            for rid, started in list(self._starting):
-                if rid == restream_id and started <= generation:
-                    self._starting[(rid, started)] = True  # cancelled: it will not spawn
+            for started, cancelled in self._starting.get(restream_id, []):
+                if started <= generation:
+                    cancelled.set()  # it will not spawn
             stopped = self.supervisor.stop(restream_id, generation)
         if not stopped:
             # Nothing ran here (never started, or already gone): confirm the stop anyway.

@@ -31,6 +31,7 @@ from common.restreams.schemas import (
     OutputSpec,
     RestreamDefinition,
     TranscodingSpec,
+    build,
 )
 
 
@@ -187,8 +188,11 @@ def create(
     assert body.restream_name is not None
     assert body.input is not None
     assert body.output is not None
-    definition = RestreamDefinition(
-        input=_single_input(body.input), transcoding=body.transcoding, outputs=body.output
+    definition = build(
+        RestreamDefinition,
+        input=_single_input(body.input),
+        transcoding=body.transcoding,
+        outputs=body.output,
     )
     restream = service.create(
         session,
@@ -209,7 +213,8 @@ def update(
     definition = None
     if body.input is not None or body.output is not None or "transcoding" in body.model_fields_set:
         old = service.definition_of(current)
-        definition = RestreamDefinition(
+        definition = build(
+            RestreamDefinition,
             input=_single_input(body.input) if body.input is not None else old.input,
             transcoding=(
                 body.transcoding if "transcoding" in body.model_fields_set else old.transcoding

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api.deps import FarmDep, SessionDep, StateDep
-from api.errors import field_path, surface_route
+from api.errors import invalid_request, surface_route
 from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
@@ -107,7 +107,7 @@ KeyPrincipal = Annotated[Principal, Depends(key_principal)]
 
 
 async def body_of(request: Request, _caller: KeyPrincipal) -> dict[str, Any]:
-    """The request body as nested data, whatever its encoding and key style. Read only once
+    """The request body as nested data, whatever its encoding and key style. Parsed only once
     the caller is known (and within its rate): a stranger learns nothing from a bad body."""
     raw = await request.body()
     if not raw.strip():
@@ -277,12 +277,7 @@ def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [
-            FieldProblem(field_path(e["loc"]), str(e["msg"]).removeprefix("Value error, "))
-            for e in error.errors()
-        ]
-        summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
-        raise InvalidInput(f"invalid request: {summary}", problems) from error
+        raise invalid_request(error.errors()) from error
 
 
 def refuse_cdn_features(data: dict[str, Any]) -> None:

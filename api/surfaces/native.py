@@ -24,6 +24,7 @@ from common.restreams.schemas import (
     OutputSpec,
     RestreamDefinition,
     TranscodingSpec,
+    build,
 )
 from common.restreams.service import Farm
 
@@ -178,7 +179,8 @@ def _event(row: Event) -> EventOut:
 def create_restream(
     body: RestreamIn, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
-    definition = RestreamDefinition(
+    definition = build(
+        RestreamDefinition,
         input=body.input,
         transcoding=body.transcoding,
         outputs=body.outputs,
@@ -220,7 +222,8 @@ def patch_restream(
     fields = body.model_fields_set
     if fields & {"input", "transcoding", "outputs", "node_selector"}:
         old = service.definition_of(service.get(session, principal, restream_id))
-        definition = RestreamDefinition(
+        definition = build(
+            RestreamDefinition,
             input=body.input if body.input is not None else old.input,
             transcoding=body.transcoding if "transcoding" in fields else old.transcoding,
             outputs=body.outputs if body.outputs is not None else old.outputs,

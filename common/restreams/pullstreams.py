@@ -140,10 +140,6 @@ def is_stream(restream: Restream) -> bool:
     return restream.attributes.get("surface") == SURFACE and restream.source_id is None
 
 
-def is_deleted(restream: Restream) -> bool:
-    return bool(restream.attributes.get("deleted"))
-
-
 # -- streams -----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
@@ -17,11 +17,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from common.errors import FieldProblem, InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class InputType(StrEnum):
@@ -171,6 +174,23 @@ FILE_OUTPUTS = frozenset({OutputType.HLS, OutputType.DASH})
 MAX_KEY_FRAME_INTERVAL_S = 3600  # force_key_frames given as a number of seconds
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """`model(**fields)` from parts a request gave: refused as invalid input naming the
+    fields, rather than failing as an internal error."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        problems = [
+            FieldProblem(
+                ".".join(str(part) for part in e["loc"]) or "body",
+                str(e["msg"]).removeprefix("Value error, "),
+            )
+            for e in error.errors()
+        ]
+        summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        raise InvalidInput(f"invalid request: {summary}", problems) from error
 
 
 def split_url(url: str, field: str) -> SplitResult:
@@ -478,6 +498,22 @@ class RestreamDefinition(_Lenient):
     @classmethod
     def _no_transcoding(cls, value: Any) -> Any:
         return None if isinstance(value, str) and _blank_to_none(value) is None else value
+
+    @model_validator(mode="after")
+    def _probe_only_pulls(self) -> RestreamDefinition:
+        """Deciding copy or encode opens the source once before the restream does: only a pull
+        can be opened twice (a listen port would take the publisher away; a test signal or a
+        relay has a known codec)."""
+        pulled = self.input.input_stream_url is not None and self.input.input_type not in (
+            *LISTEN_INPUTS,
+            InputType.RELAY,
+        )
+        if self.transcoding and self.transcoding.copy_when_source_is and not pulled:
+            raise ValueError(
+                "transcoding.copy_when_source_is needs an input pulled from a URL "
+                f"(not {self.input.input_type.value})"
+            )
+        return self
 
     def restream_type(self) -> str:
         """Callaba's RESTREAM_TYPE_<IN>_TO_<OUT> label, derived from the input and first output."""

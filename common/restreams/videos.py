@@ -30,6 +30,7 @@ from common.restreams.schemas import (
     OutputType,
     RestreamDefinition,
     TranscodingSpec,
+    build,
     split_url,
 )
 from common.restreams.service import Farm
@@ -96,7 +97,8 @@ def create_video(session: Session, farm: Farm, principal: Principal, new: NewVid
     """A live video, started: it listens for its publisher as soon as it is placed."""
     service.lock_placement(session)  # ports are handed out one caller at a time
     port = _free_port(session, farm)
-    definition = RestreamDefinition(
+    definition = build(
+        RestreamDefinition,
         input=InputSpec(
             input_type=INGEST_INPUTS[new.ingest],
             input_stream_listen_port=ListenPort(port=port),

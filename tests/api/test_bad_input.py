@@ -177,6 +177,20 @@ def test_malformed_urls_ids_offsets_and_bodies_are_refused_not_crashed_on(
         "/v1/restreams", json={**PLAIN, "node_selector": {"region": []}}, headers=bearer
     )
     assert selector.status_code == 422 and "node_selector" in selector.text
+    listen = {"input_type": "INPUT_TYPE_RTMP_LISTEN", "input_stream_listen_port": {"port": 1935}}
+    probe_a_listener = client.post(
+        "/v1/restreams",
+        json={**PLAIN, "input": listen, "transcoding": {"copy_when_source_is": "h264"}},
+        headers=bearer,
+    )
+    assert probe_a_listener.status_code == 422
+    assert "copy_when_source_is needs an input pulled from a URL" in probe_a_listener.text
+    ingest = client.post(
+        f"/api/v1/{project_id}/live-videos",
+        json={"title": "v", "transcoding": {"copy_when_source_is": "h264"}},
+        headers=gjirafa,
+    )
+    assert ingest.status_code == 400 and "copy_when_source_is" in ingest.text
 
 
 def test_unknown_paths_answer_in_the_surfaces_shape(

@@ -47,12 +47,13 @@ def node(settings: Settings, committing_db: Database, tmp_path: Path) -> Iterato
 def test_a_stop_during_a_start_cancels_it(
     node: NodeRuntime, committing_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The stop arrives while the start is still probing its source: it is confirmed at once,
-    and the start it overtook does not spawn anything afterwards."""
-    probing, release = threading.Event(), threading.Event()
+    """The stop arrives while the start — twice over: the start message and a sync — is still
+    probing its source: the stop is confirmed at once, and neither start it overtook spawns
+    anything afterwards."""
+    probing, release = threading.Semaphore(0), threading.Event()
 
     def slow_probe(binary: str, input_args: list[str]) -> str:
-        probing.set()
+        probing.release()
         release.wait(10)
         return "h264"
 
@@ -76,17 +77,22 @@ def test_a_stop_during_a_start_cancels_it(
         restream_id = restream.id
     assert restream.node_name == "rt-node"
 
-    answer: list[bool] = []
-    start = threading.Thread(target=lambda: answer.append(node.start_restream(restream_id, 1)))
-    start.start()
-    assert probing.wait(10)
+    answers: list[bool] = []
+    starts = [
+        threading.Thread(target=lambda: answers.append(node.start_restream(restream_id, 1)))
+        for _ in range(2)
+    ]
+    for start in starts:
+        start.start()
+    assert probing.acquire(timeout=10) and probing.acquire(timeout=10)  # both are probing
     with committing_db.transaction() as session:
         service.stop(session, ADMIN, restream_id)
     node.stop_restream(restream_id, 1)  # as the stop message would
     release.set()
-    start.join(10)
+    for start in starts:
+        start.join(10)
 
-    assert answer == [False] and node.supervisor.generations() == {}
+    assert answers == [False, False] and node.supervisor.generations() == {}
 
     def state() -> RestreamState:
         with committing_db.transaction() as session:
