@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.orm import Session
 
 from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import invalid_request, surface_route
@@ -352,7 +354,14 @@ def _off(**extra: Any) -> dict[str, Any]:
     return {"enabled": "N", "policy": "N", "list": "", "ips": "", "active": "N", **extra}
 
 
-def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[str, Any]:
+def render_stream(
+    session: Session,
+    farm: Farm,
+    restream: Restream,
+    servers: Sequence[pullstreams.Server] | None = None,
+) -> dict[str, Any]:
+    """The vendor's stream object. `servers`: the farm's, when the caller has read them
+    already (a page of streams reads them once)."""
     attributes = restream.attributes
     protocols = [str(p) for p in attributes.get("protocols", [])]
     followers = pullstreams.platforms(session, restream)
@@ -401,7 +410,12 @@ def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[s
             "urls": attributes.get("urls", []),
             "staticip": "N",
             "audiofix": "Y" if attributes.get("audiofix") else "N",
-            "server": {"country": _regions(session, attributes.get("server"))},
+            "server": {
+                "country": _regions(
+                    servers if servers is not None else pullstreams.servers(session),
+                    attributes.get("server"),
+                )
+            },
         },
         "playbackurls": playback,
         "platformsCount": len(followers),
@@ -422,11 +436,9 @@ def render_stream(session: SessionDep, farm: Farm, restream: Restream) -> dict[s
     }
 
 
-def _regions(session: SessionDep, server: Any) -> str | None:
+def _regions(servers: Sequence[pullstreams.Server], server: Any) -> str | None:
     wanted = {v.strip() for v in str(server or "").split(",") if v.strip()}
-    regions = sorted(
-        {s.region or s.id for s in pullstreams.servers(session) if wanted & {s.id, s.region}}
-    )
+    regions = sorted({s.region or s.id for s in servers if wanted & {s.id, s.region}})
     return ", ".join(regions) or None
 
 
@@ -523,9 +535,10 @@ def list_streams(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> dict[str, Any]:
     rows, total = pullstreams.streams_page(session, principal, page=page, per_page=PER_PAGE)
+    servers = pullstreams.servers(session)
     return {
         "result": "success",
-        "streams": [render_stream(session, farm, r) for r in rows],
+        "streams": [render_stream(session, farm, r, servers) for r in rows],
         "page": page,
         "perPage": PER_PAGE,
         "total": total,
