@@ -115,14 +115,14 @@ def test_toggling_one_destination_never_interrupts_the_other(farm: Farm, tmp_pat
                 assert off == {"id": toggled["id"], "status": False}
                 wait_for(lambda: not watch.running(markers[1]), timeout_s=15, what="toggled off")
                 assert state(toggled["id"]) == "idle"
-                time.sleep(2)
+                time.sleep(2)  # off for a while, the other destination watched all along
 
                 on = api.call("PUT", f"/restreams/{toggled['id']}/toggle")
                 assert on == {"id": toggled["id"], "status": True}
                 wait_for(lambda: state(toggled["id"]) == "running", timeout_s=30, what="back on")
                 with FrameCounter(f"{platform_url}/toggled") as again:
                     wait_for(lambda: again.frames > 10, timeout_s=20, what="toggled frames")
-                time.sleep(1)
+                time.sleep(1)  # and a moment after: a late gap would show in the samples
 
                 # The other destination never noticed: same FFmpeg, same player, no gap.
                 assert player.alive
