@@ -170,12 +170,14 @@ class NodeRuntime:
             log.warning("database unreachable: stopping without moving the restreams")
         self.supervisor.shutdown(self.settings.stop_grace_s + 5)
         self.reporter.close()
+        # The lease goes before the node is marked offline: a reconciler that saw an offline
+        # node with a lease would mark it active again, and nothing would mark it offline.
+        self.heartbeat.stop(release=True)
         if self_drained:
             with contextlib.suppress(OperationalError), self.db.transaction() as session:
                 node = node_repository.get(session, self.node, for_update=True)
                 if node is not None and node.state is NodeState.DRAINING:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
-        self.heartbeat.stop(release=True)
         self.relay.close()
         if self.http is not None:
             self.http.stop()

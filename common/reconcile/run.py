@@ -185,8 +185,12 @@ def _apply(
         return True
     if isinstance(action, MarkNodeOffline | MarkNodeActive):
         node = node_repository.get(session, action.node, for_update=True)
-        target = NodeState.OFFLINE if isinstance(action, MarkNodeOffline) else NodeState.ACTIVE
-        if node is None or node.state is target:
+        seen, target = (
+            (NodeState.ACTIVE, NodeState.OFFLINE)
+            if isinstance(action, MarkNodeOffline)
+            else (NodeState.OFFLINE, NodeState.ACTIVE)
+        )
+        if node is None or node.state is not seen:  # it changed since the plan read it
             return False
         node_service.transition(session, node, target, action.reason)
         return True

@@ -6,14 +6,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from common import live
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
 from common.db import Database
-from common.models import Restream
+from common.models import Node, Restream
+from common.nodes import service as node_service
+from common.nodes.states import NodeState
 from common.restreams import service
 from common.restreams.schemas import RestreamDefinition
 from common.restreams.states import RestreamState
@@ -101,3 +105,30 @@ def test_a_stop_during_a_start_cancels_it(
             return row.state
 
     wait_for(lambda: state() is RestreamState.IDLE, what="the stop confirmed")
+
+
+def test_a_stopping_worker_gives_up_its_lease_before_it_turns_offline(
+    settings: Settings, committing_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a reconcile round between the two sees an offline node with a lease, marks
+    it active again, and the node that has left stays active for good."""
+    own = settings.model_copy(
+        update={"node_name": "rt-leaving", "worker_http_port": 0, "media_dir": str(tmp_path)}
+    )
+    leaving = NodeRuntime(own, lambda message: None)
+    leaving.start()
+    lease_when_offline: list[bool] = []
+    transition = node_service.transition
+
+    def watched(session: Any, node: Node, to: NodeState, reason: str) -> None:
+        if to is NodeState.OFFLINE:
+            lease_when_offline.append("rt-leaving" in live.read_leases(leaving.redis, [node.name]))
+        transition(session, node, to, reason)
+
+    monkeypatch.setattr(node_service, "transition", watched)
+    leaving.shutdown()
+
+    assert lease_when_offline == [False]
+    with committing_db.transaction() as session:
+        row = session.get(Node, "rt-leaving")
+        assert row is not None and row.state is NodeState.OFFLINE

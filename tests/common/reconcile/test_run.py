@@ -12,8 +12,11 @@ from common.celery_app import TASK_NODE_SYNC, TASK_RESTREAM_START, node_queue
 from common.config import Settings
 from common.db import Database
 from common.models import Node, Restream
+from common.nodes import service as node_service
 from common.nodes.states import NodeState
 from common.outbox import ControlMessage
+from common.reconcile import run
+from common.reconcile.plan import MarkNodeActive
 from common.reconcile.run import RECONCILE_LOCK_ID, reconcile
 from common.restreams import reports, service
 from common.restreams.reports import Attempt
@@ -127,3 +130,21 @@ def test_no_node_is_judged_until_redis_has_kept_the_leases_for_a_ttl(
         assert kept is not None and (kept.node_name, kept.generation) == ("a", 1)
     live.remember_since(redis_client, settings.lease_ttl_s + settings.lease_renew_interval_s)
     assert reconcile(db, redis_client, settings).actions.get("MarkNodeOffline") == 1
+
+
+def test_a_node_action_applies_only_to_the_state_the_plan_saw(
+    db: Database, redis_client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan saw an offline node with a lease; by the time the round applies it, the
+    node is draining: it stays draining rather than turning active."""
+    simulate_node(db, redis_client, "d")
+    with db.transaction() as session:
+        node = session.get(Node, "d")
+        assert node is not None
+        node_service.transition(session, node, NodeState.DRAINING, "operator")
+    monkeypatch.setattr(run, "plan", lambda *args, **kwargs: [MarkNodeActive("d", "renewed")])
+
+    assert reconcile(db, redis_client, settings).actions == {}
+    with db.transaction() as session:
+        node = session.get(Node, "d")
+        assert node is not None and node.state is NodeState.DRAINING
