@@ -24,6 +24,9 @@ class NodeLease(BaseModel):
 
     node: str
     renewed_at: float = Field(description="Unix time of the renewal.")
+    holder: str = Field(
+        "", description="The worker process holding it (`host:pid:tag`): one per node name."
+    )
     address: str = "127.0.0.1"
     capabilities: dict[str, Any] = Field(default_factory=dict)
     running: dict[str, int] = Field(
@@ -71,11 +74,54 @@ def stats_key(restream_id: str) -> str:
 
 
 def write_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> None:
+    """Write a lease whoever holds it (simulated nodes); workers `claim_lease`."""
     client.set(lease_key(lease.node), lease.model_dump_json(), px=int(ttl_s * 1000))
 
 
-def delete_lease(client: redis.Redis, node: str) -> None:
-    client.delete(lease_key(node))
+# The current lease, if it belongs to another holder (ARGV[2]); otherwise sets ours.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, lease = pcall(cjson.decode, current)
+  if not ok or type(lease) ~= 'table' or lease['holder'] ~= ARGV[2] then
+    return current
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return false
+"""
+
+_RELEASE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, lease = pcall(cjson.decode, current)
+  if ok and type(lease) == 'table' and lease['holder'] == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+  end
+end
+return 0
+"""
+
+
+def claim_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> NodeLease | None:
+    """Write `lease` unless another holder's lease of that node is alive: then nothing is
+    written and that lease is returned. One check-and-set in Redis, so two workers given the
+    same node name never both hold it."""
+    current = client.register_script(_CLAIM)(
+        keys=[lease_key(lease.node)],
+        args=[lease.model_dump_json(), lease.holder, int(ttl_s * 1000)],
+    )
+    if current is None:
+        return None
+    try:
+        return NodeLease.model_validate_json(current)
+    except ValidationError:  # written by an incompatible version: held all the same
+        return NodeLease(node=lease.node, renewed_at=0.0, holder="unknown")
+
+
+def release_lease(client: redis.Redis, node: str, holder: str) -> None:
+    """Delete the node's lease if `holder` still holds it."""
+    client.register_script(_RELEASE)(keys=[lease_key(node)], args=[holder])
 
 
 def memory_age_s(client: redis.Redis) -> float:

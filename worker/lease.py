@@ -3,11 +3,19 @@
 The fence deadline is measured from the moment a renewal was *sent*, so it always falls
 before the key can expire in Redis: when the reconciler sees the lease gone and places the
 restreams elsewhere, this node's copies are already dead. Never two publishers.
+
+One worker per node name: the lease names the process holding it and is taken with a
+check-and-set, so a second worker started under a name that is in use (a cloned machine, a
+copied configuration) waits a lease TTL for it to expire, then refuses to run. Both would
+otherwise consume the node's queue and run copies of its restreams.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -21,6 +29,18 @@ from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 WATCHDOG_PERIOD_S = 0.1
+
+
+class NodeNameTaken(Exception):
+    """Another live worker holds the lease of this node name."""
+
+    def __init__(self, lease: live.NodeLease) -> None:
+        age_s = max(time.time() - lease.renewed_at, 0.0)
+        super().__init__(
+            f"node name {lease.node!r} is in use: worker {lease.holder or '(unnamed)'} renewed "
+            f"its lease {age_s:.1f} s ago. Give each worker its own STREAMFLEET_NODE_NAME."
+        )
+        self.lease = lease
 
 
 class Heartbeat:
@@ -46,6 +66,8 @@ class Heartbeat:
         self.interval_s = interval_s
         self.fence_after_s = max(ttl_s - fence_margin_s, interval_s)
         self.stats_ttl_s = stats_ttl_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._taken_by: str | None = None  # the other holder, while one has our name
         self._valid_until = 0.0
         self._fenced = False
         self._stopped = threading.Event()
@@ -56,8 +78,21 @@ class Heartbeat:
         self.renew_seconds: deque[float] = deque(maxlen=60)  # how long recent renewals took
 
     def start(self) -> None:
-        """Renew once (raising if Redis is unreachable), then keep renewing in the background."""
-        self.renew()
+        """Take the lease, then keep renewing it in the background. A lease another worker
+        left behind (killed, so it never released it) is waited for until it expires; raises
+        NodeNameTaken if its holder is still renewing it then, or a RedisError."""
+        deadline = time.monotonic() + self.ttl_s + self.interval_s
+        while True:
+            try:
+                self.renew()
+                break
+            except NodeNameTaken as taken:
+                if time.monotonic() >= deadline:
+                    raise
+                if self._taken_by is None:
+                    log.warning("%s Waiting up to %.0f s for it to expire.", taken, self.ttl_s)
+                self._taken_by = taken.lease.holder
+                time.sleep(self.interval_s / 4)
         for thread in self._threads:
             thread.start()
 
@@ -68,7 +103,7 @@ class Heartbeat:
                 thread.join(timeout=5)
         if release:
             try:
-                live.delete_lease(self.redis, self.node)
+                live.release_lease(self.redis, self.node, self.holder)
             except redis.RedisError:
                 log.warning("could not release the lease of %s", self.node)
 
@@ -81,21 +116,20 @@ class Heartbeat:
         lease = live.NodeLease(
             node=self.node,
             renewed_at=time.time(),
+            holder=self.holder,
             address=self.address,
             capabilities=self.capabilities(),
             running=self.supervisor.generations(),
         )
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(live.lease_key(self.node), lease.model_dump_json(), px=int(self.ttl_s * 1000))
-        for item in self.supervisor.stats():
-            pipe.set(
-                live.stats_key(item.restream_id),
-                item.model_dump_json(),
-                px=int(self.stats_ttl_s * 1000),
-            )
-        pipe.execute()
+        taken = live.claim_lease(self.redis, lease, self.ttl_s)
+        if taken is not None:
+            raise NodeNameTaken(taken)
         self._valid_until = sent_at + self.fence_after_s
         self.renew_seconds.append(time.monotonic() - sent_at)
+        if self._taken_by is not None:
+            log.warning("lease of %s taken (its previous holder was %s)", self.node, self._taken_by)
+            self._taken_by = None
+        live.write_stats(self.redis, self.supervisor.stats(), self.stats_ttl_s)
         if self._fenced:
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False
@@ -104,6 +138,10 @@ class Heartbeat:
         while not self._stopped.wait(self.interval_s):
             try:
                 self.renew()
+            except NodeNameTaken as taken:
+                if self._taken_by != taken.lease.holder:  # once per other holder, not per second
+                    log.error("lease not renewed: %s", taken)
+                self._taken_by = taken.lease.holder
             except redis.RedisError as error:
                 log.warning("lease of %s not renewed: %s", self.node, error)
             except Exception:

@@ -124,12 +124,22 @@ class NodeRuntime:
         self.http: WorkerHttp | None = None
 
     def start(self) -> None:
-        """Register the node, start the supervisor, take the lease."""
-        with self.db.transaction() as session:
-            nodes.register(session, self.node, self.capabilities, self.settings.node_labels)
+        """Take the node's lease (raising NodeNameTaken if another worker holds it), then
+        register the node and report on its restreams."""
+        self.supervisor.start()  # the lease carries what it runs: nothing yet
+        try:
+            self.heartbeat.start()
+        except BaseException:
+            self.supervisor.shutdown(1)
+            raise
+        try:
+            with self.db.transaction() as session:
+                nodes.register(session, self.node, self.capabilities, self.settings.node_labels)
+        except BaseException:  # a restarted worker should not wait for this lease to expire
+            self.heartbeat.stop(release=True)
+            self.supervisor.shutdown(1)
+            raise
         self.reporter.start()
-        self.supervisor.start()
-        self.heartbeat.start()
         if self.settings.worker_http_port:
             try:
                 self.http = WorkerHttp(

@@ -220,6 +220,21 @@ def test_sigterm_drains_the_worker_before_it_exits(farm: Farm) -> None:
     assert node["state"] == "offline"
 
 
+def test_a_second_worker_under_a_name_in_use_refuses_to_run(farm: Farm) -> None:
+    """A cloned machine, a copied configuration: both workers would consume the node's queue
+    and run copies of its restreams. The second waits a lease TTL, then exits saying why."""
+    farm.start_worker("n-twin", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    ids, markers = started_on(farm, "n-twin", 2, "twin")
+    with FfmpegWatch(markers) as watch:
+        second = farm.start_worker("n-twin", {"STREAMFLEET_CPU_MILLICORES": "1000"}, wait=False)
+        assert second.wait(60) != 0
+        assert all_running(farm, ids)
+    never_two(watch, markers)
+    said = farm.worker_log("n-twin").read_text()
+    assert "node name 'n-twin' is in use" in said, said
+    assert "Give each worker its own STREAMFLEET_NODE_NAME" in said
+
+
 def test_a_u30_restream_with_no_u30_node_stays_pending(farm: Farm) -> None:
     restream_id = farm.small_restream(
         "hw", free_port(), transcoding={"video_transcoding": "mpsoc_vcu_h264"}

@@ -92,7 +92,7 @@ class Farm:
         """One more worker node; by default it finds the farm through the data dir."""
         inherited = {k: v for k, v in self.env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         command = [sys.executable, "-m", "common.cli.main", "worker", "--node", node]
-        with (self.root / f"worker-{node}.log").open("wb") as log:
+        with self.worker_log(node, new=True).open("wb") as log:
             worker = subprocess.Popen(
                 [*command, "--data-dir", str(self.data_dir)],
                 env={**inherited, **(env or {})},
@@ -103,6 +103,13 @@ class Farm:
         if wait:
             wait_for(lambda: self.node_live(node), timeout_s=60, every_s=0.2, what=f"node {node}")
         return worker
+
+    def worker_log(self, node: str, *, new: bool = False) -> Path:
+        """The log of the last worker started under `node` (or of the next, if `new`)."""
+        logs = sorted(self.root.glob(f"worker-{node}.*log"), key=lambda p: p.stat().st_mtime)
+        if not new:
+            return logs[-1]
+        return self.root / (f"worker-{node}.{len(logs)}.log" if logs else f"worker-{node}.log")
 
     def start_command(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         """Another `streamfleet` subcommand of this farm (Flower, say), found via the data dir."""

@@ -16,6 +16,7 @@ import pytest
 from common.ffmpeg.argv import Placement, build_argv
 from common.restreams.schemas import RestreamDefinition
 from tests.support.media import audio_facts, ffmpeg, free_port, video_facts
+from tests.support.observers import Recorder
 from tests.support.peers import (
     nginx_rtmp,
     publisher,
@@ -24,7 +25,6 @@ from tests.support.peers import (
     srt_relay,
 )
 from tests.support.wait import wait_for
-from tests.worker.test_supervisor import Recorder
 from worker.supervisor import Job, Limits, Supervisor
 
 pytestmark = pytest.mark.e2e

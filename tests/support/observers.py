@@ -1,0 +1,71 @@
+"""A supervisor observer that remembers what it was told, and jobs of the fake FFmpeg."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from common.ffmpeg.outcome import Outcome
+from worker.supervisor import Job, Limits
+
+FAKE = str(Path(__file__).parents[1] / "fixtures" / "fake_ffmpeg.py")
+
+FAST = Limits(
+    stall_timeout_s=5.0,
+    stop_grace_s=2.0,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
+    retry_budget=3,
+    retry_window_s=60.0,
+)
+
+
+class Recorder:
+    """An Observer that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, name: str, job: Job, **details: Any) -> None:
+        with self._lock:
+            self.events.append((name, job.generation, details))
+
+    def names(self, generation: int | None = None) -> list[str]:
+        with self._lock:
+            return [n for n, g, _ in self.events if generation is None or g == generation]
+
+    def last(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return next(d for n, _, d in reversed(self.events) if n == name)
+
+    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
+        self._add("starting", job, pid=pid, restarts=restarts)
+
+    def running(self, job: Job) -> None:
+        self._add("running", job)
+
+    def retrying(self, job: Job, **details: Any) -> None:
+        self._add("retrying", job, **details)
+
+    def failed(self, job: Job, **details: Any) -> None:
+        self._add("failed", job, **details)
+
+    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
+        self._add("ended", job, outcome=outcome, exit_code=exit_code)
+
+
+FAST = Limits(
+    stall_timeout_s=5.0,
+    stop_grace_s=2.0,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
+    retry_budget=3,
+    retry_window_s=60.0,
+)
+
+
+def fake_job(mode: str, *args: str, generation: int = 1) -> Job:
+    return Job("r1", generation, [sys.executable, FAKE, mode, *args])
