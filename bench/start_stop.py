@@ -64,22 +64,6 @@ class LocalFarm(localfarm.LocalFarm):
         return None
 
 
-def measure(farm: LocalFarm, restream_id: str) -> tuple[float, float, float, float]:
-    """(start -> running, stop -> exited, start call, stop call) of one restream, seconds."""
-
-    def act(action: str, event: str) -> tuple[float, float]:
-        sent = time.time()
-        farm.http.post(f"/api/restream/{action}", json={"id": restream_id}, headers=farm.callaba)
-        answered = time.time() - sent
-        at = wait(lambda: farm.event_time(restream_id, event, sent), 30, event)
-        return at - sent, answered
-
-    start, start_call = act("start", "running")
-    time.sleep(0.5)  # let it run a little
-    stop, stop_call = act("stop", "idle")
-    return start, stop, start_call, stop_call
-
-
 def ffmpeg_alone(binary: str, period: str | None, count: int) -> tuple[list[float], list[float]]:
     """The same job's FFmpeg run directly: spawn -> first progress, SIGINT -> exit."""
     definition = RestreamDefinition.model_validate(
