@@ -27,8 +27,8 @@ from typing import Any, Protocol, TypeVar
 from common.ffmpeg.outcome import (
     Outcome,
     classify_exit,
-    error_line,
     failed_output,
+    logged_error,
     wrong_publisher,
 )
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
@@ -372,7 +372,7 @@ class _Process:
             uptime_s=round(time.monotonic() - self.spawned_at, 1) if self.process else 0.0,
             restarts=self.restarts,
             stalls=self.stalls,
-            last_error=self.last_error or error_line(list(self.stderr_tail)),
+            last_error=self.last_error or logged_error(list(self.stderr_tail)),
             outputs=[
                 OutputStatus(
                     index=i,

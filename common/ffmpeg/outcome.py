@@ -39,6 +39,16 @@ def error_line(stderr_tail: Sequence[str]) -> str | None:
     return lines[-1] if lines else None
 
 
+def logged_error(stderr_tail: Sequence[str]) -> str | None:
+    """The last line FFmpeg logged at error level or worse: what a process that still runs has
+    to say that is an error. Its warnings are not (a deprecated pixel format, a timestamp
+    fixed up), nor is a line that merely contains an error word."""
+    for line in reversed(stderr_tail):
+        if any(tag in line.lower() for tag in _LEVEL_TAGS):
+            return line.strip()
+    return None
+
+
 def classify_exit(
     returncode: int,
     *,

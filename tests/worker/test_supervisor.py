@@ -227,6 +227,15 @@ def test_fencing_kills_everything_at_once(supervisor: Supervisor, recorder: Reco
     assert not alive(pid)
 
 
+def test_a_warning_of_a_running_ffmpeg_is_not_its_last_error(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    supervisor.run(fake_job("warn"))
+    wait_for(lambda: "running" in recorder.names())
+    wait_for(lambda: (supervisor.stats()[0].frames or 0) > 2, what="a few progress blocks")
+    assert supervisor.stats()[0].last_error is None
+
+
 def test_a_missing_binary_is_a_failure_with_the_reason(
     supervisor: Supervisor, recorder: Recorder
 ) -> None:

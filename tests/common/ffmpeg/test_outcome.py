@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.ffmpeg.outcome import Outcome, classify_exit, error_line
+from common.ffmpeg.outcome import Outcome, classify_exit, error_line, logged_error
 
 REFUSED_TAIL = [
     "[tcp @ 0x1] [error] Connection to tcp://127.0.0.1:1?tcp_nodelay=0 failed: Connection refused",
@@ -66,3 +66,19 @@ def test_ended_input_says_so() -> None:
 )
 def test_error_line(tail: list[str], expected: str | None) -> None:
     assert error_line(tail) == expected
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        ([], None),
+        (["[swscaler @ 0x1] [warning] deprecated pixel format used"], None),
+        (["[mpegts @ 0x1] [warning] Non-monotonic DTS: error corrected"], None),
+        (["[tee @ 0x2] [error] Slave muxer #1 failed: Broken pipe", "[warning] later"],
+         "[tee @ 0x2] [error] Slave muxer #1 failed: Broken pipe"),
+    ],
+)  # fmt: skip
+def test_a_running_process_reports_only_what_it_logged_as_an_error(
+    tail: list[str], expected: str | None
+) -> None:
+    assert logged_error(tail) == expected
