@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, create_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from common import outbox
 
@@ -35,6 +36,7 @@ class Database:
             bind, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         outbox.install(self.sessions, send)
+        event.listen(self.sessions, "after_transaction_end", _forget_now)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -50,3 +52,20 @@ class Database:
     def dispose(self) -> None:
         if isinstance(self.bind, Engine):
             self.bind.dispose()
+
+
+_NOW_KEY = "streamfleet.now"
+
+
+def database_now(session: Session) -> datetime:
+    """PostgreSQL's `now()` in this transaction: the one clock of the farm. The reconciler
+    measures time in a state against it; a host's clock may be off by seconds."""
+    now: datetime | None = session.info.get(_NOW_KEY)
+    if now is None:
+        now = session.execute(select(func.now())).scalar_one()
+        session.info[_NOW_KEY] = now
+    return now
+
+
+def _forget_now(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(_NOW_KEY, None)

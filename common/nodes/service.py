@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from common import events, live
 from common.accounts.principal import Principal, Role
 from common.celery_app import stop_message
+from common.db import database_now
 from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
@@ -30,7 +30,7 @@ def transition(session: Session, node: Node, target: NodeState, reason: str) -> 
     current = node.state
     NODE_TRANSITIONS.check(current, target)
     node.state = target
-    node.state_changed_at = datetime.now(UTC)
+    node.state_changed_at = database_now(session)
     events.record(
         session,
         subject_kind=events.NODE,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from common import events
+from common.db import database_now
 from common.models import Restream
 from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Reservation, U30Load
@@ -19,7 +18,7 @@ def transition(session: Session, restream: Restream, target: RestreamState, reas
     RESTREAM_TRANSITIONS.check(current, target)
     restream.state = target
     restream.state_reason = reason
-    restream.state_changed_at = datetime.now(UTC)
+    restream.state_changed_at = database_now(session)
     events.record(
         session,
         subject_kind=events.RESTREAM,

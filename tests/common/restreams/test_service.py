@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
@@ -309,3 +309,13 @@ def test_local_files_only_when_the_operator_allows_them(
     lenient = service.Farm(redis_client, settings.model_copy(update={"allow_local_files": True}))
     with db.transaction() as session:
         assert service.create(session, lenient, ADMIN, "local", local, active=False).state is S.IDLE
+
+
+def test_a_state_change_is_stamped_by_the_database_clock(db: Database, farm: service.Farm) -> None:
+    """The reconciler measures time in a state with PostgreSQL's `now()`: a stamp from the
+    host's clock (which may be off by seconds) would make it judge too early or too late."""
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        database_now = session.execute(select(func.now())).scalar_one()
+        service.stop(session, ADMIN, restream.id)
+    assert load(db, restream.id).state_changed_at == database_now
