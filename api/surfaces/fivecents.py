@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -354,20 +355,40 @@ def _off(**extra: Any) -> dict[str, Any]:
     return {"enabled": "N", "policy": "N", "list": "", "ips": "", "active": "N", **extra}
 
 
+@dataclass(frozen=True)
+class Known:
+    """What rendering streams needs beside their rows, read once for a whole page: the farm's
+    servers, each stream's platforms, their live statistics, the leases of their nodes."""
+
+    servers: Sequence[pullstreams.Server]
+    platforms: dict[str, list[Restream]]
+    stats: dict[str, RestreamStats]
+    leases: dict[str, live.NodeLease]
+
+
+def known_about(session: Session, farm: Farm, streams: Sequence[Restream]) -> Known:
+    platforms = pullstreams.platforms_of(session, streams)
+    everyone = [*streams, *(p for some in platforms.values() for p in some)]
+    nodes = sorted({s.node_name for s in streams if s.node_name is not None})
+    return Known(
+        servers=pullstreams.servers(session),
+        platforms=platforms,
+        stats=service.live_stats(farm, everyone),
+        leases=live.read_leases(farm.redis, nodes),
+    )
+
+
 def render_stream(
-    session: Session,
-    farm: Farm,
-    restream: Restream,
-    servers: Sequence[pullstreams.Server] | None = None,
+    session: Session, farm: Farm, restream: Restream, known: Known | None = None
 ) -> dict[str, Any]:
-    """The vendor's stream object. `servers`: the farm's, when the caller has read them
-    already (a page of streams reads them once)."""
+    """The vendor's stream object. `known`: read for a whole page by `known_about`."""
+    known = known or known_about(session, farm, [restream])
     attributes = restream.attributes
     protocols = [str(p) for p in attributes.get("protocols", [])]
-    followers = pullstreams.platforms(session, restream)
-    stats = service.live_stats(farm, [restream, *followers])
+    followers = known.platforms[restream.id]
+    stats = known.stats
     own = stats.get(restream.id)
-    playback = _playback(farm, restream)
+    playback = _playback(restream, known.leases.get(restream.node_name or ""))
     return {
         "monitoring_id": None,
         "type": "restream",
@@ -410,12 +431,7 @@ def render_stream(
             "urls": attributes.get("urls", []),
             "staticip": "N",
             "audiofix": "Y" if attributes.get("audiofix") else "N",
-            "server": {
-                "country": _regions(
-                    servers if servers is not None else pullstreams.servers(session),
-                    attributes.get("server"),
-                )
-            },
+            "server": {"country": _regions(known.servers, attributes.get("server"))},
         },
         "playbackurls": playback,
         "platformsCount": len(followers),
@@ -442,13 +458,8 @@ def _regions(servers: Sequence[pullstreams.Server], server: Any) -> str | None:
     return ", ".join(regions) or None
 
 
-def _playback(farm: Farm, restream: Restream) -> dict[str, Any]:
-    """Where viewers play it: the URLs of its node once placed (None until then)."""
-    lease = (
-        live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
-        if restream.node_name is not None
-        else None
-    )
+def _playback(restream: Restream, lease: live.NodeLease | None) -> dict[str, Any]:
+    """Where viewers play it: the URLs of its node (`lease`) once placed (None until then)."""
     capabilities = lease.capabilities if lease is not None else {}
     base = capabilities.get("playback_base_url")
     urls: dict[str, Any] = {
@@ -535,10 +546,10 @@ def list_streams(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> dict[str, Any]:
     rows, total = pullstreams.streams_page(session, principal, page=page, per_page=PER_PAGE)
-    servers = pullstreams.servers(session)
+    known = known_about(session, farm, rows)
     return {
         "result": "success",
-        "streams": [render_stream(session, farm, r, servers) for r in rows],
+        "streams": [render_stream(session, farm, r, known) for r in rows],
         "page": page,
         "perPage": PER_PAGE,
         "total": total,

@@ -428,6 +428,11 @@ def platforms(session: Session, source: Restream) -> list[Restream]:
     return repository.followers(session, source.id)
 
 
+def platforms_of(session: Session, sources: Sequence[Restream]) -> dict[str, list[Restream]]:
+    """Source id -> its platforms, for a page of streams at once."""
+    return repository.followers_of(session, [s.id for s in sources])
+
+
 def platform(session: Session, principal: Principal, number: int, platform_number: int) -> Restream:
     source = stream(session, principal, number)
     restream = repository.by_number(session, platform_number, principal.project_id)

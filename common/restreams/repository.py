@@ -38,6 +38,18 @@ def followers(session: Session, source_id: str, *, for_update: bool = False) -> 
     return list(session.execute(statement).scalars())
 
 
+def followers_of(session: Session, source_ids: Sequence[str]) -> dict[str, list[Restream]]:
+    """The restreams fed by each of `source_ids`' relays, in one query."""
+    found: dict[str, list[Restream]] = {source_id: [] for source_id in source_ids}
+    if not source_ids:
+        return found
+    statement = select(Restream).where(Restream.source_id.in_(source_ids)).order_by(Restream.number)
+    for restream in session.execute(statement).scalars():
+        assert restream.source_id is not None
+        found[restream.source_id].append(restream)
+    return found
+
+
 def listen_ports(session: Session) -> set[int]:
     """Every port a restream of the farm listens on (placed or not)."""
     port = Restream.definition["input"]["input_stream_listen_port"]["port"].as_integer()

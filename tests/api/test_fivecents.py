@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from api.app import create_app
 from api.surfaces.fivecents import unflatten
@@ -625,3 +626,40 @@ def test_a_stranger_with_a_broken_body_is_told_to_authenticate(api: TestClient) 
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 401 and response.json()["status"] == "error"
+
+
+def test_a_page_of_streams_costs_the_same_queries_however_many_it_holds(
+    api: TestClient, key: dict[str, str], farm_nodes: None, db: Database
+) -> None:
+    """Platforms, live statistics and node leases are read once for the page, not once per
+    stream: a full page (50) would otherwise cost some 150 round trips."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    def page_cost() -> int:
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            listed = api.get("/v2/streams/restream", headers=key)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert listed.status_code == 200
+        return len(statements)
+
+    def add_stream(i: int) -> None:
+        number = create(api, key, name=f"logotest/s{i}")["id"]
+        api.post(
+            f"/v2/streams/restream/{number}/platforms",
+            json={"platform[name]": "yt", "platform[rtmp]": "rtmp://x.example.com/live"},
+            headers=key,
+        )
+
+    add_stream(0)
+    one = page_cost()
+    for i in range(1, 5):
+        add_stream(i)
+    listed = api.get("/v2/streams/restream", headers=key).json()["streams"]
+    assert [s["platformsCount"] for s in listed] == [1] * 5
+    assert page_cost() == one
