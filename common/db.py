@@ -58,14 +58,18 @@ _NOW_KEY = "streamfleet.now"
 
 
 def database_now(session: Session) -> datetime:
-    """PostgreSQL's `now()` in this transaction: the one clock of the farm. The reconciler
-    measures time in a state against it; a host's clock may be off by seconds."""
+    """The time by PostgreSQL's clock, the one clock of the farm: the reconciler measures time
+    in a state against it (a host's clock may be off by seconds). Read at the first call in
+    the transaction — after the row locks its first change waited for, where `now()`, the
+    transaction's start, would make that change look older than it is — and kept for the
+    rest of it (one query per transaction, however many rows it changes)."""
     now: datetime | None = session.info.get(_NOW_KEY)
     if now is None:
-        now = session.execute(select(func.now())).scalar_one()
+        now = session.execute(select(func.clock_timestamp())).scalar_one()
         session.info[_NOW_KEY] = now
     return now
 
 
-def _forget_now(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(_NOW_KEY, None)
+def _forget_now(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the session's transaction, not a flush's or a savepoint's
+        session.info.pop(_NOW_KEY, None)

@@ -7,6 +7,7 @@ a lease is presumed dead, a restream without stats is not running anywhere.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -103,14 +104,24 @@ return 0
 """
 
 
-def claim_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> NodeLease | None:
-    """Write `lease` unless another holder's lease of that node is alive: then nothing is
+def claim_lease(
+    client: redis.Redis,
+    lease: NodeLease,
+    ttl_s: float,
+    *,
+    stats: Sequence[RestreamStats] = (),
+    stats_ttl_s: float = 0.0,
+) -> NodeLease | None:
+    """Write `lease` unless another holder's lease of that node is alive: then it is not
     written and that lease is returned. One check-and-set in Redis, so two workers given the
-    same node name never both hold it."""
-    current = client.register_script(_CLAIM)(
-        keys=[lease_key(lease.node)],
-        args=[lease.model_dump_json(), lease.holder, int(ttl_s * 1000)],
-    )
+    same node name never both hold it. The statistics of what the node runs go in the same
+    round trip."""
+    pipe = client.pipeline(transaction=False)
+    key, value = lease_key(lease.node), lease.model_dump_json()
+    pipe.eval(_CLAIM, 1, key, value, lease.holder, int(ttl_s * 1000))
+    for item in stats:
+        pipe.set(stats_key(item.restream_id), item.model_dump_json(), px=int(stats_ttl_s * 1000))
+    current = pipe.execute()[0]
     if current is None:
         return None
     try:
@@ -121,7 +132,7 @@ def claim_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> NodeLeas
 
 def release_lease(client: redis.Redis, node: str, holder: str) -> None:
     """Delete the node's lease if `holder` still holds it."""
-    client.register_script(_RELEASE)(keys=[lease_key(node)], args=[holder])
+    client.eval(_RELEASE, 1, lease_key(node), holder)
 
 
 def memory_age_s(client: redis.Redis) -> float:

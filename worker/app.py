@@ -7,6 +7,8 @@ node runtime: supervisor, lease and reporter. Tasks are thin and reach it via `r
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 from celery import bootsteps
@@ -51,7 +53,11 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
         super().__init__(parent, **kwargs)
 
     def start(self, parent: Any) -> None:
-        node = NodeRuntime(settings, celery_sender(app, settings.control_message_expiry_s))
+        node = NodeRuntime(
+            settings,
+            celery_sender(app, settings.control_message_expiry_s),
+            on_lost=_leave,
+        )
         node.start()
         _Holder.runtime = node
 
@@ -63,6 +69,12 @@ class NodeStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def info(self, parent: Any) -> dict[str, Any]:
         return _Holder.runtime.info() if _Holder.runtime is not None else {}
+
+
+def _leave() -> None:
+    """Another worker of this node's name took the lease: warm shutdown, as on SIGTERM (the
+    queue is left to that worker; see NodeRuntime.shutdown)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 app.steps["worker"].add(NodeStep)

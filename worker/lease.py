@@ -7,7 +7,9 @@ restreams elsewhere, this node's copies are already dead. Never two publishers.
 One worker per node name: the lease names the process holding it and is taken with a
 check-and-set, so a second worker started under a name that is in use (a cloned machine, a
 copied configuration) waits a lease TTL for it to expire, then refuses to run. Both would
-otherwise consume the node's queue and run copies of its restreams.
+otherwise consume the node's queue and run copies of its restreams. A worker that finds its
+lease taken while it runs (it was cut off from Redis past the TTL, and a worker of the same
+name started meanwhile) fences, never takes the lease back, and is told to leave (`on_lost`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Heartbeat:
         interval_s: float,
         fence_margin_s: float,
         stats_ttl_s: float,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.redis = client
         self.supervisor = supervisor
@@ -68,6 +71,8 @@ class Heartbeat:
         self.stats_ttl_s = stats_ttl_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._taken_by: str | None = None  # the other holder, while one has our name
+        self.lost = False  # taken by another worker while this one ran: for good
+        self._on_lost = on_lost
         self._valid_until = 0.0
         self._fenced = False
         self._stopped = threading.Event()
@@ -109,7 +114,7 @@ class Heartbeat:
 
     def valid(self) -> bool:
         """True while this node may run FFmpeg: its lease is certainly still held."""
-        return time.monotonic() < self._valid_until
+        return not self.lost and time.monotonic() < self._valid_until
 
     def renew(self) -> None:
         sent_at = time.monotonic()
@@ -121,7 +126,13 @@ class Heartbeat:
             capabilities=self.capabilities(),
             running=self.supervisor.generations(),
         )
-        taken = live.claim_lease(self.redis, lease, self.ttl_s)
+        taken = live.claim_lease(
+            self.redis,
+            lease,
+            self.ttl_s,
+            stats=self.supervisor.stats(),
+            stats_ttl_s=self.stats_ttl_s,
+        )
         if taken is not None:
             raise NodeNameTaken(taken)
         self._valid_until = sent_at + self.fence_after_s
@@ -129,7 +140,6 @@ class Heartbeat:
         if self._taken_by is not None:
             log.warning("lease of %s taken (its previous holder was %s)", self.node, self._taken_by)
             self._taken_by = None
-        live.write_stats(self.redis, self.supervisor.stats(), self.stats_ttl_s)
         if self._fenced:
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False
@@ -139,9 +149,12 @@ class Heartbeat:
             try:
                 self.renew()
             except NodeNameTaken as taken:
-                if self._taken_by != taken.lease.holder:  # once per other holder, not per second
-                    log.error("lease not renewed: %s", taken)
-                self._taken_by = taken.lease.holder
+                # Never take it back: the other worker consumes this node's queue too.
+                log.error("lease lost: %s This worker leaves.", taken)
+                self._taken_by, self.lost = taken.lease.holder, True
+                if self._on_lost is not None:
+                    self._on_lost()
+                return
             except redis.RedisError as error:
                 log.warning("lease of %s not renewed: %s", self.node, error)
             except Exception:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,11 @@ def workdirs(definition: RestreamDefinition, placement: Placement) -> tuple[str,
 
 
 class NodeRuntime:
-    def __init__(self, settings: Settings, send: Sender) -> None:
+    def __init__(
+        self, settings: Settings, send: Sender, *, on_lost: Callable[[], None] | None = None
+    ) -> None:
+        """`on_lost`: told (on the lease's thread) that another worker of this node's name
+        took the lease while this one ran. The worker should exit: see worker.lease."""
         self.settings = settings
         self.node = settings.node_name
         # Starts on their way to the supervisor (checked, being prepared), each with its own
@@ -120,6 +125,7 @@ class NodeRuntime:
             interval_s=settings.lease_renew_interval_s,
             fence_margin_s=settings.fence_margin_s,
             stats_ttl_s=settings.stats_ttl_s,
+            on_lost=on_lost,
         )
         self.http: WorkerHttp | None = None
 
@@ -169,6 +175,13 @@ class NodeRuntime:
         marked offline, and comes back active with its next start.
         """
         self_drained = False
+        if self.heartbeat.lost:  # the node's name, its row and its restreams are another's now
+            log.warning("leaving node %s to the worker that holds its lease", self.node)
+            self.supervisor.shutdown(self.settings.stop_grace_s + 5)
+            self.reporter.close()
+            self.heartbeat.stop(release=True)  # does not touch another holder's lease
+            self._close()
+            return
         try:
             with self.db.transaction() as session:
                 node = node_repository.get(session, self.node, for_update=True)
@@ -188,6 +201,9 @@ class NodeRuntime:
                 node = node_repository.get(session, self.node, for_update=True)
                 if node is not None and node.state is NodeState.DRAINING:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
+        self._close()
+
+    def _close(self) -> None:
         self.relay.close()
         if self.http is not None:
             self.http.stop()
@@ -327,8 +343,10 @@ class NodeRuntime:
                 if started <= generation:
                     cancelled.set()  # it will not spawn
             stopped = self.supervisor.stop(restream_id, generation)
-        if not stopped:
+        if not stopped and self.heartbeat.valid():
             # Nothing ran here (never started, or already gone): confirm the stop anyway.
+            # Not without a valid lease: this may not be the worker running it (a twin of
+            # the same name holds the lease); a lost node's stops are the reconciler's.
             self.reporter.ended(
                 Job(restream_id, generation, []), outcome=Outcome.STOPPED, exit_code=None
             )

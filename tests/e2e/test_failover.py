@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from common import live
 from tests.support.farm import Farm, running_farm
 from tests.support.ffmpeg_watch import FfmpegWatch
 from tests.support.media import free_port
@@ -233,6 +234,28 @@ def test_a_second_worker_under_a_name_in_use_refuses_to_run(farm: Farm) -> None:
     said = farm.worker_log("n-twin").read_text()
     assert "node name 'n-twin' is in use" in said, said
     assert "Give each worker its own STREAMFLEET_NODE_NAME" in said
+
+
+def test_a_worker_whose_lease_is_taken_exits_and_leaves_the_node_alone(farm: Farm) -> None:
+    """What a worker cut off from Redis finds when it comes back after a twin of its name
+    took the node over (the twin is played here by a lease written in its name)."""
+    lost = farm.start_worker("n-lost", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+    client = live.connect(farm.env["REDIS_URL"])
+    try:
+        twin = live.NodeLease(node="n-lost", renewed_at=time.time(), holder="elsewhere:1:abc")
+        live.write_lease(client, twin, ttl_s=30)
+        assert lost.wait(30) == 0  # a warm shutdown, as on SIGTERM
+        node = next(
+            n
+            for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()
+            if n["name"] == "n-lost"
+        )
+        assert node["state"] == "active"  # the twin's node: neither drained nor offline
+        assert live.read_leases(client, ["n-lost"])["n-lost"].holder == "elsewhere:1:abc"
+        assert "This worker leaves." in farm.worker_log("n-lost").read_text()
+    finally:
+        live.release_lease(client, "n-lost", "elsewhere:1:abc")
+        client.close()
 
 
 def test_a_u30_restream_with_no_u30_node_stays_pending(farm: Farm) -> None:

@@ -57,15 +57,5 @@ class Recorder:
         self._add("ended", job, outcome=outcome, exit_code=exit_code)
 
 
-FAST = Limits(
-    stall_timeout_s=5.0,
-    stop_grace_s=2.0,
-    backoff_initial_s=0.05,
-    backoff_max_s=0.2,
-    retry_budget=3,
-    retry_window_s=60.0,
-)
-
-
 def fake_job(mode: str, *args: str, generation: int = 1) -> Job:
     return Job("r1", generation, [sys.executable, FAKE, mode, *args])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,7 +17,7 @@ from worker.lease import Heartbeat, NodeNameTaken
 from worker.supervisor import Supervisor
 
 TTL_S = 1.0
-MakeWorker = Callable[[], Heartbeat]
+MakeWorker = Callable[..., Heartbeat]
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def worker(
     heartbeats: list[Heartbeat],
     recorder: Recorder,
 ) -> MakeWorker:
-    def make(node: str = "twin") -> Heartbeat:
+    def make(node: str = "twin", on_lost: Callable[[], None] | None = None) -> Heartbeat:
         supervisor = Supervisor(node, FAST, recorder)
         supervisor.start()
         supervisors.append(supervisor)
@@ -56,6 +57,7 @@ def worker(
             interval_s=0.2,
             fence_margin_s=0.3,
             stats_ttl_s=TTL_S,
+            on_lost=on_lost,
         )
         heartbeats.append(heartbeat)
         return heartbeat
@@ -103,8 +105,10 @@ def test_a_worker_whose_name_is_taken_from_it_fences_and_leaves_the_lease_alone(
     worker: MakeWorker, redis_client: redis.Redis, recorder: Recorder
 ) -> None:
     """Its lease expired (Redis unreachable for a while) and another worker of the same name
-    took it: this one stops renewing and kills what it runs, as for a lost lease."""
-    first = worker()
+    took it: this one kills what it runs at once, is told to leave, and never takes the lease
+    back (the other worker consumes the node's queue too)."""
+    told = threading.Event()
+    first = worker(on_lost=told.set)
     first.start()
     first.supervisor.run(fake_job("stall"))
     wait_for(lambda: "starting" in recorder.names(), what="the job to start")
@@ -112,11 +116,23 @@ def test_a_worker_whose_name_is_taken_from_it_fences_and_leaves_the_lease_alone(
     other = live.NodeLease(node="twin", renewed_at=time.time(), holder="elsewhere:1:abc")
     live.write_lease(redis_client, other, ttl_s=30)
 
-    wait_for(lambda: not first.valid(), timeout_s=5, what="the lease to lapse")
+    assert told.wait(5) and first.lost and not first.valid()
     wait_for(lambda: not alive(pid), timeout_s=5, what="FFmpeg fenced")
-    assert holder(redis_client, "twin") == "elsewhere:1:abc"
     first.stop(release=True)  # not its lease any more: left in place
     assert holder(redis_client, "twin") == "elsewhere:1:abc"
+
+
+def test_a_worker_that_lost_its_lease_never_takes_it_back(
+    worker: MakeWorker, redis_client: redis.Redis
+) -> None:
+    first = worker()
+    first.start()
+    other = live.NodeLease(node="twin", renewed_at=time.time(), holder="elsewhere:1:abc")
+    live.write_lease(redis_client, other, ttl_s=30)
+    wait_for(lambda: first.lost, timeout_s=5, what="the lease lost")
+    redis_client.delete(live.lease_key("twin"))  # the other worker went away too
+    time.sleep(3 * 0.2)  # three renew intervals
+    assert holder(redis_client, "twin") is None and not first.valid()
 
 
 def test_a_worker_gives_its_lease_back_when_it_stops(

@@ -4,6 +4,7 @@ and FFmpeg (the source probe is the one fake: it waits for the test)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,44 @@ def test_a_stopping_worker_gives_up_its_lease_before_it_turns_offline(
     with committing_db.transaction() as session:
         row = session.get(Node, "rt-leaving")
         assert row is not None and row.state is NodeState.OFFLINE
+
+
+def test_a_worker_whose_lease_is_taken_leaves_the_node_to_its_holder(
+    settings: Settings, committing_db: Database, tmp_path: Path
+) -> None:
+    """Another worker of the same name holds the lease now and consumes the node's queue too:
+    this one confirms no stop (the restream may run there), and leaving neither drains the
+    node nor marks it offline nor touches the other's lease."""
+    own = settings.model_copy(
+        update={"node_name": "rt-twin", "worker_http_port": 0, "media_dir": str(tmp_path)}
+    )
+    told = threading.Event()
+    twin = NodeRuntime(own, lambda message: None, on_lost=told.set)
+    twin.start()
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
+            "outputs": [
+                {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:9"}
+            ],
+        }
+    )
+    farm = service.Farm(twin.redis, own)
+    with committing_db.transaction() as session:
+        ensure_project(session, own.default_project_name)
+        restream = service.create(session, farm, ADMIN, "twinned", definition, active=True)
+        assert restream.node_name == "rt-twin"
+        service.stop(session, ADMIN, restream.id)
+    other = live.NodeLease(node="rt-twin", renewed_at=time.time(), holder="elsewhere:1:abc")
+    live.write_lease(twin.redis, other, ttl_s=30)
+    assert told.wait(5)
+
+    twin.stop_restream(restream.id, restream.generation)  # as a stop message would
+    twin.shutdown()
+
+    with committing_db.transaction() as session:
+        row = session.get(Restream, restream.id)
+        node = session.get(Node, "rt-twin")
+        assert row is not None and node is not None
+        assert (row.state, node.state) == (RestreamState.STOPPING, NodeState.ACTIVE)
+    assert live.read_leases(twin.redis, ["rt-twin"])["rt-twin"].holder == "elsewhere:1:abc"

@@ -12,7 +12,7 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queue
 from common.config import Settings
-from common.db import Database
+from common.db import Database, database_now
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
 from common.models import Event, Restream, Run
 from common.outbox import ControlMessage
@@ -316,6 +316,8 @@ def test_a_state_change_is_stamped_by_the_database_clock(db: Database, farm: ser
     host's clock (which may be off by seconds) would make it judge too early or too late."""
     restream = create(db, farm, active=True)
     with db.transaction() as session:
-        database_now = session.execute(select(func.now())).scalar_one()
+        before = session.execute(select(func.clock_timestamp())).scalar_one()
         service.stop(session, ADMIN, restream.id)
-    assert load(db, restream.id).state_changed_at == database_now
+        after = session.execute(select(func.clock_timestamp())).scalar_one()
+        assert database_now(session) == load(db, restream.id).state_changed_at
+    assert before <= load(db, restream.id).state_changed_at <= after
