@@ -8,6 +8,7 @@ README's configuration table is generated from the same descriptions.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import tempfile
 from functools import lru_cache
@@ -19,6 +20,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_PASSWORD_LENGTH = 12
 MIN_JWT_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key is at least as long as the hash
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
 
 
 def _default_node_name() -> str:
@@ -61,7 +65,10 @@ class Settings(BaseSettings):
 
     node_name: str = Field(
         default_factory=_default_node_name,
-        description="Name of this worker node; its Celery queue is `node.<name>`.",
+        description=(
+            "Name of this worker node, one per worker (letters, digits, `.`, `_`, `-`; at most "
+            "128); its Celery queue is `node.<name>`."
+        ),
     )
     node_address: str = Field(
         "127.0.0.1", description="Address publishers and peers use to reach this node."
@@ -199,6 +206,17 @@ class Settings(BaseSettings):
             if any(len(p) != 2 for p in pairs):
                 raise ValueError("labels are `key=value` pairs separated by commas")
             return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("node_name")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        """It names a Celery queue, Redis keys and API paths, and is stored in 128 characters."""
+        if not NODE_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a node name: letters, digits, '.', '_' and '-', starting and "
+                "ending with a letter or digit, at most 128 characters"
+            )
         return value
 
     @field_validator("live_video_ports")

@@ -229,13 +229,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command != "up":
         apply_farm_environment(args.data_dir)
+    from pydantic import ValidationError
+
     from common.errors import StreamfleetError
 
     try:
         result: int = args.func(args)
     except StreamfleetError as error:  # refused by the farm's rules: say why, no traceback
         raise SystemExit(f"streamfleet {args.command}: {error.message}") from error
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        raise SystemExit(f"streamfleet {args.command}: {settings_problems(error)}") from error
     return result
+
+
+def settings_problems(error: Any) -> str:
+    """A refused configuration, one line per setting, named as the environment names it."""
+    from common.config import Settings, env_name
+
+    lines = ["invalid configuration:"]
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = env_name(field) if field in Settings.model_fields else "settings"
+        lines.append(f"  {name}: {str(problem['msg']).removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from common.cli.main import main
 from common.config import Settings
 
 
@@ -14,3 +17,29 @@ def test_a_worker_must_be_able_to_fence_before_its_lease_expires() -> None:
         Settings(lease_ttl_s=2, fence_margin_s=1.5, lease_renew_interval_s=1)
     with pytest.raises(ValidationError, match="fence_margin_s"):
         Settings(fence_margin_s=0)
+
+
+@pytest.mark.parametrize("name", ["node-1", "gpu_2", "ip-10-0-0-1.ec2.internal", "a", "x" * 128])
+def test_node_names_that_fit_a_queue_a_key_and_a_path(name: str) -> None:
+    assert Settings(node_name=name).node_name == name
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a/b", "a,control", "-a", "a.", "é", "x" * 129])
+def test_other_node_names_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="is not a node name"):
+        Settings(node_name=name)
+
+
+def test_the_cli_names_each_refused_setting_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STREAMFLEET_NODE_NAME", "unused")  # `worker --node` sets it
+    monkeypatch.setenv("STREAMFLEET_NODE_LABELS", "region")
+    with pytest.raises(SystemExit) as refused:
+        main(["worker", "--node", "a b", "--data-dir", str(tmp_path)])
+    assert str(refused.value).splitlines() == [
+        "streamfleet worker: invalid configuration:",
+        "  STREAMFLEET_NODE_NAME: 'a b' is not a node name: letters, digits, '.', '_' and '-', "
+        "starting and ending with a letter or digit, at most 128 characters",
+        "  STREAMFLEET_NODE_LABELS: labels are `key=value` pairs separated by commas",
+    ]
