@@ -90,6 +90,7 @@ def run_up(options: UpOptions) -> int:
         env.setdefault(name, value)
     if options.node:
         env["STREAMFLEET_NODE_NAME"] = options.node
+    _check_settings(env)
 
     def on_signal(signum: int, _frame: object) -> None:
         farm.stopping.set()
@@ -121,6 +122,20 @@ def run_up(options: UpOptions) -> int:
     finally:
         farm.stop()
         _say("streamfleet stopped")
+
+
+def _check_settings(env: dict[str, str]) -> None:
+    """Refuse a bad configuration before anything starts, rather than announce the farm and
+    watch its children fail (raises ValidationError: `main` names each refused setting)."""
+    from common.config import Settings
+
+    saved = os.environ.copy()
+    os.environ.update(env)  # the settings read the environment the children will have
+    try:
+        Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _watch(farm: Farm) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,15 @@ def test_the_cli_names_each_refused_setting_without_a_traceback(
         "starting and ending with a letter or digit, at most 128 characters",
         "  STREAMFLEET_NODE_LABELS: labels are `key=value` pairs separated by commas",
     ]
+
+
+def test_up_refuses_a_bad_configuration_before_it_starts_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STREAMFLEET_NODE_LABELS", "region")
+    before = dict(os.environ)
+    with pytest.raises(SystemExit) as refused:
+        main(["up", "--data-dir", str(tmp_path), "--node", "local"])
+    assert str(refused.value).startswith("streamfleet up: invalid configuration:\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]  # no database, no Redis
+    assert dict(os.environ) == before  # the check leaves no trace in `up`
