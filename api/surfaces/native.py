@@ -119,6 +119,9 @@ class NodeOut(BaseModel):
     capabilities: dict[str, Any]
     running: int = Field(description="FFmpeg processes it reports.")
     lease_renewed_at: float | None
+    lease_holder: str | None = Field(
+        description="The worker process holding the lease, `host:pid:tag` (one per node name)."
+    )
     capacity: dict[str, Any] = Field(
         description="What placement has reserved on it and what is free: CPU millicores, and "
         "XRM units per U30 device and engine."
@@ -289,6 +292,7 @@ def _node_out(view: nodes.NodeView) -> NodeOut:
         capabilities=capabilities,
         running=len(lease.running) if lease else 0,
         lease_renewed_at=lease.renewed_at if lease else None,
+        lease_holder=(lease.holder or None) if lease else None,
         capacity=nodes.capacity_view(capabilities, view.usage),
     )
 

@@ -232,7 +232,12 @@ def test_a_second_worker_under_a_name_in_use_refuses_to_run(farm: Farm) -> None:
         assert all_running(farm, ids)
     never_two(watch, markers)
     said = farm.worker_log("n-twin").read_text()
-    assert "node name 'n-twin' is in use" in said, said
+    holder = next(
+        n["lease_holder"]
+        for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()
+        if n["name"] == "n-twin"
+    )
+    assert f"node name 'n-twin' is in use: worker {holder} renewed its lease" in said, said
     assert "Give each worker its own STREAMFLEET_NODE_NAME" in said
 
 
