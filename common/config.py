@@ -26,7 +26,9 @@ NODE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?")
 
 
 def _default_node_name() -> str:
-    return socket.gethostname().split(".")[0] or "node"
+    """The host name, made a valid node name (processes that never use it must still start)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])
+    return name.strip("._-")[:128].rstrip("._-") or "node"
 
 
 class Settings(BaseSettings):

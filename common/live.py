@@ -79,7 +79,8 @@ def write_lease(client: redis.Redis, lease: NodeLease, ttl_s: float) -> None:
     client.set(lease_key(lease.node), lease.model_dump_json(), px=int(ttl_s * 1000))
 
 
-# The current lease, if it belongs to another holder (ARGV[2]); otherwise sets ours.
+# The current lease, if it belongs to another holder (ARGV[2]); otherwise sets ours
+# (KEYS[1] <- ARGV[1], PX ARGV[3]) and the statistics (KEYS[i] <- ARGV[i + 3], PX ARGV[4]).
 _CLAIM = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -89,6 +90,9 @@ if current then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 3], 'PX', ARGV[4])
+end
 return false
 """
 
@@ -114,14 +118,17 @@ def claim_lease(
 ) -> NodeLease | None:
     """Write `lease` unless another holder's lease of that node is alive: then it is not
     written and that lease is returned. One check-and-set in Redis, so two workers given the
-    same node name never both hold it. The statistics of what the node runs go in the same
-    round trip."""
-    pipe = client.pipeline(transaction=False)
-    key, value = lease_key(lease.node), lease.model_dump_json()
-    pipe.eval(_CLAIM, 1, key, value, lease.holder, int(ttl_s * 1000))
-    for item in stats:
-        pipe.set(stats_key(item.restream_id), item.model_dump_json(), px=int(stats_ttl_s * 1000))
-    current = pipe.execute()[0]
+    same node name never both hold it. The statistics of what the node runs are written with
+    it, by its holder only, in the same script."""
+    keys = [lease_key(lease.node), *(stats_key(s.restream_id) for s in stats)]
+    args: list[str | int] = [
+        lease.model_dump_json(),
+        lease.holder,
+        int(ttl_s * 1000),
+        int(stats_ttl_s * 1000),
+        *(s.model_dump_json() for s in stats),
+    ]
+    current = client.eval(_CLAIM, len(keys), *keys, *args)
     if current is None:
         return None
     try:

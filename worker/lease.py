@@ -7,9 +7,11 @@ restreams elsewhere, this node's copies are already dead. Never two publishers.
 One worker per node name: the lease names the process holding it and is taken with a
 check-and-set, so a second worker started under a name that is in use (a cloned machine, a
 copied configuration) waits a lease TTL for it to expire, then refuses to run. Both would
-otherwise consume the node's queue and run copies of its restreams. A worker that finds its
-lease taken while it runs (it was cut off from Redis past the TTL, and a worker of the same
-name started meanwhile) fences, never takes the lease back, and is told to leave (`on_lost`).
+otherwise consume the node's queue and run copies of its restreams. A worker that finds
+another's lease in its name while it runs fences at once; if that lease is being renewed (a
+worker of the same name started while this one was cut off from Redis past the TTL), it never
+takes the lease back and is told to leave (`on_lost`). A lease that is not renewed (a stale
+copy on a Redis replica) just expires, and the worker takes its own back.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Heartbeat:
         self.stats_ttl_s = stats_ttl_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._taken_by: str | None = None  # the other holder, while one has our name
+        self._sighted: live.NodeLease | None = None  # the other holder's lease, last seen
         self.lost = False  # taken by another worker while this one ran: for good
         self._on_lost = on_lost
         self._valid_until = 0.0
@@ -137,9 +140,10 @@ class Heartbeat:
             raise NodeNameTaken(taken)
         self._valid_until = sent_at + self.fence_after_s
         self.renew_seconds.append(time.monotonic() - sent_at)
-        if self._taken_by is not None:
-            log.warning("lease of %s taken (its previous holder was %s)", self.node, self._taken_by)
-            self._taken_by = None
+        if self._taken_by is not None or self._sighted is not None:
+            holder = self._taken_by or (self._sighted.holder if self._sighted else "")
+            log.warning("lease of %s taken (its previous holder was %s)", self.node, holder)
+            self._taken_by = self._sighted = None
         if self._fenced:
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False
@@ -149,16 +153,29 @@ class Heartbeat:
             try:
                 self.renew()
             except NodeNameTaken as taken:
-                # Never take it back: the other worker consumes this node's queue too.
-                log.error("lease lost: %s This worker leaves.", taken)
-                self._taken_by, self.lost = taken.lease.holder, True
-                if self._on_lost is not None:
-                    self._on_lost()
-                return
+                if self._taken(taken):
+                    return
             except redis.RedisError as error:
                 log.warning("lease of %s not renewed: %s", self.node, error)
             except Exception:
                 log.exception("lease renewal failed")
+
+    def _taken(self, taken: NodeNameTaken) -> bool:
+        """Another holder's lease has this node's name: run nothing meanwhile. True once that
+        holder is seen renewing it (a live twin): the lease is lost for good."""
+        self._valid_until = 0.0  # the watchdog fences at its next tick
+        seen, self._sighted = self._sighted, taken.lease
+        if seen is None or seen.holder != taken.lease.holder:
+            log.error("lease not renewed, fencing: %s", taken)
+            return False
+        if taken.lease.renewed_at <= seen.renewed_at:
+            return False  # not renewed since: a stale copy, which expires
+        # Never take it back: the other worker consumes this node's queue too.
+        log.error("lease lost: %s This worker leaves.", taken)
+        self._taken_by, self.lost = taken.lease.holder, True
+        if self._on_lost is not None:
+            self._on_lost()
+        return True
 
     def _watch_forever(self) -> None:
         """While the lease is not valid, every tick kills whatever runs: what the fence found,

@@ -196,7 +196,7 @@ class NodeRuntime:
         # The lease goes before the node is marked offline: a reconciler that saw an offline
         # node with a lease would mark it active again, and nothing would mark it offline.
         self.heartbeat.stop(release=True)
-        if self_drained:
+        if self_drained and not self.heartbeat.lost:  # lost meanwhile: the node is another's
             with contextlib.suppress(OperationalError), self.db.transaction() as session:
                 node = node_repository.get(session, self.node, for_update=True)
                 if node is not None and node.state is NodeState.DRAINING:

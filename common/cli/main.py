@@ -44,6 +44,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    from common.config import Settings
+
+    try:
+        Settings().require_secrets()  # refused here in one line, not in uvicorn's traceback
+    except RuntimeError as error:
+        raise SystemExit(f"streamfleet api: {error}") from error
     _exec(
         "-m", "uvicorn", "--factory", "api.app:create_app",
         "--host", args.host, "--port", str(args.port), "--no-access-log",

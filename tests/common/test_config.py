@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,25 @@ def test_up_refuses_a_bad_configuration_before_it_starts_anything(
     assert str(refused.value).startswith("streamfleet up: invalid configuration:\n")
     assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]  # no database, no Redis
     assert dict(os.environ) == before  # the check leaves no trace in `up`
+
+
+def test_the_api_refuses_missing_secrets_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("STREAMFLEET_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("STREAMFLEET_JWT_SECRET", raising=False)
+    with pytest.raises(SystemExit) as refused:
+        main(["api", "--data-dir", str(tmp_path)])
+    assert str(refused.value).startswith("streamfleet api: set STREAMFLEET_ADMIN_PASSWORD")
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [("web-1.example.com", "web-1"), ("bad_host_", "bad_host"), ("héllo", "h-llo"), ("", "node")],
+)
+def test_the_default_node_name_is_the_host_name_made_valid(
+    monkeypatch: pytest.MonkeyPatch, host: str, name: str
+) -> None:
+    monkeypatch.delenv("STREAMFLEET_NODE_NAME", raising=False)
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    assert Settings().node_name == name

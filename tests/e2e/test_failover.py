@@ -22,6 +22,7 @@ from common import live
 from tests.support.farm import Farm, running_farm
 from tests.support.ffmpeg_watch import FfmpegWatch
 from tests.support.media import free_port
+from tests.support.nodes import Twin
 from tests.support.peers import bound, publisher, running
 from tests.support.proxy import Proxy
 from tests.support.wait import wait_for
@@ -247,9 +248,8 @@ def test_a_worker_whose_lease_is_taken_exits_and_leaves_the_node_alone(farm: Far
     lost = farm.start_worker("n-lost", {"STREAMFLEET_CPU_MILLICORES": "1000"})
     client = live.connect(farm.env["REDIS_URL"])
     try:
-        twin = live.NodeLease(node="n-lost", renewed_at=time.time(), holder="elsewhere:1:abc")
-        live.write_lease(client, twin, ttl_s=30)
-        assert lost.wait(30) == 0  # a warm shutdown, as on SIGTERM
+        with Twin(client, "n-lost"):
+            assert lost.wait(30) == 0  # a warm shutdown, as on SIGTERM
         node = next(
             n
             for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()

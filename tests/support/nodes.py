@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -91,3 +92,30 @@ def renew(
         ),
         ttl_s,
     )
+
+
+class Twin:
+    """Another worker of the same node name, as far as the lease shows: renews it every 0.2 s
+    while the block runs (a context manager)."""
+
+    def __init__(self, client: redis.Redis, node: str, holder: str = "elsewhere:1:abc") -> None:
+        self.client, self.node, self.holder = client, node, holder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+
+    def __enter__(self) -> Twin:
+        self._write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _write(self) -> None:
+        lease = live.NodeLease(node=self.node, renewed_at=time.time(), holder=self.holder)
+        live.write_lease(self.client, lease, ttl_s=30)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(0.2):
+            self._write()

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from common import live
+from tests.support.nodes import Twin
 from tests.support.observers import FAST, Recorder, fake_job
 from tests.support.processes import alive
 from tests.support.wait import wait_for
@@ -101,38 +102,44 @@ def test_a_lease_left_by_a_killed_worker_is_taken_once_it_expires(
     assert after.valid() and holder(redis_client, "twin") == after.holder
 
 
-def test_a_worker_whose_name_is_taken_from_it_fences_and_leaves_the_lease_alone(
+def test_a_worker_whose_name_a_live_twin_took_fences_and_leaves_the_lease_alone(
     worker: MakeWorker, redis_client: redis.Redis, recorder: Recorder
 ) -> None:
     """Its lease expired (Redis unreachable for a while) and another worker of the same name
-    took it: this one kills what it runs at once, is told to leave, and never takes the lease
-    back (the other worker consumes the node's queue too)."""
+    took it and renews it: this one kills what it runs at once, is told to leave, and never
+    takes the lease back, even once the other is gone (it consumes the node's queue too)."""
     told = threading.Event()
     first = worker(on_lost=told.set)
     first.start()
     first.supervisor.run(fake_job("stall"))
     wait_for(lambda: "starting" in recorder.names(), what="the job to start")
     pid = recorder.last("starting")["pid"]
-    other = live.NodeLease(node="twin", renewed_at=time.time(), holder="elsewhere:1:abc")
-    live.write_lease(redis_client, other, ttl_s=30)
 
-    assert told.wait(5) and first.lost and not first.valid()
-    wait_for(lambda: not alive(pid), timeout_s=5, what="FFmpeg fenced")
-    first.stop(release=True)  # not its lease any more: left in place
-    assert holder(redis_client, "twin") == "elsewhere:1:abc"
-
-
-def test_a_worker_that_lost_its_lease_never_takes_it_back(
-    worker: MakeWorker, redis_client: redis.Redis
-) -> None:
-    first = worker()
-    first.start()
-    other = live.NodeLease(node="twin", renewed_at=time.time(), holder="elsewhere:1:abc")
-    live.write_lease(redis_client, other, ttl_s=30)
-    wait_for(lambda: first.lost, timeout_s=5, what="the lease lost")
+    with Twin(redis_client, "twin"):
+        wait_for(lambda: not first.valid(), timeout_s=2, what="fenced at the first sighting")
+        wait_for(lambda: not alive(pid), timeout_s=5, what="FFmpeg fenced")
+        assert told.wait(5) and first.lost
+        first.stop(release=True)  # not its lease: left in place
+        assert holder(redis_client, "twin") == "elsewhere:1:abc"
     redis_client.delete(live.lease_key("twin"))  # the other worker went away too
     time.sleep(3 * 0.2)  # three renew intervals
     assert holder(redis_client, "twin") is None and not first.valid()
+
+
+def test_a_stale_lease_in_its_name_fences_a_worker_until_it_expires(
+    worker: MakeWorker, redis_client: redis.Redis
+) -> None:
+    """A lease in its name that nobody renews (a stale copy on a promoted Redis replica):
+    the worker runs nothing while it lasts, then takes its own lease back."""
+    told = threading.Event()
+    first = worker(on_lost=told.set)
+    first.start()
+    stale = live.NodeLease(node="twin", renewed_at=time.time() - 3, holder="elsewhere:1:abc")
+    live.write_lease(redis_client, stale, ttl_s=1.0)
+    wait_for(lambda: not first.valid(), timeout_s=2, what="fenced")
+    wait_for(first.valid, timeout_s=5, what="the lease taken back")
+    assert holder(redis_client, "twin") == first.holder
+    assert not told.is_set() and not first.lost
 
 
 def test_a_worker_gives_its_lease_back_when_it_stops(
@@ -143,3 +150,17 @@ def test_a_worker_gives_its_lease_back_when_it_stops(
     assert holder(redis_client, "twin") == leaving.holder
     leaving.stop(release=True)
     assert holder(redis_client, "twin") is None
+
+
+def test_only_the_holder_writes_statistics_with_its_lease(redis_client: redis.Redis) -> None:
+    stats = [live.RestreamStats(restream_id="r1", node="twin", generation=1, state="running")]
+    mine = live.NodeLease(node="twin", renewed_at=time.time(), holder="here:1:a")
+    theirs = live.NodeLease(node="twin", renewed_at=time.time(), holder="elsewhere:1:abc")
+    live.write_lease(redis_client, theirs, ttl_s=30)
+    taken = live.claim_lease(redis_client, mine, 5, stats=stats, stats_ttl_s=5)
+    assert taken is not None and taken.holder == "elsewhere:1:abc"
+    assert live.read_stats(redis_client, ["r1"]) == {}
+    redis_client.delete(live.lease_key("twin"))
+    assert live.claim_lease(redis_client, mine, 5, stats=stats, stats_ttl_s=5) is None
+    assert live.read_stats(redis_client, ["r1"])["r1"].state == "running"
+    assert holder(redis_client, "twin") == "here:1:a"

@@ -4,7 +4,6 @@ and FFmpeg (the source probe is the one fake: it waits for the test)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from common.restreams import service
 from common.restreams.schemas import RestreamDefinition
 from common.restreams.states import RestreamState
 from tests.support.media import free_port
+from tests.support.nodes import Twin
 from tests.support.wait import wait_for
 from worker import runtime as runtime_module
 from worker.runtime import NodeRuntime
@@ -161,12 +161,10 @@ def test_a_worker_whose_lease_is_taken_leaves_the_node_to_its_holder(
         restream = service.create(session, farm, ADMIN, "twinned", definition, active=True)
         assert restream.node_name == "rt-twin"
         service.stop(session, ADMIN, restream.id)
-    other = live.NodeLease(node="rt-twin", renewed_at=time.time(), holder="elsewhere:1:abc")
-    live.write_lease(twin.redis, other, ttl_s=30)
-    assert told.wait(5)
-
-    twin.stop_restream(restream.id, restream.generation)  # as a stop message would
-    twin.shutdown()
+    with Twin(twin.redis, "rt-twin"):
+        assert told.wait(5)
+        twin.stop_restream(restream.id, restream.generation)  # as a stop message would
+        twin.shutdown()
 
     with committing_db.transaction() as session:
         row = session.get(Restream, restream.id)
