@@ -72,8 +72,7 @@ class Heartbeat:
         self.fence_after_s = max(ttl_s - fence_margin_s, interval_s)
         self.stats_ttl_s = stats_ttl_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._taken_by: str | None = None  # the other holder, while one has our name
-        self._sighted: live.NodeLease | None = None  # the other holder's lease, last seen
+        self._sighted: live.NodeLease | None = None  # another holder's lease in our name
         self.lost = False  # taken by another worker while this one ran: for good
         self._on_lost = on_lost
         self._valid_until = 0.0
@@ -97,9 +96,9 @@ class Heartbeat:
             except NodeNameTaken as taken:
                 if time.monotonic() >= deadline:
                     raise
-                if self._taken_by is None:
+                if self._sighted is None:
                     log.warning("%s Waiting up to %.0f s for it to expire.", taken, self.ttl_s)
-                self._taken_by = taken.lease.holder
+                self._sighted = taken.lease
                 time.sleep(self.interval_s / 4)
         for thread in self._threads:
             thread.start()
@@ -140,10 +139,10 @@ class Heartbeat:
             raise NodeNameTaken(taken)
         self._valid_until = sent_at + self.fence_after_s
         self.renew_seconds.append(time.monotonic() - sent_at)
-        if self._taken_by is not None or self._sighted is not None:
-            holder = self._taken_by or (self._sighted.holder if self._sighted else "")
+        if self._sighted is not None:
+            holder = self._sighted.holder
             log.warning("lease of %s taken (its previous holder was %s)", self.node, holder)
-            self._taken_by = self._sighted = None
+            self._sighted = None
         if self._fenced:
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False
@@ -172,7 +171,7 @@ class Heartbeat:
             return False  # not renewed since: a stale copy, which expires
         # Never take it back: the other worker consumes this node's queue too.
         log.error("lease lost: %s This worker leaves.", taken)
-        self._taken_by, self.lost = taken.lease.holder, True
+        self.lost = True
         if self._on_lost is not None:
             self._on_lost()
         return True

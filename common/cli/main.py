@@ -16,7 +16,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 from common.cli.localfarm import DEFAULT_DATA_DIR, apply_farm_environment
 
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
-def settings_problems(error: Any) -> str:
+def settings_problems(error: ValidationError) -> str:
     """A refused configuration, one line per setting, named as the environment names it."""
     from common.config import Settings, env_name
 
