@@ -27,6 +27,12 @@ def new_id() -> str:
     return raw.hex()
 
 
+def random_id() -> str:
+    """A 24-hex id of 96 random bits, of the same shape as `new_id`'s but not derivable from
+    any other id: for what names a public path (an output's playback directory)."""
+    return secrets.token_hex(12)
+
+
 def is_object_id(value: str) -> bool:
     """True when `value` has the shape of an id made by `new_id`."""
     return bool(_OBJECT_ID.match(value))

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from common.errors import FieldProblem, InvalidInput
+from common.ids import is_object_id
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -228,6 +229,20 @@ def check_url(url: str, schemes: frozenset[str], field: str) -> str:
     return url
 
 
+def check_entity_id(value: Any) -> Any:
+    """The id of an input or an output: the 24-hex form the farm gives them. It names a
+    directory on the node (HLS, DASH) and a path of its playback URL, so nothing else — a
+    `../`, a slash — may pass."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_object_id(value.strip().lower()):
+        raise ValueError(
+            "id must be a 24-character hexadecimal id, as the farm assigns (leave it out to "
+            "get one)"
+        )
+    return value.strip().lower()
+
+
 class _Lenient(BaseModel):
     """Accepts the habits of real clients: unknown keys are ignored, numbers may be strings."""
 
@@ -292,6 +307,8 @@ class InputSpec(_Lenient):
     test_video_bitrate: int = Field(
         6000, ge=16, le=100_000, description="Test video: bitrate in kbit/s."
     )
+
+    _id = field_validator("id", mode="before")(check_entity_id)
 
     @model_validator(mode="before")
     @classmethod
@@ -440,6 +457,8 @@ class OutputSpec(_Lenient):
         None, description="Stream key, appended to the URL (RTMP only)."
     )
 
+    _id = field_validator("id", mode="before")(check_entity_id)
+
     @model_validator(mode="after")
     def _url(self) -> OutputSpec:
         if self.output_type in (*FILE_OUTPUTS, OutputType.RELAY):
@@ -498,6 +517,19 @@ class RestreamDefinition(_Lenient):
     @classmethod
     def _no_transcoding(cls, value: Any) -> Any:
         return None if isinstance(value, str) and _blank_to_none(value) is None else value
+
+    @field_validator("outputs")
+    @classmethod
+    def _distinct_ids(cls, outputs: list[OutputSpec]) -> list[OutputSpec]:
+        """Two outputs of one id would write into one directory."""
+        seen: dict[str, int] = {}
+        for index, output in enumerate(outputs):
+            if output.id is None:
+                continue
+            if output.id in seen:
+                raise ValueError(f"outputs {seen[output.id]} and {index} have the same id")
+            seen[output.id] = index
+        return outputs
 
     @model_validator(mode="after")
     def _probe_only_pulls(self) -> RestreamDefinition:

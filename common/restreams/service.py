@@ -29,7 +29,7 @@ from common.errors import (
     RestreamNotFound,
 )
 from common.ffmpeg.argv import ingest_url
-from common.ids import new_id
+from common.ids import new_id, random_id
 from common.models import Restream
 from common.nodes import service as nodes
 from common.nodes.capabilities import Requirements, requirements
@@ -95,12 +95,13 @@ def check_supported(definition: RestreamDefinition, settings: Settings) -> None:
 
 
 def stored(definition: RestreamDefinition) -> dict[str, object]:
-    """The definition as stored: every input and output carries its own id."""
+    """The definition as stored: every input and output carries its own id, a random one
+    (an output's names its playback path: it must not be guessable from the restream's)."""
     if definition.input.id is None:
-        definition.input.id = new_id()
+        definition.input.id = random_id()
     for output in definition.outputs:
         if output.id is None:
-            output.id = new_id()
+            output.id = random_id()
     return definition.model_dump(mode="json", exclude_none=True)
 
 

@@ -208,3 +208,46 @@ def test_unknown_paths_answer_in_the_surfaces_shape(
     cdn = client.get("/v2/streams/restream/1/nothing", headers={"X-API-Key": key})
     assert cdn.status_code == 404 and cdn.json()["result"] == "error"
     assert client.get("/elsewhere").json() == {"detail": "Not Found"}
+
+
+TRAVERSALS = ["../../victim", "../../../victim2", "a/b", "..", "0123456789abcdef0123456/"]
+
+
+@pytest.mark.parametrize("output_id", TRAVERSALS)
+def test_output_ids_that_are_not_plain_ids_are_refused(
+    client: TestClient, bearer: dict[str, str], callaba: dict[str, str], output_id: str
+) -> None:
+    """An output's id names its HLS/DASH directory on the node: `../` once emptied and
+    filled a directory outside the media directory. Refused on entry, naming the field."""
+    hls = {"output_type": "OUTPUT_TYPE_HLS"}
+    body = {**PLAIN, "outputs": [hls, {**hls, "id": output_id}], "active": True}
+    native = client.post("/v1/restreams", json=body, headers=bearer)
+    assert native.status_code == 422, native.text
+    assert native.json()["error"]["problems"][0]["field"] == "outputs.1.id"
+    created = client.post("/api/restream/create", json={**CALLABA_PLAIN, "active": False},
+                          headers=callaba).json()  # fmt: skip
+    update = {"id": created["id"], "output": [hls, {**hls, "id": output_id}]}
+    callaba_answer = client.post("/api/restream/update", json=update, headers=callaba)
+    assert callaba_answer.status_code == 400, callaba_answer.text
+    assert callaba_answer.json()["errors"][0]["field"] == "output.1.id"
+    stored = client.post("/api/restream/getById", json={"id": created["id"]}, headers=callaba)
+    assert stored.json()["output"][0]["output_type"] == "OUTPUT_TYPE_UDP_URL"
+
+
+def test_output_ids_are_random_and_distinct(client: TestClient, bearer: dict[str, str]) -> None:
+    """Given ids are kept; two outputs of one id are refused; the farm's own are random, so
+    a playback path cannot be guessed from a restream's id."""
+    given = "0123456789abcdef01234567"
+    hls = {"output_type": "OUTPUT_TYPE_HLS"}
+    twice = {**PLAIN, "outputs": [{**hls, "id": given}, {**hls, "id": given.upper()}]}
+    refused = client.post("/v1/restreams", json=twice, headers=bearer)
+    assert refused.status_code == 422 and "outputs 0 and 1 have the same id" in refused.text
+    created = client.post(
+        "/v1/restreams", json={**PLAIN, "outputs": [{**hls, "id": given}, hls, hls]},
+        headers=bearer,
+    ).json()  # fmt: skip
+    ids = [output["id"] for output in created["outputs"]]
+    assert ids[0] == given
+    assert len(set(ids)) == 3 and all(len(i) == 24 for i in ids)
+    # A new_id() shares the restream id's time and process bytes; a random one does not.
+    assert all(i[4:18] != created["id"][4:18] for i in ids[1:])

@@ -34,6 +34,7 @@ from tests.worker.test_media_matrix import restream
 
 pytestmark = pytest.mark.e2e
 RECORD_S = 3
+HLS_ID = "0123456789abcdef01234567"  # the id of the HLS output: its directory
 TRANSCODING = {
     "video_transcoding": "libx264", "preset": "ultrafast", "frame_width": 256,
     "frame_height": 144, "filter_fps": 25, "gop": 25,
@@ -197,7 +198,7 @@ def receivers(tmp: Path) -> Iterator[tuple[list[dict[str, Any]], dict[str, Path]
         {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": f"udp://127.0.0.1:{ports['udp']}?pkt_size=1316"},
         {"output_type": "OUTPUT_TYPE_HTTP_URL", "output_stream_url": f"http://127.0.0.1:{ports['http']}/in"},
         {"output_type": "OUTPUT_TYPE_RTP_URL", "output_stream_url": f"rtp://127.0.0.1:{ports['rtp']}"},
-        {"output_type": "OUTPUT_TYPE_HLS", "id": "hls"},
+        {"output_type": "OUTPUT_TYPE_HLS", "id": HLS_ID},
     ]  # fmt: skip
     with contextlib.ExitStack() as stack:
         processes = [
@@ -219,7 +220,7 @@ def test_every_output_of_one_encode(tmp_path: Path, source: str) -> None:
                 wait_for(lambda: "running" in events.names(), timeout_s=20, what="running")
             for process in processes:
                 process.wait(30)
-            playlist = tmp_path / "media" / "r1" / "hls" / "index.m3u8"
+            playlist = tmp_path / "media" / "r1" / HLS_ID / "index.m3u8"
             segment = wait_for(
                 lambda: next(iter(sorted(playlist.parent.glob("*.ts"))), None),
                 timeout_s=10,

@@ -1,0 +1,46 @@
+"""Data migrations, run by Alembic on a real PostgreSQL from the revision before them."""
+
+from __future__ import annotations
+
+import json
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from common.migrate import alembic_config
+from common.restreams.schemas import RestreamDefinition
+from tests.support.services import fresh_database, sqlalchemy_url
+
+UNSAFE = {
+    "input": {"id": "../in", "input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
+    "outputs": [
+        {"id": "0123456789abcdef01234567", "output_type": "OUTPUT_TYPE_HLS"},
+        {"id": "../../victim", "output_type": "OUTPUT_TYPE_HLS"},
+        {"id": "0123456789abcdef01234567", "output_type": "OUTPUT_TYPE_DASH"},
+        {"output_type": "OUTPUT_TYPE_RELAY"},
+    ],
+}
+
+
+def test_0004_gives_unsafe_and_repeated_ids_fresh_ones(pg_server_url: str) -> None:
+    with fresh_database(pg_server_url, prefix="sf_migrate") as url:
+        command.upgrade(alembic_config(url), "0003")
+        engine = create_engine(sqlalchemy_url(url))
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO projects (id, name) VALUES ('p1', 'p')"))
+            connection.execute(
+                text(
+                    "INSERT INTO restreams (id, project_id, name, definition, active, generation,"
+                    " state) VALUES ('r1', 'p1', 'r', CAST(:d AS jsonb), false, 0, 'idle')"
+                ),
+                {"d": json.dumps(UNSAFE)},
+            )
+        command.upgrade(alembic_config(url), "0004")
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT definition FROM restreams")).scalar_one()
+        engine.dispose()
+    definition = RestreamDefinition.model_validate(stored)  # reads back under today's rule
+    ids = [o.id for o in definition.outputs]
+    assert ids[0] == "0123456789abcdef01234567"  # a safe id stays
+    assert len(set(ids[:3])) == 3 and ids[3] is None
+    assert definition.input.id is not None and definition.input.id != "../in"
