@@ -7,6 +7,7 @@ for the Alveo U30 (`mpsoc_vcu_*` codecs, `-xlnx_hwdev`, `multiscale_xma`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -61,6 +62,7 @@ HLS_LIST_SIZE = 6  # segments in a playlist (and in a DASH manifest's window)
 HLS_PLAYLIST = "index.m3u8"
 DASH_MANIFEST = "manifest.mpd"
 FOUR_K_PIXELS = 3840 * 2160
+_DIRECTORY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what may name a media subdirectory
 
 
 @dataclass(frozen=True)
@@ -396,10 +398,10 @@ def _output_args(definition: RestreamDefinition, placement: Placement) -> list[s
     for output in outputs:
         options = [("f", OUTPUT_FORMATS[output.output_type]), ("onfail", "ignore")]
         options += _muxer_options(definition, output, placement)
-        rendered = ":".join(f"{name}={_tee_escape(value)}" for name, value in options)
-        slaves.append(f"[{rendered}]{_target(output, placement)}")
+        slaves.append(_tee_slave(options, _target(output, placement)))
     if meter is not None:
-        slaves.append(f"[f=mpegts:onfail=ignore]udp://127.0.0.1:{meter}?pkt_size=1316")
+        options = [("f", "mpegts"), ("onfail", "ignore")]
+        slaves.append(_tee_slave(options, f"udp://127.0.0.1:{meter}?pkt_size=1316"))
     return ["-flags", "+global_header", "-f", "tee", "|".join(slaves)]
 
 
@@ -457,8 +459,14 @@ def _local(output: OutputSpec, server: str) -> str:
 
 
 def hls_dir(placement: Placement, output: OutputSpec) -> str:
-    """Where an HLS or DASH output's playlist (manifest) and segments live on the node."""
-    return f"{placement.media_dir.rstrip('/')}/{placement.restream_id}/{output.id or 'hls'}"
+    """Where an HLS or DASH output's playlist (manifest) and segments live on the node:
+    `<media dir>/<restream>/<output>`. Both names are checked again here, where they become
+    a path the worker empties and FFmpeg writes into: one plain name each, never `..` or `/`."""
+    parts = (placement.restream_id, output.id or "hls")
+    for part in parts:
+        if not _DIRECTORY_NAME.match(part):
+            raise ValueError(f"{part!r} cannot name a directory of the media directory")
+    return "/".join((placement.media_dir.rstrip("/"), *parts))
 
 
 def segment_seconds(definition: RestreamDefinition) -> float:
@@ -486,11 +494,22 @@ def _input_fps(spec: InputSpec) -> float:
     return float(spec.encoding_rate) if spec.input_type is GENERATE else DEFAULT_FPS
 
 
-def _tee_escape(value: str) -> str:
-    """Escape a tee slave option value: its separators are ':' and '|', '\\' escapes."""
-    for char in ("\\", ":", "|", "[", "]"):
-        value = value.replace(char, "\\" + char)
-    return value
+def _tee_slave(options: list[tuple[str, str]], target: str) -> str:
+    """One slave of the tee muxer's argument, `[name=value:...]target`, escaped for the two
+    readings FFmpeg makes of it: the tee splits its argument at `|`, then reads each option
+    value up to `:` or `]`. Both readings (`av_get_token`) take a backslash as an escape and
+    a `'` as the start of a quoted run, so an unescaped quote in one URL would swallow every
+    slave after it."""
+    rendered = ":".join(f"{name}={_token_escape(value, ':]')}" for name, value in options)
+    return _token_escape(f"[{rendered}]{target}", "|")
+
+
+def _token_escape(value: str, terminators: str) -> str:
+    """`value` as FFmpeg's `av_get_token` reads back unchanged up to one of `terminators`:
+    a backslash before each terminator, backslash, quote and whitespace (leading and trailing
+    whitespace would otherwise be dropped)."""
+    specials = set(terminators) | set("\\' \t\r\n")
+    return "".join("\\" + char if char in specials else char for char in value)
 
 
 def _number(value: float) -> str:

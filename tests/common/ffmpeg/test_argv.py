@@ -11,6 +11,7 @@ from common.ffmpeg.argv import (
     RELAY_READ_OPTIONS,
     Placement,
     build_argv,
+    hls_dir,
     ingest_url,
     input_args,
     needs_meter,
@@ -317,7 +318,8 @@ def test_local_rtmp_goes_to_the_nodes_own_server() -> None:
         build_argv(definition, HERE)
 
 
-HLS_OUT = {"id": "out1", "output_type": "OUTPUT_TYPE_HLS"}
+OUT_ID = "0123456789abcdef01234567"
+HLS_OUT = {"id": OUT_ID, "output_type": "OUTPUT_TYPE_HLS"}
 
 
 def test_hls_to_a_directory_with_segments_from_the_gop() -> None:
@@ -336,8 +338,8 @@ def test_hls_to_a_directory_with_segments_from_the_gop() -> None:
         "-hls_list_size", "6",
         "-hls_flags", "delete_segments+independent_segments+program_date_time",
         "-hls_delete_threshold", "2",
-        "-hls_segment_filename", "/srv/media/r1/out1/segment_%06d.ts",
-        "/srv/media/r1/out1/index.m3u8",
+        "-hls_segment_filename", "/srv/media/r1/0123456789abcdef01234567/segment_%06d.ts",
+        "/srv/media/r1/0123456789abcdef01234567/index.m3u8",
     ]  # fmt: skip
 
 
@@ -356,8 +358,8 @@ def test_tee_escapes_slave_options() -> None:
         "[f=hls:onfail=ignore:hls_time=2:hls_list_size=6"
         ":hls_flags=delete_segments+independent_segments+program_date_time"
         ":hls_delete_threshold=2"
-        ":hls_segment_filename=/tmp/streamfleet-media/restream/out1/segment_%06d.ts]"
-        "/tmp/streamfleet-media/restream/out1/index.m3u8"
+        ":hls_segment_filename=/tmp/streamfleet-media/restream/0123456789abcdef01234567/segment_%06d.ts]"
+        "/tmp/streamfleet-media/restream/0123456789abcdef01234567/index.m3u8"
     )
 
 
@@ -458,7 +460,7 @@ def test_hls_and_dash_share_one_encode_with_key_frames_at_segments() -> None:
             "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"},
             "transcoding": {"video_transcoding": "libx264"},
             "outputs": [
-                {"output_type": "OUTPUT_TYPE_HLS", "id": "h" * 24},
+                {"output_type": "OUTPUT_TYPE_HLS", "id": "a" * 24},
                 {"output_type": "OUTPUT_TYPE_DASH", "id": "d" * 24},
             ],
         }
@@ -471,7 +473,7 @@ def test_hls_and_dash_share_one_encode_with_key_frames_at_segments() -> None:
         "[f=dash:onfail=ignore:seg_duration=2:window_size=6:extra_window_size=2:"
         f"remove_at_exit=1:use_template=1:use_timeline=1]{media}/{'d' * 24}/manifest.mpd"
     )
-    assert slaves[0].endswith(f"]{media}/{'h' * 24}/index.m3u8")
+    assert slaves[0].endswith(f"]{media}/{'a' * 24}/index.m3u8")
 
 
 def test_the_nodes_own_rtsp_server_takes_a_path_and_the_key() -> None:
@@ -538,7 +540,7 @@ def test_input_args_open_the_input_as_the_restream_does() -> None:
 
 def test_restreams_whose_size_ffmpeg_does_not_report_send_a_copy_to_a_meter() -> None:
     source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"}
-    hls = {"output_type": "OUTPUT_TYPE_HLS", "id": "h" * 24}
+    hls = {"output_type": "OUTPUT_TYPE_HLS", "id": "a" * 24}
     relay = {"output_type": "OUTPUT_TYPE_RELAY"}
 
     def defined(*outputs: dict[str, Any]) -> RestreamDefinition:
@@ -555,3 +557,105 @@ def test_restreams_whose_size_ffmpeg_does_not_report_send_a_copy_to_a_meter() ->
     slaves = metered[-1].split("|")
     assert slaves[-1] == "[f=mpegts:onfail=ignore]udp://127.0.0.1:41234?pkt_size=1316"
     assert slaves[0].startswith("[f=hls:onfail=ignore:")
+
+
+# -- what FFmpeg reads back from the tee muxer's argument ------------------------------------
+
+
+def av_get_token(text: str, terminators: str) -> tuple[str, str]:
+    """FFmpeg's `av_get_token` (libavutil/avstring.c), line for line: the token up to one of
+    `terminators`, and the rest. A backslash escapes the next character, a quote starts a run
+    read as is, leading whitespace is skipped and trailing whitespace dropped."""
+    whitespace = " \n\t\r"
+    i = 0
+    while i < len(text) and text[i] in whitespace:
+        i += 1
+    out: list[str] = []
+    end = 0
+    while i < len(text) and text[i] not in terminators:
+        char = text[i]
+        i += 1
+        if char == "\\" and i < len(text):
+            out.append(text[i])
+            i += 1
+            end = len(out)
+        elif char == "'":
+            while i < len(text) and text[i] != "'":
+                out.append(text[i])
+                i += 1
+            if i < len(text):
+                i += 1
+                end = len(out)
+        else:
+            out.append(char)
+    while len(out) > end and out[-1] in whitespace:
+        out.pop()
+    return "".join(out), text[i:]
+
+
+def tee_slaves(argument: str) -> list[tuple[dict[str, str], str]]:
+    """The slaves FFmpeg's tee muxer makes of its argument: (options, target) each
+    (tee.c `tee_write_header`, tee_common.c `ff_tee_parse_slave_options`)."""
+    slaves = []
+    while argument:
+        slave, argument = av_get_token(argument, "|")
+        argument = argument[1:] if argument.startswith("|") else argument
+        options: dict[str, str] = {}
+        if slave.startswith("["):
+            rest = slave[1:]
+            while not rest.startswith("]"):
+                name, _, rest = rest.partition("=")
+                options[name], rest = av_get_token(rest, ":]")
+                rest = rest[1:] if rest.startswith(":") else rest
+            slave = rest[1:]
+        slaves.append((options, slave))
+    return slaves
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "udp://127.0.0.1:5000?a='",
+        "udp://127.0.0.1:5000?a=\\",
+        "udp://127.0.0.1:5000?a='b'c\\'",
+        "udp://127.0.0.1:5000?x=[a]:b",
+    ],
+)
+def test_every_slave_reaches_ffmpeg_whatever_its_url_holds(url: str) -> None:
+    """A quote or a backslash in one URL used to swallow the outputs after it (and the
+    meter): FFmpeg must read back exactly the URLs and options that were given."""
+    outputs = [
+        {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": url},
+        {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://127.0.0.1:6000"},
+        HLS_OUT,
+    ]
+    definition = RestreamDefinition.model_validate(
+        {"input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"}, "outputs": outputs}
+    )
+    here = Placement("n", restream_id="r1", media_dir="/srv/me'dia:x", meter_port=7000)
+    slaves = tee_slaves(build_argv(definition, here)[-1])
+    assert [target for _, target in slaves] == [
+        url,
+        "udp://127.0.0.1:6000",
+        f"/srv/me'dia:x/r1/{OUT_ID}/index.m3u8",
+        "udp://127.0.0.1:7000?pkt_size=1316",
+    ]
+    assert slaves[2][0]["hls_segment_filename"] == f"/srv/me'dia:x/r1/{OUT_ID}/segment_%06d.ts"
+    assert [options["f"] for options, _ in slaves] == ["mpegts", "mpegts", "hls", "mpegts"]
+
+
+@pytest.mark.parametrize("output_id", ["..", "../../victim", "a/b", "", "x" * 65])
+def test_media_directories_are_plain_names_under_the_media_dir(output_id: str) -> None:
+    """A definition that reaches the worker with an unsafe id (stored before ids were
+    checked) builds no command: the id would name a directory outside the media dir."""
+    definition = RestreamDefinition.model_validate(
+        {"input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"}, "outputs": [HLS_OUT]}
+    )
+    definition.outputs[0].id = output_id or None  # past validation, as a stored row could be
+    if not output_id:
+        assert hls_dir(HERE, definition.outputs[0]).endswith("/restream/hls")
+        return
+    with pytest.raises(ValueError, match="cannot name a directory"):
+        build_argv(definition, HERE)
+    with pytest.raises(ValueError, match="cannot name a directory"):
+        hls_dir(replace(HERE, restream_id="../x"), definition.outputs[0].model_copy())
