@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
-from api.deps import ApiState
+from api.deps import ApiState, DatabaseGate
 from api.surfaces import callaba, fivecents, gjirafa, native, native_projects
 from common import live
 from common.accounts import service as accounts
@@ -26,6 +26,7 @@ from common.errors import InvalidInput, MethodNotAllowed, NotFound, StreamfleetE
 from common.logs import configure_logging
 
 log = logging.getLogger(__name__)
+SPARE_CONNECTIONS = 2
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
@@ -36,11 +37,21 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     celery = create_celery(settings)
     if db is None:
         db = Database(
-            make_engine(settings.database_url),
+            make_engine(
+                settings.database_url,
+                # Two beyond the requests' share: probes and scrapes never wait behind them.
+                connections=settings.api_db_connections + SPARE_CONNECTIONS,
+                statement_timeout_s=settings.db_statement_timeout_s,
+                pool_timeout_s=settings.api_db_wait_s,
+            ),
             celery_sender(celery, settings.control_message_expiry_s),
         )
     state = ApiState(
-        settings=settings, db=db, redis=live.connect(settings.redis_url), celery=celery
+        settings=settings,
+        db=db,
+        redis=live.connect(settings.redis_url),
+        celery=celery,
+        gate=DatabaseGate(settings.api_db_connections, settings.api_db_wait_s),
     )
 
     @asynccontextmanager

@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from common.config import Settings
 from common.db import Database
+from common.errors import BackendUnavailable
 from common.restreams.service import Farm
+
+
+class DatabaseGate:
+    """At most `capacity` requests use the database at once; the others wait for their turn
+    here, on the event loop, holding neither a thread nor a connection.
+
+    Without it, a burst of requests that wait on one lock (50 starts waiting for the placement
+    lock) took every connection and every worker thread: the request holding the lock could
+    get no thread to commit on, and everything stalled until the pool gave up, 30 s later.
+    With `capacity` at most the pool's size and below the thread pool's, a request that holds
+    a connection always finds a thread to finish on.
+    """
+
+    def __init__(self, capacity: int, wait_s: float) -> None:
+        self.capacity = capacity
+        self.wait_s = wait_s
+        self._turns = asyncio.Semaphore(capacity)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self.wait_s)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"the API is busy: {self.capacity} requests have been using the database for "
+                f"the last {self.wait_s:g} s; try again",
+                retry_after_s=1,
+            ) from None
+        try:
+            yield
+        finally:
+            self._turns.release()
 
 
 @dataclass
@@ -21,6 +57,7 @@ class ApiState:
     db: Database
     redis: redis.Redis
     celery: Any
+    gate: DatabaseGate
 
 
 # Trivial dependencies are `async def`: FastAPI runs them inline on the event loop instead of
@@ -30,13 +67,20 @@ async def api_state(request: Request) -> ApiState:
     return state
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent (scope=function).
-    Kept on the request too, so that a route which answers an error can roll it back."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request, committed before the response is sent (scope=function),
+    taken once the request's turn at the database came (`DatabaseGate`). Kept on the request
+    too, so that a route which answers an error can roll it back."""
     state: ApiState = request.app.state.streamfleet
-    with state.db.transaction() as session:
-        request.state.session = session
-        yield session
+    async with state.gate.turn():
+        with state.db.sessions() as session:  # no connection until its first statement
+            request.state.session = session
+            try:
+                yield session
+                await run_in_threadpool(session.commit)
+            except BaseException:
+                await run_in_threadpool(session.rollback)
+                raise
 
 
 def request_session(request: Request) -> Session | None:

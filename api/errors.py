@@ -18,12 +18,13 @@ import redis
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api.deps import request_session
+from common.db import conflict_of
 from common.errors import (
     BackendUnavailable,
     FieldProblem,
@@ -48,11 +49,21 @@ def as_streamfleet_error(error: Exception) -> StreamfleetError | None:
         return error
     if isinstance(error, RequestValidationError):
         return invalid_request(error.errors())
-    if isinstance(error, OperationalError | PoolTimeout):
-        return BackendUnavailable("the database is unreachable")
+    if isinstance(error, PoolTimeout):
+        return BackendUnavailable("the database is busy: no connection came free", 1)
+    if isinstance(error, OperationalError):
+        return BackendUnavailable(_unreachable(error))
     if isinstance(error, redis.RedisError):
         return BackendUnavailable("Redis is unreachable")
     return _refused_by_a_library(error)
+
+
+def _unreachable(error: OperationalError) -> str:
+    """What went wrong with the database, in the operator's words."""
+    reason = str(error.orig).splitlines()[0] if error.orig else ""
+    if "did not answer" in reason or "statement timeout" in reason:
+        return f"the database is unreachable: {reason}"
+    return "the database is unreachable"
 
 
 def _refused_by_a_library(error: Exception) -> StreamfleetError | None:
@@ -61,6 +72,8 @@ def _refused_by_a_library(error: Exception) -> StreamfleetError | None:
     if isinstance(error, HTTPException) and error.status_code in (400, 404):
         detail = str(error.detail)
         return InvalidInput(detail) if error.status_code == 400 else NotFound(detail)
+    if isinstance(error, IntegrityError):
+        return conflict_of(error)
     if isinstance(error, DataError):
         reason = str(error.orig).splitlines()[0] if error.orig else "invalid value"
         return InvalidInput(f"a value cannot be stored: {reason}")

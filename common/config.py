@@ -177,6 +177,24 @@ class Settings(BaseSettings):
     stderr_tail_lines: int = Field(
         40, ge=1, description="Lines of FFmpeg's stderr kept for error reports."
     )
+    db_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL cancels a statement running longer; a server that does not "
+        "answer at all (frozen) is given up on 1 s later and the connection closed.",
+    )
+    api_db_connections: int = Field(
+        20,
+        ge=2,
+        description="Database connections of each API process (half kept open); at most this "
+        "many requests use the database at once, the others wait their turn.",
+    )
+    api_db_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request waiting this long for its turn at the database is answered 503 "
+        "(busy), with Retry-After.",
+    )
     control_message_expiry_s: float = Field(
         15.0, gt=0, description="A start/stop/sync message not delivered within this is dropped."
     )

@@ -5,21 +5,88 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
+import psycopg
+from psycopg.abc import PQGen
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from common import outbox
+from common.errors import Conflict
+
+UNIQUE_VIOLATION = "23505"
+# What each unique constraint means to the operator, when a concurrent request got there first.
+UNIQUE_MEANINGS = {
+    "uq_restreams_project_name": "a restream of this name already exists in this project",
+    "uq_projects_name": "a project of this name already exists",
+    "uq_users_email": "a user with this e-mail already exists",
+}
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
-    return create_engine(
+CONNECT_TIMEOUT_S = 5
+DEFAULT_STATEMENT_TIMEOUT_S = 10.0
+# How much longer than its statement timeout a client waits for a server that does not answer
+# at all: a live server cancels the statement itself first, and says so.
+ANSWER_MARGIN_S = 1.0
+
+
+def make_engine(
+    database_url: str,
+    *,
+    connections: int = 20,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    pool_timeout_s: float = 30.0,
+) -> Engine:
+    """An engine of `connections` at most (half of them kept open), whose statements end
+    within `statement_timeout_s`: PostgreSQL cancels a slower one, and a server that does not
+    answer at all (frozen, or its host hung) is given up on a moment later
+    (`AnsweringConnection`)."""
+    kept = max(1, connections // 2)
+    engine = create_engine(
         database_url,
         pool_pre_ping=True,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        connect_args={"connect_timeout": 5},
+        pool_size=kept,
+        max_overflow=connections - kept,
+        pool_timeout=pool_timeout_s,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+        },
     )
+    answer_timeout_s = statement_timeout_s + ANSWER_MARGIN_S
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> AnsweringConnection:
+        connection = AnsweringConnection.connect(*cargs, **cparams)
+        connection.answer_timeout_s = answer_timeout_s
+        return connection
+
+    return engine
+
+
+class AnsweringConnection(psycopg.Connection[Any]):
+    """A connection that waits at most `answer_timeout_s` for each answer of the server.
+
+    A statement that runs too long is PostgreSQL's to cancel (`statement_timeout`). But a
+    server that is frozen (SIGSTOP, a hung host) or cut off without a reset never answers, and
+    the thread waiting for it — an API request, a worker's reporter — would wait as long as
+    that lasts. This one gives up instead and closes the connection (whatever state the
+    server left it in is unknown), which the pool then discards.
+    """
+
+    answer_timeout_s: float | None = None
+
+    def wait(self, gen: PQGen[Any], interval: float = 0.1, timeout: float | None = None) -> Any:
+        limit = timeout if timeout is not None else self.answer_timeout_s
+        try:
+            return super().wait(gen, interval, limit)
+        except psycopg.errors._WaitTimeout:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"PostgreSQL did not answer within {limit:g} s: connection closed"
+            ) from None
 
 
 class Database:
@@ -73,3 +140,13 @@ def database_now(session: Session) -> datetime:
 def _forget_now(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the session's transaction, not a flush's or a savepoint's
         session.info.pop(_NOW_KEY, None)
+
+
+def conflict_of(error: IntegrityError) -> Conflict | None:
+    """The conflict a unique violation stands for: the check that a name is free passed, but
+    a concurrent transaction took it before this one's insert."""
+    if getattr(error.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+        return None
+    diag = getattr(error.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    return Conflict(UNIQUE_MEANINGS.get(constraint, f"already exists ({constraint or 'unique'})"))

@@ -29,6 +29,11 @@ class StreamfleetError(Exception):
         self.message = message
         self.problems = list(problems)
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers every surface sends with this error."""
+        return None
+
 
 class InvalidInput(StreamfleetError):
     """The request is malformed or a value is out of range."""
@@ -103,10 +108,18 @@ class IllegalTransition(StreamfleetError):
 
 
 class BackendUnavailable(StreamfleetError):
-    """PostgreSQL or Redis cannot be reached."""
+    """PostgreSQL or Redis cannot be reached, or is too busy to take the request now."""
 
     status = 503
     code = "backend_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class TooManyRequests(StreamfleetError):
@@ -114,3 +127,22 @@ class TooManyRequests(StreamfleetError):
 
     status = 429
     code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooLarge(StreamfleetError):
+    """The request is bigger than the API takes (its body, its URL)."""
+
+    status = 413
+    code = "too_large"
+
+
+class UriTooLong(TooLarge):
+    status = 414

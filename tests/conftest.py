@@ -44,7 +44,7 @@ def database_url(pg_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, connections=4)
     yield engine
     engine.dispose()
 

@@ -82,7 +82,14 @@ class NodeRuntime:
         self._starting: dict[str, list[tuple[int, threading.Event]]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
-        self.db = Database(make_engine(settings.database_url, pool_size=4), send)
+        self.db = Database(
+            make_engine(
+                settings.database_url,
+                connections=8,
+                statement_timeout_s=settings.db_statement_timeout_s,
+            ),
+            send,
+        )
         self.redis = live.connect(settings.redis_url)
         self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
         u30_devices = settings.u30_devices

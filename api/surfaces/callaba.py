@@ -44,6 +44,7 @@ def render_error(error: StreamfleetError) -> JSONResponse:
             "errors": [{"field": p.field, "message": p.message} for p in error.problems],
         },
         status_code=status,
+        headers=error.headers,
     )
 
 

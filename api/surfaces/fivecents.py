@@ -63,7 +63,7 @@ def render_error(error: StreamfleetError) -> JSONResponse:
         return JSONResponse(
             {"status": "error", "errors": [{"code": error.status, "message": error.message}]},
             status_code=error.status,
-            headers={"Retry-After": "1"} if isinstance(error, TooManyRequests) else None,
+            headers=error.headers,
         )
     status = 400 if isinstance(error, InvalidInput) else error.status
     return JSONResponse(
@@ -73,6 +73,7 @@ def render_error(error: StreamfleetError) -> JSONResponse:
             "errors": [{"field": p.field, "message": p.message} for p in error.problems] or None,
         },
         status_code=status,
+        headers=error.headers,
     )
 
 

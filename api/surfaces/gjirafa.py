@@ -30,6 +30,9 @@ from common.errors import (
     NotFound,
     NotSupportedYet,
     StreamfleetError,
+    TooLarge,
+    TooManyRequests,
+    UriTooLong,
 )
 from common.live import RestreamStats
 from common.models import Restream
@@ -46,6 +49,9 @@ STATUSES: list[tuple[type[StreamfleetError], int, str]] = [
     (NotAuthenticated, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
     (NotFound, 404, "Result Not Found"),
+    (UriTooLong, 414, "URI Too Long"),
+    (TooLarge, 413, "Payload Too Large"),
+    (TooManyRequests, 429, "Too Many Requests"),
     (BackendUnavailable, 503, "Backend Fetch Failed"),
 ]
 INTERNAL = (500, "Internal Server Error")
@@ -82,6 +88,7 @@ def render_error(error: StreamfleetError) -> JSONResponse:
             "statusCode": status,
         },
         status_code=status,
+        headers=error.headers,
     )
 
 

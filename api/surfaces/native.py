@@ -39,6 +39,7 @@ def render_error(error: StreamfleetError) -> JSONResponse:
             }
         },
         status_code=error.status,
+        headers=error.headers,
     )
 
 

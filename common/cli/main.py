@@ -125,7 +125,7 @@ def _database() -> Any:
     from common.db import Database, make_engine
 
     settings = Settings()
-    return Database(make_engine(settings.database_url, pool_size=1), lambda _message: None)
+    return Database(make_engine(settings.database_url, connections=2), lambda _message: None)
 
 
 def cmd_create_key(args: argparse.Namespace) -> int:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from common.db import Database, database_now
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from common.db import CONNECT_TIMEOUT_S, Database, database_now, make_engine
+from tests.support.proxy import Proxy
 
 
 def test_the_database_clock_is_read_once_per_transaction(db: Database) -> None:
@@ -12,3 +19,38 @@ def test_the_database_clock_is_read_once_per_transaction(db: Database) -> None:
         assert database_now(session) == first  # the whole transaction changes at one time
         session.commit()
         assert database_now(session) > first  # a new transaction reads the clock again
+
+
+def test_a_server_that_does_not_answer_is_given_up_on(database_url: str) -> None:
+    """A statement to a frozen server (stopped, its host hung: the connection stays up, no
+    answer comes) fails after the statement timeout and its margin, and the pool replaces
+    the connection; without this, the waiting thread hangs for as long as the freeze."""
+    proxy, through = Proxy.before_postgres(database_url)
+    engine = make_engine(through, connections=2, statement_timeout_s=0.5)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+            proxy.freeze()
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match=r"did not answer within 1\.5 s"):
+                connection.execute(text("SELECT 1"))
+            assert 1.4 < time.monotonic() - started < 3
+        started = time.monotonic()
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))  # the ping, then a new connection, give up
+        assert time.monotonic() - started < 1.5 + CONNECT_TIMEOUT_S + 1
+        proxy.thaw()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 2")).scalar_one() == 2
+    finally:
+        proxy.thaw()
+        engine.dispose()
+
+
+def test_a_statement_that_runs_too_long_is_cancelled_by_postgresql(database_url: str) -> None:
+    engine = make_engine(database_url, connections=2, statement_timeout_s=0.3)
+    try:
+        with engine.connect() as connection, pytest.raises(OperationalError, match="statement"):
+            connection.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        engine.dispose()
