@@ -16,9 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
 from api.deps import ApiState, DatabaseGate
+from api.limits import RequestLimits
 from api.surfaces import callaba, fivecents, gjirafa, native, native_projects
 from common import live
 from common.accounts import service as accounts
+from common.accounts.throttle import LoginThrottle
 from common.celery_app import celery_sender, create_celery
 from common.config import Settings, get_settings
 from common.db import Database, make_engine
@@ -46,12 +48,19 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             ),
             celery_sender(celery, settings.control_message_expiry_s),
         )
+    client = live.connect(settings.redis_url)
     state = ApiState(
         settings=settings,
         db=db,
-        redis=live.connect(settings.redis_url),
+        redis=client,
         celery=celery,
         gate=DatabaseGate(settings.api_db_connections, settings.api_db_wait_s),
+        throttle=LoginThrottle(
+            client,
+            per_account=settings.login_failures_per_account,
+            per_address=settings.login_failures_per_address,
+            window_s=settings.login_failure_window_s,
+        ),
     )
 
     @asynccontextmanager
@@ -67,7 +76,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         lifespan=lifespan,
     )
     app.state.streamfleet = state
-    metrics.install(app, state)
+    app.add_middleware(RequestLimits, render=render_for)  # before anything reads the request
+    metrics.install(app, state)  # its middleware outside: refused requests are counted too
     app.include_router(native.router)
     app.include_router(native_projects.router)
     app.include_router(callaba.router)
@@ -88,13 +98,18 @@ SURFACE_RENDERERS = (
 )
 
 
+def render_for(path: str, error: StreamfleetError) -> Response:
+    """`error` in the shape of the surface `path` belongs to (the native one elsewhere)."""
+    render = next((r for prefix, r in SURFACE_RENDERERS if path.startswith(prefix)), None)
+    return (render or native.render_error)(error)
+
+
 def _unrouted(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def in_the_surfaces_shape(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        for prefix, render in SURFACE_RENDERERS:
-            if request.url.path.startswith(prefix):
-                return render(_unrouted_error(error))
+        if any(request.url.path.startswith(prefix) for prefix, _ in SURFACE_RENDERERS):
+            return render_for(request.url.path, _unrouted_error(error))
         return await http_exception_handler(request, error)
 
 

@@ -18,12 +18,14 @@ import redis
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api.deps import request_session
+from api.limits import MAX_JSON_DEPTH, json_depth
 from common.db import conflict_of
 from common.errors import (
     BackendUnavailable,
@@ -36,6 +38,11 @@ from common.errors import (
 log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 Renderer = Callable[[StreamfleetError], Response]
+
+
+def error_responses(model: type[BaseModel], statuses: Mapping[int, str]) -> dict[int | str, Any]:
+    """OpenAPI `responses` of a surface: each error status it answers, in its error shape."""
+    return {status: {"model": model, "description": text} for status, text in statuses.items()}
 
 
 def field_path(location: tuple[Any, ...] | list[Any]) -> str:
@@ -134,16 +141,29 @@ async def refuse_unstorable(request: Request) -> None:
         except UnicodeDecodeError as error:
             raise InvalidInput(f"the body is not UTF-8: {error}") from error
         if request.headers.get("content-type", "").startswith(FORM):
-            places += _pairs(parse_qsl(text, keep_blank_values=True))
+            pairs = parse_qsl(text, keep_blank_values=True)
+            if any(key.count("[") > MAX_JSON_DEPTH for key, _ in pairs):  # `a[b][c]...`
+                raise _too_deep()
+            places += _pairs(pairs)
         else:
             try:
-                places += list(_strings("", json.loads(text)))
+                document = json.loads(text)
+            except RecursionError:
+                raise _too_deep() from None
             except ValueError:
                 places.append(("body", text))  # not JSON: the route says what it expects
+            else:
+                if json_depth(document) > MAX_JSON_DEPTH:
+                    raise _too_deep()
+                places += list(_strings("", document))
     for where, value in places:
         if "\x00" in value or not _encodable(value):
             message = f"{where}: contains a NUL character or an unpaired surrogate"
             raise InvalidInput(message, [FieldProblem(where, "characters that cannot be stored")])
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -173,6 +173,11 @@ FARM_OUTPUTS = frozenset(
 # Outputs written as files on the node (served over HTTP by its worker).
 FILE_OUTPUTS = frozenset({OutputType.HLS, OutputType.DASH})
 MAX_KEY_FRAME_INTERVAL_S = 3600  # force_key_frames given as a number of seconds
+# Longest URL taken. An argv element has no limit of its own, but all of them together do
+# (ARG_MAX): a 140,000-character URL was stored, then retried forever with "Argument list too
+# long".
+MAX_URL_LENGTH = 4096
+MAX_LABEL_LENGTH = 200  # free text kept for clients (module and entity names, stream ids)
 
 _DISABLED = {"", "disabled", "disable", "none", "null"}
 
@@ -217,6 +222,8 @@ def _allowed(values: type[StrEnum]) -> str:
 def check_url(url: str, schemes: frozenset[str], field: str) -> str:
     """Refuse URLs FFmpeg would read as an option, or whose scheme the type does not allow."""
     url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"{field} is {len(url)} characters long; at most {MAX_URL_LENGTH}")
     if url.startswith("-"):
         raise ValueError(f"{field} must be a URL, not an option")
     scheme = urlsplit(url).scheme.lower()
@@ -272,16 +279,22 @@ class InputSpec(_Lenient):
     )
     input_server_id: str | None = Field(
         None,
+        max_length=MAX_LABEL_LENGTH,
         validation_alias=AliasChoices("input_server_id", "input_module_id"),
         description="Server module id (server-module types; `input_module_id` also accepted).",
     )
-    input_stream_id: str | None = Field(None, description="Stream of the server module.")
+    input_stream_id: str | None = Field(
+        None, max_length=MAX_LABEL_LENGTH, description="Stream of the server module."
+    )
     module_type: str | None = Field(
         None,
+        max_length=MAX_LABEL_LENGTH,
         validation_alias=AliasChoices("module_type", "module_name"),
         description="Free label of the producing module (`module_name` also accepted).",
     )
-    entity_name: str | None = Field(None, description="Free label of the producing entity.")
+    entity_name: str | None = Field(
+        None, max_length=MAX_LABEL_LENGTH, description="Free label of the producing entity."
+    )
     input_stream_key: str | None = Field(
         None,
         min_length=10,
@@ -291,7 +304,9 @@ class InputSpec(_Lenient):
         "(RTMP and RTSP: the last part of the ingest URL; SRT: its passphrase).",
     )
     input_relay_id: str | None = Field(
-        None, description="INPUT_TYPE_RELAY: the restream whose relay feeds this one."
+        None,
+        max_length=MAX_LABEL_LENGTH,
+        description="INPUT_TYPE_RELAY: the restream whose relay feeds this one.",
     )
     input_video_codec: Literal["h264", "hevc"] | None = Field(
         None,
@@ -367,6 +382,7 @@ class TranscodingSpec(_Lenient):
     )
     force_key_frames: str | None = Field(
         None,
+        max_length=MAX_LABEL_LENGTH,
         description="Key frame every N seconds (a number) or an FFmpeg force_key_frames "
         "expression such as `expr:gte(t,n_forced*2)`.",
     )
@@ -454,7 +470,7 @@ class OutputSpec(_Lenient):
         description="Where to deliver the stream (not for the node's own RTMP server or HLS).",
     )
     output_stream_key: str | None = Field(
-        None, description="Stream key, appended to the URL (RTMP only)."
+        None, max_length=1024, description="Stream key, appended to the URL (RTMP only)."
     )
 
     _id = field_validator("id", mode="before")(check_entity_id)

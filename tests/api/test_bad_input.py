@@ -251,3 +251,61 @@ def test_output_ids_are_random_and_distinct(client: TestClient, bearer: dict[str
     assert len(set(ids)) == 3 and all(len(i) == 24 for i in ids)
     # A new_id() shares the restream id's time and process bytes; a random one does not.
     assert all(i[4:18] != created["id"][4:18] for i in ids[1:])
+
+
+def test_deep_big_and_long_requests_are_refused_in_each_surfaces_shape(
+    client: TestClient, bearer: dict[str, str], callaba: dict[str, str], project: tuple[str, str]
+) -> None:
+    """Limits: JSON nested deeper than 32 levels (1,000 deep was a RecursionError: 500), a
+    body over 1 MiB (20 MB bodies were read whole), a URL over 8 KiB."""
+    project_id, key = project
+    deep = '{"a": ' * 1000 + "1" + "}" * 1000
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    long_path = "/v1/restreams/" + "a" * 9000
+    cases = [
+        ("/v1/restreams", deep, bearer, 422, ("error", "message"), "nests deeper than 32"),
+        ("/api/restream/create", deep, callaba, 400, ("message",), "nests deeper than 32"),
+        (f"/api/v1/{project_id}/live-videos", deep, {"Authorization": key}, 400,
+         ("messages", 0), "nests deeper than 32"),
+        ("/v2/streams/restream/new", deep, {"X-API-Key": key}, 400, ("message",),
+         "nests deeper than 32"),
+        ("/v1/restreams", big, bearer, 413, ("error", "message"), "at most 1048576"),
+        ("/api/restream/create", big, callaba, 413, ("message",), "at most 1048576"),
+        (f"/api/v1/{project_id}/live-videos", big, {"Authorization": key}, 413,
+         ("messages", 0), "at most 1048576"),
+    ]  # fmt: skip
+    for path, body, headers, status, where, text in cases:
+        assert isinstance(body, str | bytes)
+        answer = client.post(
+            path, content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert answer.status_code == status, (path, answer.text[:300])
+        found: Any = answer.json()
+        for part in where:
+            found = found[part]
+        assert text in found, (path, found)
+    chunks = (b"x" * 65536 for _ in range(20))  # chunked: no Content-Length to go by
+    streamed = client.post("/v1/restreams", content=chunks, headers=bearer)
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "too_large"
+    too_long = client.get(long_path, headers=bearer)
+    assert too_long.status_code == 414 and too_long.json()["error"]["code"] == "too_large"
+    form = "&".join(f"a{'[x]' * 40}={i}" for i in range(2))
+    cdn_form = client.post(
+        "/v2/streams/restream/new",
+        content=form,
+        headers={"X-API-Key": key, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert cdn_form.status_code == 400 and "nests deeper" in cdn_form.text
+    assert client.get("/v1/restreams", headers=bearer).status_code == 200
+
+
+def test_a_stream_url_longer_than_4096_characters_is_refused(
+    client: TestClient, bearer: dict[str, str]
+) -> None:
+    """A 140,000-character URL was stored, then retried forever: 'Argument list too long'."""
+    url = "rtmp://src/live/" + "a" * 140_000
+    body = {**PLAIN, "input": {**PLAIN["input"], "input_stream_url": url}}
+    refused = client.post("/v1/restreams", json=body, headers=bearer)
+    assert refused.status_code == 422
+    problem = refused.json()["error"]["problems"][0]
+    assert problem["field"] == "input" and "at most 4096" in problem["message"]
