@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from common.accounts.throttle import LoginThrottle
 from common.config import Settings
 from common.db import Database
 from common.errors import BackendUnavailable
@@ -58,6 +59,7 @@ class ApiState:
     redis: redis.Redis
     celery: Any
     gate: DatabaseGate
+    throttle: LoginThrottle
 
 
 # Trivial dependencies are `async def`: FastAPI runs them inline on the event loop instead of

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.auth import TokenPrincipal
 from api.deps import FarmDep, SessionDep, StateDep
-from api.errors import surface_route
+from api.errors import error_responses, surface_route
 from common.accounts import security
 from common.accounts import service as accounts
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
@@ -48,7 +48,36 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-router = APIRouter(prefix="/api", tags=["Callaba Engine compatible"])
+class CallabaProblem(BaseModel):
+    field: str
+    message: str
+
+
+class CallabaError(BaseModel):
+    """Every error of the Callaba Engine surface."""
+
+    success: bool = Field(False)
+    message: str
+    errors: list[CallabaProblem]
+
+
+router = APIRouter(
+    prefix="/api",
+    tags=["Callaba Engine compatible"],
+    responses=error_responses(
+        CallabaError,
+        {
+            400: "Invalid input: `errors` names each field and what is allowed.",
+            401: "No login token (or API key) in x-access-token, or an expired one.",
+            404: "No such restream.",
+            409: "A conflict: the name or the listen port is taken.",
+            413: "The body or the URL is too large.",
+            422: "Documented, but not supported by this farm yet.",
+            429: "Too many failed logins: wait Retry-After seconds.",
+            503: "PostgreSQL or Redis unreachable, or busy (then with Retry-After).",
+        },
+    ),
+)
 router.route_class = surface_route(render_error)
 
 
@@ -167,8 +196,11 @@ def _kbps(stats: RestreamStats | None) -> int:
 
 
 @router.post("/auth/login")
-def login(body: LoginBody, session: SessionDep, state: StateDep) -> dict[str, Any]:
-    user = accounts.login(session, body.email, body.password)
+def login(
+    body: LoginBody, request: Request, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
+    address = request.client.host if request.client else "unknown"
+    user = accounts.login(session, state.throttle, body.email, body.password, address=address)
     secret = state.settings.jwt_secret
     assert secret is not None  # create_app refuses to start without it
     token = security.issue_token(user.id, secret.get_secret_value(), state.settings.jwt_ttl_s)

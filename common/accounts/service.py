@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from common.accounts import security
 from common.accounts.principal import Principal, Role
+from common.accounts.throttle import LoginThrottle
 from common.errors import NotAuthenticated
 from common.ids import new_id
 from common.models import ApiKey, Project, User
@@ -48,10 +49,17 @@ def ensure_admin(session: Session, email: str, password: str) -> User:
     return user
 
 
-def login(session: Session, email: str, password: str) -> User:
+def login(
+    session: Session, throttle: LoginThrottle, email: str, password: str, *, address: str
+) -> User:
+    """The user of these credentials. Refused (TooManyRequests) while the account or the
+    client's address has failed too often lately, whatever the password."""
+    throttle.check(email, address)
     user = session.execute(select(User).where(User.email == email.strip())).scalar_one_or_none()
     if user is None or not security.verify_password(password, user.password_hash):
+        throttle.failed(email, address)
         raise NotAuthenticated("wrong e-mail or password")
+    throttle.succeeded(email)
     return user
 
 

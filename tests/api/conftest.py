@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -15,7 +16,9 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
 
 @pytest.fixture
-def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+def client(settings: Settings, db: Database, redis_client: redis.Redis) -> Iterator[TestClient]:
+    """The API on the rolled-back test database; Redis (leases, rate limits, failed logins)
+    emptied afterwards."""
     with TestClient(create_app(settings, db=db)) as test_client:
         yield test_client
 

@@ -11,10 +11,13 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from common import live
+from common.config import Settings
 from common.db import Database
-from tests.conftest import ADMIN_EMAIL, JWT_SECRET
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 from tests.support.nodes import simulate_node
+from tests.support.wait import wait_for
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -313,3 +316,30 @@ def test_tokens_expire(client: TestClient) -> None:
     )
     response = client.post("/api/restream/getAll", headers={"x-access-token": expired})
     assert response.status_code == 401
+
+
+def test_failed_logins_lock_the_account_and_the_address_for_a_while(
+    settings: Settings, db: Database, redis_client: redis.Redis
+) -> None:
+    """Thirty wrong passwords in a second used to be answered 401 each, and the right one
+    worked straight after."""
+    quick = settings.model_copy(update={"login_failure_window_s": 1.5})
+    right = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    wrong = {"email": ADMIN_EMAIL, "password": "guess"}
+    with TestClient(create_app(quick, db=db)) as client:
+        answers = [client.post("/api/auth/login", json=wrong) for _ in range(30)]
+        assert [a.status_code for a in answers] == [401] * 5 + [429] * 25
+        locked = client.post("/api/auth/login", json=right)
+        assert locked.status_code == 429 and locked.json()["success"] is False
+        assert "too many failed logins" in locked.json()["message"]
+        assert 1 <= int(locked.headers["Retry-After"]) <= 2
+        wait_for(
+            lambda: client.post("/api/auth/login", json=right).status_code == 200,
+            timeout_s=5,
+            every_s=0.25,
+            what="the account's lock to lapse",
+        )
+        # The address: 20 failures over several accounts lock it for every account.
+        for i in range(20):
+            client.post("/api/auth/login", json={"email": f"u{i}@x.y", "password": "p"})
+        assert client.post("/api/auth/login", json=right).status_code == 429
