@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from api.deps import SessionDep, StateDep
+from api.deps import ApiState, SessionDep, StateDep
 from common.accounts import projects, security
 from common.accounts import service as accounts
-from common.accounts.principal import Principal
+from common.accounts.principal import Principal, Role
 from common.errors import Forbidden, NotAuthenticated
 
 
@@ -59,6 +59,21 @@ def project_principal(
     if principal.project_id != project_id:
         raise Forbidden("this key belongs to another project")
     return principal
+
+
+def require_metrics_reader(state: ApiState, authorization: str | None) -> None:
+    """`/metrics`: the farm's metrics token, or a farm-wide admin's API key, as a Bearer."""
+    scheme, _, credential = (authorization or "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise NotAuthenticated("/metrics needs Authorization: Bearer <metrics token or admin key>")
+    token = state.settings.metrics_token
+    if token is not None and security.hmac_equal(credential, token.get_secret_value()):
+        return
+    with state.db.transaction() as session:
+        principal = accounts.authenticate_key(session, credential)
+    if not (principal.farm_wide and principal.role is Role.ADMIN):
+        raise Forbidden("/metrics is for the metrics token or a farm-wide admin key")
 
 
 def _key_or_token(session: SessionDep, state: StateDep, credential: str) -> Principal:

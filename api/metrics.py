@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Header, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -14,7 +15,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import require_metrics_reader
 from api.deps import ApiState
+from api.errors import as_streamfleet_error
+from api.surfaces import native
 from common.models import Node, Restream
 from common.nodes.states import NodeState
 from common.restreams.states import RestreamState
@@ -99,5 +103,12 @@ def install(app: FastAPI, state: ApiState) -> None:
     app.add_middleware(MeasureRequests, requests=requests, latency=latency)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        try:
+            require_metrics_reader(state, authorization)
+        except Exception as error:
+            refused = as_streamfleet_error(error)
+            if refused is None:
+                raise
+            return native.render_error(refused)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

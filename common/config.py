@@ -61,6 +61,21 @@ class Settings(BaseSettings):
         description="HS256 secret of login tokens (required; `streamfleet up` makes one).",
     )
     jwt_ttl_s: int = Field(30 * 24 * 3600, description="Lifetime of a login token, in seconds.")
+    login_failures_per_account: int = Field(
+        5,
+        ge=1,
+        description="Failed logins of one account within `login_failure_window_s` after which "
+        "its logins are refused (429) until the oldest leaves the window.",
+    )
+    login_failures_per_address: int = Field(
+        20,
+        ge=1,
+        description="Failed logins from one client address within `login_failure_window_s` "
+        "after which its logins are refused (429).",
+    )
+    login_failure_window_s: float = Field(
+        60.0, gt=0, description="Window in which failed logins are counted."
+    )
     default_project_name: str = Field(
         "default", description="Project that farm-wide credentials create restreams in."
     )
@@ -130,7 +145,21 @@ class Settings(BaseSettings):
         "that API allows; 0: no limit.",
     )
     worker_http_port: int = Field(
-        9100, ge=0, le=65535, description="Worker's /healthz and /metrics port (0: none)."
+        9100,
+        ge=0,
+        le=65535,
+        description="Worker's port for /healthz, /metrics and HLS/DASH playback (0: none).",
+    )
+    worker_http_address: str | None = Field(
+        None,
+        description="Address the worker's HTTP port binds to; default the node address (in a "
+        "container with its own network, 0.0.0.0).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends for /metrics of the workers and the API "
+        "(`streamfleet up` makes one); unset: workers' /metrics open, the API's needs a "
+        "farm-wide admin key.",
     )
     flower_basic_auth: SecretStr | None = Field(
         None,

@@ -4,11 +4,17 @@
 `/healthz` answers 200 while the node's lease is certainly held (the same test that gates its
 FFmpeg), 503 otherwise: a worker that cannot reach Redis is not healthy, whatever Celery says.
 Playback serves only files of the media directory, named as FFmpeg names them: no other path
-can be reached.
+can be reached, and an output's directory is named by a random id that no other answer of this
+port gives away. `/metrics` asks for `Authorization: Bearer <metrics token>` when the farm has
+one. The server binds the address it is given (the node's, by default), keeps at most
+`MAX_CONNECTIONS` connections (more are closed at once) and drops a connection that sends
+nothing for `IDLE_TIMEOUT_S`: half-open connections used to keep a thread each, forever.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
 import logging
 import re
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 PLAYBACK_PATH = re.compile(
     r"^/live/([0-9a-f]{24})/([0-9a-f]{24})/([A-Za-z0-9_-]+\.(m3u8|mpd|ts|m4s))$"
 )
+MAX_CONNECTIONS = 64  # players, probes and scrapers at once; one thread each
+IDLE_TIMEOUT_S = 10.0  # a connection that sends no request within this is closed
 MEDIA_TYPES = {
     "m3u8": "application/vnd.apple.mpegurl",
     "mpd": "application/dash+xml",
@@ -124,21 +132,48 @@ class NodeCollector(Collector):
         yield from (cpu, u30, lease, renew)
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """One thread per connection, at most `MAX_CONNECTIONS` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: close it rather than queue a thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class WorkerHttp:
-    """Serves `/healthz` and `/metrics` on a port, in daemon threads."""
+    """Serves `/healthz`, `/metrics` and playback on a port, in daemon threads."""
 
     def __init__(
         self,
         view: NodeView,
         port: int,
-        address: str = "0.0.0.0",  # noqa: S104  (probes, scrapers and players are elsewhere)
+        address: str = "127.0.0.1",
         media_dir: Path | None = None,
+        metrics_token: str | None = None,
     ) -> None:
         self.view = view
         registry = CollectorRegistry()
         registry.register(NodeCollector(view))
-        handler = _handler(view, lambda: generate_latest(registry), media_dir)
-        self.server = ThreadingHTTPServer((address, port), handler)
+        handler = _handler(view, lambda: generate_latest(registry), media_dir, metrics_token)
+        self.server = _BoundedServer((address, port), handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 
@@ -152,9 +187,14 @@ class WorkerHttp:
 
 
 def _handler(
-    view: NodeView, metrics: Callable[[], bytes], media_dir: Path | None
+    view: NodeView,
+    metrics: Callable[[], bytes],
+    media_dir: Path | None,
+    metrics_token: str | None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = IDLE_TIMEOUT_S  # on the connection's socket: a silent client is let go
+
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             playback = PLAYBACK_PATH.match(path)
@@ -163,7 +203,11 @@ def _handler(
                 body = json.dumps({"node": view.node, "lease_valid": valid}).encode()
                 self._answer(200 if valid else 503, "application/json", body)
             elif path == "/metrics":
-                self._answer(200, CONTENT_TYPE_LATEST, metrics())
+                if _authorized(self.headers.get("Authorization"), metrics_token):
+                    self._answer(200, CONTENT_TYPE_LATEST, metrics())
+                else:
+                    body = b"/metrics needs Authorization: Bearer <metrics token>\n"
+                    self._answer(401, "text/plain", body)
             elif playback is not None and media_dir is not None:
                 self._media(media_dir.joinpath(*playback.group(1, 2, 3)), playback.group(4))
             else:
@@ -190,7 +234,19 @@ def _handler(
             self.end_headers()
             self.wfile.write(body)
 
+        def handle(self) -> None:
+            with contextlib.suppress(TimeoutError, ConnectionError):  # silent, or gone
+                super().handle()
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # probes every few seconds would drown the log
 
     return Handler
+
+
+def _authorized(header: str | None, token: str | None) -> bool:
+    """No token configured: open. Else `Bearer <token>`, compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)

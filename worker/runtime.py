@@ -155,10 +155,13 @@ class NodeRuntime:
         self.reporter.start()
         if self.settings.worker_http_port:
             try:
+                token = self.settings.metrics_token
                 self.http = WorkerHttp(
                     self,
                     self.settings.worker_http_port,
+                    self.settings.worker_http_address or self.settings.node_address,
                     media_dir=Path(self.settings.media_dir),
+                    metrics_token=token.get_secret_value() if token else None,
                 )
             except OSError as error:  # another worker of this machine has the port
                 port = self.settings.worker_http_port

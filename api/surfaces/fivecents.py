@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from api.deps import FarmDep, SessionDep, StateDep
-from api.errors import invalid_request, surface_route
+from api.errors import error_responses, invalid_request, surface_route
 from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
@@ -77,7 +77,38 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-router = APIRouter(prefix="/v2/streams/restream", tags=["5centsCDN compatible"])
+class CdnProblem(BaseModel):
+    field: str
+    message: str
+
+
+class CdnError(BaseModel):
+    """Errors of the 5centsCDN surface; authentication ones (401, 403, 429) are
+    `{status: "error", errors: [{code, message}]}` instead, as the vendor answers them."""
+
+    result: str = Field("error")
+    message: str
+    errors: list[CdnProblem] | None = None
+
+
+router = APIRouter(
+    prefix="/v2/streams/restream",
+    tags=["5centsCDN compatible"],
+    responses=error_responses(
+        CdnError,
+        {
+            400: "Invalid input: `errors` names each field.",
+            401: "No X-API-Key, or an unknown or revoked one.",
+            403: "The key may not do this.",
+            404: "No such stream or platform.",
+            409: "A conflict with the farm's state.",
+            413: "The body or the URL is too large.",
+            422: "Not supported by this farm.",
+            429: "More than the allowed requests a second: wait Retry-After seconds.",
+            503: "PostgreSQL or Redis unreachable, or busy (then with Retry-After).",
+        },
+    ),
+)
 router.route_class = surface_route(render_error)
 
 

@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import ProjectPrincipal
 from api.deps import FarmDep, SessionDep
-from api.errors import surface_route
+from api.errors import error_responses, surface_route
 from api.surfaces import INTEGER_ID
 from common.errors import (
     BackendUnavailable,
@@ -97,7 +97,28 @@ def _client_field(field: str) -> str:
     return FIELD_NAMES.get(last, field)
 
 
-router = APIRouter(prefix="/api/v1/{project_id}", tags=["Gjirafa VP compatible"])
+class GjirafaError(BaseModel):
+    """Every answer of the Gjirafa VP surface, errors included: the vendor's envelope."""
+
+    success: bool
+    errors: list[str] = Field(description="The status's title, then `field: problem` lines.")
+    messages: list[str]
+    result: Any = None
+    resultInfo: Any = None  # noqa: N815  (the vendor's name)
+    statusCode: int  # noqa: N815
+
+
+router = APIRouter(
+    prefix="/api/v1/{project_id}",
+    tags=["Gjirafa VP compatible"],
+    responses=error_responses(
+        GjirafaError,
+        {
+            **{code: title for _kind, code, title in STATUSES},
+            500: "Internal Server Error",
+        },
+    ),
+)
 router.route_class = surface_route(render_error)
 
 

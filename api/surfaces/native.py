@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
-from api.errors import surface_route
+from api.errors import error_responses, surface_route
 from common import events
 from common.errors import StreamfleetError
 from common.live import RestreamStats
@@ -43,7 +43,36 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-router = APIRouter(prefix="/v1", tags=["native"])
+class Problem(BaseModel):
+    field: str = Field(description="Where: a dotted path into the request (`outputs.1.id`).")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="`invalid_input`, `not_found`, `conflict`, ...")
+    message: str = Field(description="What went wrong, for an operator to act on.")
+    problems: list[Problem]
+
+
+class NativeError(BaseModel):
+    """Every error of the native API."""
+
+    error: ErrorDetail
+
+
+ERRORS = error_responses(
+    NativeError,
+    {
+        401: "No credential, or an unknown, expired or revoked one.",
+        403: "The credential may not do this.",
+        404: "No such resource (or one of another project).",
+        409: "A conflict with the farm's state: a name or a port taken.",
+        413: "The body or the URL is too large.",
+        422: "Invalid input: `problems` names each field.",
+        503: "PostgreSQL or Redis unreachable, or busy (then with Retry-After).",
+    },
+)
+router = APIRouter(prefix="/v1", tags=["native"], responses=ERRORS)
 router.route_class = surface_route(render_error)
 
 

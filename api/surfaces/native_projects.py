@@ -10,12 +10,12 @@ from pydantic import BaseModel, Field
 from api.auth import BearerPrincipal
 from api.deps import SessionDep
 from api.errors import surface_route
-from api.surfaces.native import render_error
+from api.surfaces.native import ERRORS, render_error
 from common.accounts import projects
 from common.accounts.principal import Role
 from common.models import ApiKey, Project
 
-router = APIRouter(prefix="/v1", tags=["native: projects"])
+router = APIRouter(prefix="/v1", tags=["native: projects"], responses=ERRORS)
 router.route_class = surface_route(render_error)
 
 

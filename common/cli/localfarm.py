@@ -46,10 +46,15 @@ def write_json(path: Path, data: dict[str, str], *, private: bool = False) -> No
 
 
 def load_secrets(data_dir: Path) -> dict[str, str]:
-    """The local farm's admin password and token secret, generated on first use."""
+    """The local farm's admin password, token secret and metrics token, generated on first
+    use."""
     path = data_dir / SECRETS_FILE
     stored = read_json(path)
-    wanted = {"STREAMFLEET_ADMIN_PASSWORD": 12, "STREAMFLEET_JWT_SECRET": 32}  # random bytes
+    wanted = {  # random bytes of each
+        "STREAMFLEET_ADMIN_PASSWORD": 12,
+        "STREAMFLEET_JWT_SECRET": 32,
+        "STREAMFLEET_METRICS_TOKEN": 24,
+    }
     changed = False
     for name, size in wanted.items():
         if name not in stored:

@@ -162,6 +162,10 @@ def _announce(options: UpOptions, env: dict[str, str]) -> None:
         "API key (native /v1 API):",
         f"  {_own_command()} admin create-key --name me --data-dir {options.data_dir}",
     ]
+    lines += [
+        "Prometheus metrics (the token is in secrets.json):",
+        f"  curl -s {base}/metrics -H 'Authorization: Bearer {env['STREAMFLEET_METRICS_TOKEN']}'",
+    ]
     if options.flower:
         lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
     lines.append("Ctrl-C stops everything.")

@@ -173,3 +173,29 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
 def test_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_openapi_documents_the_errors_each_surface_answers(client: TestClient) -> None:
+    """Each operation lists the error statuses its surface answers, in that surface's shape
+    (it used to list FastAPI's 422 only)."""
+    spec = client.get("/openapi.json").json()
+    expected = {
+        "/v1/": ({"401", "403", "404", "409", "413", "422", "503"}, "NativeError"),
+        "/api/restream/": ({"400", "401", "404", "409", "413", "503"}, "CallabaError"),
+        "/api/v1/": ({"400", "401", "403", "404", "503"}, "GjirafaError"),
+        "/v2/": ({"400", "401", "403", "404", "429", "503"}, "CdnError"),
+    }
+    checked = 0
+    for path, operations in spec["paths"].items():
+        for prefix, (statuses, schema) in expected.items():
+            if not path.startswith(prefix) or (prefix == "/v1/" and path.startswith("/api")):
+                continue
+            for operation in operations.values():
+                responses = operation["responses"]
+                assert statuses <= set(responses), (path, sorted(responses))
+                for status in statuses:
+                    reference = responses[status]["content"]["application/json"]["schema"]
+                    assert reference["$ref"].endswith("/" + schema), (path, status)
+                checked += 1
+            break
+    assert checked > 40

@@ -32,6 +32,7 @@ SECRET_ENV = {
     "REDIS_URL",
     "STREAMFLEET_ADMIN_PASSWORD",
     "STREAMFLEET_JWT_SECRET",
+    "STREAMFLEET_METRICS_TOKEN",
     "STREAMFLEET_FLOWER_BASIC_AUTH",
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
@@ -349,8 +350,9 @@ def test_secrets_are_never_inlined(release: Release) -> None:
 def test_each_component_reads_what_it_needs_from_secrets(release: Release) -> None:
     connections = {"DATABASE_URL", "REDIS_URL"}
     needs = {
-        "api": connections | {"STREAMFLEET_ADMIN_PASSWORD", "STREAMFLEET_JWT_SECRET"},
-        "worker": connections,
+        "api": connections
+        | {"STREAMFLEET_ADMIN_PASSWORD", "STREAMFLEET_JWT_SECRET", "STREAMFLEET_METRICS_TOKEN"},
+        "worker": connections | {"STREAMFLEET_METRICS_TOKEN"},
         "beat": connections,
         "flower": {"REDIS_URL", "STREAMFLEET_FLOWER_BASIC_AUTH"},
         "migrate": {"DATABASE_URL"},
@@ -410,7 +412,11 @@ def test_pods_roll_when_settings_or_secrets_change(default_release: Release) -> 
     for name, sums in before.items():
         assert after[name]["checksum/config"] != sums["checksum/config"], name
     fixed: dict[str, dict[str, Any]] = {
-        "secrets": {"adminPassword": "a-long-enough-password", "jwtSecret": "j" * 40}
+        "secrets": {
+            "adminPassword": "a-long-enough-password",
+            "jwtSecret": "j" * 40,
+            "metricsToken": "m" * 32,
+        }
     }
     fixed |= {"postgresql": {"bundled": {"password": "pg-password"}}}
     fixed |= {"redis": {"bundled": {"password": "redis-password"}}}

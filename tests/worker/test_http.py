@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from common.live import OutputStatus, RestreamStats
 from tests.api.test_metrics import sample
+from worker import http as worker_http
 from worker.http import WorkerHttp
 
 
@@ -95,3 +97,51 @@ def test_playback_serves_the_media_directory_and_nothing_else(tmp_path: Path) ->
             assert httpx.get(path).status_code == 404, path
     finally:
         http.stop()
+
+
+def test_metrics_ask_for_the_token_when_the_farm_has_one() -> None:
+    http = WorkerHttp(FakeNode(), 0, "127.0.0.1", metrics_token="t0k3n-" + "x" * 20)
+    http.start()
+    base = f"http://127.0.0.1:{http.port}"
+    try:
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        wrong = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer t0k3n"})
+        assert wrong.status_code == 401
+        right = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer t0k3n-" + "x" * 20})
+        assert right.status_code == 200 and "streamfleet_node_lease_valid" in right.text
+        assert httpx.get(f"{base}/healthz").status_code == 200  # probes need no token
+    finally:
+        http.stop()
+
+
+def test_silent_and_surplus_connections_do_not_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """500 half-open connections used to hold 500 threads, forever: now a connection that
+    sends nothing is closed after the idle timeout, and beyond the cap one is closed at once,
+    while the port keeps answering."""
+    monkeypatch.setattr(worker_http, "IDLE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(worker_http, "MAX_CONNECTIONS", 8)
+    http = WorkerHttp(FakeNode(), 0, "127.0.0.1")
+    http.start()
+    silent = []
+    try:
+        for _ in range(20):
+            silent.append(socket.create_connection(("127.0.0.1", http.port)))
+        for sock in silent[8:]:  # beyond the cap: closed at once
+            sock.settimeout(2)
+            assert sock.recv(1) == b""
+        for sock in silent[:8]:  # idle: closed after the timeout
+            sock.settimeout(3)
+            assert sock.recv(1) == b""
+        assert httpx.get(f"http://127.0.0.1:{http.port}/healthz").status_code == 200
+    finally:
+        for sock in silent:
+            sock.close()
+        http.stop()
+
+
+def test_it_binds_the_address_it_is_given() -> None:
+    http = WorkerHttp(FakeNode(), 0, "127.0.0.1")
+    try:
+        assert http.server.server_address[0] == "127.0.0.1"
+    finally:
+        http.server.server_close()

@@ -121,6 +121,7 @@ template) generates new ones each time.
 {{- if not .Values.secrets.existingSecret }}
 {{- $_ := set $data "STREAMFLEET_ADMIN_PASSWORD" (include "streamfleet.secretValue" (list .Values.secrets.adminPassword $live "STREAMFLEET_ADMIN_PASSWORD" 24)) }}
 {{- $_ := set $data "STREAMFLEET_JWT_SECRET" (include "streamfleet.secretValue" (list .Values.secrets.jwtSecret $live "STREAMFLEET_JWT_SECRET" 48)) }}
+{{- $_ := set $data "STREAMFLEET_METRICS_TOKEN" (include "streamfleet.secretValue" (list .Values.secrets.metricsToken $live "STREAMFLEET_METRICS_TOKEN" 32)) }}
 {{- if .Values.secrets.flowerBasicAuth }}
 {{- $_ := set $data "STREAMFLEET_FLOWER_BASIC_AUTH" .Values.secrets.flowerBasicAuth }}
 {{- end }}
@@ -220,6 +221,15 @@ key: REDIS_URL
     secretKeyRef:
       name: {{ include "streamfleet.appSecretName" . }}
       key: STREAMFLEET_JWT_SECRET
+{{- end }}
+
+{{- define "streamfleet.env.metricsToken" -}}
+- name: STREAMFLEET_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamfleet.appSecretName" . }}
+      key: STREAMFLEET_METRICS_TOKEN
+      optional: true
 {{- end }}
 
 {{- define "streamfleet.env.flowerBasicAuth" -}}
