@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,8 +251,13 @@ def test_a_worker_serves_health_and_metrics(farm: Farm) -> None:
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status_code == 200
         assert health.json() == {"node": "observed", "lease_valid": True}
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401  # the farm has a metrics token
+        secrets = json.loads((farm.data_dir / "secrets.json").read_text())
+        token = {"Authorization": f"Bearer {secrets['STREAMFLEET_METRICS_TOKEN']}"}
+        metrics = httpx.get(url, headers=token, timeout=5).text
         assert 'streamfleet_node_lease_valid{node="observed"} 1.0' in metrics
+        assert farm.http.get("/metrics", headers=token).status_code == 200
         assert 'streamfleet_node_cpu_millicores{kind="capacity",node="observed"}' in metrics
     finally:
         worker.terminate()
