@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_PASSWORD_LENGTH = 12
@@ -169,18 +169,36 @@ class Settings(BaseSettings):
         8, ge=1, description="Threads of a worker's Celery pool (control messages only)."
     )
 
-    lease_ttl_s: float = Field(5.0, gt=0, description="Lifetime of a node's lease in Redis.")
+    lease_ttl_s: float = Field(
+        5.0,
+        gt=0,
+        description="A Redis outage shorter than this stops no FFmpeg; a worker that cannot "
+        "renew its lease longer than this plus one renewal interval kills (fences) its FFmpeg.",
+    )
     lease_renew_interval_s: float = Field(
         1.0, gt=0, description="How often a worker renews its lease and publishes statistics."
     )
     fence_margin_s: float = Field(
         1.0,
         gt=0,
-        description="A worker unable to renew for `lease_ttl_s - fence_margin_s` kills its FFmpeg.",
+        description="A lease outlives its worker's fence by this much: a lost node's restreams "
+        "start elsewhere only once its copies are certainly gone.",
     )
     stats_ttl_s: float = Field(5.0, gt=0, description="Lifetime of a restream's live statistics.")
     stall_timeout_s: float = Field(
         15.0, gt=0, description="FFmpeg without output progress this long is killed and retried."
+    )
+    input_loss_s: float = Field(
+        1.5,
+        gt=0,
+        description="No media flowing this long: the restream reads `waiting` (its source is "
+        "lost, or an output is blocked) until media flows again.",
+    )
+    source_retry_max_s: float = Field(
+        3.0,
+        gt=0,
+        description="Longest pause between attempts to reach a lost source; a restream waits "
+        "for its source for as long as it is wanted.",
     )
     stop_grace_s: float = Field(
         5.0, gt=0, description="After asking FFmpeg to stop, SIGKILL its process group after this."
@@ -228,7 +246,7 @@ class Settings(BaseSettings):
         15.0, gt=0, description="A start/stop/sync message not delivered within this is dropped."
     )
     reconcile_interval_s: float = Field(
-        2.0, gt=0, description="How often the reconciler compares desired and observed state."
+        1.0, gt=0, description="How often the reconciler compares desired and observed state."
     )
     placement_policy: Literal["spread", "pack"] = Field(
         "spread",
@@ -290,17 +308,16 @@ class Settings(BaseSettings):
             return None
         return f"http://{self.node_address}:{self.worker_http_port}"
 
-    @model_validator(mode="after")
-    def _fencing_before_expiry(self) -> Settings:
-        """A worker must fence itself before its lease can expire, and renew in between."""
-        if self.lease_ttl_s - self.fence_margin_s < self.lease_renew_interval_s:
-            raise ValueError(
-                "STREAMFLEET_LEASE_TTL_S - STREAMFLEET_FENCE_MARGIN_S must be at least "
-                "STREAMFLEET_LEASE_RENEW_INTERVAL_S (a worker renews, then fences, before its "
-                f"lease expires); got {self.lease_ttl_s:g} - {self.fence_margin_s:g} < "
-                f"{self.lease_renew_interval_s:g}"
-            )
-        return self
+    @property
+    def fence_after_s(self) -> float:
+        """A worker that has not renewed its lease for this long kills its FFmpeg: counted from
+        its last renewal, so an outage of `lease_ttl_s` whenever it starts is survived."""
+        return self.lease_ttl_s + self.lease_renew_interval_s
+
+    @property
+    def lease_key_ttl_s(self) -> float:
+        """How long a lease lives in Redis after its renewal: past its worker's fence."""
+        return self.fence_after_s + self.fence_margin_s
 
     @field_validator("database_url")
     @classmethod

@@ -142,6 +142,40 @@ def release_lease(client: redis.Redis, node: str, holder: str) -> None:
     client.eval(_RELEASE, 1, lease_key(node), holder)
 
 
+WORKER_CONNECTION_PREFIX = "streamfleet-worker:"
+
+
+def worker_connection_name(holder: str) -> str:
+    """The name a worker gives its connections to Redis (`CLIENT SETNAME`): Redis drops them
+    the moment the worker's process dies, long before its lease expires."""
+    return WORKER_CONNECTION_PREFIX + holder
+
+
+def connected_workers(client: redis.Redis) -> set[str] | None:
+    """The lease holders (`host:pid:tag`) that have a connection to Redis now; None when this
+    Redis does not let us list its clients (a managed service may refuse CLIENT LIST)."""
+    try:
+        clients = client.client_list(_type="normal")
+    except redis.ResponseError:
+        return None
+    names = (str(c.get("name", "")) for c in clients)
+    return {
+        n.removeprefix(WORKER_CONNECTION_PREFIX)
+        for n in names
+        if n.startswith(WORKER_CONNECTION_PREFIX)
+    }
+
+
+def lease_remaining_s(client: redis.Redis, nodes: Sequence[str]) -> dict[str, float]:
+    """Seconds until each named node's lease expires, by Redis's clock (absent: no lease)."""
+    if not nodes:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for node in nodes:
+        pipe.pttl(lease_key(node))
+    return {n: ms / 1000 for n, ms in zip(nodes, pipe.execute(), strict=True) if ms >= 0}
+
+
 def memory_age_s(client: redis.Redis) -> float:
     """Seconds Redis has remembered this farm, by its own clock. A key without expiry, set
     once: it is lost when Redis loses its data (a restart without persistence, a flush, an
@@ -199,6 +233,7 @@ def _parse_all(model: type[M], raw: list[Any]) -> list[M]:
     return parsed
 
 
-def connect(url: str) -> redis.Redis:
-    """A Redis client with short timeouts: live data is worth nothing late."""
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+def connect(url: str, *, name: str | None = None) -> redis.Redis:
+    """A Redis client with short timeouts: live data is worth nothing late. `name` names its
+    connections (`CLIENT SETNAME`)."""
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, client_name=name)

@@ -2,7 +2,11 @@
 
 The fence deadline is measured from the moment a renewal was *sent*, so it always falls
 before the key can expire in Redis: when the reconciler sees the lease gone and places the
-restreams elsewhere, this node's copies are already dead. Never two publishers.
+restreams elsewhere, this node's copies are already dead. Never two publishers. It falls a
+lease TTL plus one renewal interval after that renewal, so that a Redis outage shorter than
+the TTL, whenever it starts, stops nothing; the key lives a fence margin longer still.
+A worker that fenced and renews again (Redis is back) says so (`on_regained`): its restreams
+that are still its own start again at once, without waiting for the reconciler.
 
 One worker per node name: the lease names the process holding it and is taken with a
 check-and-set, so a second worker started under a name that is in use (a cloned machine, a
@@ -35,6 +39,11 @@ log = logging.getLogger(__name__)
 WATCHDOG_PERIOD_S = 0.1
 
 
+def new_holder() -> str:
+    """This worker process's name among the farm's: `host:pid:tag`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class NodeNameTaken(Exception):
     """Another live worker holds the lease of this node name."""
 
@@ -56,25 +65,30 @@ class Heartbeat:
         node: str,
         address: str,
         capabilities: Callable[[], dict[str, Any]],
-        ttl_s: float,
+        key_ttl_s: float,
+        fence_after_s: float,
         interval_s: float,
-        fence_margin_s: float,
         stats_ttl_s: float,
+        holder: str | None = None,
         on_lost: Callable[[], None] | None = None,
+        on_regained: Callable[[], None] | None = None,
     ) -> None:
+        """`holder` names this worker process (`host:pid:tag`; made up if not given): its
+        lease and its connections to Redis carry it."""
         self.redis = client
         self.supervisor = supervisor
         self.node = node
         self.address = address
         self.capabilities = capabilities
-        self.ttl_s = ttl_s
+        self.key_ttl_s = key_ttl_s
         self.interval_s = interval_s
-        self.fence_after_s = max(ttl_s - fence_margin_s, interval_s)
+        self.fence_after_s = fence_after_s
         self.stats_ttl_s = stats_ttl_s
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.holder = holder or new_holder()
         self._sighted: live.NodeLease | None = None  # another holder's lease in our name
         self.lost = False  # taken by another worker while this one ran: for good
         self._on_lost = on_lost
+        self._on_regained = on_regained
         self._valid_until = 0.0
         self._fenced = False
         self._stopped = threading.Event()
@@ -88,7 +102,7 @@ class Heartbeat:
         """Take the lease, then keep renewing it in the background. A lease another worker
         left behind (killed, so it never released it) is waited for until it expires; raises
         NodeNameTaken if its holder is still renewing it then, or a RedisError."""
-        deadline = time.monotonic() + self.ttl_s + self.interval_s
+        deadline = time.monotonic() + self.key_ttl_s + self.interval_s
         while True:
             try:
                 self.renew()
@@ -97,7 +111,7 @@ class Heartbeat:
                 if time.monotonic() >= deadline:
                     raise
                 if self._sighted is None:
-                    log.warning("%s Waiting up to %.0f s for it to expire.", taken, self.ttl_s)
+                    log.warning("%s Waiting up to %.0f s for it to expire.", taken, self.key_ttl_s)
                 self._sighted = taken.lease
                 time.sleep(self.interval_s / 4)
         for thread in self._threads:
@@ -131,7 +145,7 @@ class Heartbeat:
         taken = live.claim_lease(
             self.redis,
             lease,
-            self.ttl_s,
+            self.key_ttl_s,
             stats=self.supervisor.stats(),
             stats_ttl_s=self.stats_ttl_s,
         )
@@ -143,9 +157,11 @@ class Heartbeat:
             holder = self._sighted.holder
             log.warning("lease of %s taken (its previous holder was %s)", self.node, holder)
             self._sighted = None
-        if self._fenced:
+        if self._fenced and self.valid():  # a renewal sent long ago may not make it valid
             log.warning("lease of %s renewed again after fencing", self.node)
             self._fenced = False
+            if self._on_regained is not None:
+                self._on_regained()
 
     def _renew_forever(self) -> None:
         while not self._stopped.wait(self.interval_s):

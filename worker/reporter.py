@@ -91,6 +91,11 @@ class Reporter:
         attempt = self._attempt(job)
         self._queue.put(lambda s: reports.running(s, attempt))
 
+    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
+        attempt = self._attempt(job)
+        log.info("waiting: %s", reason, extra=self._about(job))
+        self._queue.put(lambda s: reports.waiting(s, attempt, reason=reason, error=error))
+
     def retrying(
         self,
         job: Job,
@@ -136,10 +141,18 @@ class Reporter:
 
     def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
         attempt = self._attempt(job)
+        fence_after_s = self.farm.settings.fence_after_s
 
         def write(session: Session) -> None:
-            self._forget_stats(job)
-            moving = reports.ended(session, attempt, outcome=outcome.value, exit_code=exit_code)
+            if outcome is not Outcome.FENCED:  # fenced: Redis is likely out of reach; they expire
+                self._forget_stats(job)
+            moving = reports.ended(
+                session,
+                attempt,
+                outcome=outcome.value,
+                exit_code=exit_code,
+                fence_reason=f"its lease could not be renewed for {fence_after_s:g} s",
+            )
             if moving is not None:  # it left this node but is still wanted: place it now
                 place_now(session, self.farm, moving)
 
@@ -158,6 +171,9 @@ class RelayCleanup:
 
     def running(self, job: Job) -> None:
         self.inner.running(job)
+
+    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
+        self.inner.waiting(job, reason=reason, error=error)
 
     def retrying(
         self,

@@ -51,7 +51,7 @@ from common.restreams.schemas import (
 )
 from common.restreams.service import Farm, definition_of
 from worker.http import WorkerHttp
-from worker.lease import Heartbeat
+from worker.lease import Heartbeat, new_holder
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.supervisor import Job, Limits, Supervisor
@@ -66,6 +66,15 @@ def workdirs(definition: RestreamDefinition, placement: Placement) -> tuple[str,
         for output in definition.outputs
         if output.output_type in FILE_OUTPUTS
     )
+
+
+def pulled_source(definition: RestreamDefinition) -> str | None:
+    """The URL the restream pulls its input from, if it pulls one (not a listener, a relay or
+    a generated signal)."""
+    spec = definition.input
+    if spec.input_type in LISTEN_INPUTS or spec.input_type is InputType.RELAY:
+        return None
+    return spec.input_stream_url
 
 
 class NodeRuntime:
@@ -90,7 +99,10 @@ class NodeRuntime:
             ),
             send,
         )
-        self.redis = live.connect(settings.redis_url)
+        holder = new_holder()
+        # Named after the lease's holder: Redis drops them the moment this process dies, and
+        # the reconciler, seeing them gone, says so within a round (see live.connected_workers).
+        self.redis = live.connect(settings.redis_url, name=live.worker_connection_name(holder))
         self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
         u30_devices = settings.u30_devices
         self.capabilities = node_capabilities(
@@ -117,6 +129,8 @@ class NodeRuntime:
                 retry_budget=settings.retry_budget,
                 retry_window_s=settings.retry_window_s,
                 stderr_tail_lines=settings.stderr_tail_lines,
+                input_loss_s=settings.input_loss_s,
+                source_retry_max_s=settings.source_retry_max_s,
             ),
             RelayCleanup(self.reporter, self.relay),
             meter=self.relay.kbps,
@@ -128,11 +142,13 @@ class NodeRuntime:
             node=self.node,
             address=settings.node_address,
             capabilities=lambda: self.capabilities,
-            ttl_s=settings.lease_ttl_s,
+            key_ttl_s=settings.lease_key_ttl_s,
+            fence_after_s=settings.fence_after_s,
             interval_s=settings.lease_renew_interval_s,
-            fence_margin_s=settings.fence_margin_s,
             stats_ttl_s=settings.stats_ttl_s,
+            holder=holder,
             on_lost=on_lost,
+            on_regained=self._resume_in_background,
         )
         self.http: WorkerHttp | None = None
 
@@ -221,6 +237,28 @@ class NodeRuntime:
 
     # -- control messages ---------------------------------------------------------------
 
+    def _resume_in_background(self) -> None:
+        """Told on the lease's thread, which must not wait for the database."""
+        threading.Thread(target=self.resume, name="resume", daemon=True).start()
+
+    def resume(self) -> None:
+        """Start again what this node fenced and still owns (its lease is back): every
+        restream the database still places here, each checked as any start is. Without
+        waiting for the reconciler: a Redis outage costs no more than its own length plus one
+        lease renewal."""
+        try:
+            with self.db.transaction() as session:
+                owned = reports.owned_by(session, self.node)
+        except OperationalError:
+            log.warning("database unreachable: the reconciler will restart what was fenced")
+            return
+        running = self.supervisor.generations()
+        for restream_id, generation in owned.items():
+            if running.get(restream_id, -1) < generation:
+                self.start_restream(restream_id, generation)
+        if owned:
+            log.info("lease back: started again %d restream(s)", len(owned))
+
     def _about(self, restream_id: str, generation: int) -> dict[str, object]:
         return about(restream_id, generation=generation, node=self.node)
 
@@ -306,6 +344,7 @@ class NodeRuntime:
             u30_device=reservation.u30_device,
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
             workdirs=workdirs(definition, placement),
+            source=pulled_source(definition),
         )
         with self._lock(restream_id):
             if cancelled.is_set():

@@ -83,6 +83,9 @@ class Job:
     # Directories its FFmpeg writes into (HLS, DASH): emptied before every spawn, so that no
     # segment of an earlier run is served or left behind, and removed when the job ends.
     workdirs: tuple[str, ...] = ()
+    # The URL it pulls from, if it pulls one: an exit saying that source is not there is not
+    # a failure; the job waits for the source instead (Outcome.SOURCE_LOST).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Limits:
     retry_budget: int = 5
     retry_window_s: float = 120.0
     stderr_tail_lines: int = 40
+    input_loss_s: float = 1.5
+    source_retry_max_s: float = 3.0
 
 
 class Observer(Protocol):
@@ -101,6 +106,7 @@ class Observer(Protocol):
 
     def starting(self, job: Job, *, pid: int, restarts: int) -> None: ...
     def running(self, job: Job) -> None: ...
+    def waiting(self, job: Job, *, reason: str, error: str | None) -> None: ...
     def retrying(
         self,
         job: Job,
@@ -149,6 +155,8 @@ class _Process:
         self.block: ProgressBlock | None = None
         self.rate = RateWindow()
         self.flowed = False  # media went through in this attempt
+        self.progressed_at = time.monotonic()  # when its output last advanced (or it spawned)
+        self.source_losses = 0  # attempts in a row that found the source not there
         self.refused_publisher: str | None = None  # the wrong stream key this attempt hung up on
         self.failed_outputs: dict[int, str] = {}
         self.spawned_at = time.monotonic()
@@ -166,6 +174,7 @@ class _Process:
                 stalled=stalled,
                 fenced=self.fenced,
                 stderr_tail=list(self.stderr_tail),
+                source=self.job.source if exit_code is not None or stalled else None,
             )
             if report.outcome in (Outcome.STOPPED, Outcome.FENCED):
                 self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
@@ -185,6 +194,12 @@ class _Process:
             if self._publisher_left(report.outcome, exit_code):
                 log.info("publisher left; listening again", extra=self.context)
                 continue
+            if report.outcome is Outcome.SOURCE_LOST:
+                if await self._wait_for_source(report.reason):
+                    continue
+                outcome = Outcome.FENCED if self.fenced else Outcome.STOPPED
+                self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
+                return
             self.last_error = report.reason
             if not self._within_budget():
                 self.observer.failed(
@@ -213,6 +228,27 @@ class _Process:
                 self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
                 return
 
+    async def _wait_for_source(self, reason: str) -> bool:
+        """Its source is not there: wait (longer each time, up to `source_retry_max_s`), then
+        try again, for as long as the job is wanted. Not a failure: it counts against no
+        retry budget. False if a stop came meanwhile."""
+        self.source_losses += 1
+        exponent = self.source_losses - 1
+        backoff_s = min(
+            self.limits.source_retry_max_s, self.limits.backoff_initial_s * 2.0**exponent
+        ) * random.uniform(0.8, 1.2)  # noqa: S311  (jitter, not a secret)
+        if self.state != "waiting" or reason != self.last_error:  # news, not every attempt
+            log.info("source lost: %s", reason, extra=self.context)
+            self.observer.waiting(
+                self.job,
+                reason=f"waiting for its source ({reason}); trying again every few seconds",
+                error=reason,
+            )
+        self.state, self.last_error = "waiting", reason
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_requested.wait(), backoff_s)
+        return not self.stop_requested.is_set()
+
     def _publisher_left(self, outcome: Outcome, exit_code: int | None) -> bool:
         """A listen input whose publisher went away (its stream ended, or went silent) after
         sending media: not a failure, just listen again."""
@@ -233,7 +269,8 @@ class _Process:
 
     async def _run_once(self) -> tuple[int | None, bool]:
         """Spawn FFmpeg and follow it to its end: (exit code or None if never spawned, stalled)."""
-        self.state = "starting"
+        if self.state != "waiting":  # still waiting for its source, while it tries again
+            self.state = "starting"
         self.block, self.rate, self.flowed = None, RateWindow(), False
         self.refused_publisher = None
         self.stderr_tail.clear()
@@ -256,7 +293,9 @@ class _Process:
             self.stderr_tail.append(f"cannot start {self.job.argv[0]}: {error}")
             return None, False
         self.process, self.pid, self.spawned_at = process, process.pid, time.monotonic()
-        self.observer.starting(self.job, pid=process.pid, restarts=self.restarts)
+        self.progressed_at = self.spawned_at
+        if self.state != "waiting":  # trying its lost source again is not a new start
+            self.observer.starting(self.job, pid=process.pid, restarts=self.restarts)
         readers = [
             asyncio.create_task(self._read_progress(process)),
             asyncio.create_task(self._read_stderr(process)),
@@ -267,9 +306,8 @@ class _Process:
         return process.returncode, stalled
 
     async def _watch(self, process: asyncio.subprocess.Process) -> bool:
-        """Wait for exit; stop it when asked; kill it when it stalls. Returns "stalled"."""
-        last_progress = time.monotonic()
-        last_block: ProgressBlock | None = None
+        """Wait for exit; stop it when asked; say when media stops flowing; kill it when it
+        stalls. Returns "stalled"."""
         exited = asyncio.create_task(process.wait())
         stopper: asyncio.Task[None] | None = None
         stop_wanted = asyncio.create_task(self.stop_requested.wait())
@@ -284,22 +322,34 @@ class _Process:
                     if stopper is None:
                         stopper = asyncio.create_task(self._terminate(process))
                     continue
-                block = self.block
-                if block is not None and block is not last_block and advanced(last_block, block):
-                    last_progress, last_block = time.monotonic(), block
                 if self.job.listens and not self.flowed:
-                    last_progress = time.monotonic()  # waiting for a publisher is not a stall
-                if time.monotonic() - last_progress > self.limits.stall_timeout_s:
+                    self.progressed_at = time.monotonic()  # waiting for a publisher: no stall
+                    if time.monotonic() - self.spawned_at > self.limits.input_loss_s:
+                        self._waiting("waiting for a publisher")
+                    continue
+                silent_s = time.monotonic() - self.progressed_at
+                if silent_s > self.limits.stall_timeout_s:
                     log.warning("no progress: killing FFmpeg", extra=self.context)
                     self.stalls += 1
                     _kill_group(process)
                     await exited
                     return True
+                if self.flowed and silent_s > self.limits.input_loss_s:
+                    self._waiting(
+                        f"no media for {silent_s:.1f} s: its source is lost, or an output is "
+                        "blocked"
+                    )
             return False
         finally:
             stop_wanted.cancel()
             if stopper is not None:
                 stopper.cancel()
+
+    def _waiting(self, reason: str) -> None:
+        """FFmpeg runs, but no media flows (for now): say so, once."""
+        if self.state in ("starting", "running"):
+            self.state = "waiting"
+            self.observer.waiting(self.job, reason=reason, error=None)
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
         """`q` on stdin and SIGINT (FFmpeg finishes its outputs), then SIGKILL the group."""
@@ -321,11 +371,15 @@ class _Process:
             block = parser.feed(raw.decode(errors="replace"))
             if block is None:
                 continue
-            self.block = block
+            previous, self.block = self.block, block
             self.rate.add(block)
-            self.flowed = self.flowed or flowing(block)
-            if self.state != "running" and flowing(block):
+            if not (flowing(block) and advanced(previous, block)):
+                continue
+            self.progressed_at = time.monotonic()
+            self.flowed = True
+            if self.state != "running":
                 self.state = "running"
+                self.source_losses = 0
                 self.observer.running(self.job)
 
     async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:

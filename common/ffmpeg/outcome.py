@@ -15,6 +15,9 @@ class Outcome(StrEnum):
     KILLED = "killed"  # a signal we did not send (the OOM killer, an operator's kill -9)
     STALLED = "stalled"  # we killed it: no progress for stall_timeout_s
     FENCED = "fenced"  # we killed it: the node lost its lease
+    # Its pulled source is not there (refused, timed out, ended, no media): not the
+    # definition's fault; the restream waits for the source rather than fail.
+    SOURCE_LOST = "source lost"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,27 @@ def logged_error(stderr_tail: Sequence[str]) -> str | None:
     return None
 
 
+# What FFmpeg says when a network source is not there, for now: it may come back.
+_SOURCE_LOSS = (
+    "connection refused",
+    "timed out",
+    "timeout",
+    "input/output error",
+    "no route to host",
+    "network is unreachable",
+    "host is unreachable",
+    "connection reset",
+    "end of file",
+    "stream ends prematurely",
+    "404 not found",
+    "5xx server error",
+    "name resolution",
+)
+# How FFmpeg names a failure of its input rather than of an output (FFmpeg 7+; before, the
+# line starts with the input's URL).
+_INPUT_MARKERS = ("error opening input", "error during demuxing", "in#0")
+
+
 def classify_exit(
     returncode: int,
     *,
@@ -56,21 +80,50 @@ def classify_exit(
     stalled: bool = False,
     fenced: bool = False,
     stderr_tail: Sequence[str] = (),
+    source: str | None = None,
 ) -> ExitReport:
-    """Classify one exit. `returncode` is Popen's: negative means killed by that signal."""
+    """Classify one exit. `returncode` is Popen's: negative means killed by that signal.
+    `source`: the URL the restream pulls from, if it pulls one: an exit that says that source
+    is not there (refused, timed out, ended its stream, sent nothing) is SOURCE_LOST, unlike a
+    broken definition (bad credentials, an unknown option), which FAILED."""
     if fenced:
         return ExitReport(Outcome.FENCED, "killed: the node could not renew its lease")
     if stop_requested:
         return ExitReport(Outcome.STOPPED, "stopped on request")
     if stalled:
+        if source is not None:
+            return ExitReport(Outcome.SOURCE_LOST, "no media within the stall timeout")
         return ExitReport(Outcome.STALLED, "killed: no progress within the stall timeout")
     if returncode < 0:
         name = _signal_name(-returncode)
         return ExitReport(Outcome.KILLED, f"killed by {name}")
+    return _exited(returncode, stderr_tail, source)
+
+
+def _exited(returncode: int, stderr_tail: Sequence[str], source: str | None) -> ExitReport:
+    """An exit FFmpeg chose: its input ended, its source is not there, or it failed."""
     line = error_line(stderr_tail)
     if returncode == 0:
-        return ExitReport(Outcome.FAILED, f"input ended{': ' + line if line else ''}")
+        ended = f"input ended{': ' + line if line else ''}"
+        return ExitReport(Outcome.SOURCE_LOST if source else Outcome.FAILED, ended)
+    lost = _source_loss(stderr_tail, source) if source else None
+    if lost is not None:
+        return ExitReport(Outcome.SOURCE_LOST, lost)
     return ExitReport(Outcome.FAILED, line or f"exited with code {returncode}")
+
+
+def _source_loss(stderr_tail: Sequence[str], source: str) -> str | None:
+    """The line saying the source is not there, if one of FFmpeg's errors about its input
+    says so."""
+    url = source.lower()
+    for line in reversed(stderr_tail):
+        text = line.lower()
+        if not any(tag in text for tag in _LEVEL_TAGS):
+            continue
+        about_input = url in text or any(marker in text for marker in _INPUT_MARKERS)
+        if about_input and any(word in text for word in _SOURCE_LOSS):
+            return line.strip()
+    return None
 
 
 def _signal_name(number: int) -> str:

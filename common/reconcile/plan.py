@@ -26,6 +26,9 @@ class NodeView:
     name: str
     state: NodeState
     lease: NodeLease | None
+    # Its worker stopped answering, though its lease has not lapsed yet: why (its connection
+    # to Redis closed, its renewals stopped). Empty while it answers.
+    silence: str = ""
 
 
 class RestreamView(NamedTuple):  # a tuple: a round builds ten thousand of them
@@ -62,6 +65,23 @@ class MarkNodeActive:
 @dataclass(frozen=True)
 class Recover:
     """Its node is lost (its copy already fenced): RECOVERING, unplaced."""
+
+    restream_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Lose:
+    """Its node stopped answering: RECOVERING, still on that node (its copy may be stopping
+    there) until the node answers again or its lease lapses."""
+
+    restream_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    """RECOVERING on a node that answers again and still runs its FFmpeg: RUNNING."""
 
     restream_id: str
     reason: str
@@ -106,7 +126,16 @@ class Sync:
 
 
 Action = (
-    MarkNodeOffline | MarkNodeActive | Recover | Evacuate | FinishStop | Assign | KeepWaiting | Sync
+    MarkNodeOffline
+    | MarkNodeActive
+    | Recover
+    | Lose
+    | Resume
+    | Evacuate
+    | FinishStop
+    | Assign
+    | KeepWaiting
+    | Sync
 )
 
 
@@ -116,11 +145,17 @@ def plan(
     *,
     policy: Policy = "spread",
     stop_confirm_s: float = 3.0,
+    judge_nodes: bool = True,
 ) -> list[Action]:
-    """Everything one round should do, in the order it should be applied."""
-    actions, leases = _node_actions(nodes)
+    """Everything one round should do, in the order it should be applied.
+
+    `judge_nodes`: whether a missing lease means a lost node. Not while Redis has just lost
+    its data (every lease with it): what runs on a node without a lease is then left alone.
+    """
+    actions, leases, held = _node_actions(nodes, judge_nodes)
     draining = {n.name for n in nodes if n.state is NodeState.DRAINING}
-    round_ = _Round(leases, draining, stop_confirm_s, actions)
+    silence = {n.name: n.silence for n in nodes if n.silence}
+    round_ = _Round(leases, held, silence, draining, stop_confirm_s, judge_nodes, actions)
     for restream in restreams:
         round_.look_at(restream)
     candidates = [
@@ -144,9 +179,12 @@ def plan(
 class _Round:
     """What one round learns restream by restream."""
 
-    leases: dict[str, NodeLease]
+    leases: dict[str, NodeLease]  # of the nodes that answer: where restreams may run
+    held: dict[str, NodeLease]  # of every node with a lease, answering or not
+    silence: dict[str, str]  # why a node with a lease does not answer
     draining: set[str]
     stop_confirm_s: float
+    judge_nodes: bool
     actions: list[Action]
     placed: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (node, generation)
     to_place: list[RestreamView] = field(default_factory=list)
@@ -156,54 +194,98 @@ class _Round:
         self.holding = {name: {} for name in self.leases}
 
     def look_at(self, r: RestreamView) -> None:
-        lease = self.leases.get(r.node) if r.node is not None else None
         if r.state in PLACED_STATES:
-            self._placed(r, lease)
+            self._placed(r)
+        elif r.state is S.RECOVERING and r.node is not None:
+            self._recovering_there(r)
         elif r.state is S.STOPPING:
-            self._stopping(r, lease)
+            self._stopping(r)
         elif r.state in UNPLACED_WANTED_STATES and r.active:
             self.to_place.append(r)
 
-    def _placed(self, r: RestreamView, lease: NodeLease | None) -> None:
-        if lease is None:  # its node is gone, and fenced itself before its lease expired
-            self.actions.append(Recover(r.id, f"node {r.node} lost"))
-            if r.active:
-                self.to_place.append(r)
+    def _lost(self, r: RestreamView) -> bool:
+        """Its node is gone (no lease: its copy fenced itself before it lapsed): Recover it.
+        True when it was; its node is otherwise left alone."""
+        if r.node in self.held or not self.judge_nodes:
+            return False
+        self.actions.append(Recover(r.id, f"node {r.node} lost: its lease lapsed"))
+        if r.active:
+            self.to_place.append(r)
+        return True
+
+    def _placed(self, r: RestreamView) -> None:
+        if self._lost(r):
             return
         assert r.node is not None
+        if r.node not in self.leases:
+            if r.node in self.held:  # still leased, but its worker does not answer
+                why = self.silence.get(r.node, "")
+                self.actions.append(Lose(r.id, f"node {r.node} stopped answering ({why})"))
+            return
         self.holding[r.node][r.id] = r.reservation
         if r.node in self.draining:
             self.actions.append(Evacuate(r.id, f"node {r.node} is draining: moving"))
         else:
             self.placed[r.id] = (r.node, r.generation)
 
-    def _stopping(self, r: RestreamView, lease: NodeLease | None) -> None:
+    def _recovering_there(self, r: RestreamView) -> None:
+        """Its node stopped answering, or fenced it: back to work there once the node answers
+        (it starts it again, unless its FFmpeg kept running), elsewhere once it is lost."""
+        if self._lost(r):
+            return
+        assert r.node is not None
+        lease = self.leases.get(r.node)
         if lease is None:
+            return  # not answering yet: wait
+        self.holding[r.node][r.id] = r.reservation
+        if r.node in self.draining or not r.active:
+            self.actions.append(Evacuate(r.id, f"node {r.node} answers again: stopping it there"))
+        elif lease.running.get(r.id) == r.generation:
+            self.actions.append(Resume(r.id, f"node {r.node} answers again; FFmpeg kept running"))
+            self.placed[r.id] = (r.node, r.generation)
+        else:
+            self.placed[r.id] = (r.node, r.generation)  # the node starts it again
+
+    def _stopping(self, r: RestreamView) -> None:
+        lease = self.held.get(r.node) if r.node is not None else None
+        if lease is None:
+            if not self.judge_nodes:
+                return
             self.actions.append(FinishStop(r.id, f"node {r.node} lost while stopping"))
         elif r.id not in lease.running and r.state_age_s >= self.stop_confirm_s:
             self.actions.append(FinishStop(r.id, f"no FFmpeg left on {r.node}"))
         else:  # still stopping there: it holds its resources until it is gone
             assert r.node is not None
-            self.holding[r.node][r.id] = r.reservation
+            if r.node in self.holding:
+                self.holding[r.node][r.id] = r.reservation
             return
         if r.active:
             self.to_place.append(r)
 
 
-def _node_actions(nodes: Sequence[NodeView]) -> tuple[list[Action], dict[str, NodeLease]]:
-    """Active nodes whose lease expired go offline (a draining one stays draining); nodes
-    whose lease is back return. Also: the leases of the live nodes."""
+def _node_actions(
+    nodes: Sequence[NodeView], judge: bool
+) -> tuple[list[Action], dict[str, NodeLease], dict[str, NodeLease]]:
+    """Active nodes whose lease expired, or whose worker stopped answering, go offline (a
+    draining one stays draining); nodes that answer again return. Also: the leases of the
+    nodes that answer, and of every node that has one."""
     actions: list[Action] = []
     leases: dict[str, NodeLease] = {}
+    held: dict[str, NodeLease] = {}
     for node in nodes:
         if node.lease is None:
-            if node.state is NodeState.ACTIVE:
+            if judge and node.state is NodeState.ACTIVE:
                 actions.append(MarkNodeOffline(node.name, "lease expired: no heartbeat"))
+            continue
+        held[node.name] = node.lease
+        if node.silence:
+            if node.state is NodeState.ACTIVE:
+                actions.append(MarkNodeOffline(node.name, f"stopped answering: {node.silence}"))
             continue
         leases[node.name] = node.lease
         if node.state is NodeState.OFFLINE:
             actions.append(MarkNodeActive(node.name, "lease renewed"))
-    return actions, leases
+    return actions, leases, held
 
 
 def _placements(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from common import live
 from common.celery_app import stop_message, sync_message
 from common.config import Settings
 from common.db import Database
-from common.models import Restream
+from common.models import Node, Restream
 from common.nodes import repository as node_repository
 from common.nodes import service as node_service
 from common.nodes.capabilities import requirements
@@ -39,11 +40,13 @@ from common.reconcile.plan import (
     Evacuate,
     FinishStop,
     KeepWaiting,
+    Lose,
     MarkNodeActive,
     MarkNodeOffline,
     NodeView,
     Recover,
     RestreamView,
+    Resume,
     Sync,
     plan,
 )
@@ -67,11 +70,12 @@ class RoundSummary:
 
 def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
     started = time.perf_counter()
-    if live.memory_age_s(client) < settings.lease_ttl_s + settings.lease_renew_interval_s:
-        # Redis has just lost (or never had) the leases: a missing one proves nothing yet.
-        # Give every live worker a lease TTL to renew before judging any node.
-        log.info("Redis remembers the farm for less than a lease TTL: round skipped")
-        return RoundSummary(ran=False)
+    # Redis that has just lost its data (a restart without persistence, a flush) lost every
+    # lease with it: a missing one proves nothing until the workers had a lease's lifetime to
+    # renew. Until then no node is judged; placing and syncing go on.
+    judge_nodes = (
+        live.memory_age_s(client) >= settings.lease_key_ttl_s + settings.lease_renew_interval_s
+    )
     with db.transaction() as session:
         if not session.execute(
             select(func.pg_try_advisory_xact_lock(RECONCILE_LOCK_ID))
@@ -79,14 +83,17 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             return RoundSummary(ran=False)
         lock_placement(session)
         nodes = node_repository.all_nodes(session)
-        leases = live.read_leases(client, [n.name for n in nodes])
-        settled = {n.name for n in nodes if n.name in leases and n.state is NodeState.ACTIVE}
+        node_views = _node_views(client, nodes, settings)
+        settled = {
+            n.name for n in node_views if n.lease and not n.silence and n.state is NodeState.ACTIVE
+        }
         views, snapshot = _restream_views(session, settled)
         actions = plan(
-            [NodeView(n.name, n.state, leases.get(n.name)) for n in nodes],
+            node_views,
             views,
             policy=settings.placement_policy,
             stop_confirm_s=2 * settings.lease_renew_interval_s + 1,
+            judge_nodes=judge_nodes,
         )
         counts = _apply_all(session, actions, snapshot)
     summary = RoundSummary(ran=True, duration_ms=(time.perf_counter() - started) * 1000)
@@ -94,6 +101,28 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
     if set(counts) - {"Sync"}:
         log.info("reconciled in %.0f ms: %s", summary.duration_ms, counts)
     return summary
+
+
+def _node_views(client: redis.Redis, nodes: Sequence[Node], settings: Settings) -> list[NodeView]:
+    """Each node with its lease, and why its worker does not answer, if it does not: its
+    connections to Redis are gone (the process died: Redis saw its sockets close), or it has
+    not renewed for two intervals. Its lease may not have lapsed yet: only then is it lost."""
+    leases = live.read_leases(client, [n.name for n in nodes])
+    connected = live.connected_workers(client) if leases else set()
+    remaining = live.lease_remaining_s(client, list(leases))
+    overdue_s = 2 * settings.lease_renew_interval_s + 0.5
+    views = []
+    for node in nodes:
+        lease = leases.get(node.name)
+        silence = ""
+        if lease is not None:
+            age_s = settings.lease_key_ttl_s - remaining.get(node.name, settings.lease_key_ttl_s)
+            if connected is not None and lease.holder and lease.holder not in connected:
+                silence = f"its worker's connection to Redis closed; last renewal {age_s:.1f} s ago"
+            elif age_s > overdue_s:
+                silence = f"no lease renewal for {age_s:.1f} s"
+        views.append(NodeView(node.name, node.state, lease, silence))
+    return views
 
 
 _VIEW_COLUMNS = (
@@ -210,6 +239,10 @@ def _apply_to_restream(session: Session, action: Action, restream: Restream) -> 
     if isinstance(action, Recover):
         transition(session, restream, S.RECOVERING, action.reason)
         release(restream)
+    elif isinstance(action, Lose):
+        transition(session, restream, S.RECOVERING, action.reason)  # stays on its node
+    elif isinstance(action, Resume):
+        transition(session, restream, S.RUNNING, action.reason)
     elif isinstance(action, Evacuate):
         assert restream.node_name is not None
         transition(session, restream, S.STOPPING, action.reason)

@@ -12,12 +12,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from common.ffmpeg.outcome import Outcome
 from common.models import Restream, Run
 from common.restreams import repository
 from common.restreams.lifecycle import release, transition
 from common.restreams.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
 
 S = RestreamState
+# States in which the node named may (re)start the restream's FFmpeg: placed there, or
+# waiting there for the node to answer again (RECOVERING with its node kept).
+RUNNABLE_STATES = frozenset({*PLACED_STATES, S.RECOVERING})
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,15 @@ def should_run(session: Session, attempt: Attempt) -> Restream | None:
         or not restream.active
         or restream.generation != attempt.generation
         or restream.node_name != attempt.node
-        or restream.state not in PLACED_STATES
+        or restream.state not in RUNNABLE_STATES
     ):
         return None
     return restream
+
+
+def owned_by(session: Session, node: str) -> dict[str, int]:
+    """Restream id -> generation of everything `node` should run now."""
+    return repository.runnable_on(session, node, RUNNABLE_STATES)
 
 
 def starting(session: Session, attempt: Attempt, *, pid: int, restarts: int) -> None:
@@ -90,6 +99,20 @@ def running(session: Session, attempt: Attempt) -> None:
     if restream is not None:
         restream.last_error = None
         _move(session, restream, S.RUNNING, "FFmpeg is making progress")
+
+
+def waiting(session: Session, attempt: Attempt, *, reason: str, error: str | None) -> None:
+    """Placed, but no media flows: its source is lost (FFmpeg waits for it, or tries it again
+    soon), or a listen input has no publisher. `error`: FFmpeg's own words, if it exited."""
+    restream = _current(session, attempt)
+    if error is not None:
+        run = _run(session, attempt)
+        if run is not None:
+            run.last_error = error
+    if restream is not None:
+        if error is not None:
+            restream.last_error = error
+        _move(session, restream, S.WAITING, reason)
 
 
 def retrying(
@@ -138,15 +161,26 @@ def failed(
 
 
 def ended(
-    session: Session, attempt: Attempt, *, outcome: str, exit_code: int | None
+    session: Session,
+    attempt: Attempt,
+    *,
+    outcome: str,
+    exit_code: int | None,
+    fence_reason: str = "its lease could not be renewed",
 ) -> Restream | None:
     """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced).
 
     A stop the operator asked for ends in IDLE. A restream still wanted (a move off a
-    draining node) is returned PENDING: the caller places it elsewhere.
+    draining node) is returned PENDING: the caller places it elsewhere. One whose node fenced
+    it while it ran is RECOVERING, still on that node.
     """
     _end_run(session, attempt, outcome=outcome, exit_code=exit_code, error=None, stderr_tail=())
     restream = _current(session, attempt)
+    if restream is not None and outcome == Outcome.FENCED and restream.state in PLACED_STATES:
+        # The node could not renew its lease: its copy is gone, and runs again here once the
+        # lease is back, or elsewhere once it lapses. The node stays named until then.
+        _move(session, restream, S.RECOVERING, f"fenced on {attempt.node}: {fence_reason}")
+        return None
     if restream is None or restream.state is not S.STOPPING:
         return None
     if not restream.active:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from common.models import Restream, Run
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
-from common.restreams.states import PLACED_STATES, RestreamState
+from common.restreams.states import HOLDING_STATES, PLACED_STATES, RestreamState
 
 
 def _scoped(statement: Select[Restream], project_id: str | None) -> Select[Restream]:
@@ -92,9 +92,6 @@ def name_taken(
     return session.execute(statement.limit(1)).first() is not None
 
 
-HOLDING_STATES = frozenset({*PLACED_STATES, RestreamState.STOPPING})
-
-
 def usage_by_node(session: Session) -> dict[str, Usage]:
     """What the restreams placed on each node (or not yet stopped there) hold, summed by the
     database: CPU per node, U30 load per device."""
@@ -119,6 +116,16 @@ def usage_by_node(session: Session) -> dict[str, Usage]:
         for node in {*cpu, *u30}
         if node is not None
     }
+
+
+def runnable_on(session: Session, node: str, states: frozenset[RestreamState]) -> dict[str, int]:
+    """Restream id -> generation of the active restreams placed on `node` in `states`."""
+    rows = session.execute(
+        select(Restream.id, Restream.generation).where(
+            Restream.node_name == node, Restream.active.is_(True), Restream.state.in_(states)
+        )
+    )
+    return {restream_id: generation for restream_id, generation in rows}  # noqa: C416
 
 
 def ports_by_node(session: Session) -> dict[str, dict[str, str]]:

@@ -176,7 +176,7 @@ def update(
         if new_definition != restream.definition:
             restream.source_id = _source_of(session, restream.project_id, changes.definition)
             restream.definition = new_definition
-            if restream.state in PLACED_STATES:
+            if restream.state in PLACED_STATES or _held_by_lost_node(restream):
                 _replace(session, farm, restream, "definition changed")
     if changes.attributes is not None:
         restream.attributes = dict(changes.attributes)
@@ -203,7 +203,7 @@ def restart(session: Session, farm: Farm, principal: Principal, restream_id: str
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
     restream.active = True
-    if restream.state in PLACED_STATES:
+    if restream.state in PLACED_STATES or _held_by_lost_node(restream):
         _replace(session, farm, restream, "restart requested")
     else:
         _start(session, farm, restream, "restart requested")
@@ -243,8 +243,16 @@ def ingest_url_of(farm: Farm, restream: Restream) -> str | None:
 
 
 def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.RestreamStats]:
-    """The live statistics of those restreams that are running somewhere."""
-    return live.read_stats(farm.redis, [r.id for r in restreams])
+    """The live statistics of those restreams that are running somewhere: written by the
+    node they are placed on, for their current generation. A lost node's last figures live
+    on in Redis for a few seconds; they describe nothing that runs."""
+    found = live.read_stats(farm.redis, [r.id for r in restreams])
+    current = {r.id: (r.node_name, r.generation) for r in restreams if r.state in PLACED_STATES}
+    return {
+        rid: stats
+        for rid, stats in found.items()
+        if current.get(rid) == (stats.node, stats.generation)
+    }
 
 
 def lock_placement(session: Session) -> None:
@@ -343,7 +351,7 @@ def _locked(session: Session, principal: Principal, restream_id: str) -> Restrea
 
 def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
     restream.active = True
-    if restream.state in PLACED_STATES:
+    if restream.state in PLACED_STATES or _held_by_lost_node(restream):
         return
     if restream.state is S.STOPPING:
         # Its FFmpeg has not exited yet: placed again once it has (reports.ended), never
@@ -367,9 +375,16 @@ def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> N
     enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
 
 
+def _held_by_lost_node(restream: Restream) -> bool:
+    """RECOVERING on a node that stopped answering: its copy there may still be stopping.
+    It starts nowhere else until that node answers again or is certainly lost."""
+    return restream.state is S.RECOVERING and restream.node_name is not None
+
+
 def _stop(session: Session, restream: Restream, reason: str) -> None:
     restream.active = False
-    if restream.state in PLACED_STATES and restream.node_name is not None:
+    placed = restream.state in PLACED_STATES or _held_by_lost_node(restream)
+    if placed and restream.node_name is not None:
         transition(session, restream, S.STOPPING, reason)
         enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
     elif restream.state in (*UNPLACED_WANTED_STATES, S.FAILED):

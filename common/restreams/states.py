@@ -12,9 +12,14 @@ class RestreamState(StrEnum):
     PENDING = "pending"  # wanted, waiting for a node that fits
     STARTING = "starting"  # assigned, FFmpeg spawned (or about to be), no progress yet
     RUNNING = "running"  # progress advancing
+    WAITING = "waiting"  # FFmpeg placed, but no media flows: its source is lost (or a listen
+    # input has no publisher); it keeps trying for as long as the restream is wanted
     RETRYING = "retrying"  # FFmpeg exited or stalled; backing off before a restart
     FAILED = "failed"  # retry budget spent or permanent error; waits for a new start
-    RECOVERING = "recovering"  # its node was lost; being placed elsewhere
+    # Its node was lost. With a node still named: that node stopped answering and its copy is
+    # stopping (fenced) or gone, which is certain only once its lease lapses; it runs again
+    # there if the node answers first, else it is placed elsewhere. With none: being placed.
+    RECOVERING = "recovering"
     STOPPING = "stopping"  # stop sent to the node, FFmpeg not yet gone
 
 
@@ -29,6 +34,7 @@ RESTREAM_TRANSITIONS: TransitionTable[RestreamState] = TransitionTable(
         # nothing fits the new definition.
         S.STARTING: {
             S.RUNNING,
+            S.WAITING,
             S.RETRYING,
             S.FAILED,
             S.STOPPING,
@@ -36,15 +42,46 @@ RESTREAM_TRANSITIONS: TransitionTable[RestreamState] = TransitionTable(
             S.STARTING,
             S.PENDING,
         },
-        S.RUNNING: {S.RETRYING, S.FAILED, S.STOPPING, S.RECOVERING, S.STARTING, S.PENDING},
-        S.RETRYING: {S.STARTING, S.FAILED, S.STOPPING, S.RECOVERING, S.PENDING},
+        S.RUNNING: {
+            S.WAITING,
+            S.RETRYING,
+            S.FAILED,
+            S.STOPPING,
+            S.RECOVERING,
+            S.STARTING,
+            S.PENDING,
+        },
+        S.WAITING: {
+            S.RUNNING,
+            S.WAITING,
+            S.STARTING,
+            S.RETRYING,
+            S.FAILED,
+            S.STOPPING,
+            S.RECOVERING,
+            S.PENDING,
+        },
+        S.RETRYING: {S.STARTING, S.WAITING, S.FAILED, S.STOPPING, S.RECOVERING, S.PENDING},
         S.FAILED: {S.PENDING, S.IDLE},
-        S.RECOVERING: {S.STARTING, S.PENDING, S.IDLE},
+        # Back to work where it was (its node answers again: its FFmpeg kept running, or starts
+        # anew), or placed elsewhere once its node is certainly gone.
+        S.RECOVERING: {
+            S.STARTING,
+            S.RUNNING,
+            S.WAITING,
+            S.RECOVERING,
+            S.PENDING,
+            S.STOPPING,
+            S.IDLE,
+        },
         S.STOPPING: {S.IDLE, S.PENDING},
     },
 )
 
 # States in which a node is expected to run the restream's FFmpeg.
-PLACED_STATES = frozenset({S.STARTING, S.RUNNING, S.RETRYING})
+PLACED_STATES = frozenset({S.STARTING, S.RUNNING, S.WAITING, S.RETRYING})
+# States in which the node a restream names may still run a copy of it: it holds what it
+# reserved there, and runs nowhere else, until that node confirms the copy gone or is lost.
+HOLDING_STATES = frozenset({*PLACED_STATES, S.STOPPING, S.RECOVERING})
 # States in which the restream wants a node but has none.
 UNPLACED_WANTED_STATES = frozenset({S.PENDING, S.RECOVERING})

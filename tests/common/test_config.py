@@ -13,10 +13,12 @@ from common.cli.main import main
 from common.config import Settings
 
 
-def test_a_worker_must_be_able_to_fence_before_its_lease_expires() -> None:
-    assert Settings(lease_ttl_s=5, fence_margin_s=1, lease_renew_interval_s=1).fence_margin_s == 1
-    with pytest.raises(ValidationError, match="must be at least STREAMFLEET_LEASE_RENEW"):
-        Settings(lease_ttl_s=2, fence_margin_s=1.5, lease_renew_interval_s=1)
+def test_a_worker_fences_before_its_lease_expires_and_survives_a_ttl_without_redis() -> None:
+    settings = Settings(lease_ttl_s=5, fence_margin_s=1, lease_renew_interval_s=1)
+    # The last renewal came at most an interval before an outage began: a TTL of outage from
+    # there is survived, and the lease lives a margin past the fence.
+    assert settings.fence_after_s - settings.lease_renew_interval_s == settings.lease_ttl_s
+    assert settings.lease_key_ttl_s - settings.fence_after_s == settings.fence_margin_s
     with pytest.raises(ValidationError, match="fence_margin_s"):
         Settings(fence_margin_s=0)
 

@@ -47,6 +47,9 @@ class Recorder:
     def running(self, job: Job) -> None:
         self._add("running", job)
 
+    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
+        self._add("waiting", job, reason=reason, error=error)
+
     def retrying(self, job: Job, **details: Any) -> None:
         self._add("retrying", job, **details)
 

@@ -13,6 +13,7 @@ from common import live
 from tests.support.nodes import Twin
 from tests.support.observers import FAST, Recorder, fake_job
 from tests.support.processes import alive
+from tests.support.proxy import Proxy
 from tests.support.wait import wait_for
 from worker.lease import Heartbeat, NodeNameTaken
 from worker.supervisor import Supervisor
@@ -44,21 +45,28 @@ def worker(
     heartbeats: list[Heartbeat],
     recorder: Recorder,
 ) -> MakeWorker:
-    def make(node: str = "twin", on_lost: Callable[[], None] | None = None) -> Heartbeat:
+    def make(
+        node: str = "twin",
+        on_lost: Callable[[], None] | None = None,
+        *,
+        client: redis.Redis | None = None,
+        on_regained: Callable[[], None] | None = None,
+    ) -> Heartbeat:
         supervisor = Supervisor(node, FAST, recorder)
         supervisor.start()
         supervisors.append(supervisor)
         heartbeat = Heartbeat(
-            redis_client,
+            client or redis_client,
             supervisor,
             node=node,
             address="127.0.0.1",
             capabilities=dict,
-            ttl_s=TTL_S,
+            key_ttl_s=TTL_S,
+            fence_after_s=TTL_S - 0.3,
             interval_s=0.2,
-            fence_margin_s=0.3,
             stats_ttl_s=TTL_S,
             on_lost=on_lost,
+            on_regained=on_regained,
         )
         heartbeats.append(heartbeat)
         return heartbeat
@@ -140,6 +148,31 @@ def test_a_stale_lease_in_its_name_fences_a_worker_until_it_expires(
     wait_for(first.valid, timeout_s=5, what="the lease taken back")
     assert holder(redis_client, "twin") == first.holder
     assert not told.is_set() and not first.lost
+
+
+def test_a_worker_cut_off_from_redis_keeps_its_ffmpeg_until_its_fence_and_says_when_back(
+    worker: MakeWorker, redis_url: str, recorder: Recorder
+) -> None:
+    """Cut off for less than the fence deadline: nothing stops. Longer: its FFmpeg is killed
+    before the lease could expire; once it renews again it says so (the runtime then starts
+    again what it still owns)."""
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    proxy = Proxy(host, int(port))
+    regained = threading.Event()
+    path = redis_url.removeprefix("redis://").split("/", 1)[1]
+    through = live.connect(f"redis://127.0.0.1:{proxy.port}/{path}")
+    cut_off = worker(client=through, on_regained=regained.set)
+    cut_off.start()
+    cut_off.supervisor.run(fake_job("stall"))
+    wait_for(lambda: "starting" in recorder.names(), what="the job to start")
+    pid = recorder.last("starting")["pid"]
+    proxy.freeze()
+    time.sleep(cut_off.fence_after_s - 0.3)  # past several renewals, short of the fence
+    assert alive(pid) and cut_off.valid()
+    wait_for(lambda: not alive(pid), timeout_s=2, what="FFmpeg fenced")
+    assert not regained.is_set()
+    proxy.thaw()
+    assert regained.wait(5) and cut_off.valid()
 
 
 def test_a_worker_gives_its_lease_back_when_it_stops(

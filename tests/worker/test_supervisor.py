@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,60 @@ def test_a_publisher_with_the_wrong_stream_key_is_hung_up_on(
     with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/the-right-key"])):
         wait_for(lambda: "running" in recorder.names(), what="the right publisher's frames")
     assert "retrying" not in recorder.names() and "failed" not in recorder.names()
+
+
+def pull_job(flag: Path, url: str = "rtmp://127.0.0.1:1999/live/x") -> Job:
+    """A restream pulling `url`, whose source is up while `flag` exists (the fake FFmpeg)."""
+    return replace(fake_job("pull", str(flag), url), source=url)
+
+
+QUICK = replace(FAST, input_loss_s=0.4, source_retry_max_s=0.2)
+
+
+def test_a_lost_source_is_waited_for_past_the_retry_budget_and_resumes(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """Refused again and again (the source is down for longer than the retry budget lasts):
+    waiting, never failed; back as soon as the source is."""
+    flag = tmp_path / "source-up"
+    with make_supervisor(recorder, QUICK) as supervisor:
+        supervisor.run(pull_job(flag))
+        wait_for(lambda: "waiting" in recorder.names(), timeout_s=3, what="waiting")
+        waiting = recorder.last("waiting")
+        assert waiting["reason"].startswith("waiting for its source ([error] rtmp://")
+        assert waiting["error"] == "[error] rtmp://127.0.0.1:1999/live/x: Connection refused"
+        time.sleep(1.0)  # a dozen refusals: three would spend the retry budget
+        assert "failed" not in recorder.names() and "retrying" not in recorder.names()
+        assert supervisor.stats()[0].state == "waiting"
+        flag.touch()
+        wait_for(lambda: "running" in recorder.names(), timeout_s=3, what="running again")
+        assert recorder.names() == ["starting", "waiting", "running"]
+
+
+def test_media_that_stops_flowing_reads_waiting_until_it_flows_again(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """The source went silent mid-stream (FFmpeg blocks in a read): within the input loss
+    time the job reads waiting, and running again once media flows, with no restart."""
+    flag = tmp_path / "source-up"
+    flag.touch()
+    with make_supervisor(recorder, QUICK) as supervisor:
+        supervisor.run(pull_job(flag))
+        wait_for(lambda: "running" in recorder.names(), what="running")
+        flag.unlink()
+        silent_since = time.monotonic()
+        wait_for(lambda: "waiting" in recorder.names(), timeout_s=3, what="waiting")
+        assert time.monotonic() - silent_since < QUICK.input_loss_s + 0.5
+        assert recorder.last("waiting")["reason"].startswith("no media for 0.")
+        flag.touch()
+        wait_for(lambda: recorder.names().count("running") == 2, timeout_s=3, what="flowing")
+        assert recorder.names() == ["starting", "running", "waiting", "running"]
+
+
+def test_a_listener_without_a_publisher_reads_waiting(recorder: Recorder) -> None:
+    with make_supervisor(recorder, QUICK) as supervisor:
+        supervisor.run(replace(fake_job("idle"), listens=True))
+        wait_for(lambda: "waiting" in recorder.names(), timeout_s=3, what="waiting")
+        assert recorder.last("waiting")["reason"] == "waiting for a publisher"
+        time.sleep(QUICK.stall_timeout_s / 5)
+        assert recorder.names() == ["starting", "waiting"]  # no stall: it just waits

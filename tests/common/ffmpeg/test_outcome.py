@@ -82,3 +82,113 @@ def test_a_running_process_reports_only_what_it_logged_as_an_error(
     tail: list[str], expected: str | None
 ) -> None:
     assert logged_error(tail) == expected
+
+
+# What FFmpeg 5.1 (Debian) and 9.0 (imageio-ffmpeg) wrote when their source was not there, or
+# refused them, or an output was (captured from real runs against real and absent servers).
+RTMP_IN = "rtmp://127.0.0.1:1999/live/x"
+HTTP_IN = "http://127.0.0.1:1990/x.m3u8"
+SRT_IN = "srt://127.0.0.1:1998?connect_timeout=1000"
+LOST = {
+    "5.1 refused": (
+        RTMP_IN,
+        [
+            "[tcp @ 0x5614] [error] Connection to tcp://127.0.0.1:1999?tcp_nodelay=0 failed: "
+            "Connection refused",
+            "[rtmp @ 0x5614] [error] Cannot open connection tcp://127.0.0.1:1999?tcp_nodelay=0",
+            f"[error] {RTMP_IN}: Connection refused",
+        ],
+    ),
+    "5.1 srt caller, no listener": (
+        SRT_IN,
+        [
+            f"[srt @ 0x5640] [error] Connection to {SRT_IN} failed: Input/output error",
+            f"[error] {SRT_IN}: Input/output error",
+        ],
+    ),
+    "5.1 playlist not published yet": (
+        HTTP_IN,
+        [
+            "[http @ 0x55b7] [warning] HTTP error 404 Not Found",
+            f"[error] {HTTP_IN}: Server returned 404 Not Found",
+        ],
+    ),
+    "5.1 origin down": (HTTP_IN, [f"[error] {HTTP_IN}: Server returned 5XX Server Error reply"]),
+    "5.1 mid-stream": (RTMP_IN, [f"[error] {RTMP_IN}: Input/output error"]),
+    "9.0 refused": (
+        RTMP_IN,
+        [
+            "[rtmp @ 0x55ac] [error] Cannot open connection tcp://127.0.0.1:1999?tcp_nodelay=0",
+            "[in#0 @ 0x55ac] [error] Error opening input: Connection refused",
+            f"[error] Error opening input file {RTMP_IN}.",
+            "[fatal] Error opening input files: Connection refused",
+        ],
+    ),
+    "9.0 playlist not published yet": (
+        HTTP_IN,
+        [
+            "[in#0 @ 0x5626] [error] Error opening input: Server returned 404 Not Found",
+            f"[error] Error opening input file {HTTP_IN}.",
+            "[fatal] Error opening input files: Server returned 404 Not Found",
+        ],
+    ),
+    "9.0 mid-stream": (
+        RTMP_IN,
+        ["[in#0/flv @ 0x5574] [error] Error during demuxing: Input/output error"],
+    ),
+}
+BROKEN = {
+    "credentials refused (5.1)": (
+        HTTP_IN,
+        [f"[error] {HTTP_IN}: Server returned 401 Unauthorized (authorization failed)"],
+    ),
+    "forbidden (9.0)": (
+        HTTP_IN,
+        [
+            "[in#0 @ 0x5646] [error] Error opening input: Server returned 403 Forbidden "
+            "(access denied)",
+            "[fatal] Error opening input files: Server returned 403 Forbidden (access denied)",
+        ],
+    ),
+    "an output refused (5.1)": (
+        RTMP_IN,
+        [
+            "[tcp @ 0x55c3] [error] Connection to tcp://127.0.0.1:1935?tcp_nodelay=0 failed: "
+            "Connection refused",
+            "[error] rtmp://127.0.0.1:1935/live/out: Connection refused",
+        ],
+    ),
+    "an output refused (9.0)": (
+        RTMP_IN,
+        [
+            "[out#0/flv @ 0x5583] [fatal] Error opening output rtmp://127.0.0.1:1935/live/out: "
+            "Connection refused",
+            "[fatal] Error opening output files: Connection refused",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "tail"), LOST.values(), ids=list(LOST))
+def test_a_source_that_is_not_there_is_lost_not_failed(source: str, tail: list[str]) -> None:
+    report = classify_exit(1, stderr_tail=tail, source=source)
+    assert report.outcome is Outcome.SOURCE_LOST, report
+    assert report.reason == tail[-1]
+
+
+@pytest.mark.parametrize(("source", "tail"), BROKEN.values(), ids=list(BROKEN))
+def test_refused_credentials_and_failing_outputs_are_failures(source: str, tail: list[str]) -> None:
+    assert classify_exit(1, stderr_tail=tail, source=source).outcome is Outcome.FAILED
+
+
+def test_an_ended_stream_or_no_media_is_a_lost_source_only_for_a_pull() -> None:
+    """A pulled stream that ends (its publisher stopped: FFmpeg exits 0) or sends nothing
+    until the stall timeout: its source is lost. Without a pulled source, the same exits are
+    failures and stalls, as before."""
+    assert classify_exit(0, source=RTMP_IN).outcome is Outcome.SOURCE_LOST
+    assert classify_exit(1, stalled=True, source=RTMP_IN).outcome is Outcome.SOURCE_LOST
+    assert classify_exit(0).outcome is Outcome.FAILED
+    assert classify_exit(1, stalled=True).outcome is Outcome.STALLED
+    assert classify_exit(1, stderr_tail=LOST["5.1 refused"][1]).outcome is Outcome.FAILED
+    stopped = classify_exit(0, stop_requested=True, source=RTMP_IN)
+    assert stopped.outcome is Outcome.STOPPED

@@ -13,11 +13,13 @@ from common.reconcile.plan import (
     Evacuate,
     FinishStop,
     KeepWaiting,
+    Lose,
     MarkNodeActive,
     MarkNodeOffline,
     NodeView,
     Recover,
     RestreamView,
+    Resume,
     Sync,
     plan,
 )
@@ -93,8 +95,8 @@ def test_dead_node_goes_offline_and_its_restreams_move() -> None:
     )
     assert actions == [
         MarkNodeOffline("a", "lease expired: no heartbeat"),
-        Recover("r1", "node a lost"),
-        Recover("r2", "node a lost"),
+        Recover("r1", "node a lost: its lease lapsed"),
+        Recover("r2", "node a lost: its lease lapsed"),
         Assign("r1", "b"),
         Assign("r2", "b"),
         Sync("b", {"r3": 7, "r1": 4, "r2": 2}),
@@ -235,9 +237,9 @@ def test_when_the_source_moves_its_destinations_follow() -> None:
             follower("dest", S.RUNNING, "a"),
         ],
     )
-    assert Recover("live", "node a lost") in actions
+    assert Recover("live", "node a lost: its lease lapsed") in actions
     assert Assign("live", "c") in actions
-    assert Recover("dest", "node a lost") in actions
+    assert Recover("dest", "node a lost: its lease lapsed") in actions
     assert Assign("dest", "c") in actions
 
 
@@ -255,3 +257,59 @@ def test_a_destination_waits_for_its_source() -> None:
         [live("a")], [restream("live", S.PENDING, active=False), follower("dest", S.PENDING)]
     )
     assert actions == [KeepWaiting("dest", "its source live is not running yet")]
+
+
+def silent(name: str, state: NodeState = NodeState.ACTIVE, **kwargs: object) -> NodeView:
+    """A node whose lease has not lapsed, but whose worker stopped answering."""
+    return NodeView(name, state, lease(name, **kwargs), "its worker's connection closed")  # type: ignore[arg-type]
+
+
+def test_a_node_that_stops_answering_is_offline_and_its_restreams_recovering_there() -> None:
+    """Within a round of the worker's death, before its lease lapses: the truth is shown, but
+    nothing moves yet (its copies may still be stopping)."""
+    actions = plan(
+        [silent("a", running={"r1": 3, "r2": 1}), live("b")],
+        [
+            restream("r1", S.RUNNING, "a", generation=3),
+            restream("r2", S.STOPPING, "a", generation=1, active=False),  # waits for its end
+        ],
+    )
+    assert actions == [
+        MarkNodeOffline("a", "stopped answering: its worker's connection closed"),
+        Lose("r1", "node a stopped answering (its worker's connection closed)"),
+    ]
+
+
+def test_recovering_on_a_node_waits_for_it_then_moves_or_resumes() -> None:
+    """RECOVERING with its node kept: nothing while that node is silent; placed elsewhere
+    once its lease lapsed; started there again, or simply running again, when it answers."""
+    waiting = restream("r1", S.RECOVERING, "a", generation=3)
+    assert plan([silent("a", NodeState.OFFLINE), live("b")], [waiting]) == []
+    assert plan([dead("a", NodeState.OFFLINE), live("b")], [waiting]) == [
+        Recover("r1", "node a lost: its lease lapsed"),
+        Assign("r1", "b"),
+        Sync("b", {"r1": 4}),
+    ]
+    kept_running = plan([live("a", NodeState.OFFLINE, running={"r1": 3})], [waiting])
+    assert kept_running == [
+        MarkNodeActive("a", "lease renewed"),
+        Resume("r1", "node a answers again; FFmpeg kept running"),
+    ]
+    fenced = plan([live("a", NodeState.OFFLINE)], [waiting])
+    assert fenced == [MarkNodeActive("a", "lease renewed"), Sync("a", {"r1": 3})]
+
+
+def test_while_redis_has_just_lost_its_data_no_node_is_judged() -> None:
+    """Every lease is gone with Redis's data: a node without one may well be alive. What
+    waits is placed on the nodes that renewed already; nothing is taken from the others."""
+    actions = plan(
+        [dead("a"), live("b")],
+        [
+            restream("r1", S.RUNNING, "a", generation=3),
+            restream("r2", S.RECOVERING, "a", generation=2),
+            restream("r3", S.STOPPING, "a", generation=1),
+            restream("r4", S.PENDING),
+        ],
+        judge_nodes=False,
+    )
+    assert actions == [Assign("r4", "b"), Sync("b", {"r4": 2})]

@@ -116,19 +116,25 @@ def test_no_node_is_judged_until_redis_has_kept_the_leases_for_a_ttl(
     db: Database, redis_client: redis.Redis, settings: Settings, sent: list[ControlMessage]
 ) -> None:
     """Redis lost its data (restarted without persistence): every lease is gone although no
-    worker fenced. The reconciler waits a lease TTL for them to renew before it moves anything."""
+    worker fenced. The reconciler waits a lease's lifetime for them to renew before it judges
+    any node; what waits for a node is placed meanwhile on the nodes that renewed."""
     farm = service.Farm(redis_client, settings)
     simulate_node(db, redis_client, "a")
     with db.transaction() as session:
         restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
-    simulate_node(db, redis_client, "b")
+        waiting = service.create(session, farm, ADMIN, "w", DEFINITION, active=False)
+        waiting.active, waiting.state = True, S.PENDING  # as if its start found no room
     redis_client.flushdb()  # the leases and the memory key go together
-    renew(redis_client, "b")  # b renews first; a has not yet
-    assert not reconcile(db, redis_client, settings).ran
+    simulate_node(db, redis_client, "b")  # b renews first; a has not yet
+    summary = reconcile(db, redis_client, settings)
+    assert summary.ran and "MarkNodeOffline" not in summary.actions
+    assert summary.actions.get("Assign") == 1
     with db.transaction() as session:
         kept = session.get(Restream, restream.id)
         assert kept is not None and (kept.node_name, kept.generation) == ("a", 1)
-    live.remember_since(redis_client, settings.lease_ttl_s + settings.lease_renew_interval_s)
+        placed = session.get(Restream, waiting.id)
+        assert placed is not None and placed.node_name == "b"
+    live.remember_since(redis_client, settings.lease_key_ttl_s + settings.lease_renew_interval_s)
     assert reconcile(db, redis_client, settings).actions.get("MarkNodeOffline") == 1
 
 
@@ -148,3 +154,75 @@ def test_a_node_action_applies_only_to_the_state_the_plan_saw(
     with db.transaction() as session:
         node = session.get(Node, "d")
         assert node is not None and node.state is NodeState.DRAINING
+
+
+def test_a_node_whose_worker_died_reads_recovering_within_a_round_and_moves_once_lapsed(
+    db: Database, redis_client: redis.Redis, redis_url: str, settings: Settings
+) -> None:
+    """Its lease lives on for seconds after a kill -9, but Redis saw its connections close:
+    the next round says so (node offline, restream recovering, still on it). It moves only
+    once the lease lapsed: then its FFmpeg certainly died (fenced, or with its worker)."""
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    worker = live.connect(redis_url, name=live.worker_connection_name("host:7:abc"))
+    lease = live.NodeLease(node="a", renewed_at=0, holder="host:7:abc", running={restream.id: 1})
+    live.write_lease(worker, lease, settings.lease_key_ttl_s)  # as its worker renews it
+    with db.transaction() as session:
+        reports.running(session, Attempt(restream.id, 1, "a"))
+    simulate_node(db, redis_client, "b")
+    assert "Lose" not in reconcile(db, redis_client, settings).actions  # it answers
+
+    worker.close()  # the process died: Redis drops its connections at once
+    summary = reconcile(db, redis_client, settings)
+    assert summary.actions.get("Lose") == 1 and summary.actions.get("MarkNodeOffline") == 1
+    with db.transaction() as session:
+        kept = session.get(Restream, restream.id)
+        node = session.get(Node, "a")
+        assert kept is not None and node is not None
+        assert (kept.state, kept.node_name, kept.generation) == (S.RECOVERING, "a", 1)
+        assert kept.state_reason is not None
+        assert "node a stopped answering (its worker's connection to Redis closed" in (
+            kept.state_reason
+        )
+        assert node.state is NodeState.OFFLINE
+
+    redis_client.delete(live.lease_key("a"))  # the lease lapses
+    reconcile(db, redis_client, settings)
+    with db.transaction() as session:
+        moved = session.get(Restream, restream.id)
+        assert moved is not None
+        assert (moved.state, moved.node_name, moved.generation) == (S.STARTING, "b", 2)
+
+
+def test_a_fenced_restream_stays_on_its_node_until_it_answers_again(
+    db: Database, redis_client: redis.Redis, settings: Settings, sent: list[ControlMessage]
+) -> None:
+    """The worker reports its fence (Redis was out of reach): RECOVERING there, with an event
+    saying why. The node may start it again (its lease is back) under the same generation."""
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    attempt = Attempt(restream.id, 1, "a")
+    with db.transaction() as session:
+        reports.running(session, attempt)
+        reports.ended(session, attempt, outcome="fenced", exit_code=None, fence_reason="why")
+    with db.transaction() as session:
+        fenced = session.get(Restream, restream.id)
+        assert fenced is not None
+        assert (fenced.state, fenced.node_name) == (S.RECOVERING, "a")
+        assert fenced.state_reason == "fenced on a: why"
+        assert reports.owned_by(session, "a") == {restream.id: 1}
+        assert reports.should_run(session, attempt) is not None
+    sent.clear()
+    reconcile(db, redis_client, settings)  # a answers and runs nothing: it starts it there
+    assert [m.kwargs for m in sent if m.task == TASK_NODE_SYNC] == [
+        {"node": "a", "desired": {restream.id: 1}}
+    ]
+    with db.transaction() as session:
+        reports.starting(session, attempt, pid=1, restarts=0)
+        reports.running(session, attempt)
+        back = session.get(Restream, restream.id)
+        assert back is not None and (back.state, back.generation) == (S.RUNNING, 1)

@@ -321,3 +321,27 @@ def test_a_state_change_is_stamped_by_the_database_clock(db: Database, farm: ser
         after = session.execute(select(func.clock_timestamp())).scalar_one()
         assert database_now(session) == load(db, restream.id).state_changed_at
     assert before <= load(db, restream.id).state_changed_at <= after
+
+
+def test_a_restream_its_silent_node_may_still_run_starts_nowhere_else_and_stops_there(
+    db: Database, farm: service.Farm, redis_client: redis.Redis, sent: list[ControlMessage]
+) -> None:
+    """RECOVERING with its node kept (the node stopped answering; its copy may be stopping
+    there): a start places it nowhere else, a stop is sent to that node and confirmed as any
+    stop (never a quiet IDLE that a new start could run beside the old copy)."""
+    simulate_node(db, redis_client, "a")
+    restream = create(db, farm, active=True)
+    simulate_node(db, redis_client, "b")
+    with db.transaction() as session:
+        lost = session.get(Restream, restream.id)
+        assert lost is not None
+        lost.state = S.RECOVERING  # as the reconciler's Lose leaves it: still on "a"
+    sent.clear()
+    with db.transaction() as session:
+        service.start(session, farm, ADMIN, restream.id)
+    assert sent == [] and load(db, restream.id).node_name == "a"
+    with db.transaction() as session:
+        service.stop(session, ADMIN, restream.id)
+    stopped = load(db, restream.id)
+    assert (stopped.state, stopped.node_name) == (S.STOPPING, "a")
+    assert [(m.task, m.queue) for m in sent] == [(TASK_RESTREAM_STOP, node_queue("a"))]
