@@ -378,8 +378,9 @@ class _Process:
             self.progressed_at = time.monotonic()
             self.flowed = True
             if self.state != "running":
+                if self.source_losses:  # its source is back: that was no error of its own
+                    self.source_losses, self.last_error = 0, None
                 self.state = "running"
-                self.source_losses = 0
                 self.observer.running(self.job)
 
     async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:

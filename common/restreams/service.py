@@ -237,7 +237,10 @@ def ingest_url_of(farm: Farm, restream: Restream) -> str | None:
     definition = definition_of(restream)
     if definition.input.input_stream_listen_port is None:
         return None
-    lease = live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
+    try:
+        lease = live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
+    except redis.RedisError:
+        lease = None
     address = lease.address if lease is not None else restream.node_name
     return ingest_url(definition.input, address, restream.id)
 
@@ -246,7 +249,12 @@ def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.Rest
     """The live statistics of those restreams that are running somewhere: written by the
     node they are placed on, for their current generation. A lost node's last figures live
     on in Redis for a few seconds; they describe nothing that runs."""
-    found = live.read_stats(farm.redis, [r.id for r in restreams])
+    try:
+        found = live.read_stats(farm.redis, [r.id for r in restreams])
+    except redis.RedisError:
+        # Reads go on without Redis: the state and its reason are PostgreSQL's, kept true by
+        # the workers' own reports (a fenced worker says so there).
+        return {}
     current = {r.id: (r.node_name, r.generation) for r in restreams if r.state in PLACED_STATES}
     return {
         rid: stats

@@ -29,6 +29,7 @@ from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("failover")]
 
+TWIN = "elsewhere:1:abc"  # the lease holder of another worker of a node's name
 SMALL_MILLICORES = 73  # the cost model's figure for Farm.small_restream (160x90, 10 fps)
 
 
@@ -246,9 +247,11 @@ def test_a_worker_whose_lease_is_taken_exits_and_leaves_the_node_alone(farm: Far
     """What a worker cut off from Redis finds when it comes back after a twin of its name
     took the node over (the twin is played here by a lease written in its name)."""
     lost = farm.start_worker("n-lost", {"STREAMFLEET_CPU_MILLICORES": "1000"})
-    client = live.connect(farm.env["REDIS_URL"])
+    # Connected as the twin's worker would be: a lease whose holder has no connection to
+    # Redis is one whose worker died.
+    client = live.connect(farm.env["REDIS_URL"], name=live.worker_connection_name(TWIN))
     try:
-        with Twin(client, "n-lost"):
+        with Twin(client, "n-lost", TWIN):
             assert lost.wait(30) == 0  # a warm shutdown, as on SIGTERM
         node = next(
             n
@@ -256,10 +259,10 @@ def test_a_worker_whose_lease_is_taken_exits_and_leaves_the_node_alone(farm: Far
             if n["name"] == "n-lost"
         )
         assert node["state"] == "active"  # the twin's node: neither drained nor offline
-        assert live.read_leases(client, ["n-lost"])["n-lost"].holder == "elsewhere:1:abc"
+        assert live.read_leases(client, ["n-lost"])["n-lost"].holder == TWIN
         assert "This worker leaves." in farm.worker_log("n-lost").read_text()
     finally:
-        live.release_lease(client, "n-lost", "elsewhere:1:abc")
+        live.release_lease(client, "n-lost", TWIN)
         client.close()
 
 

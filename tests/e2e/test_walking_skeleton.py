@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.farm import ADMIN_EMAIL, ADMIN_PASSWORD, Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
+from tests.support.peers import http_status
 from tests.support.processes import alive
 from tests.support.wait import wait_for
 
@@ -134,39 +135,44 @@ def test_several_outputs_report_their_bitrate_too(farm: Farm) -> None:
     ).raise_for_status()
 
 
-def test_an_unreachable_input_retries_then_fails_with_ffmpegs_error(farm: Farm) -> None:
+def test_an_unreachable_source_is_waited_for_and_a_refusing_one_fails(farm: Farm) -> None:
+    """Nothing listens where the restream pulls from: it waits for its source, trying again
+    past the retry budget (3 here), saying why; an origin that refuses its credentials (401)
+    is a broken definition, which fails once the budget is spent, with FFmpeg's own error."""
     dead_port = free_port()  # nothing listens here
-    created = farm.post(
-        "/api/restream/create",
-        {
-            "restream_name": "unreachable",
-            "input": {
-                "input_type": "INPUT_TYPE_RTMP_URL",
-                "input_stream_url": f"rtmp://127.0.0.1:{dead_port}/live/missing",
-            },
-            "output": {
-                "output_type": "OUTPUT_TYPE_UDP_URL",
-                "output_stream_url": "udp://127.0.0.1:9",
-            },
+    unreachable = farm.small_restream(
+        "unreachable",
+        9,
+        input={
+            "input_type": "INPUT_TYPE_RTMP_URL",
+            "input_stream_url": f"rtmp://127.0.0.1:{dead_port}/live/missing",
         },
     )
-    restream_id = created["id"]
-    retrying = wait_for(
-        lambda: (d := farm.get_by_id(restream_id))["state"] == "retrying" and d,
-        timeout_s=20,
+    waiting = wait_for(
+        lambda: (d := farm.get_by_id(unreachable))["state"] == "waiting" and d,
+        timeout_s=10,
         every_s=0.1,
-        what="retrying",
+        what="waiting",
     )
-    assert "Connection refused" in retrying["last_error"]
-    failed = wait_for(
-        lambda: (d := farm.get_by_id(restream_id))["state"] == "failed" and d,
-        timeout_s=30,
-        what="failed after the retry budget",
-    )
-    assert "Connection refused" in failed["last_error"]
+    assert "Connection refused" in waiting["last_error"]
+    assert waiting["state_reason"].startswith("waiting for its source")
+    with http_status(401) as port:
+        refusing = farm.small_restream(
+            "refusing",
+            9,
+            input={
+                "input_type": "INPUT_TYPE_HTTP_URL",
+                "input_stream_url": f"http://127.0.0.1:{port}/live.ts",
+            },
+        )
+        failed = wait_for(
+            lambda: (d := farm.get_by_id(refusing))["state"] == "failed" and d,
+            timeout_s=30,
+            what="failed after the retry budget",
+        )
+    assert "401 Unauthorized" in failed["last_error"]
     assert failed["state_reason"].startswith("3 failures within")
-    events = farm.http.get(f"/v1/restreams/{restream_id}/events", headers=farm.bearer).json()
-    assert [e["to_state"] for e in events][-3:] == ["retrying", "starting", "failed"]
+    assert farm.get_by_id(unreachable)["state"] == "waiting"  # many refusals later
 
 
 def test_another_worker_joins_through_the_data_dir(farm: Farm) -> None:

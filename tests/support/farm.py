@@ -206,18 +206,25 @@ class Farm:
 
 @contextmanager
 def running_farm(
-    root: Path, pg_server_url: str, extra_env: dict[str, str] | None = None
+    root: Path,
+    pg_server_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    redis_url: str | None = None,
 ) -> Iterator[Farm]:
-    """A started farm; stopped (and checked to stop cleanly) afterwards."""
+    """A started farm; stopped (and checked to stop cleanly) afterwards. Its Redis is its own
+    embedded one unless `redis_url` names another."""
     with ExitStack() as stack:
         database_url = stack.enter_context(fresh_database(pg_server_url, prefix="sf_e2e"))
-        redis = EmbeddedRedis.start(root / "redis")
-        stack.callback(redis.stop)
+        if redis_url is None:
+            redis = EmbeddedRedis.start(root / "redis")
+            stack.callback(redis.stop)
+            redis_url = redis.url
         node = f"e2e-{uuid.uuid4().hex[:6]}"
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
+            "REDIS_URL": redis_url,
             "STREAMFLEET_ADMIN_EMAIL": ADMIN_EMAIL,
             "STREAMFLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "STREAMFLEET_JWT_SECRET": uuid.uuid4().hex * 2,

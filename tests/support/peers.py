@@ -72,11 +72,12 @@ def receiver(input_args: list[str], recording: Path, seconds: float) -> list[str
 
 
 @contextlib.contextmanager
-def nginx_rtmp(tmp: Path) -> Iterator[int]:
-    """nginx with the RTMP module on a free port: application `live`, live on. Yields the port."""
+def nginx_rtmp(tmp: Path, port: int | None = None) -> Iterator[int]:
+    """nginx with the RTMP module on `port` (a free one if not given): application `live`,
+    live on. Yields the port."""
     if shutil.which("nginx") is None or not NGINX_RTMP_MODULE.exists():
         pytest.skip("nginx-rtmp is not installed (Debian: libnginx-mod-rtmp; .ci/run installs it)")
-    port = free_port()
+    port = port or free_port()
     prefix = tmp / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / "nginx.conf").write_text(
@@ -120,6 +121,30 @@ def http_files(directory: Path) -> Iterator[int]:
     """A plain HTTP server of `directory` (for HLS/DASH pulls). Yields its port."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def http_status(status: int) -> Iterator[int]:
+    """An HTTP server answering every GET with `status` and no body (an origin that refuses
+    credentials, say). Yields its port."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

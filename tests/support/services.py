@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from common.cli.localfarm import EmbeddedPostgres, EmbeddedRedis
 
@@ -55,7 +56,10 @@ def sqlalchemy_url(url: str) -> str:
 def fresh_database(server_url: str, prefix: str = "sf_test") -> Iterator[str]:
     """A new, empty database on `server_url`, dropped afterwards. Yields its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT")
+    # A connection per statement: the server may have been restarted in between (faults).
+    admin = create_engine(
+        sqlalchemy_url(server_url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
