@@ -115,9 +115,12 @@ def ffmpeg_pid(farm: Farm, restream_id: str) -> int:
 def test_fifty_concurrent_starts_answer_at_once_and_run(farm: Farm) -> None:
     """They used to stall the whole API for 30 s (and 20 were told the database was
     unreachable). Listeners on their own ports: fifty FFmpeg that cost little."""
-    ids = []
-    for i in range(50):
-        listen = {"port": free_port(), "transport": "UDP"}
+    ids: list[str] = []
+    ports: set[int] = set()
+    while len(ports) < 50:  # distinct: two listeners of one port on one node are a conflict
+        ports.add(free_port())
+    for i, port in enumerate(sorted(ports)):
+        listen = {"port": port, "transport": "UDP"}
         created = farm.post(
             "/api/restream/create",
             {
@@ -129,12 +132,12 @@ def test_fifty_concurrent_starts_answer_at_once_and_run(farm: Farm) -> None:
         )  # fmt: skip
         ids.append(created["id"])
 
-    def start(restream_id: str) -> tuple[int, float]:
+    def start(restream_id: str) -> tuple[int, float, str]:
         began = time.monotonic()
         answer = farm.http.post(
             "/api/restream/start", json={"id": restream_id}, headers=farm.callaba
         )
-        return answer.status_code, time.monotonic() - began
+        return answer.status_code, time.monotonic() - began, answer.text
 
     with ThreadPoolExecutor(50) as pool:
         starts = [pool.submit(start, restream_id) for restream_id in ids]
@@ -143,9 +146,9 @@ def test_fifty_concurrent_starts_answer_at_once_and_run(farm: Farm) -> None:
         listed = farm.http.post("/api/restream/getAll", headers=farm.callaba)
         list_s = time.monotonic() - began
         answers = [future.result() for future in starts]
-    report("50 concurrent starts", slowest_answer=max(t for _, t in answers), get_all=list_s)
-    assert [status for status, _ in answers] == [200] * 50
-    assert max(seconds for _, seconds in answers) < 10, sorted(s for _, s in answers)[-5:]
+    report("50 concurrent starts", slowest_answer=max(t for _, t, _ in answers), get_all=list_s)
+    assert [status for status, _, _ in answers] == [200] * 50, [a for a in answers if a[0] != 200]
+    assert max(seconds for _, seconds, _ in answers) < 10
     assert listed.status_code == 200 and list_s < 5
 
     def placed_or_told_why() -> bool:
