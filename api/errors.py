@@ -18,7 +18,7 @@ import redis
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,13 @@ from common.errors import (
 log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 Renderer = Callable[[StreamfleetError], Response]
+
+
+class Problem(BaseModel):
+    """One refused field of a request, in every surface's error answer that lists them."""
+
+    field: str = Field(description="Where: a dotted path into the request (`outputs.1.id`).")
+    message: str
 
 
 def error_responses(model: type[BaseModel], statuses: Mapping[int, str]) -> dict[int | str, Any]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.auth import TokenPrincipal
 from api.deps import FarmDep, SessionDep, StateDep
-from api.errors import error_responses, surface_route
+from api.errors import Problem, error_responses, surface_route
 from common.accounts import security
 from common.accounts import service as accounts
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
@@ -48,17 +48,12 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-class CallabaProblem(BaseModel):
-    field: str
-    message: str
-
-
 class CallabaError(BaseModel):
     """Every error of the Callaba Engine surface."""
 
     success: bool = Field(False)
     message: str
-    errors: list[CallabaProblem]
+    errors: list[Problem]
 
 
 router = APIRouter(

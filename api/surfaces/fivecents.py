@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from api.deps import FarmDep, SessionDep, StateDep
-from api.errors import error_responses, invalid_request, surface_route
+from api.errors import Problem, error_responses, invalid_request, surface_route
 from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
@@ -77,18 +77,13 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-class CdnProblem(BaseModel):
-    field: str
-    message: str
-
-
 class CdnError(BaseModel):
     """Errors of the 5centsCDN surface; authentication ones (401, 403, 429) are
     `{status: "error", errors: [{code, message}]}` instead, as the vendor answers them."""
 
     result: str = Field("error")
     message: str
-    errors: list[CdnProblem] | None = None
+    errors: list[Problem] | None = None
 
 
 router = APIRouter(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
-from api.errors import error_responses, surface_route
+from api.errors import Problem, error_responses, surface_route
 from common import events
 from common.errors import StreamfleetError
 from common.live import RestreamStats
@@ -41,11 +41,6 @@ def render_error(error: StreamfleetError) -> JSONResponse:
         status_code=error.status,
         headers=error.headers,
     )
-
-
-class Problem(BaseModel):
-    field: str = Field(description="Where: a dotted path into the request (`outputs.1.id`).")
-    message: str
 
 
 class ErrorDetail(BaseModel):

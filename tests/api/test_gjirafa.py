@@ -398,8 +398,10 @@ def unreachable_client(settings: Settings, db: Database) -> Iterator[TestClient]
 
 
 def test_an_unreachable_broker_is_503_backend_fetch_failed(
-    unreachable_client: TestClient, acme: Project
+    unreachable_client: TestClient, acme: Project, db: Database, redis_client: redis.Redis
 ) -> None:
+    """A start needs the nodes' leases (reads alone go on from PostgreSQL without Redis)."""
+    simulate_node(db, redis_client, "n1")
     state = unreachable_client.app.state.streamfleet  # type: ignore[attr-defined]
     state.redis = live.connect("redis://127.0.0.1:9/0")
     response = unreachable_client.post(

@@ -47,10 +47,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterat
 @pytest.fixture(autouse=True)
 def clean(farm: Farm) -> Iterator[None]:
     yield
-    for restream in farm.post("/api/restream/getAll"):
-        farm.http.request(
-            "DELETE", "/api/restream/remove", json={"id": restream["id"]}, headers=farm.callaba
-        )
+    farm.remove_all()
 
 
 def create(farm: Farm, count: int, prefix: str) -> tuple[list[str], list[str]]:

@@ -64,10 +64,7 @@ def farm(
 @pytest.fixture(autouse=True)
 def clean(farm: Farm) -> Iterator[None]:
     yield
-    for restream in farm.post("/api/restream/getAll"):
-        farm.http.request(
-            "DELETE", "/api/restream/remove", json={"id": restream["id"]}, headers=farm.callaba
-        )
+    farm.remove_all()
 
 
 def report(fault: str, **seconds: float) -> None:

@@ -161,6 +161,13 @@ class Farm:
             self._key = self.cli("admin", "create-key", "--name", "e2e").strip().splitlines()[-1]
         return {"Authorization": f"Bearer {self._key}"}
 
+    def remove_all(self) -> None:
+        """Remove every restream (what a test leaves behind, for the next on this farm)."""
+        for restream in self.post("/api/restream/getAll"):
+            self.http.request(
+                "DELETE", "/api/restream/remove", json={"id": restream["id"]}, headers=self.callaba
+            )
+
     def node_live(self, name: str) -> bool:
         nodes = self.http.get("/v1/nodes", headers=self.bearer).json()
         return any(n["name"] == name and n["live"] for n in nodes)

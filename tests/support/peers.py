@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -119,15 +119,8 @@ def rtsp_server(log: Path) -> Iterator[tuple[int, int]]:
 @contextlib.contextmanager
 def http_files(directory: Path) -> Iterator[int]:
     """A plain HTTP server of `directory` (for HLS/DASH pulls). Yields its port."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(functools.partial(_QuietHandler, directory=str(directory))) as port:
+        yield port
 
 
 @contextlib.contextmanager
@@ -144,7 +137,13 @@ def http_status(status: int) -> Iterator[int]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    with _serving(Answer) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def _serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
