@@ -25,7 +25,9 @@ from tests.support.media import free_port
 from tests.support.peers import nginx_rtmp, publisher, running
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults")]
+# One test process with the media matrix (tests/worker/test_media_cross.py): its real-time
+# checks would suffer from the bursts of load these tests cause.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("realtime")]
 
 TRUTH_S = 2.0  # what the API says changes within this of the fault
 FAULT_ENV = {

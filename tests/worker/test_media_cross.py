@@ -32,7 +32,9 @@ from tests.support.peers import (
 from tests.support.wait import wait_for
 from tests.worker.test_media_matrix import restream
 
-pytestmark = pytest.mark.e2e
+# Its checks hold real-time media to tight figures: it shares a test process with the fault
+# suite (which breaks farms and spawns fifty FFmpeg at once) rather than run beside it.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("realtime")]
 RECORD_S = 3
 HLS_ID = "0123456789abcdef01234567"  # the id of the HLS output: its directory
 TRANSCODING = {
