@@ -1,14 +1,18 @@
-"""Failover: seconds from `kill -9` of a worker to all its restreams running again elsewhere.
+"""Failover: seconds from `kill -9` of a worker until the API stops saying its restreams run
+there ("told"), and until they all run again elsewhere ("moved").
 
     python bench/failover.py [--kills 10] [--restreams 6]
 
 Starts a local farm (its own node drained, so the restreams live on two extra workers),
 starts `--restreams` small test-video restreams, then `--kills` times: SIGKILL the worker
-that holds them, time until every restream is `running` on the other worker (polled every
-50 ms through the API), and start the killed worker again for the next round.
+that holds them, time both moments (polled every 50 ms through the API), and start the killed
+worker again for the next round.
 
-What it is made of: the lease TTL (5 s: the reconciler cannot tell a dead node sooner),
-plus up to one reconcile interval (2 s), plus the restart of FFmpeg on the new node.
+What they are made of. Told: up to one reconcile interval (1 s): Redis drops the dead worker's
+connections at once, and the next round says so. Moved: the lease's lifetime in Redis (TTL +
+one renewal interval + the fence margin, 7 s after the last renewal: the reconciler moves
+nothing before its old copies are certainly gone), plus up to one reconcile interval, plus
+the start of FFmpeg on the new node.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     seconds: list[float] = []
+    told: list[float] = []
     ids: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sf-failover-") as tmp:
         farm = LocalFarm(
@@ -89,6 +94,18 @@ def main() -> None:
                 os.kill(farm.workers[victim].pid, signal.SIGKILL)
                 farm.workers[victim].wait()
                 wait(
+                    lambda victim=victim: (
+                        not any(
+                            state == "running" and node == victim
+                            for state, node in placement(farm, ids).values()
+                        )
+                    ),
+                    60,
+                    "the API to tell",
+                    every_s=0.05,
+                )
+                told.append(time.monotonic() - killed)
+                wait(
                     lambda victim=victim: all(
                         state == "running" and node != victim
                         for state, node in placement(farm, ids).values()
@@ -98,7 +115,7 @@ def main() -> None:
                     every_s=0.05,
                 )
                 seconds.append(time.monotonic() - killed)
-                print(f"kill {len(seconds)}: {seconds[-1]:.2f} s", flush=True)
+                print(f"kill {len(seconds)}: told {told[-1]:.2f} s, moved {seconds[-1]:.2f} s")
                 farm.start_worker(victim)
         finally:
             for restream_id in ids:  # leave an external database as it was found
@@ -107,11 +124,12 @@ def main() -> None:
                 )
             farm.stop()
 
-    print(
-        f"failover after kill -9, {args.restreams} restreams, {args.kills} kills: "
-        f"p50 {statistics.median(seconds):.2f} s   p90 {percentile(seconds, 0.9):.2f} s   "
-        f"max {max(seconds):.2f} s"
-    )
+    print(f"failover after kill -9, {args.restreams} restreams, {args.kills} kills:")
+    for what, figures in (("told", told), ("moved", seconds)):
+        print(
+            f"  {what:5}  p50 {statistics.median(figures):.2f} s   "
+            f"p90 {percentile(figures, 0.9):.2f} s   max {max(figures):.2f} s"
+        )
 
 
 if __name__ == "__main__":
