@@ -381,9 +381,24 @@ def test_refusals_say_why(
     assert answer["result"] == "error" and words in answer["message"], answer
 
 
-def test_cdn_features_switched_off_are_accepted(api: TestClient, key: dict[str, str]) -> None:
-    off = {"geoblock": {"enabled": "N"}, "domainlock[enabled]": "N", "record": None}
-    assert create(api, key, draft="1", **off)["geoblock"]["enabled"] == "N"
+@pytest.mark.parametrize(
+    ("off", "on"),
+    [
+        ({"geoblock": {"enabled": "N"}}, {"geoblock": {"enabled": "Y"}}),
+        ({"domainlock[enabled]": "N"}, {"domainlock[enabled]": "Y"}),
+        ({"record": None}, {"record": {"enabled": "Y"}}),
+    ],
+)
+def test_cdn_features_switched_off_are_accepted_on_refused(
+    api: TestClient, key: dict[str, str], off: dict[str, Any], on: dict[str, Any]
+) -> None:
+    """The same request, the feature off: a stream; on: refused, nothing created."""
+    created = create(api, key, draft="1", **off)
+    assert api.get(f"/v2/streams/restream/{created['id']}", headers=key).status_code == 200
+    refused = api.post("/v2/streams/restream/new", json={**NEW, "draft": "1", **on}, headers=key)
+    assert refused.status_code == 400, refused.text
+    listed = api.get("/v2/streams/restream", headers=key).json()["streams"]
+    assert [s["id"] for s in listed] == [created["id"]]
 
 
 def test_missing_and_unknown(api: TestClient, key: dict[str, str]) -> None:
@@ -532,9 +547,17 @@ def test_the_source_url_implies_the_mode(
         assert definition(db, stream["id"])["input"]["input_type"] == input_type, url
 
 
-def test_playback_urls_are_an_object_before_placement(api: TestClient, key: dict[str, str]) -> None:
-    playback = create(api, key, draft="1")["playbackurls"]
-    assert playback["hls"] is None and playback["hlsManifest"] == "index.m3u8"
+def test_playback_urls_are_an_object_before_placement_and_urls_once_placed(
+    api: TestClient, key: dict[str, str], farm_nodes: None
+) -> None:
+    draft = create(api, key, draft="1", protocols=["HLS"])
+    assert draft["playbackurls"]["hls"] is None  # an object, its URLs unknown until placed
+    published = ok(
+        api.post(f"/v2/streams/restream/{draft['id']}", json={"draft": "0"}, headers=key),
+        "Stream Updated",
+    )
+    playback = published["playbackurls"]
+    assert "/live/" in playback["hls"] and playback["hls"].endswith("/" + playback["hlsManifest"])
 
 
 def test_rtmp_and_rtsp_playback_need_one_node_with_both(

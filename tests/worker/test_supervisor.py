@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from tests.support.observers import FAKE, FAST, Recorder, fake_job
 from tests.support.peers import bound, publisher, running
 from tests.support.processes import alive
 from tests.support.wait import wait_for
-from worker.supervisor import Job, Limits, Supervisor
+from worker.supervisor import Job, Limits, Spawner, Supervisor
 
 
 @pytest.fixture
@@ -29,9 +30,22 @@ def recorder() -> Recorder:
     return Recorder()
 
 
+@dataclass(frozen=True)
+class CountingSpawner(Spawner):
+    """Spawns as the worker does, and counts what it is asked to spawn."""
+
+    calls: list[list[str]] = field(default_factory=list)
+
+    async def spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
+        self.calls.append(argv)
+        return await super().spawn(argv)
+
+
 @contextmanager
-def make_supervisor(recorder: Recorder, limits: Limits = FAST) -> Iterator[Supervisor]:
-    supervisor = Supervisor("test-node", limits, recorder)
+def make_supervisor(
+    recorder: Recorder, limits: Limits = FAST, spawner: Spawner | None = None
+) -> Iterator[Supervisor]:
+    supervisor = Supervisor("test-node", limits, recorder, spawner=spawner)
     supervisor.start()
     try:
         yield supervisor
@@ -174,7 +188,8 @@ def test_two_starts_of_a_newer_generation_at_once_run_one_process(
     """A start message and a sync of the same new generation, while the old one is still
     stopping (it ignores SIGINT): both wait for it, and exactly one new process runs."""
     pid_file = tmp_path / "pids"
-    with make_supervisor(recorder, Limits(stop_grace_s=0.5)) as supervisor:
+    spawner = CountingSpawner(Spawner.detect().prefix)
+    with make_supervisor(recorder, Limits(stop_grace_s=0.5), spawner) as supervisor:
         supervisor.run(fake_job("stubborn"))
         wait_for(lambda: "running" in recorder.names(1))
         monkeypatch.setenv("FAKE_FFMPEG_PIDS", str(pid_file))  # the new generation's only
@@ -190,9 +205,11 @@ def test_two_starts_of_a_newer_generation_at_once_run_one_process(
         for call in calls:
             call.join(timeout=10)
         assert answers == [True, True]
+        # Each job's task reaches its spawn before anything submitted to the loop after its
+        # `run` returned: one more call onto the loop, and every spawn asked for is counted.
+        supervisor.generations()
+        assert len(spawner.calls) == 2  # generation 1, then generation 2: once
         wait_for(lambda: "running" in recorder.names(2))
-        time.sleep(0.3)  # a second spawn, if there were one, would be visible by now
-        assert recorder.names(2).count("starting") == 1
         spawned = [int(p) for p in pid_file.read_text().split()]
         assert len(spawned) == 2  # one stubborn FFmpeg and its child
         assert supervisor.fence() == 1

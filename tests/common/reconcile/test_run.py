@@ -93,6 +93,9 @@ def test_a_node_whose_lease_returns_is_active_again(
 ) -> None:
     simulate_node(db, redis_client, "flaky", lease=False)
     reconcile(db, redis_client, settings)
+    with db.transaction() as session:
+        node = session.get(Node, "flaky")
+        assert node is not None and node.state is NodeState.OFFLINE  # no lease: offline first
     renew(redis_client, "flaky")
     reconcile(db, redis_client, settings)
     with db.transaction() as session:
