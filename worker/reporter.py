@@ -20,8 +20,8 @@ from common.logs import about
 from common.restreams import reports
 from common.restreams.reports import Attempt
 from common.restreams.service import Farm, place_now
+from worker.job import Job
 from worker.relay import RelayHub
-from worker.supervisor import Job
 
 log = logging.getLogger(__name__)
 Write = Callable[[Session], None]

@@ -20,17 +20,9 @@ from sqlalchemy.exc import OperationalError
 from common import live
 from common.config import Settings
 from common.db import Database, make_engine
-from common.ffmpeg.argv import (
-    Placement,
-    build_argv,
-    hls_dir,
-    input_args,
-    needs_meter,
-    resolve_source_codec,
-)
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
-from common.ffmpeg.probe import FfmpegCapabilities, probe, source_video_codec
+from common.ffmpeg.probe import FfmpegCapabilities, probe
 from common.live import RestreamStats
 from common.logs import about
 from common.nodes import repository as node_repository
@@ -40,41 +32,17 @@ from common.nodes.states import NodeState
 from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports
-from common.restreams.lifecycle import reservation_of
 from common.restreams.reports import Attempt
-from common.restreams.schemas import (
-    FILE_OUTPUTS,
-    LISTEN_INPUTS,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
-from common.restreams.service import Farm, definition_of
+from common.restreams.service import Farm
 from worker.http import WorkerHttp
+from worker.job import Job, Limits
+from worker.launch import Launcher
 from worker.lease import Heartbeat, new_holder
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
-from worker.supervisor import Job, Limits, Supervisor
+from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-
-
-def workdirs(definition: RestreamDefinition, placement: Placement) -> tuple[str, ...]:
-    """The directories its outputs write into on this node (HLS and DASH)."""
-    return tuple(
-        hls_dir(placement, output)
-        for output in definition.outputs
-        if output.output_type in FILE_OUTPUTS
-    )
-
-
-def pulled_source(definition: RestreamDefinition) -> str | None:
-    """The URL the restream pulls its input from, if it pulls one (not a listener, a relay or
-    a generated signal)."""
-    spec = definition.input
-    if spec.input_type in LISTEN_INPUTS or spec.input_type is InputType.RELAY:
-        return None
-    return spec.input_stream_url
 
 
 class NodeRuntime:
@@ -119,19 +87,10 @@ class NodeRuntime:
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.relay = RelayHub()
+        self.launcher = Launcher(settings, self.ffmpeg, self.relay, self.node)
         self.supervisor = Supervisor(
             self.node,
-            Limits(
-                stall_timeout_s=settings.stall_timeout_s,
-                stop_grace_s=settings.stop_grace_s,
-                backoff_initial_s=settings.restart_backoff_initial_s,
-                backoff_max_s=settings.restart_backoff_max_s,
-                retry_budget=settings.retry_budget,
-                retry_window_s=settings.retry_window_s,
-                stderr_tail_lines=settings.stderr_tail_lines,
-                input_loss_s=settings.input_loss_s,
-                source_retry_max_s=settings.source_retry_max_s,
-            ),
+            Limits.from_settings(settings),
             RelayCleanup(self.reporter, self.relay),
             meter=self.relay.kbps,
             may_run=self.lease_valid,  # nothing spawns on a fenced node (read lazily)
@@ -297,32 +256,9 @@ class NodeRuntime:
                     "ignoring a start: not placed here", extra=self._about(restream_id, generation)
                 )
                 return False
-            definition = definition_of(restream)
-            reservation = reservation_of(restream)
-            placement = Placement(
-                node_name=self.node,
-                node_address=self.settings.node_address,
-                hw_device=restream.u30_device,
-                restream_id=restream.id,
-                listen_address=self.settings.listen_address,
-                media_dir=self.settings.media_dir,
-                local_rtmp_url=self.settings.local_rtmp_url,
-                local_rtsp_url=self.settings.local_rtsp_url,
-                relay_port=self._relay_port(definition, restream_id, generation),
-                meter_port=(
-                    self.relay.source_port(restream_id, generation)
-                    if needs_meter(definition)
-                    else None
-                ),
-            )
+            launch = self.launcher.prepare(restream)
         try:
-            definition = self._with_source_codec(definition, placement, generation)
-            argv = build_argv(
-                definition,
-                placement,
-                progress_period_s=self.settings.progress_period_s
-                or self.ffmpeg.progress_period_s(),
-            )
+            job = self.launcher.job(launch)
         except (ValueError, OSError) as error:
             self._abandon(restream_id, generation)
             self.reporter.failed(
@@ -333,19 +269,6 @@ class NodeRuntime:
                 reason="cannot build the FFmpeg command",
             )
             return False
-        job = Job(
-            restream_id,
-            generation,
-            [self.ffmpeg.binary, *argv],
-            # A relay input waits for its source as a listen input waits for its publisher.
-            listens=definition.input.input_type in (*LISTEN_INPUTS, InputType.RELAY),
-            outputs=len(definition.outputs),
-            cpu_millicores=reservation.cpu_millicores,
-            u30_device=reservation.u30_device,
-            u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
-            workdirs=workdirs(definition, placement),
-            source=pulled_source(definition),
-        )
         with self._lock(restream_id):
             if cancelled.is_set():
                 log.info("start cancelled by a stop", extra=self._about(restream_id, generation))
@@ -361,30 +284,6 @@ class NodeRuntime:
         generation runs here after all (a duplicate start)."""
         if self.supervisor.generations().get(restream_id) != generation:
             self.relay.forget(restream_id, generation)
-
-    def _with_source_codec(
-        self, definition: RestreamDefinition, placement: Placement, generation: int
-    ) -> RestreamDefinition:
-        """Copy instead of encoding when the source already has the codec asked for."""
-        transcoding = definition.transcoding
-        if transcoding is None or transcoding.copy_when_source_is is None:
-            return definition
-        codec = source_video_codec(self.ffmpeg.binary, input_args(definition, placement))
-        log.info(
-            "source video codec: %s", codec, extra=self._about(placement.restream_id, generation)
-        )
-        return resolve_source_codec(definition, codec)
-
-    def _relay_port(
-        self, definition: RestreamDefinition, restream_id: str, generation: int
-    ) -> int | None:
-        """The relay port a restream writes to (a source) or reads from (fed by a source)."""
-        source = definition.input.input_relay_id
-        if definition.input.input_type is InputType.RELAY and source is not None:
-            return self.relay.subscribe(source, restream_id, generation)
-        if any(o.output_type is OutputType.RELAY for o in definition.outputs):
-            return self.relay.source_port(restream_id, generation)
-        return None
 
     def stop_restream(self, restream_id: str, generation: int) -> None:
         with self._lock(restream_id):

@@ -8,17 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from common.ffmpeg.outcome import Outcome
-from worker.supervisor import Job, Limits
+from worker.job import Job, Limits
+from worker.retry import RetryPolicy
 
 FAKE = str(Path(__file__).parents[1] / "fixtures" / "fake_ffmpeg.py")
 
 FAST = Limits(
     stall_timeout_s=5.0,
     stop_grace_s=2.0,
-    backoff_initial_s=0.05,
-    backoff_max_s=0.2,
-    retry_budget=3,
-    retry_window_s=60.0,
+    input_loss_s=1.5,
+    stderr_tail_lines=40,
+    retry=RetryPolicy(
+        budget=3,
+        window_s=60.0,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        source_retry_max_s=3.0,
+    ),
 )
 
 

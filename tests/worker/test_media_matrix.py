@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from common.ffmpeg.argv import Placement, build_argv
 from common.restreams.schemas import RestreamDefinition
 from tests.support.media import audio_facts, ffmpeg, free_port, video_facts
-from tests.support.observers import Recorder
+from tests.support.observers import FAST, Recorder
 from tests.support.peers import (
     nginx_rtmp,
     publisher,
@@ -25,7 +26,8 @@ from tests.support.peers import (
     srt_relay,
 )
 from tests.support.wait import wait_for
-from worker.supervisor import Job, Limits, Supervisor
+from worker.job import Job
+from worker.supervisor import Supervisor
 
 pytestmark = pytest.mark.e2e
 SECONDS = 4  # recorded per case
@@ -45,7 +47,7 @@ def restream(
     argv = [ffmpeg(), *build_argv(parsed, placement, progress_period_s=0.5)]
     listens = parsed.input.input_stream_listen_port is not None
     recorder = Recorder()
-    supervisor = Supervisor("matrix", Limits(stall_timeout_s=20), recorder)
+    supervisor = Supervisor("matrix", replace(FAST, stall_timeout_s=20), recorder)
     supervisor.start()
     try:
         supervisor.run(Job("r1", 1, argv, listens=listens, outputs=len(parsed.outputs)))

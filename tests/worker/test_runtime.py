@@ -24,7 +24,7 @@ from common.restreams.states import RestreamState
 from tests.support.media import free_port
 from tests.support.nodes import Twin
 from tests.support.wait import wait_for
-from worker import runtime as runtime_module
+from worker import launch as launch_module
 from worker.runtime import NodeRuntime
 
 ADMIN = Principal("test", Role.ADMIN, None)
@@ -62,7 +62,7 @@ def test_a_stop_during_a_start_cancels_it(
         release.wait(10)
         return "h264"
 
-    monkeypatch.setattr(runtime_module, "source_video_codec", slow_probe)
+    monkeypatch.setattr(launch_module, "source_video_codec", slow_probe)
     definition = RestreamDefinition.model_validate(
         {
             "input": {

@@ -22,7 +22,9 @@ from tests.support.observers import FAKE, FAST, Recorder, fake_job
 from tests.support.peers import bound, publisher, running
 from tests.support.processes import alive
 from tests.support.wait import wait_for
-from worker.supervisor import Job, Limits, Spawner, Supervisor
+from worker.job import Job, Limits
+from worker.spawn import Spawner
+from worker.supervisor import Supervisor
 
 
 @pytest.fixture
@@ -141,7 +143,7 @@ def test_an_ended_input_is_a_failure_that_restarts(
 
 
 def test_a_stalled_ffmpeg_is_killed_and_retried(recorder: Recorder) -> None:
-    limits = Limits(stall_timeout_s=0.6, backoff_initial_s=0.05, retry_budget=5)
+    limits = replace(FAST, stall_timeout_s=0.6, retry=replace(FAST.retry, budget=5))
     with make_supervisor(recorder, limits) as supervisor:
         supervisor.run(fake_job("stall"))
         wait_for(lambda: "retrying" in recorder.names(), timeout_s=5)
@@ -154,7 +156,7 @@ def test_an_ffmpeg_ignoring_sigint_is_killed_with_its_group(
 ) -> None:
     pid_file = tmp_path / "pids"
     monkeypatch.setenv("FAKE_FFMPEG_PIDS", str(pid_file))
-    limits = Limits(stop_grace_s=0.5)
+    limits = replace(FAST, stop_grace_s=0.5)
     with make_supervisor(recorder, limits) as supervisor:
         supervisor.run(fake_job("stubborn"))
         wait_for(lambda: "running" in recorder.names())
@@ -189,7 +191,7 @@ def test_two_starts_of_a_newer_generation_at_once_run_one_process(
     stopping (it ignores SIGINT): both wait for it, and exactly one new process runs."""
     pid_file = tmp_path / "pids"
     spawner = CountingSpawner(Spawner.detect().prefix)
-    with make_supervisor(recorder, Limits(stop_grace_s=0.5), spawner) as supervisor:
+    with make_supervisor(recorder, replace(FAST, stop_grace_s=0.5), spawner) as supervisor:
         supervisor.run(fake_job("stubborn"))
         wait_for(lambda: "running" in recorder.names(1))
         monkeypatch.setenv("FAKE_FFMPEG_PIDS", str(pid_file))  # the new generation's only
@@ -271,9 +273,11 @@ def test_ffmpeg_dies_with_a_killed_worker(tmp_path: Path, spawner: str) -> None:
     script = f"""
 import sys, time
 sys.path.insert(0, {str(Path(__file__).parents[2])!r})
-from worker.supervisor import Job, Limits, Spawner, Supervisor
-from tests.support.observers import Recorder
-supervisor = Supervisor("n", Limits(), Recorder(), spawner={spawner})
+from worker.job import Job
+from worker.spawn import Spawner
+from worker.supervisor import Supervisor
+from tests.support.observers import FAST, Recorder
+supervisor = Supervisor("n", FAST, Recorder(), spawner={spawner})
 supervisor.start()
 supervisor.run(Job("r", 1, [sys.executable, {FAKE!r}, "stubborn"]))
 print("started", flush=True)
@@ -325,7 +329,7 @@ def pull_job(flag: Path, url: str = "rtmp://127.0.0.1:1999/live/x") -> Job:
     return replace(fake_job("pull", str(flag), url), source=url)
 
 
-QUICK = replace(FAST, input_loss_s=0.4, source_retry_max_s=0.2)
+QUICK = replace(FAST, input_loss_s=0.4, retry=replace(FAST.retry, source_retry_max_s=0.2))
 
 
 def test_a_lost_source_is_waited_for_past_the_retry_budget_and_resumes(
