@@ -19,9 +19,8 @@ from api.auth import require_metrics_reader
 from api.deps import ApiState
 from api.errors import as_streamfleet_error
 from api.surfaces import native
+from common.definitions.states import NodeState, RestreamState
 from common.models import Node, Restream
-from common.nodes.states import NodeState
-from common.restreams.states import RestreamState
 
 
 class FarmCollector(Collector):

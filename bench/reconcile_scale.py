@@ -37,15 +37,14 @@ from common.accounts.service import ensure_project  # noqa: E402
 from common.cli.localfarm import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from common.config import Settings  # noqa: E402
 from common.db import Database, make_engine  # noqa: E402
+from common.definitions.restream import RestreamDefinition  # noqa: E402
+from common.definitions.states import NodeState, RestreamState  # noqa: E402
 from common.ids import new_id  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
 from common.models import Node, Restream  # noqa: E402
 from common.nodes.capabilities import node_capabilities, requirements  # noqa: E402
-from common.nodes.states import NodeState  # noqa: E402
 from common.reconcile.run import reconcile  # noqa: E402
 from common.restreams import service  # noqa: E402
-from common.restreams.schemas import RestreamDefinition  # noqa: E402
-from common.restreams.states import RestreamState  # noqa: E402
 
 DEFINITION = RestreamDefinition.model_validate(
     {

@@ -7,8 +7,8 @@ import json
 from alembic import command
 from sqlalchemy import create_engine, text
 
+from common.definitions.restream import RestreamDefinition
 from common.migrate import alembic_config
-from common.restreams.schemas import RestreamDefinition
 from tests.support.services import fresh_database, sqlalchemy_url
 
 UNSAFE = {

@@ -8,6 +8,13 @@ import logging
 from dataclasses import dataclass
 
 from common.config import Settings
+from common.definitions.restream import (
+    FILE_OUTPUTS,
+    LISTEN_INPUTS,
+    InputType,
+    OutputType,
+    RestreamDefinition,
+)
 from common.ffmpeg.argv import (
     Placement,
     build_argv,
@@ -20,13 +27,6 @@ from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
 from common.logs import about
 from common.models import Restream
 from common.restreams.lifecycle import reservation_of
-from common.restreams.schemas import (
-    FILE_OUTPUTS,
-    LISTEN_INPUTS,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
 from common.restreams.service import definition_of
 from worker.job import Job
 from worker.relay import RelayHub

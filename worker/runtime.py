@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from common import live
 from common.config import Settings
 from common.db import Database, make_engine
+from common.definitions.states import NodeState
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
@@ -28,7 +29,6 @@ from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes import service as nodes
 from common.nodes.capabilities import count_u30_devices, node_capabilities
-from common.nodes.states import NodeState
 from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
 from common.restreams import reports

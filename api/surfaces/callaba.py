@@ -20,12 +20,7 @@ from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import Problem, error_responses, surface_route
 from common.accounts import security
 from common.accounts import service as accounts
-from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
-from common.ids import is_object_id
-from common.live import RestreamStats
-from common.models import Restream
-from common.restreams import service
-from common.restreams.schemas import (
+from common.definitions.restream import (
     InputSpec,
     InputType,
     OutputSpec,
@@ -33,6 +28,11 @@ from common.restreams.schemas import (
     TranscodingSpec,
     build,
 )
+from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
+from common.ids import is_object_id
+from common.live import RestreamStats
+from common.models import Restream
+from common.restreams import service
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:

@@ -29,6 +29,8 @@ from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
 from common.accounts.principal import Principal
+from common.definitions.restream import OutputType
+from common.definitions.states import RestreamState
 from common.errors import (
     FieldProblem,
     Forbidden,
@@ -43,9 +45,7 @@ from common.models import Restream
 from common.ratelimit import RateLimiter
 from common.restreams import pullstreams, service
 from common.restreams.pullstreams import PlatformFields, Protocol, StreamFields
-from common.restreams.schemas import OutputType
 from common.restreams.service import Farm
-from common.restreams.states import RestreamState
 
 PER_PAGE = 50
 AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)

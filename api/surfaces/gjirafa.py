@@ -20,6 +20,7 @@ from api.auth import ProjectPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import error_responses, surface_route
 from api.surfaces import INTEGER_ID
+from common.definitions.restream import TranscodingSpec
 from common.errors import (
     BackendUnavailable,
     Conflict,
@@ -37,7 +38,6 @@ from common.errors import (
 from common.live import RestreamStats
 from common.models import Restream
 from common.restreams import service, videos
-from common.restreams.schemas import TranscodingSpec
 from common.restreams.service import Farm
 
 # The vendor's codes, each with its title; anything else is an internal error.

@@ -13,12 +13,7 @@ from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import Problem, error_responses, surface_route
 from common import events
-from common.errors import StreamfleetError
-from common.live import RestreamStats
-from common.models import Event, Restream
-from common.nodes import service as nodes
-from common.restreams import service
-from common.restreams.schemas import (
+from common.definitions.restream import (
     InputSpec,
     Label,
     OutputSpec,
@@ -26,6 +21,11 @@ from common.restreams.schemas import (
     TranscodingSpec,
     build,
 )
+from common.errors import StreamfleetError
+from common.live import RestreamStats
+from common.models import Event, Restream
+from common.nodes import service as nodes
+from common.restreams import service
 from common.restreams.service import Farm
 
 

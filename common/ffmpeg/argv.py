@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from common.restreams.schemas import (
+from common.definitions.restream import (
     FILE_OUTPUTS,
     LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,

@@ -7,8 +7,8 @@ from sqlalchemy import String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.definitions.states import NodeState
 from common.models.base import Base, enum_column, utc_timestamp
-from common.nodes.states import NodeState
 
 
 class Node(Base):

@@ -17,8 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.definitions.states import RestreamState
 from common.models.base import Base, enum_column, utc_timestamp
-from common.restreams.states import RestreamState
 
 
 class Restream(Base):

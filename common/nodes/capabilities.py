@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.definitions.restream import (
+    FILE_OUTPUTS,
+    AudioCodec,
+    InputType,
+    OutputType,
+    RestreamDefinition,
+)
 from common.ffmpeg.argv import AUDIO_ENCODERS, TEST_VIDEO_ENCODER
 from common.nodes.capacity import (
     COPY_MILLICORES,
@@ -16,13 +23,6 @@ from common.nodes.capacity import (
     Capacity,
     Cost,
     cost_of,
-)
-from common.restreams.schemas import (
-    FILE_OUTPUTS,
-    AudioCodec,
-    InputType,
-    OutputType,
-    RestreamDefinition,
 )
 
 XILINX_VENDOR = 0x10EE

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from common.restreams.schemas import (
+from common.definitions.restream import (
     InputType,
     Preset,
     RestreamDefinition,

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from common.definitions.states import NodeState
 from common.models import Node
-from common.nodes.states import NodeState
 
 
 def get(session: Session, name: str, *, for_update: bool = False) -> Node | None:

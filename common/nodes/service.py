@@ -12,17 +12,16 @@ from common import events, live
 from common.accounts.principal import Principal, Role
 from common.celery_app import stop_message
 from common.db import database_now
+from common.definitions.states import NODE_TRANSITIONS, NodeState, RestreamState
 from common.errors import Forbidden, NodeNotFound
 from common.models import Node
 from common.nodes import repository
 from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
 from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate
-from common.nodes.states import NODE_TRANSITIONS, NodeState
 from common.outbox import enqueue
 from common.restreams import repository as restreams
 from common.restreams.lifecycle import transition as restream_transition
-from common.restreams.states import RestreamState
 
 
 def transition(session: Session, node: Node, target: NodeState, reason: str) -> None:

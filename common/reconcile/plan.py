@@ -10,13 +10,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import (
+    PLACED_STATES,
+    UNPLACED_WANTED_STATES,
+    NodeState,
+    RestreamState,
+)
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import NO_RESERVATION, Reservation
 from common.nodes.placement import Candidate, Placed, Policy, candidate_of, place
-from common.nodes.states import NodeState
-from common.restreams.schemas import RestreamDefinition
-from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
 
 S = RestreamState
 

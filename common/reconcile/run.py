@@ -27,12 +27,12 @@ from common import live
 from common.celery_app import stop_message, sync_message
 from common.config import Settings
 from common.db import Database
+from common.definitions.states import PLACED_STATES, NodeState, RestreamState
 from common.models import Node, Restream
 from common.nodes import repository as node_repository
 from common.nodes import service as node_service
 from common.nodes.capabilities import requirements
 from common.nodes.capacity import Reservation, U30Load
-from common.nodes.states import NodeState
 from common.outbox import enqueue
 from common.reconcile.plan import (
     Action,
@@ -52,7 +52,6 @@ from common.reconcile.plan import (
 )
 from common.restreams.lifecycle import release, transition
 from common.restreams.service import assign, definition_of, leave_pending, lock_placement
-from common.restreams.states import PLACED_STATES, RestreamState
 
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.

@@ -6,10 +6,10 @@ from sqlalchemy.orm import Session
 
 from common import events
 from common.db import database_now
+from common.definitions.states import RESTREAM_TRANSITIONS, RestreamState
 from common.models import Restream
 from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Reservation, U30Load
-from common.restreams.states import RESTREAM_TRANSITIONS, RestreamState
 
 
 def transition(session: Session, restream: Restream, target: RestreamState, reason: str) -> None:

@@ -24,11 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal
-from common.errors import FieldProblem, InvalidInput, NotFound
-from common.models import Node, Restream
-from common.nodes.capabilities import labels_of
-from common.restreams import repository, service
-from common.restreams.schemas import (
+from common.definitions.restream import (
     InputSpec,
     InputType,
     OutputSpec,
@@ -39,6 +35,10 @@ from common.restreams.schemas import (
     VideoCodec,
     split_url,
 )
+from common.errors import FieldProblem, InvalidInput, NotFound
+from common.models import Node, Restream
+from common.nodes.capabilities import labels_of
+from common.restreams import repository, service
 from common.restreams.service import Farm
 
 SURFACE = "5centscdn"  # the attribute that marks a restream as this surface's

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from common.definitions.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
 from common.ffmpeg.outcome import Outcome
 from common.models import Restream, Run
 from common.restreams import repository
 from common.restreams.lifecycle import release, transition
-from common.restreams.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
 
 S = RestreamState
 # States in which the node named may (re)start the restream's FFmpeg: placed there, or

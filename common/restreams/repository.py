@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from common.definitions.states import HOLDING_STATES, PLACED_STATES, RestreamState
 from common.models import Restream, Run
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
-from common.restreams.states import HOLDING_STATES, PLACED_STATES, RestreamState
 
 
 def _scoped(statement: Select[Restream], project_id: str | None) -> Select[Restream]:

@@ -20,6 +20,14 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.celery_app import start_message, stop_message
 from common.config import Settings
+from common.definitions.restream import (
+    LOCAL_FILE_SCHEMES,
+    SERVER_MODULE_INPUTS,
+    InputType,
+    OutputType,
+    RestreamDefinition,
+)
+from common.definitions.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
 from common.errors import (
     Conflict,
     FieldProblem,
@@ -37,14 +45,6 @@ from common.nodes.placement import Candidate, Placed, Unplaced, place
 from common.outbox import enqueue
 from common.restreams import repository
 from common.restreams.lifecycle import release, reserve, transition
-from common.restreams.schemas import (
-    LOCAL_FILE_SCHEMES,
-    SERVER_MODULE_INPUTS,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
-from common.restreams.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
 
 S = RestreamState
 # Any 64-bit constant: "sfplace".

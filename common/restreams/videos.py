@@ -19,10 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal
-from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from common.models import Restream
-from common.restreams import repository, service
-from common.restreams.schemas import (
+from common.definitions.restream import (
     InputSpec,
     InputType,
     ListenPort,
@@ -33,6 +30,9 @@ from common.restreams.schemas import (
     build,
     split_url,
 )
+from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from common.models import Restream
+from common.restreams import repository, service
 from common.restreams.service import Farm
 
 TITLE = "title"  # the attribute holding the title as the client gave it

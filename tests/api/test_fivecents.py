@@ -18,11 +18,11 @@ from common.accounts.service import create_api_key
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
+from common.definitions.states import RestreamState
 from common.models import Restream
 from common.restreams import reports
 from common.restreams.reports import Attempt
 from common.restreams.service import Farm, place_now
-from common.restreams.states import RestreamState
 from tests.support.nodes import Offers, simulate_node
 
 # The request body of the curl example in 5centsCDN's "Update Pull Stream" document, verbatim.

@@ -15,12 +15,11 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
 from common.db import Database
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import NodeState, RestreamState
 from common.models import Node, Restream
 from common.nodes import service as node_service
-from common.nodes.states import NodeState
 from common.restreams import service
-from common.restreams.schemas import RestreamDefinition
-from common.restreams.states import RestreamState
 from tests.support.media import free_port
 from tests.support.nodes import Twin
 from tests.support.wait import wait_for

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import (
     RELAY_READ_OPTIONS,
     Placement,
@@ -18,7 +19,6 @@ from common.ffmpeg.argv import (
     resolve_source_codec,
     segment_seconds,
 )
-from common.restreams.schemas import RestreamDefinition
 
 HERE = Placement("node-a", "10.0.0.5")
 PREAMBLE = [

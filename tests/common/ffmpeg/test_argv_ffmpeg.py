@@ -11,8 +11,8 @@ from contextlib import ExitStack
 import imageio_ffmpeg
 import pytest
 
+from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import Placement, build_argv
-from common.restreams.schemas import RestreamDefinition
 
 FFMPEGS = {"path": shutil.which("ffmpeg"), "imageio": imageio_ffmpeg.get_ffmpeg_exe()}
 

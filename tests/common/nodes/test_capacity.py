@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from common.definitions.restream import RestreamDefinition
 from common.nodes.capacity import (
     COPY_MILLICORES,
     ENGINE_UNITS,
@@ -17,7 +18,6 @@ from common.nodes.capacity import (
     usage_of,
     xrm_units,
 )
-from common.restreams.schemas import RestreamDefinition
 
 OUT = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}
 PULL = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from common.definitions.restream import RestreamDefinition
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import Capacity, Cost, U30Load, Usage
 from common.nodes.placement import Candidate, Placed, Unplaced, place
-from common.restreams.schemas import RestreamDefinition
 
 OUT = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}
 PULL = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}

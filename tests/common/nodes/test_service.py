@@ -11,15 +11,14 @@ from common.accounts.principal import Principal, Role
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queue
 from common.config import Settings
 from common.db import Database
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import NodeState, RestreamState
 from common.errors import Forbidden
 from common.models import Node, Restream
 from common.nodes import service as nodes
-from common.nodes.states import NodeState
 from common.outbox import ControlMessage
 from common.restreams import reports, service
 from common.restreams.reports import Attempt
-from common.restreams.schemas import RestreamDefinition
-from common.restreams.states import RestreamState
 from tests.support.nodes import ALL_ENCODERS, simulate_node
 
 S = RestreamState

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from common.definitions.states import NodeState, RestreamState
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Cost, Reservation
-from common.nodes.states import NodeState
 from common.reconcile.plan import (
     Assign,
     Evacuate,
@@ -23,7 +23,6 @@ from common.reconcile.plan import (
     Sync,
     plan,
 )
-from common.restreams.states import RestreamState
 
 S = RestreamState
 X264 = Requirements(frozenset({"libx264"}))

@@ -11,17 +11,16 @@ from common.accounts.principal import Principal, Role
 from common.celery_app import TASK_NODE_SYNC, TASK_RESTREAM_START, node_queue
 from common.config import Settings
 from common.db import Database
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import NodeState, RestreamState
 from common.models import Node, Restream
 from common.nodes import service as node_service
-from common.nodes.states import NodeState
 from common.outbox import ControlMessage
 from common.reconcile import run
 from common.reconcile.plan import MarkNodeActive
 from common.reconcile.run import RECONCILE_LOCK_ID, reconcile
 from common.restreams import reports, service
 from common.restreams.reports import Attempt
-from common.restreams.schemas import RestreamDefinition
-from common.restreams.states import RestreamState
 from tests.support.nodes import renew, simulate_node
 
 S = RestreamState

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from common.accounts.principal import Principal, Role
 from common.config import Settings
 from common.db import Database
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import RestreamState
 from common.models import Restream
 from common.nodes.capabilities import requirements
 from common.restreams import service
-from common.restreams.schemas import RestreamDefinition
-from common.restreams.states import RestreamState
 from tests.support.nodes import simulate_node
 
 ADMIN = Principal("test", Role.ADMIN, None)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from common.restreams.schemas import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
+from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
 
 RTMP_OUT = {"output_type": "OUTPUT_TYPE_OTHER_RTMP_URL", "output_stream_url": "rtmp://x/live"}
 

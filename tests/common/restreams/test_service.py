@@ -13,14 +13,14 @@ from common.accounts.service import ensure_project
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queue
 from common.config import Settings
 from common.db import Database, database_now
+from common.definitions.restream import RestreamDefinition
+from common.definitions.states import RestreamState
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
 from common.models import Event, Restream, Run
 from common.outbox import ControlMessage
 from common.restreams import reports, service
 from common.restreams.reports import Attempt
-from common.restreams.schemas import RestreamDefinition
 from common.restreams.service import place_now
-from common.restreams.states import RestreamState
 from tests.support.nodes import simulate_node
 
 S = RestreamState

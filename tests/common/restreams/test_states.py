@@ -6,9 +6,13 @@ import itertools
 
 import pytest
 
+from common.definitions.states import (
+    NODE_TRANSITIONS,
+    RESTREAM_TRANSITIONS,
+    NodeState,
+    RestreamState,
+)
 from common.errors import IllegalTransition
-from common.nodes.states import NODE_TRANSITIONS, NodeState
-from common.restreams.states import RESTREAM_TRANSITIONS, RestreamState
 
 S = RestreamState
 

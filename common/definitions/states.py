@@ -1,4 +1,5 @@
-"""The observed states of a restream and the transitions between them (DESIGN §2)."""
+"""The states of restreams and of worker nodes, and the transitions between them (DESIGN §2,
+§4): one declared table each; an undeclared move is an error."""
 
 from __future__ import annotations
 
@@ -85,3 +86,21 @@ PLACED_STATES = frozenset({S.STARTING, S.RUNNING, S.WAITING, S.RETRYING})
 HOLDING_STATES = frozenset({*PLACED_STATES, S.STOPPING, S.RECOVERING})
 # States in which the restream wants a node but has none.
 UNPLACED_WANTED_STATES = frozenset({S.PENDING, S.RECOVERING})
+
+
+class NodeState(StrEnum):
+    ACTIVE = "active"  # takes new restreams
+    DRAINING = "draining"  # keeps nothing: its restreams move elsewhere
+    OFFLINE = "offline"  # no lease: presumed dead, its restreams were re-placed
+
+
+N = NodeState
+
+NODE_TRANSITIONS: TransitionTable[NodeState] = TransitionTable(
+    "node",
+    {
+        N.ACTIVE: {N.DRAINING, N.OFFLINE},
+        N.DRAINING: {N.ACTIVE, N.OFFLINE},
+        N.OFFLINE: {N.ACTIVE, N.DRAINING},
+    },
+)
