@@ -17,7 +17,7 @@ from common.accounts.throttle import LoginThrottle
 from common.config import Settings
 from common.db import Database
 from common.errors import BackendUnavailable
-from common.restreams.service import Farm
+from common.lifecycle.service import Farm
 
 
 class DatabaseGate:

@@ -40,11 +40,11 @@ from common.db import Database, make_engine  # noqa: E402
 from common.definitions.restream import RestreamDefinition  # noqa: E402
 from common.definitions.states import NodeState, RestreamState  # noqa: E402
 from common.ids import new_id  # noqa: E402
+from common.lifecycle import service  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
 from common.models import Node, Restream  # noqa: E402
 from common.nodes.capabilities import node_capabilities, requirements  # noqa: E402
 from common.reconcile.run import reconcile  # noqa: E402
-from common.restreams import service  # noqa: E402
 
 DEFINITION = RestreamDefinition.model_validate(
     {

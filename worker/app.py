@@ -17,6 +17,7 @@ from celery.signals import setup_logging
 from common.celery_app import celery_sender, create_celery
 from common.config import get_settings
 from common.logs import configure_logging
+from worker import tasks
 from worker.runtime import NodeRuntime
 
 log = logging.getLogger(__name__)
@@ -78,5 +79,4 @@ def _leave() -> None:
 
 
 app.steps["worker"].add(NodeStep)
-
-import worker.tasks  # noqa: E402,F401  (registers the tasks on `app`)
+tasks.register(app, runtime)

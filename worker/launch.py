@@ -24,10 +24,10 @@ from common.ffmpeg.argv import (
     resolve_source_codec,
 )
 from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
+from common.lifecycle.commands import reservation_of
+from common.lifecycle.service import definition_of
 from common.logs import about
 from common.models import Restream
-from common.restreams.lifecycle import reservation_of
-from common.restreams.service import definition_of
 from worker.job import Job
 from worker.relay import RelayHub
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from common import live
 from common.db import Database
 from common.ffmpeg.outcome import Outcome
+from common.lifecycle import reports
+from common.lifecycle.reports import Attempt
+from common.lifecycle.service import Farm
 from common.logs import about
-from common.restreams import reports
-from common.restreams.reports import Attempt
-from common.restreams.service import Farm, place_now
 from worker.job import Job
 from worker.relay import RelayHub
 
@@ -146,15 +146,15 @@ class Reporter:
         def write(session: Session) -> None:
             if outcome is not Outcome.FENCED:  # fenced: Redis is likely out of reach; they expire
                 self._forget_stats(job)
-            moving = reports.ended(
+            # Still wanted once gone from here (a move off a draining node, a definition
+            # change): PENDING, placed by the reconciler's next round. The worker never places.
+            reports.ended(
                 session,
                 attempt,
                 outcome=outcome.value,
                 exit_code=exit_code,
                 fence_reason=f"its lease could not be renewed for {fence_after_s:g} s",
             )
-            if moving is not None:  # it left this node but is still wanted: place it now
-                place_now(session, self.farm, moving)
 
         self._queue.put(write)
 

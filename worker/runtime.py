@@ -24,16 +24,15 @@ from common.definitions.states import NodeState
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.lifecycle import nodes, reports
+from common.lifecycle.reports import Attempt
+from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.logs import about
 from common.nodes import repository as node_repository
-from common.nodes import service as nodes
 from common.nodes.capabilities import count_u30_devices, node_capabilities
 from common.outbox import Sender
 from common.reconcile.run import RoundSummary, reconcile
-from common.restreams import reports
-from common.restreams.reports import Attempt
-from common.restreams.service import Farm
 from worker.http import WorkerHttp
 from worker.job import Job, Limits
 from worker.launch import Launcher

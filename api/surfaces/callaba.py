@@ -3,7 +3,7 @@
 Shapes follow the vendor's restream documentation: POST everywhere (DELETE for remove), the
 id in the JSON body, ObjectId-like ids, `x-access-token` from the login. Keys real clients
 are known to read are added beside the documented ones (`_id` on create, `ok` on
-start/stop/remove). An adapter only: every rule lives in `common.restreams.service`.
+start/stop/remove). An adapter only: every rule lives in `common.lifecycle.service`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from common.definitions.restream import (
 )
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
 from common.ids import is_object_id
+from common.lifecycle import service
 from common.live import RestreamStats
 from common.models import Restream
-from common.restreams import service
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:

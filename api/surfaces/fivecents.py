@@ -5,7 +5,7 @@ with keys flat in bracket form (`server[mediaserver]`, `url[mediaserver][]`,
 `platform[name]`) or nested; `_METHOD` overrides the verb as the vendor's clients send it.
 Answers are `{result, message, stream}`; authentication failures and the rate limit answer
 `{status: "error", errors: [{code, message}]}`. Stream and platform ids are integers. An adapter
-only: the rules live in `common.restreams.pullstreams`.
+only: the rules live in `common.vendors.fivecents`.
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ from common.errors import (
     TooManyRequests,
 )
 from common.ffmpeg.argv import DASH_MANIFEST, HLS_PLAYLIST
+from common.lifecycle import service
+from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Restream
 from common.ratelimit import RateLimiter
-from common.restreams import pullstreams, service
-from common.restreams.pullstreams import PlatformFields, Protocol, StreamFields
-from common.restreams.service import Farm
+from common.vendors import fivecents as pullstreams
+from common.vendors.fivecents import PlatformFields, Protocol, StreamFields
 
 PER_PAGE = 50
 AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)

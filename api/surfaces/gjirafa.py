@@ -4,7 +4,7 @@ Under `/api/v1/{projectId}`, with a key of that project in `Authorization` (as i
 `Bearer `). Every answer, errors included, is the vendor's envelope
 `{success, errors, messages, result, resultInfo, statusCode}`. Destinations have integer
 ids, as the vendor's clients expect. An adapter only: the rules live in
-`common.restreams.videos`.
+`common.vendors.gjirafa`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ from common.errors import (
     TooManyRequests,
     UriTooLong,
 )
+from common.lifecycle import service
+from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Restream
-from common.restreams import service, videos
-from common.restreams.service import Farm
+from common.vendors import gjirafa as videos
 
 # The vendor's codes, each with its title; anything else is an internal error.
 STATUSES: list[tuple[type[StreamfleetError], int, str]] = [

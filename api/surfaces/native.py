@@ -22,11 +22,10 @@ from common.definitions.restream import (
     build,
 )
 from common.errors import StreamfleetError
+from common.lifecycle import nodes, service
+from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Event, Restream
-from common.nodes import service as nodes
-from common.restreams import service
-from common.restreams.service import Farm
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:

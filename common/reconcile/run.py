@@ -2,7 +2,7 @@
 
 Runs as the Celery task `farm.reconcile` on any worker, every `reconcile_interval_s`, under a
 PostgreSQL advisory lock so that at most one round runs at a time across the farm. It also
-holds the placement lock (see `common.restreams.service.lock_placement`) for the round, so its
+holds the placement lock (see `common.lifecycle.service.lock_placement`) for the round, so its
 placements and the API's never count the same free capacity twice.
 
 The plan is made from a snapshot read without row locks. Each change then locks its row with
@@ -28,9 +28,11 @@ from common.celery_app import stop_message, sync_message
 from common.config import Settings
 from common.db import Database
 from common.definitions.states import PLACED_STATES, NodeState, RestreamState
+from common.lifecycle import nodes as node_service
+from common.lifecycle.commands import release, transition
+from common.lifecycle.service import assign, definition_of, leave_pending, lock_placement
 from common.models import Node, Restream
 from common.nodes import repository as node_repository
-from common.nodes import service as node_service
 from common.nodes.capabilities import requirements
 from common.nodes.capacity import Reservation, U30Load
 from common.outbox import enqueue
@@ -50,8 +52,6 @@ from common.reconcile.plan import (
     Sync,
     plan,
 )
-from common.restreams.lifecycle import release, transition
-from common.restreams.service import assign, definition_of, leave_pending, lock_placement
 
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.

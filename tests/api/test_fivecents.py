@@ -19,10 +19,10 @@ from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
 from common.definitions.states import RestreamState
+from common.lifecycle import reports
+from common.lifecycle.reports import Attempt
+from common.lifecycle.service import Farm, place_now
 from common.models import Restream
-from common.restreams import reports
-from common.restreams.reports import Attempt
-from common.restreams.service import Farm, place_now
 from tests.support.nodes import Offers, simulate_node
 
 # The request body of the curl example in 5centsCDN's "Update Pull Stream" document, verbatim.
@@ -98,7 +98,7 @@ def exited(db: Database, farm: Farm, number: int) -> None:
         assert row.state is RestreamState.STOPPING and row.node_name is not None
         attempt = Attempt(row.id, row.generation, row.node_name)
         moving = reports.ended(session, attempt, outcome="stopped", exit_code=0)
-        if moving is not None:  # still wanted: placed again, as the worker's reporter does
+        if moving is not None:  # still wanted: placed again, as the reconciler does next
             place_now(session, farm, moving)
 
 

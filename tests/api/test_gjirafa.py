@@ -19,9 +19,10 @@ from common.accounts.service import create_api_key
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
-from common.restreams import reports, service, videos
-from common.restreams.reports import Attempt
-from common.restreams.service import Farm
+from common.lifecycle import reports, service
+from common.lifecycle.reports import Attempt
+from common.lifecycle.service import Farm
+from common.vendors import gjirafa as videos
 from tests.support.nodes import simulate_node
 
 FARM_ADMIN = Principal("tests", Role.ADMIN, None)
@@ -213,7 +214,7 @@ def test_a_toggle_starts_and_stops_that_destination_alone(
     # On again before its FFmpeg has exited: it waits for that, never runs twice.
     client.put(acme.path(f"/restreams/{one['id']}/toggle"), headers=acme.headers())
     assert sent == []
-    with db.transaction() as session:  # the worker reports the exit: placed again
+    with db.transaction() as session:  # the worker reports the exit; placed again (the reconciler)
         moving = reports.ended(session, Attempt(first, 1, "n1"), outcome="stopped", exit_code=0)
         assert moving is not None
         service.place_now(session, Farm(redis_client, settings), moving)

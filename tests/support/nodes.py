@@ -10,7 +10,7 @@ import redis
 
 from common import live
 from common.db import Database
-from common.nodes import service as nodes
+from common.lifecycle import nodes
 from common.nodes.capabilities import node_capabilities
 
 ALL_ENCODERS = ("libx264", "libx265", "aac", "libmp3lame")

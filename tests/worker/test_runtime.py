@@ -17,9 +17,9 @@ from common.config import Settings
 from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import NodeState, RestreamState
+from common.lifecycle import nodes as node_service
+from common.lifecycle import service
 from common.models import Node, Restream
-from common.nodes import service as node_service
-from common.restreams import service
 from tests.support.media import free_port
 from tests.support.nodes import Twin
 from tests.support.wait import wait_for

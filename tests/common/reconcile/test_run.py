@@ -13,14 +13,14 @@ from common.config import Settings
 from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import NodeState, RestreamState
+from common.lifecycle import nodes as node_service
+from common.lifecycle import reports, service
+from common.lifecycle.reports import Attempt
 from common.models import Node, Restream
-from common.nodes import service as node_service
 from common.outbox import ControlMessage
 from common.reconcile import run
 from common.reconcile.plan import MarkNodeActive
 from common.reconcile.run import RECONCILE_LOCK_ID, reconcile
-from common.restreams import reports, service
-from common.restreams.reports import Attempt
 from tests.support.nodes import renew, simulate_node
 
 S = RestreamState

@@ -13,9 +13,9 @@ from common.config import Settings
 from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import RestreamState
+from common.lifecycle import service
 from common.models import Restream
 from common.nodes.capabilities import requirements
-from common.restreams import service
 from tests.support.nodes import simulate_node
 
 ADMIN = Principal("test", Role.ADMIN, None)

@@ -16,11 +16,11 @@ from common.db import Database, database_now
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import RestreamState
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
+from common.lifecycle import reports, service
+from common.lifecycle.reports import Attempt
+from common.lifecycle.service import place_now
 from common.models import Event, Restream, Run
 from common.outbox import ControlMessage
-from common.restreams import reports, service
-from common.restreams.reports import Attempt
-from common.restreams.service import place_now
 from tests.support.nodes import simulate_node
 
 S = RestreamState

@@ -31,9 +31,10 @@ from common.definitions.restream import (
     split_url,
 )
 from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from common.lifecycle import service
+from common.lifecycle.service import Farm
 from common.models import Restream
-from common.restreams import repository, service
-from common.restreams.service import Farm
+from common.restreams import repository
 
 TITLE = "title"  # the attribute holding the title as the client gave it
 

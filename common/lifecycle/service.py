@@ -38,13 +38,13 @@ from common.errors import (
 )
 from common.ffmpeg.argv import ingest_url
 from common.ids import new_id, random_id
+from common.lifecycle import nodes
+from common.lifecycle.commands import release, reserve, transition
 from common.models import Restream
-from common.nodes import service as nodes
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.placement import Candidate, Placed, Unplaced, place
 from common.outbox import enqueue
 from common.restreams import repository
-from common.restreams.lifecycle import release, reserve, transition
 
 S = RestreamState
 # Any 64-bit constant: "sfplace".

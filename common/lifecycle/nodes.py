@@ -14,6 +14,7 @@ from common.celery_app import stop_message
 from common.db import database_now
 from common.definitions.states import NODE_TRANSITIONS, NodeState, RestreamState
 from common.errors import Forbidden, NodeNotFound
+from common.lifecycle.commands import transition as restream_transition
 from common.models import Node
 from common.nodes import repository
 from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
@@ -21,7 +22,6 @@ from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate
 from common.outbox import enqueue
 from common.restreams import repository as restreams
-from common.restreams.lifecycle import transition as restream_transition
 
 
 def transition(session: Session, node: Node, target: NodeState, reason: str) -> None:

@@ -36,10 +36,11 @@ from common.definitions.restream import (
     split_url,
 )
 from common.errors import FieldProblem, InvalidInput, NotFound
+from common.lifecycle import service
+from common.lifecycle.service import Farm
 from common.models import Node, Restream
 from common.nodes.capabilities import labels_of
-from common.restreams import repository, service
-from common.restreams.service import Farm
+from common.restreams import repository
 
 SURFACE = "5centscdn"  # the attribute that marks a restream as this surface's
 Codec = Literal["h264", "h265"]

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from common.definitions.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
 from common.ffmpeg.outcome import Outcome
+from common.lifecycle.commands import release, transition
 from common.models import Restream, Run
 from common.restreams import repository
-from common.restreams.lifecycle import release, transition
 
 S = RestreamState
 # States in which the node named may (re)start the restream's FFmpeg: placed there, or
@@ -171,7 +171,7 @@ def ended(
     """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced).
 
     A stop the operator asked for ends in IDLE. A restream still wanted (a move off a
-    draining node) is returned PENDING: the caller places it elsewhere. One whose node fenced
+    draining node) is returned PENDING: the reconciler places it, next round. One whose node fenced
     it while it ran is RECOVERING, still on that node.
     """
     _end_run(session, attempt, outcome=outcome, exit_code=exit_code, error=None, stderr_tail=())

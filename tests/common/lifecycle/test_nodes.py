@@ -14,11 +14,10 @@ from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import NodeState, RestreamState
 from common.errors import Forbidden
+from common.lifecycle import nodes, reports, service
+from common.lifecycle.reports import Attempt
 from common.models import Node, Restream
-from common.nodes import service as nodes
 from common.outbox import ControlMessage
-from common.restreams import reports, service
-from common.restreams.reports import Attempt
 from tests.support.nodes import ALL_ENCODERS, simulate_node
 
 S = RestreamState
