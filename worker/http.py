@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from common.lifecycle.commands import REFUSED
 from common.live import RestreamStats
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,15 @@ class NodeCollector(Collector):
         yield from gauges.values()
         yield from (restarts, stalls, running)
         yield from self._capacity(node)
+        ignored = CounterMetricFamily(
+            "streamfleet_restream_reports_ignored",
+            "Reports of this worker the lifecycle table refused (late: the restream had moved "
+            "on), by state and observation.",
+            labels=["node", "state", "observed"],
+        )
+        for (state, observed), count in sorted(REFUSED.items()):
+            ignored.add_metric([node, state, observed], count)
+        yield ignored
 
     def _capacity(self, node: str) -> Iterator[Metric]:
         usage = self.view.usage()

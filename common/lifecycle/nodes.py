@@ -10,17 +10,15 @@ from sqlalchemy.orm import Session
 
 from common import events, live
 from common.accounts.principal import Principal, Role
-from common.celery_app import stop_message
 from common.db import database_now
-from common.definitions.states import NODE_TRANSITIONS, NodeState, RestreamState
+from common.definitions.states import NODE_TRANSITIONS, NodeState
 from common.errors import Forbidden, NodeNotFound
-from common.lifecycle.commands import transition as restream_transition
+from common.lifecycle import commands
 from common.models import Node
 from common.nodes import repository
 from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
 from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate
-from common.outbox import enqueue
 from common.restreams import repository as restreams
 
 
@@ -109,11 +107,7 @@ def evacuate(session: Session, name: str, *, notify: bool) -> list[str]:
     not need them). Rows busy in another transaction are left to the reconciler."""
     moved = []
     for restream in restreams.placed_on(session, name, skip_locked=True):
-        restream_transition(
-            session, restream, RestreamState.STOPPING, f"node {name} is draining: moving"
-        )
-        if notify:
-            enqueue(session, stop_message(name, restream.id, restream.generation))
+        commands.move(session, restream, f"node {name} is draining: moving", notify=notify)
         moved.append(restream.id)
     return moved
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from common.definitions.states import PLACED_STATES, RESTREAM_TRANSITIONS, RestreamState
+from common.definitions.states import PLACED_STATES, RestreamState
 from common.ffmpeg.outcome import Outcome
-from common.lifecycle.commands import release, transition
+from common.lifecycle import commands
 from common.models import Restream, Run
 from common.restreams import repository
 
@@ -58,11 +58,6 @@ def _run(session: Session, attempt: Attempt) -> Run | None:
     return run
 
 
-def _move(session: Session, restream: Restream, target: S, reason: str) -> None:
-    if restream.state is not target and RESTREAM_TRANSITIONS.allows(restream.state, target):
-        transition(session, restream, target, reason)
-
-
 def should_run(session: Session, attempt: Attempt) -> Restream | None:
     """The restream, if the node in `attempt` should run this generation now; else None."""
     restream = repository.get(session, attempt.restream_id, None)
@@ -88,7 +83,9 @@ def starting(session: Session, attempt: Attempt, *, pid: int, restarts: int) -> 
     if run is not None:
         run.restarts = restarts
     if restream is not None:
-        _move(session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {pid})")
+        commands.observe(
+            session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {pid})"
+        )
 
 
 def running(session: Session, attempt: Attempt) -> None:
@@ -98,7 +95,7 @@ def running(session: Session, attempt: Attempt) -> None:
         run.running_at = datetime.now(UTC)
     if restream is not None:
         restream.last_error = None
-        _move(session, restream, S.RUNNING, "FFmpeg is making progress")
+        commands.observe(session, restream, S.RUNNING, "FFmpeg is making progress")
 
 
 def waiting(session: Session, attempt: Attempt, *, reason: str, error: str | None) -> None:
@@ -112,7 +109,7 @@ def waiting(session: Session, attempt: Attempt, *, reason: str, error: str | Non
     if restream is not None:
         if error is not None:
             restream.last_error = error
-        _move(session, restream, S.WAITING, reason)
+        commands.observe(session, restream, S.WAITING, reason)
 
 
 def retrying(
@@ -132,7 +129,7 @@ def retrying(
         run.stderr_tail, run.exit_code = "\n".join(stderr_tail), exit_code
     if restream is not None:
         restream.last_error = error
-        _move(session, restream, S.RETRYING, f"{error}; restarting in {backoff_s:.1f} s")
+        commands.observe(session, restream, S.RETRYING, f"{error}; restarting in {backoff_s:.1f} s")
 
 
 def failed(
@@ -156,8 +153,7 @@ def failed(
     )
     if restream is not None:
         restream.last_error = error
-        _move(session, restream, S.FAILED, f"{reason}: {error}")
-        release(restream)
+        commands.fail(session, restream, f"{reason}: {error}")
 
 
 def ended(
@@ -179,17 +175,17 @@ def ended(
     if restream is not None and outcome == Outcome.FENCED and restream.state in PLACED_STATES:
         # The node could not renew its lease: its copy is gone, and runs again here once the
         # lease is back, or elsewhere once it lapses. The node stays named until then.
-        _move(session, restream, S.RECOVERING, f"fenced on {attempt.node}: {fence_reason}")
+        commands.mark_silent(session, restream, f"fenced on {attempt.node}: {fence_reason}")
         return None
     if restream is None or restream.state is not S.STOPPING:
         return None
-    if not restream.active:
-        _move(session, restream, S.IDLE, f"FFmpeg on {attempt.node} {outcome}")
-        release(restream)
-        return None
-    _move(session, restream, S.PENDING, f"left {attempt.node}: moving to another node")
-    release(restream)
-    return restream
+    reason = (
+        f"left {attempt.node}: moving to another node"
+        if restream.active
+        else f"FFmpeg on {attempt.node} {outcome}"
+    )
+    commands.finish_stop(session, restream, reason)
+    return restream if restream.active else None
 
 
 def _end_run(

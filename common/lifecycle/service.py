@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from common import live
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
-from common.celery_app import start_message, stop_message
 from common.config import Settings
 from common.definitions.restream import (
     LOCAL_FILE_SCHEMES,
@@ -27,7 +26,7 @@ from common.definitions.restream import (
     OutputType,
     RestreamDefinition,
 )
-from common.definitions.states import PLACED_STATES, UNPLACED_WANTED_STATES, RestreamState
+from common.definitions.states import PLACED_STATES, RestreamState
 from common.errors import (
     Conflict,
     FieldProblem,
@@ -38,12 +37,10 @@ from common.errors import (
 )
 from common.ffmpeg.argv import ingest_url
 from common.ids import new_id, random_id
-from common.lifecycle import nodes
-from common.lifecycle.commands import release, reserve, transition
+from common.lifecycle import commands, nodes
 from common.models import Restream
-from common.nodes.capabilities import Requirements, requirements
+from common.nodes.capabilities import requirements
 from common.nodes.placement import Candidate, Placed, Unplaced, place
-from common.outbox import enqueue
 from common.restreams import repository
 
 S = RestreamState
@@ -176,15 +173,15 @@ def update(
         if new_definition != restream.definition:
             restream.source_id = _source_of(session, restream.project_id, changes.definition)
             restream.definition = new_definition
-            if restream.state in PLACED_STATES or _held_by_lost_node(restream):
-                _replace(session, farm, restream, "definition changed")
+            if _placed(restream):  # run anew once gone from there: never two copies
+                commands.move(session, restream, "definition changed")
     if changes.attributes is not None:
         restream.attributes = dict(changes.attributes)
     restream.modified_at = datetime.now(UTC)
     if changes.active is True:
         _start(session, farm, restream, "start requested")
     elif changes.active is False:
-        _stop(session, restream, "stop requested")
+        commands.want_stopped(session, restream, "stop requested")
     return restream
 
 
@@ -202,9 +199,9 @@ def restart(session: Session, farm: Farm, principal: Principal, restream_id: str
     _require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
-    restream.active = True
-    if restream.state in PLACED_STATES or _held_by_lost_node(restream):
-        _replace(session, farm, restream, "restart requested")
+    if _placed(restream):  # run anew once gone from there: never two copies
+        restream.active = True
+        commands.move(session, restream, "restart requested")
     else:
         _start(session, farm, restream, "restart requested")
     return restream
@@ -214,7 +211,7 @@ def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
     """Want the restream stopped. Idempotent."""
     _require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
-    _stop(session, restream, "stop requested")
+    commands.want_stopped(session, restream, "stop requested")
     return restream
 
 
@@ -224,10 +221,7 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
     _require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     for gone in [*repository.followers(session, restream.id, for_update=True), restream]:
-        if gone.node_name is not None:
-            enqueue(session, stop_message(gone.node_name, gone.id, gone.generation))
-        session.delete(gone)
-        session.flush()  # followers first: the database would cascade them behind our back
+        commands.discard(session, gone)  # followers first: the database would cascade them
 
 
 def ingest_url_of(farm: Farm, restream: Restream) -> str | None:
@@ -286,36 +280,18 @@ def place_restream(
         source = repository.get(session, restream.source_id, None)
         if source is None or source.node_name is None or source.state not in PLACED_STATES:
             waiting = Unplaced(f"its source {restream.source_id} is not running yet", "source")
-            leave_pending(session, restream, waiting.reason)
+            commands.keep_waiting(session, restream, waiting.reason)
             return waiting
         needs = replace(needs, colocate=source.node_name)
     result = place(needs, candidates, settings.placement_policy)
     if not isinstance(result, Placed):
-        leave_pending(session, restream, result.reason)
+        commands.keep_waiting(session, restream, result.reason)
         return result
-    assign(session, restream, result.node, needs, result.u30_device)
+    commands.assign(session, restream, result.node, needs, result.u30_device)
     for index, candidate in enumerate(candidates):
         if candidate.name == result.node:
             candidates[index] = candidate.taking(needs, result.u30_device, restream.id)
     return None
-
-
-def assign(
-    session: Session, restream: Restream, node: str, needs: Requirements, u30_device: int | None
-) -> None:
-    """Give the restream to `node` as a new generation, and tell the node after the commit."""
-    reserve(restream, node, needs, u30_device)
-    transition(session, restream, S.STARTING, f"placed on {node}")
-    enqueue(session, start_message(node, restream.id, restream.generation))
-
-
-def leave_pending(session: Session, restream: Restream, reason: str) -> None:
-    """No node fits: PENDING, saying why."""
-    release(restream)
-    if restream.state is S.PENDING:
-        restream.state_reason = reason
-    else:
-        transition(session, restream, S.PENDING, reason)
 
 
 def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
@@ -358,43 +334,14 @@ def _locked(session: Session, principal: Principal, restream_id: str) -> Restrea
 
 
 def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
-    restream.active = True
-    if restream.state in PLACED_STATES or _held_by_lost_node(restream):
+    if not commands.want_running(session, restream, reason):
         return
-    if restream.state is S.STOPPING:
-        # Its FFmpeg has not exited yet: placed again once it has (reports.ended), never
-        # beside it.
-        return
-    if restream.state in (S.IDLE, S.FAILED):
-        transition(session, restream, S.PENDING, reason)
     refused = place_now(session, farm, restream)
     if refused is not None and refused.kind == "port":
         # A port is not freed by waiting: refuse the start (the transaction rolls back).
         raise Conflict(refused.reason)
 
 
-def _replace(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
-    """Run a placed restream anew (a new generation, the current definition): stopped where it
-    runs first, then placed again — on any node that fits, this one included — once its
-    FFmpeg has exited (reports.ended; the reconciler if that report is lost). Stop here,
-    start there: never two copies, not even for a moment."""
-    assert restream.node_name is not None  # placed
-    transition(session, restream, S.STOPPING, reason)
-    enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
-
-
-def _held_by_lost_node(restream: Restream) -> bool:
-    """RECOVERING on a node that stopped answering: its copy there may still be stopping.
-    It starts nowhere else until that node answers again or is certainly lost."""
-    return restream.state is S.RECOVERING and restream.node_name is not None
-
-
-def _stop(session: Session, restream: Restream, reason: str) -> None:
-    restream.active = False
-    placed = restream.state in PLACED_STATES or _held_by_lost_node(restream)
-    if placed and restream.node_name is not None:
-        transition(session, restream, S.STOPPING, reason)
-        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
-    elif restream.state in (*UNPLACED_WANTED_STATES, S.FAILED):
-        transition(session, restream, S.IDLE, reason)
-        release(restream)
+def _placed(restream: Restream) -> bool:
+    """Its FFmpeg may run on its node: to change it, stop it there first (`commands.move`)."""
+    return restream.state in PLACED_STATES or commands.holds_node(restream)

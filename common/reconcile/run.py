@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common import live
-from common.celery_app import stop_message, sync_message
+from common.celery_app import sync_message
 from common.config import Settings
 from common.db import Database
 from common.definitions.states import PLACED_STATES, NodeState, RestreamState
+from common.lifecycle import commands
 from common.lifecycle import nodes as node_service
-from common.lifecycle.commands import release, transition
-from common.lifecycle.service import assign, definition_of, leave_pending, lock_placement
+from common.lifecycle.service import definition_of, lock_placement
 from common.models import Node, Restream
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import requirements
@@ -236,21 +236,17 @@ def _apply(
 
 def _apply_to_restream(session: Session, action: Action, restream: Restream) -> None:
     if isinstance(action, Recover):
-        transition(session, restream, S.RECOVERING, action.reason)
-        release(restream)
+        commands.mark_lost(session, restream, action.reason)
     elif isinstance(action, Lose):
-        transition(session, restream, S.RECOVERING, action.reason)  # stays on its node
+        commands.mark_silent(session, restream, action.reason)
     elif isinstance(action, Resume):
-        transition(session, restream, S.RUNNING, action.reason)
+        commands.resume(session, restream, action.reason)
     elif isinstance(action, Evacuate):
-        assert restream.node_name is not None
-        transition(session, restream, S.STOPPING, action.reason)
-        enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
+        commands.move(session, restream, action.reason)
     elif isinstance(action, FinishStop):
-        transition(session, restream, S.PENDING if restream.active else S.IDLE, action.reason)
-        release(restream)
+        commands.finish_stop(session, restream, action.reason)
     elif isinstance(action, Assign):
         needs = action.needs or requirements(definition_of(restream))
-        assign(session, restream, action.node, needs, action.u30_device)
+        commands.assign(session, restream, action.node, needs, action.u30_device)
     elif isinstance(action, KeepWaiting):
-        leave_pending(session, restream, action.reason)
+        commands.keep_waiting(session, restream, action.reason)

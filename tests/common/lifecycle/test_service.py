@@ -16,7 +16,7 @@ from common.db import Database, database_now
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import RestreamState
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
-from common.lifecycle import reports, service
+from common.lifecycle import commands, reports, service
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import place_now
 from common.models import Event, Restream, Run
@@ -162,6 +162,23 @@ def test_reports_of_an_old_generation_change_nothing(
         reports.running(session, Attempt(restream.id, 0, "n1"))  # stale generation
         reports.running(session, Attempt(restream.id, 1, "n2"))  # another node
     assert load(db, restream.id).state is S.STARTING
+
+
+def test_a_late_report_is_ignored_logged_and_counted_not_skipped_in_silence(
+    db: Database, farm: service.Farm, redis_client: redis.Redis
+) -> None:
+    """A `running` that arrives after the stop was asked for: the table refuses STOPPING ->
+    RUNNING; the state stays, no event is written, and the refusal is counted."""
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    with db.transaction() as session:
+        service.stop(session, ADMIN, restream.id)
+    before = commands.REFUSED[("stopping", "running")]
+    with db.transaction() as session:
+        reports.running(session, Attempt(restream.id, 1, "n1"))
+    assert load(db, restream.id).state is S.STOPPING
+    assert states_of(db, restream.id) == ["pending", "starting", "stopping"]
+    assert commands.REFUSED[("stopping", "running")] == before + 1
 
 
 def test_stop_waits_for_the_worker_then_idles(
