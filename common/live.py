@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import redis
 from pydantic import BaseModel, Field, ValidationError
 
+from common.definitions.node import NodeCapabilities
+
 LEASE_PREFIX = "streamfleet:lease:"
 MEMORY_KEY = "streamfleet:memory-since"
 STATS_PREFIX = "streamfleet:stats:"
@@ -29,7 +31,7 @@ class NodeLease(BaseModel):
         "", description="The worker process holding it (`host:pid:tag`): one per node name."
     )
     address: str = "127.0.0.1"
-    capabilities: dict[str, Any] = Field(default_factory=dict)
+    capabilities: NodeCapabilities = Field(default_factory=NodeCapabilities)
     running: dict[str, int] = Field(
         default_factory=dict, description="Restream id -> generation of each FFmpeg it runs."
     )

@@ -28,11 +28,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
 from common import live
+from common.definitions.node import NodeCapabilities
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Heartbeat:
         *,
         node: str,
         address: str,
-        capabilities: Callable[[], dict[str, Any]],
+        capabilities: Callable[[], NodeCapabilities],
         key_ttl_s: float,
         fence_after_s: float,
         interval_s: float,

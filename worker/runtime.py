@@ -332,12 +332,12 @@ class NodeRuntime:
     def usage(self) -> dict[str, Any]:
         """CPU capacity and use, and U30 encoder units per device, of what runs here."""
         jobs = self.supervisor.jobs()
-        encoder: dict[int, int] = dict.fromkeys(self.capabilities["u30"]["devices"], 0)
+        encoder: dict[int, int] = dict.fromkeys(self.capabilities.u30.devices, 0)
         for job in jobs:
             if job.u30_device is not None:
                 encoder[job.u30_device] = encoder.get(job.u30_device, 0) + job.u30_encoder_units
         return {
-            "cpu_capacity": self.capabilities["cpu"]["millicores"],
+            "cpu_capacity": self.capabilities.cpu.offered_millicores,
             "cpu_used": sum(job.cpu_millicores for job in jobs),
             "u30_encoder": encoder,
         }
@@ -348,7 +348,7 @@ class NodeRuntime:
         return {
             "streamfleet": {
                 "node": self.node,
-                "capabilities": self.capabilities,
+                "capabilities": self.capabilities.model_dump(mode="json"),
                 "capacity": {
                     "cpu_millicores": usage["cpu_capacity"],
                     "cpu_used_millicores": usage["cpu_used"],

@@ -29,6 +29,7 @@ from api.surfaces import INTEGER_ID
 from common import live
 from common.accounts import service as accounts
 from common.accounts.principal import Principal
+from common.definitions.node import NodeCapabilities
 from common.definitions.restream import OutputType
 from common.definitions.states import RestreamState
 from common.errors import (
@@ -488,8 +489,8 @@ def _regions(servers: Sequence[pullstreams.Server], server: Any) -> str | None:
 
 def _playback(restream: Restream, lease: live.NodeLease | None) -> dict[str, Any]:
     """Where viewers play it: the URLs of its node (`lease`) once placed (None until then)."""
-    capabilities = lease.capabilities if lease is not None else {}
-    base = capabilities.get("playback_base_url")
+    capabilities = lease.capabilities if lease is not None else NodeCapabilities()
+    base = capabilities.playback_base_url
     urls: dict[str, Any] = {
         "scheme": str(base).split(":", 1)[0] if base else None,
         "url_prefix": base,
@@ -511,7 +512,7 @@ def _playback(restream: Restream, lease: live.NodeLease | None) -> dict[str, Any
             urls["dash"] = f"{base}/live/{restream.id}/{output.id}/{DASH_MANIFEST}"
         elif output.output_type in SERVER_PLAYBACK:
             protocol, capability = SERVER_PLAYBACK[output.output_type]
-            server = reachable(capabilities.get(capability), lease.address)
+            server = reachable(getattr(capabilities, capability), lease.address)
             urls[protocol] = output.target_url(server) if server else None
     return urls
 

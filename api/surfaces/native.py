@@ -13,6 +13,7 @@ from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import Problem, error_responses, surface_route
 from common import events
+from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
     InputSpec,
     Label,
@@ -307,13 +308,15 @@ def list_nodes(session: SessionDep, farm: FarmDep, principal: BearerPrincipal) -
 
 def _node_out(view: nodes.NodeView) -> NodeOut:
     node, lease = view.node, view.lease
-    capabilities = lease.capabilities if lease else node.capabilities
+    capabilities = (
+        lease.capabilities if lease else NodeCapabilities.model_validate(node.capabilities)
+    )
     return NodeOut(
         name=node.name,
         state=node.state.value,
         live=lease is not None,
         address=lease.address if lease else None,
-        capabilities=capabilities,
+        capabilities=capabilities.model_dump(mode="json"),
         running=len(lease.running) if lease else 0,
         lease_renewed_at=lease.renewed_at if lease else None,
         lease_holder=(lease.holder or None) if lease else None,

@@ -1,1 +1,2 @@
-"""FFmpeg: the pure argv builder, progress parser and exit classifier, and the probe."""
+"""FFmpeg: the pure argv builder, progress parser and exit classifier, which binary to run, and
+the probe of what it can do. Knows restream definitions, nothing of storage."""

@@ -11,14 +11,15 @@ from sqlalchemy.orm import Session
 from common import events, live
 from common.accounts.principal import Principal, Role
 from common.db import database_now
+from common.definitions.node import NodeCapabilities
 from common.definitions.states import NODE_TRANSITIONS, NodeState
 from common.errors import Forbidden, NodeNotFound
 from common.lifecycle import commands
 from common.models import Node
 from common.nodes import repository
-from common.nodes.capabilities import capacity_of, encoders_of, features_of, labels_of
+from common.nodes.capabilities import capacity_of
 from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
-from common.nodes.placement import Candidate
+from common.nodes.placement import Candidate, candidate_of
 from common.restreams import repository as restreams
 
 
@@ -40,10 +41,10 @@ def transition(session: Session, node: Node, target: NodeState, reason: str) -> 
 
 
 def register(
-    session: Session, name: str, capabilities: dict[str, Any], labels: dict[str, str]
+    session: Session, name: str, capabilities: NodeCapabilities, labels: dict[str, str]
 ) -> Node:
     """A worker announces itself at start: known again, or new. Draining stays draining."""
-    node = repository.upsert(session, name, capabilities, labels)
+    node = repository.upsert(session, name, capabilities.model_dump(mode="json"), labels)
     if node.state is NodeState.OFFLINE:
         transition(session, node, NodeState.ACTIVE, "worker registered")
     return node
@@ -56,16 +57,7 @@ def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
     usage = restreams.usage_by_node(session)
     ports = restreams.ports_by_node(session)
     return [
-        Candidate(
-            name=name,
-            address=leases[name].address,
-            encoders=encoders_of(leases[name].capabilities),
-            capacity=capacity_of(leases[name].capabilities),
-            usage=usage.get(name, Usage()),
-            ports=ports.get(name, {}),
-            features=features_of(leases[name].capabilities),
-            labels=labels_of(leases[name].capabilities),
-        )
+        candidate_of(name, leases[name], usage.get(name, Usage()), ports.get(name, {}))
         for name in names
         if name in leases
     ]
@@ -136,7 +128,7 @@ def view(session: Session, client: redis.Redis, node: Node) -> NodeView:
     return NodeView(node, lease, restreams.usage_by_node(session).get(node.name, Usage()))
 
 
-def capacity_view(capabilities: dict[str, Any], usage: Usage) -> dict[str, Any]:
+def capacity_view(capabilities: NodeCapabilities, usage: Usage) -> dict[str, Any]:
     """Capacity, reserved and free: CPU millicores, and XRM units per U30 device and engine."""
     capacity = capacity_of(capabilities)
     devices = {}

@@ -1,1 +1,3 @@
-"""Worker nodes: their capabilities, leases, state and the placement of restreams on them."""
+"""Worker nodes: what they can run (`capabilities`, typed from the lease), what a restream costs
+on them (`capacity`, the cost model), where one fits (`placement`, pure), and their rows
+(`repository`). No restream state is written here: that is `common.lifecycle`'s."""

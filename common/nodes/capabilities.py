@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.definitions.node import (
+    LOCAL_RTMP,
+    LOCAL_RTSP,
+    CpuOffer,
+    FfmpegOffer,
+    NodeCapabilities,
+    U30Offer,
+    protocol,
+)
 from common.definitions.restream import (
     FILE_OUTPUTS,
     AudioCodec,
@@ -33,8 +42,6 @@ XILINX_VENDOR = 0x10EE
 U30_USER_FUNCTION_IDS = frozenset({0x503D, 0x513D})
 
 
-LOCAL_RTMP = "local-rtmp"  # the feature of a node with its own RTMP server
-LOCAL_RTSP = "local-rtsp"  # the feature of a node with its own RTSP server
 LISTEN_PROTOCOLS = {
     InputType.SRT_LISTEN: "srt",
     InputType.RTMP_LISTEN: "rtmp",
@@ -59,10 +66,6 @@ class Requirements:
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         return all(labels.get(key) in values for key, values in self.node_selector)
-
-
-def protocol(name: str) -> str:
-    return f"protocol:{name}"
 
 
 def _features(definition: RestreamDefinition) -> frozenset[str]:
@@ -125,52 +128,27 @@ def node_capabilities(
     local_rtsp_url: str | None = None,
     playback_base_url: str | None = None,
     labels: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The capabilities document a worker advertises in its lease and its node row."""
+) -> NodeCapabilities:
+    """The capabilities a worker advertises in its lease and its node row."""
     millicores = cpu_millicores if cpu_millicores is not None else round(cores * 1000 * overcommit)
-    return {
-        "cpu": {"cores": cores, "overcommit": overcommit, "millicores": millicores},
-        "u30": {
-            "devices": list(range(u30_devices)),
-            "cards": -(-u30_devices // DEVICES_PER_CARD),
-            "slots": u30_devices * SLOTS_PER_DEVICE,
-            "source": u30_source,
-        },
-        "ffmpeg": ffmpeg,
-        "local_rtmp_url": local_rtmp_url,
-        "local_rtsp_url": local_rtsp_url,
-        "playback_base_url": playback_base_url,
-        "labels": labels or {},
-    }
+    return NodeCapabilities(
+        cpu=CpuOffer(cores=cores, overcommit=overcommit, millicores=millicores),
+        u30=U30Offer(
+            devices=list(range(u30_devices)),
+            cards=-(-u30_devices // DEVICES_PER_CARD),
+            slots=u30_devices * SLOTS_PER_DEVICE,
+            source=u30_source,
+        ),
+        ffmpeg=FfmpegOffer.model_validate(ffmpeg),
+        local_rtmp_url=local_rtmp_url,
+        local_rtsp_url=local_rtsp_url,
+        playback_base_url=playback_base_url,
+        labels=labels or {},
+    )
 
 
-def encoders_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
-    ffmpeg = capabilities.get("ffmpeg") or {}
-    return frozenset(ffmpeg.get("encoders") or ())
-
-
-def features_of(capabilities: Mapping[str, Any]) -> frozenset[str]:
-    """What a node offers besides encoders: its FFmpeg's protocols, a local RTMP server."""
-    ffmpeg = capabilities.get("ffmpeg") or {}
-    found = {protocol(p) for p in ffmpeg.get("protocols") or ()}
-    if capabilities.get("local_rtmp_url"):
-        found.add(LOCAL_RTMP)
-    if capabilities.get("local_rtsp_url"):
-        found.add(LOCAL_RTSP)
-    return frozenset(found)
-
-
-def labels_of(capabilities: Mapping[str, Any]) -> dict[str, str]:
-    return dict(capabilities.get("labels") or {})
-
-
-def capacity_of(capabilities: Mapping[str, Any]) -> Capacity:
-    cpu = capabilities.get("cpu") or {}
-    millicores = cpu.get("millicores")
-    if millicores is None:
-        millicores = int(cpu.get("cores", 1)) * 1000
-    u30 = capabilities.get("u30") or {}
-    return Capacity(int(millicores), tuple(int(d) for d in u30.get("devices") or ()))
+def capacity_of(capabilities: NodeCapabilities) -> Capacity:
+    return Capacity(capabilities.cpu.offered_millicores, tuple(capabilities.u30.devices))
 
 
 def count_u30_devices(sysfs_pci_devices: Path = Path("/sys/bus/pci/devices")) -> int:

@@ -7,16 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from common.definitions.node import LOCAL_RTMP, LOCAL_RTSP
 from common.live import NodeLease
-from common.nodes.capabilities import (
-    LOCAL_RTMP,
-    LOCAL_RTSP,
-    Requirements,
-    capacity_of,
-    encoders_of,
-    features_of,
-    labels_of,
-)
+from common.nodes.capabilities import Requirements, capacity_of
 from common.nodes.capacity import (
     ENGINE_UNITS,
     Capacity,
@@ -51,18 +44,26 @@ class Candidate:
         return replace(self, usage=self.usage.plus(needs.cost, device), ports=ports)
 
 
-def candidate_of(name: str, lease: NodeLease, reservations: Mapping[str, Reservation]) -> Candidate:
-    """Placement's view of a live node: what it offers, what its restreams already hold."""
+def candidate_of(name: str, lease: NodeLease, usage: Usage, ports: Mapping[str, str]) -> Candidate:
+    """Placement's view of a live node: what it offers (its lease), what its restreams already
+    hold there (`usage`) and which listen ports they take (port -> restream)."""
     return Candidate(
         name=name,
         address=lease.address,
-        encoders=encoders_of(lease.capabilities),
+        encoders=lease.capabilities.encoders,
         capacity=capacity_of(lease.capabilities),
-        usage=usage_of(reservations.values()),
-        ports={r.listen_port: rid for rid, r in reservations.items() if r.listen_port},
-        features=features_of(lease.capabilities),
-        labels=labels_of(lease.capabilities),
+        usage=usage,
+        ports=dict(ports),
+        features=lease.capabilities.features,
+        labels=dict(lease.capabilities.labels),
     )
+
+
+def holding(reservations: Mapping[str, Reservation]) -> tuple[Usage, dict[str, str]]:
+    """What the restreams holding `reservations` (restream id -> reservation) take on their
+    node: their usage, and their listen ports."""
+    ports = {r.listen_port: rid for rid, r in reservations.items() if r.listen_port}
+    return usage_of(reservations.values()), ports
 
 
 @dataclass(frozen=True)

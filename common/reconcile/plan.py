@@ -20,7 +20,7 @@ from common.definitions.states import (
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import NO_RESERVATION, Reservation
-from common.nodes.placement import Candidate, Placed, Policy, candidate_of, place
+from common.nodes.placement import Candidate, Placed, Policy, candidate_of, holding, place
 
 S = RestreamState
 
@@ -163,7 +163,7 @@ def plan(
     for restream in restreams:
         round_.look_at(restream)
     candidates = [
-        candidate_of(name, lease, round_.holding[name])
+        candidate_of(name, lease, *holding(round_.holding[name]))
         for name, lease in sorted(leases.items())
         if name not in draining
     ]

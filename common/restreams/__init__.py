@@ -1,1 +1,2 @@
-"""Restreams: one live input, an optional transcode, one or more live outputs."""
+"""Restreams' rows: every SQL statement about them (`repository`). What a restream is lives in
+`common.definitions`; every change of its state, in `common.lifecycle`."""

@@ -83,6 +83,21 @@ def all_in(session: Session, project_id: str | None) -> Sequence[Restream]:
     )
 
 
+def sources_of_surface(
+    session: Session, surface: str, project_id: str | None, *, limit: int, offset: int
+) -> tuple[list[Restream], int]:
+    """One page of the restreams a surface created that no other restream feeds (a vendor's
+    streams, not their platforms), oldest first, and how many there are in all."""
+    marked = [Restream.attributes["surface"].as_string() == surface, Restream.source_id.is_(None)]
+    if project_id is not None:
+        marked.append(Restream.project_id == project_id)
+    rows = session.execute(
+        select(Restream).where(*marked).order_by(Restream.number).limit(limit).offset(offset)
+    ).scalars()
+    count = session.execute(select(func.count()).select_from(Restream).where(*marked))
+    return list(rows), count.scalar_one()
+
+
 def name_taken(
     session: Session, project_id: str, name: str, *, except_id: str | None = None
 ) -> bool:

@@ -20,10 +20,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal
+from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
     InputSpec,
     InputType,
@@ -39,7 +39,7 @@ from common.errors import FieldProblem, InvalidInput, NotFound
 from common.lifecycle import service
 from common.lifecycle.service import Farm
 from common.models import Node, Restream
-from common.nodes.capabilities import labels_of
+from common.nodes import repository as node_repository
 from common.restreams import repository
 
 SURFACE = "5centscdn"  # the attribute that marks a restream as this surface's
@@ -155,16 +155,9 @@ def streams_page(
     session: Session, principal: Principal, *, page: int, per_page: int
 ) -> tuple[list[Restream], int]:
     """One page of the streams (deleted ones included, marked so), oldest first."""
-    marked = (Restream.attributes["surface"].as_string() == SURFACE, Restream.source_id.is_(None))
-    statement = select(Restream).where(*marked)
-    count = select(func.count()).select_from(Restream).where(*marked)
-    if principal.project_id is not None:
-        statement = statement.where(Restream.project_id == principal.project_id)
-        count = count.where(Restream.project_id == principal.project_id)
-    rows = session.execute(
-        statement.order_by(Restream.number).limit(per_page).offset((page - 1) * per_page)
-    ).scalars()
-    return list(rows), session.execute(count).scalar_one()
+    return repository.sources_of_surface(
+        session, SURFACE, principal.project_id, limit=per_page, offset=(page - 1) * per_page
+    )
 
 
 def create_stream(
@@ -345,7 +338,7 @@ def mode_of(url: str) -> str:
 def servers(session: Session) -> list[Server]:
     """The farm's servers: nodes grouped by their `server` label, else their `region` label."""
     found: dict[str, Server] = {}
-    for node in session.execute(select(Node).order_by(Node.name)).scalars():
+    for node in node_repository.all_nodes(session):
         labels = _labels(node)
         label: Literal["server", "region"] = "server" if "server" in labels else "region"
         key = labels.get(label)
@@ -385,7 +378,7 @@ def node_selector(session: Session, value: str | None) -> dict[str, list[str]] |
 def _regions(session: Session) -> set[str]:
     """The `region` labels of the farm's nodes."""
     found = set()
-    for node in session.execute(select(Node)).scalars():
+    for node in node_repository.all_nodes(session):
         region = _labels(node).get("region")
         if region:
             found.add(region)
@@ -400,10 +393,13 @@ def _check_playback(
     needed = [p for p in protocols if p in PLAYBACK_SERVERS]
     if not needed:
         return
-    nodes = [n for n in session.execute(select(Node)).scalars() if _selected(_labels(n), selector)]
+    offers = [
+        NodeCapabilities.model_validate(n.capabilities) for n in node_repository.all_nodes(session)
+    ]
+    offers = [o for o in offers if _selected(o.labels, selector)]
     for protocol in needed:
-        nodes = [n for n in nodes if n.capabilities.get(PLAYBACK_SERVERS[protocol][0])]
-        if not nodes:
+        offers = [o for o in offers if getattr(o, PLAYBACK_SERVERS[protocol][0])]
+        if not offers:
             where = "of the selected servers " if selector else ""
             servers_ = " and ".join(f"{p.value} server ({PLAYBACK_SERVERS[p][1]})" for p in needed)
             message = (
@@ -415,7 +411,7 @@ def _check_playback(
 
 def _labels(node: Node) -> dict[str, str]:
     """A node's labels: as its worker advertises them, else as last stored."""
-    return labels_of(node.capabilities) or dict(node.labels or {})
+    return NodeCapabilities.model_validate(node.capabilities).labels or dict(node.labels or {})
 
 
 def _selected(labels: dict[str, str], selector: dict[str, list[str]] | None) -> bool:

@@ -10,6 +10,7 @@ import redis
 
 from common import live
 from common.db import Database
+from common.definitions.node import NodeCapabilities
 from common.lifecycle import nodes
 from common.nodes.capabilities import node_capabilities
 
@@ -37,7 +38,7 @@ def capabilities(
     millicores: int = ROOMY_MILLICORES,
     u30_devices: int = 0,
     offers: Offers | None = None,
-) -> dict[str, object]:
+) -> NodeCapabilities:
     offers = offers or Offers()
     return node_capabilities(
         cores=2,
@@ -75,7 +76,7 @@ def simulate_node(
 def renew(
     client: redis.Redis,
     name: str,
-    caps: dict[str, object] | None = None,
+    caps: NodeCapabilities | None = None,
     *,
     running: dict[str, int] | None = None,
     ttl_s: float = 30.0,

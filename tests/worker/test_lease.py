@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from common import live
+from common.definitions.node import NodeCapabilities
 from tests.support.nodes import Twin
 from tests.support.observers import FAST, Recorder, fake_job
 from tests.support.processes import alive
@@ -60,7 +61,7 @@ def worker(
             supervisor,
             node=node,
             address="127.0.0.1",
-            capabilities=dict,
+            capabilities=NodeCapabilities,
             key_ttl_s=TTL_S,
             fence_after_s=TTL_S - 0.3,
             interval_s=0.2,

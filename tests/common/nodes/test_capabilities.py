@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.definitions.node import NodeCapabilities
 from common.nodes.capabilities import capacity_of, count_u30_devices, node_capabilities
 
 
@@ -32,8 +33,10 @@ def test_no_sysfs_no_devices(tmp_path: Path) -> None:
 
 def test_advertised_capacity() -> None:
     caps = node_capabilities(cores=8, ffmpeg={}, overcommit=1.5, u30_devices=2)
-    assert caps["cpu"] == {"cores": 8, "overcommit": 1.5, "millicores": 12000}
-    assert caps["u30"] == {"devices": [0, 1], "cards": 1, "slots": 8, "source": "none"}
+    advertised = caps.model_dump(mode="json")  # as the lease and the node row carry it
+    assert advertised["cpu"] == {"cores": 8, "overcommit": 1.5, "millicores": 12000}
+    assert advertised["u30"] == {"devices": [0, 1], "cards": 1, "slots": 8, "source": "none"}
+    assert NodeCapabilities.model_validate(advertised) == caps
     capacity = capacity_of(caps)
     assert (capacity.cpu_millicores, capacity.u30_devices) == (12000, (0, 1))
     declared = node_capabilities(cores=8, ffmpeg={}, cpu_millicores=500)
