@@ -90,6 +90,12 @@ class Conflict(StreamfleetError):
     code = "conflict"
 
 
+class Held(Conflict):
+    """Starting a restream (or one that follows it) that a hold keeps from running."""
+
+    code = "held"
+
+
 class NotSupportedYet(StreamfleetError):
     """A documented feature that this farm does not implement (yet)."""
 

@@ -44,3 +44,44 @@ def test_0004_gives_unsafe_and_repeated_ids_fresh_ones(pg_server_url: str) -> No
     assert ids[0] == "0123456789abcdef01234567"  # a safe id stays
     assert len(set(ids[:3])) == 3 and ids[3] is None
     assert definition.input.id is not None and definition.input.id != "../in"
+
+
+def test_0006_moves_5centscdn_flags_into_holds_and_records_surfaces(pg_server_url: str) -> None:
+    rows = {
+        "cdn": {"surface": "5centscdn", "draft": True, "disabled": False,
+                "deleted": "2026-12-01 10:00:00", "codec": "h264"},
+        "cdn-plain": {"surface": "5centscdn", "draft": False, "disabled": False, "deleted": None},
+        "video": {"title": "a live video"},
+        "mine": {},
+    }  # fmt: skip
+    with fresh_database(pg_server_url, prefix="sf_migrate") as url:
+        command.upgrade(alembic_config(url), "0005")
+        engine = create_engine(sqlalchemy_url(url))
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO projects (id, name) VALUES ('p1', 'p')"))
+            for name, attributes in rows.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO restreams (id, project_id, name, definition, active, "
+                        "generation, state, attributes) VALUES (:id, 'p1', :id, '{}', false, 0, "
+                        "'idle', CAST(:a AS jsonb))"
+                    ),
+                    {"id": name, "a": json.dumps(attributes)},
+                )
+        command.upgrade(alembic_config(url), "0006")
+        with engine.connect() as connection:
+            found = {
+                row.id: (row.surface, sorted(row.holds), row.attributes)
+                for row in connection.execute(
+                    text("SELECT id, surface, holds, attributes FROM restreams")
+                )
+            }
+        engine.dispose()
+    assert found["cdn"] == (
+        "fivecents",
+        ["deleted", "draft"],
+        {"deleted": "2026-12-01 10:00:00", "codec": "h264"},
+    )
+    assert found["cdn-plain"] == ("fivecents", [], {"deleted": None})
+    assert found["video"] == ("gjirafa", [], {"title": "a live video"})
+    assert found["mine"] == ("native", [], {})

@@ -28,6 +28,7 @@ from common.definitions.restream import (
     TranscodingSpec,
     build,
 )
+from common.definitions.states import Surface
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
 from common.ids import is_object_id
 from common.lifecycle import service
@@ -229,6 +230,7 @@ def create(
         body.restream_name,
         definition,
         active=True if body.active is None else body.active,
+        surface=Surface.CALLABA,
     )
     return {"id": restream.id, "_id": restream.id, "created": _iso(restream.created_at)}
 

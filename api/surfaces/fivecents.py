@@ -31,7 +31,7 @@ from common.accounts import service as accounts
 from common.accounts.principal import Principal
 from common.definitions.node import NodeCapabilities
 from common.definitions.restream import OutputType
-from common.definitions.states import RestreamState
+from common.definitions.states import Hold, RestreamState
 from common.errors import (
     FieldProblem,
     Forbidden,
@@ -370,12 +370,12 @@ def _flag(value: Any) -> str:
 
 
 def status_of(restream: Restream) -> str:
-    attributes = restream.attributes
-    if attributes.get("deleted"):
+    holds = restream.holds
+    if Hold.DELETED in holds:
         return "Deleted"
-    if attributes.get("disabled"):
+    if Hold.DISABLED in holds:
         return "Disabled"
-    if attributes.get("draft"):
+    if Hold.DRAFT in holds:
         return "Draft"
     return "Enabled" if restream.state is RestreamState.RUNNING else "Deploying"
 
@@ -433,8 +433,8 @@ def render_stream(
         "dedicatedLTC": "0",
         "hasAdvancedFeatures": "0",
         "monitoring_triggers": None,
-        "draft": _flag(attributes.get("draft")),
-        "disabled": _flag(attributes.get("disabled")),
+        "draft": _flag(Hold.DRAFT in restream.holds),
+        "disabled": _flag(Hold.DISABLED in restream.holds),
         "created_at": _when(restream.created_at),
         "updated_at": _when(restream.modified_at),
         "lastseen_at": _when(datetime.fromtimestamp(own.updated_at, UTC)) if own else None,
@@ -549,7 +549,7 @@ def render_platform(
         "relid": stream_number,
         "dedicatedLTC": "0",
         "transcode": {"ltc": 0, "type": "mixed", "enabled": False, "isEditable": False},
-        "disabled": _flag(attributes.get("disabled")),
+        "disabled": _flag(Hold.DISABLED in restream.holds),
         "name": attributes.get("name", ""),
         "platform_id": 0,
         "provider_id": 0,

@@ -25,6 +25,7 @@ from common.errors import (
     BackendUnavailable,
     Conflict,
     Forbidden,
+    Held,
     InvalidInput,
     MethodNotAllowed,
     NotAuthenticated,
@@ -44,6 +45,7 @@ from common.vendors import gjirafa as videos
 # The vendor's codes, each with its title; anything else is an internal error.
 STATUSES: list[tuple[type[StreamfleetError], int, str]] = [
     (InvalidInput, 400, "Bad Request"),
+    (Held, 409, "Conflict"),  # a hold is refused alike on every surface
     (Conflict, 400, "Bad Request"),
     (NotSupportedYet, 400, "Bad Request"),
     (MethodNotAllowed, 400, "Bad Request"),

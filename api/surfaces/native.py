@@ -22,6 +22,7 @@ from common.definitions.restream import (
     TranscodingSpec,
     build,
 )
+from common.definitions.states import Surface
 from common.errors import StreamfleetError
 from common.lifecycle import nodes, service
 from common.lifecycle.service import Farm
@@ -214,7 +215,9 @@ def create_restream(
         outputs=body.outputs,
         node_selector=body.node_selector,
     )
-    restream = service.create(session, farm, principal, body.name, definition, active=body.active)
+    restream = service.create(
+        session, farm, principal, body.name, definition, active=body.active, surface=Surface.NATIVE
+    )
     return _out(restream, farm)
 
 

@@ -88,6 +88,25 @@ HOLDING_STATES = frozenset({*PLACED_STATES, S.STOPPING, S.RECOVERING})
 UNPLACED_WANTED_STATES = frozenset({S.PENDING, S.RECOVERING})
 
 
+class Hold(StrEnum):
+    """Why a restream may not run, whatever is asked, until the hold is lifted where it was put:
+    a draft, switched off, or (softly) deleted. One that follows a source (INPUT_TYPE_RELAY)
+    is held by its source's holds too."""
+
+    DRAFT = "draft"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+class Surface(StrEnum):
+    """Which API surface created a restream (it keeps that surface's own words about it)."""
+
+    NATIVE = "native"
+    CALLABA = "callaba"
+    GJIRAFA = "gjirafa"
+    FIVECENTS = "fivecents"
+
+
 class NodeState(StrEnum):
     ACTIVE = "active"  # takes new restreams
     DRAINING = "draining"  # keeps nothing: its restreams move elsewhere

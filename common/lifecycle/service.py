@@ -26,11 +26,12 @@ from common.definitions.restream import (
     OutputType,
     RestreamDefinition,
 )
-from common.definitions.states import PLACED_STATES, RestreamState
+from common.definitions.states import PLACED_STATES, Hold, RestreamState, Surface
 from common.errors import (
     Conflict,
     FieldProblem,
     Forbidden,
+    Held,
     InvalidInput,
     NotSupportedYet,
     RestreamNotFound,
@@ -64,6 +65,7 @@ class Changes:
     definition: RestreamDefinition | None = None
     active: bool | None = None
     attributes: dict[str, object] | None = None  # replaces the surface's attributes
+    holds: frozenset[Hold] | None = None  # replaces its holds; any hold stops it
 
 
 def _require(principal: Principal, role: Role) -> None:
@@ -131,8 +133,12 @@ def create(
     definition: RestreamDefinition,
     *,
     active: bool,
+    surface: Surface = Surface.NATIVE,
     attributes: dict[str, object] | None = None,
+    holds: frozenset[Hold] = frozenset(),
 ) -> Restream:
+    """A new restream of the project, created by `surface`; started if `active` (and not
+    held)."""
     _require(principal, Role.OPERATOR)
     check_supported(definition, farm.settings)
     project_id = (
@@ -147,6 +153,8 @@ def create(
         definition=stored(definition),
         source_id=_source_of(session, project_id, definition),
         attributes=attributes or {},
+        surface=surface.value,
+        holds=sorted(holds),
         active=False,
         generation=0,
         state=S.IDLE,
@@ -177,6 +185,10 @@ def update(
                 commands.move(session, restream, "definition changed")
     if changes.attributes is not None:
         restream.attributes = dict(changes.attributes)
+    if changes.holds is not None:
+        restream.holds = sorted(changes.holds)
+        if changes.holds:
+            commands.want_stopped(session, restream, f"held: {', '.join(restream.holds)}")
     restream.modified_at = datetime.now(UTC)
     if changes.active is True:
         _start(session, farm, restream, "start requested")
@@ -334,12 +346,27 @@ def _locked(session: Session, principal: Principal, restream_id: str) -> Restrea
 
 
 def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> None:
+    _refuse_held(session, restream)
     if not commands.want_running(session, restream, reason):
         return
     refused = place_now(session, farm, restream)
     if refused is not None and refused.kind == "port":
         # A port is not freed by waiting: refuse the start (the transaction rolls back).
         raise Conflict(refused.reason)
+
+
+def _refuse_held(session: Session, restream: Restream) -> None:
+    """A hold keeps it from running, whichever surface asks: say which, and where to lift it."""
+    if restream.holds:
+        holds = " and ".join(restream.holds)
+        raise Held(
+            f"restream {restream.id} is {holds} (on the {restream.surface} surface, which "
+            "created it): lift that there first"
+        )
+    source = repository.get(session, restream.source_id, None) if restream.source_id else None
+    if source is not None and source.holds:
+        holds = " and ".join(source.holds)
+        raise Held(f"its source {source.id} is {holds} (on the {source.surface} surface)")
 
 
 def _placed(restream: Restream) -> bool:

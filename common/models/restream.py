@@ -14,7 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.definitions.states import RestreamState
@@ -50,6 +50,11 @@ class Restream(Base):
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     name: Mapped[str] = mapped_column(String(200))
+    # The surface that created it, and what holds it (common.definitions.states: Surface, Hold).
+    surface: Mapped[str] = mapped_column(String(16), default="native", server_default="native")
+    holds: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), default=list, server_default=text("'{}'")
+    )
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=0)

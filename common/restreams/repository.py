@@ -88,7 +88,7 @@ def sources_of_surface(
 ) -> tuple[list[Restream], int]:
     """One page of the restreams a surface created that no other restream feeds (a vendor's
     streams, not their platforms), oldest first, and how many there are in all."""
-    marked = [Restream.attributes["surface"].as_string() == surface, Restream.source_id.is_(None)]
+    marked = [Restream.surface == surface, Restream.source_id.is_(None)]
     if project_id is not None:
         marked.append(Restream.project_id == project_id)
     rows = session.execute(

@@ -35,6 +35,7 @@ from common.definitions.restream import (
     VideoCodec,
     split_url,
 )
+from common.definitions.states import Hold, Surface
 from common.errors import FieldProblem, InvalidInput, NotFound
 from common.lifecycle import service
 from common.lifecycle.service import Farm
@@ -42,7 +43,6 @@ from common.models import Node, Restream
 from common.nodes import repository as node_repository
 from common.restreams import repository
 
-SURFACE = "5centscdn"  # the attribute that marks a restream as this surface's
 Codec = Literal["h264", "h265"]
 # The encode asked for, and the source codec that makes it unnecessary.
 ENCODES: dict[str, tuple[VideoCodec, Preset, Literal["h264", "hevc"]]] = {
@@ -138,7 +138,7 @@ class Server:
 
 
 def is_stream(restream: Restream) -> bool:
-    return restream.attributes.get("surface") == SURFACE and restream.source_id is None
+    return restream.surface == Surface.FIVECENTS and restream.source_id is None
 
 
 # -- streams -----------------------------------------------------------------------------------
@@ -156,7 +156,11 @@ def streams_page(
 ) -> tuple[list[Restream], int]:
     """One page of the streams (deleted ones included, marked so), oldest first."""
     return repository.sources_of_surface(
-        session, SURFACE, principal.project_id, limit=per_page, offset=(page - 1) * per_page
+        session,
+        Surface.FIVECENTS,
+        principal.project_id,
+        limit=per_page,
+        offset=(page - 1) * per_page,
     )
 
 
@@ -169,17 +173,20 @@ def create_stream(
     ]
     if missing:
         raise InvalidInput(f"missing {', '.join(p.field for p in missing)}", missing)
-    attributes = _merge({"surface": SURFACE, "disabled": False, "deleted": None}, fields)
+    attributes = _merge({"deleted": None}, fields)
     definition = _definition(session, attributes)
     name = str(attributes["name"])
+    holds = frozenset({Hold.DRAFT}) if fields.draft else frozenset()
     return service.create(
         session,
         farm,
         principal,
         name,
         definition,
-        active=_stream_active(attributes),
+        active=not holds,
+        surface=Surface.FIVECENTS,
         attributes=attributes,
+        holds=holds,
     )
 
 
@@ -188,11 +195,15 @@ def update_stream(
 ) -> Restream:
     current = stream(session, principal, number)
     attributes = _merge(dict(current.attributes), fields)
+    holds = _holds_of(current)
+    if fields.draft is not None:
+        holds = holds | {Hold.DRAFT} if fields.draft else holds - {Hold.DRAFT}
     changes = service.Changes(
         name=str(attributes["name"]) if fields.name else None,
         definition=_definition(session, attributes),
-        active=_stream_active(attributes),
+        active=not holds,
         attributes=attributes,
+        holds=holds,
     )
     restream = service.update(session, farm, principal, current.id, changes)
     _follow_stream(session, farm, principal, restream)
@@ -202,47 +213,58 @@ def update_stream(
 def set_disabled(
     session: Session, farm: Farm, principal: Principal, number: int, *, disabled: bool
 ) -> Restream:
-    return _set(session, farm, principal, number, disabled=disabled)
+    return _set(session, farm, principal, number, Hold.DISABLED, held=disabled)
 
 
 def soft_delete(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
     """Status `Deleted`: its processes stop, its definition stays for `restore`."""
-    return _set(session, farm, principal, number, deleted=_now())
+    return _set(session, farm, principal, number, Hold.DELETED, held=True, deleted=_now())
 
 
 def restore(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
-    return _set(session, farm, principal, number, deleted=None)
+    return _set(session, farm, principal, number, Hold.DELETED, held=False, deleted=None)
 
 
 def restart_stream(session: Session, farm: Farm, principal: Principal, number: int) -> Restream:
     """A fresh FFmpeg for a stream that should run; refused for one that should not."""
     current = stream(session, principal, number)
-    if not _stream_active(current.attributes):
+    if current.holds:
         raise InvalidInput(
-            f"stream {number} is {_why_stopped(current.attributes)}: it has nothing to restart"
+            f"stream {number} is {_why_stopped(_holds_of(current))}: it has nothing to restart"
         )
     return service.restart(session, farm, principal, current.id)
 
 
 def _set(
-    session: Session, farm: Farm, principal: Principal, number: int, **attributes: Any
+    session: Session,
+    farm: Farm,
+    principal: Principal,
+    number: int,
+    hold: Hold,
+    *,
+    held: bool,
+    **attributes: Any,
 ) -> Restream:
+    """Put `hold` on the stream or lift it (and note `attributes`); it runs once none is left,
+    and its platforms follow it."""
     current = stream(session, principal, number)
-    merged = {**current.attributes, **attributes}
-    changes = service.Changes(active=_stream_active(merged), attributes=merged)
+    holds = _holds_of(current) | {hold} if held else _holds_of(current) - {hold}
+    changes = service.Changes(
+        active=not holds, attributes={**current.attributes, **attributes}, holds=holds
+    )
     restream = service.update(session, farm, principal, current.id, changes)
     _follow_stream(session, farm, principal, restream)
     return restream
 
 
-def _stream_active(attributes: dict[str, Any]) -> bool:
-    return not (attributes.get("draft") or attributes.get("disabled") or attributes.get("deleted"))
+def _holds_of(restream: Restream) -> frozenset[Hold]:
+    return frozenset(Hold(h) for h in restream.holds)
 
 
-def _why_stopped(attributes: dict[str, Any]) -> str:
-    if attributes.get("deleted"):
+def _why_stopped(holds: frozenset[Hold]) -> str:
+    if Hold.DELETED in holds:
         return "deleted"
-    return "disabled" if attributes.get("disabled") else "a draft"
+    return "disabled" if Hold.DISABLED in holds else "a draft"
 
 
 def _given(fields: StreamFields, name: str) -> bool:
@@ -258,7 +280,6 @@ def _merge(attributes: dict[str, Any], fields: StreamFields) -> dict[str, Any]:
         "server": fields.servers,
         "protocols": [p.value for p in fields.protocols] if fields.protocols is not None else None,
         "audiofix": fields.audiofix,
-        "draft": fields.draft,
         "restreamtype": fields.restreamtype,
         "platformtype": fields.platformtype,
     }
@@ -267,7 +288,6 @@ def _merge(attributes: dict[str, Any], fields: StreamFields) -> dict[str, Any]:
     merged.setdefault("protocols", [Protocol.HLS.value])
     merged.setdefault("restreamtype", "mediaserver")
     merged.setdefault("audiofix", False)
-    merged.setdefault("draft", False)
     return merged
 
 
@@ -445,17 +465,20 @@ def add_platform(
     if not fields.url:
         problem = FieldProblem("platform.rtmp", "required: the platform's ingest URL")
         raise InvalidInput("missing platform[rtmp]", [problem])
-    attributes = _platform_merge({"surface": SURFACE, "disabled": False}, fields)
+    attributes = _platform_merge({}, fields)
     host = split_url(attributes["url"], "platform.rtmp").hostname
     name = f"{source.name} to {attributes['name'] or host}"
+    holds = frozenset({Hold.DISABLED}) if fields.disabled else frozenset()
     return service.create(
         session,
         farm,
         principal,
         _unique_name(session, source.project_id, name),
         _platform_definition(source, attributes),
-        active=_platform_active(source, attributes),
+        active=_platform_active(source, holds),
+        surface=Surface.FIVECENTS,
         attributes=attributes,
+        holds=holds,
     )
 
 
@@ -471,10 +494,14 @@ def update_platform(
     current = platform(session, principal, number, platform_number)
     source = stream(session, principal, number)
     attributes = _platform_merge(dict(current.attributes), fields)
+    holds = _holds_of(current)
+    if fields.disabled is not None:
+        holds = holds | {Hold.DISABLED} if fields.disabled else holds - {Hold.DISABLED}
     changes = service.Changes(
         definition=_platform_definition(source, attributes),
-        active=_platform_active(source, attributes),
+        active=_platform_active(source, holds),
         attributes=attributes,
+        holds=holds,
     )
     return service.update(session, farm, principal, current.id, changes)
 
@@ -484,7 +511,7 @@ def restart_platform(
 ) -> Restream:
     current = platform(session, principal, number, platform_number)
     source = stream(session, principal, number)
-    if not _platform_active(source, current.attributes):
+    if not _platform_active(source, _holds_of(current)):
         raise InvalidInput(f"platform {platform_number} is disabled: it has nothing to restart")
     return service.restart(session, farm, principal, current.id)
 
@@ -492,13 +519,14 @@ def restart_platform(
 def _follow_stream(session: Session, farm: Farm, principal: Principal, source: Restream) -> None:
     """Platforms run while their stream should and they are not disabled themselves."""
     for follower in platforms(session, source):
-        wanted = _platform_active(source, follower.attributes)
+        wanted = _platform_active(source, _holds_of(follower))
         if wanted != follower.active:
             service.update(session, farm, principal, follower.id, service.Changes(active=wanted))
 
 
-def _platform_active(source: Restream, attributes: dict[str, Any]) -> bool:
-    return _stream_active(source.attributes) and not attributes.get("disabled")
+def _platform_active(source: Restream, holds: frozenset[Hold]) -> bool:
+    """A platform runs while its stream may, unless it is switched off itself."""
+    return not source.holds and not holds
 
 
 def _platform_merge(attributes: dict[str, Any], fields: PlatformFields) -> dict[str, Any]:
@@ -507,7 +535,6 @@ def _platform_merge(attributes: dict[str, Any], fields: PlatformFields) -> dict[
         "url": fields.url,
         "key": fields.key,
         "isSRT": fields.is_srt,
-        "disabled": fields.disabled,
     }
     merged = {**attributes, **{k: v for k, v in given.items() if v is not None}}
     merged.setdefault("name", "")

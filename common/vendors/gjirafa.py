@@ -30,6 +30,7 @@ from common.definitions.restream import (
     build,
     split_url,
 )
+from common.definitions.states import Surface
 from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from common.lifecycle import service
 from common.lifecycle.service import Farm
@@ -69,10 +70,8 @@ class DestinationNotFound(NotFound):
 
 
 def is_video(restream: Restream) -> bool:
-    definition = service.definition_of(restream)
-    return definition.input.input_type in INGEST_INPUTS.values() and any(
-        o.output_type is OutputType.RELAY for o in definition.outputs
-    )
+    """A live video: what this surface created that no other restream feeds."""
+    return restream.surface == Surface.GJIRAFA and restream.source_id is None
 
 
 def title_of(restream: Restream) -> str:
@@ -115,6 +114,7 @@ def create_video(session: Session, farm: Farm, principal: Principal, new: NewVid
         _unique_name(session, principal, f"live video {new.title}"),
         definition,
         active=True,
+        surface=Surface.GJIRAFA,
         attributes={TITLE: new.title},
     )
 
@@ -163,6 +163,7 @@ def add_destination(
         _unique_name(session, principal, f"{title_of(source)} to {new.title}"),
         definition,
         active=new.active,
+        surface=Surface.GJIRAFA,
         attributes={TITLE: new.title},
     )
 
