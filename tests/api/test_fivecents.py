@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from api.app import create_app
-from api.surfaces.fivecents import unflatten
+from api.surfaces.fivecents.requests import unflatten
 from common.accounts import projects
 from common.accounts.principal import Principal, Role
 from common.accounts.service import create_api_key

@@ -1,0 +1,284 @@
+"""What the 5centsCDN surface answers: its envelope, its errors, streams and platforms as the
+vendor shows them, playback URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from api.errors import Problem
+from common import live
+from common.definitions.node import NodeCapabilities
+from common.definitions.restream import OutputType
+from common.definitions.states import Hold, RestreamState
+from common.errors import (
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    StreamfleetError,
+    TooManyRequests,
+)
+from common.ffmpeg.argv import DASH_MANIFEST, HLS_PLAYLIST
+from common.lifecycle import service
+from common.lifecycle.service import Farm
+from common.live import RestreamStats
+from common.models import Restream
+from common.vendors import fivecents as pullstreams
+
+AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)
+# Playback through the node's own media server: the key in `playbackurls`, the capability.
+SERVER_PLAYBACK = {
+    OutputType.LOCAL_RTMP_URL: ("rtmp", "local_rtmp_url"),
+    OutputType.LOCAL_RTSP_URL: ("rtsp", "local_rtsp_url"),
+}
+
+
+def render_error(error: StreamfleetError) -> JSONResponse:
+    if isinstance(error, AUTH_ERRORS):
+        return JSONResponse(
+            {"status": "error", "errors": [{"code": error.status, "message": error.message}]},
+            status_code=error.status,
+            headers=error.headers,
+        )
+    status = 400 if isinstance(error, InvalidInput) else error.status
+    return JSONResponse(
+        {
+            "result": "error",
+            "message": error.message,
+            "errors": [{"field": p.field, "message": p.message} for p in error.problems] or None,
+        },
+        status_code=status,
+        headers=error.headers,
+    )
+
+
+class CdnError(BaseModel):
+    """Errors of the 5centsCDN surface; authentication ones (401, 403, 429) are
+    `{status: "error", errors: [{code, message}]}` instead, as the vendor answers them."""
+
+    result: str = Field("error")
+    message: str
+    errors: list[Problem] | None = None
+
+
+# -- what is answered ---------------------------------------------------------------------------
+
+
+def answer(message: str, stream: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "result": "success",
+        "message": message,
+        "stream": stream,
+        "warnings": None,
+        "errors": None,
+    }
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else None
+
+
+def _flag(value: Any) -> str:
+    return "1" if value else "0"
+
+
+def status_of(restream: Restream) -> str:
+    holds = restream.holds
+    if Hold.DELETED in holds:
+        return "Deleted"
+    if Hold.DISABLED in holds:
+        return "Disabled"
+    if Hold.DRAFT in holds:
+        return "Draft"
+    return "Enabled" if restream.state is RestreamState.RUNNING else "Deploying"
+
+
+def _off(**extra: Any) -> dict[str, Any]:
+    return {"enabled": "N", "policy": "N", "list": "", "ips": "", "active": "N", **extra}
+
+
+@dataclass(frozen=True)
+class Known:
+    """What rendering streams needs beside their rows, read once for a whole page: the farm's
+    servers, each stream's platforms, their live statistics, the leases of their nodes."""
+
+    servers: Sequence[pullstreams.Server]
+    platforms: dict[str, list[Restream]]
+    stats: dict[str, RestreamStats]
+    leases: dict[str, live.NodeLease]
+
+
+def known_about(session: Session, farm: Farm, streams: Sequence[Restream]) -> Known:
+    platforms = pullstreams.platforms_of(session, streams)
+    everyone = [*streams, *(p for some in platforms.values() for p in some)]
+    nodes = sorted({s.node_name for s in streams if s.node_name is not None})
+    return Known(
+        servers=pullstreams.servers(session),
+        platforms=platforms,
+        stats=service.live_stats(farm, everyone),
+        leases=live.read_leases(farm.redis, nodes),
+    )
+
+
+def render_stream(
+    session: Session, farm: Farm, restream: Restream, known: Known | None = None
+) -> dict[str, Any]:
+    """The vendor's stream object. `known`: read for a whole page by `known_about`."""
+    known = known or known_about(session, farm, [restream])
+    attributes = restream.attributes
+    protocols = [str(p) for p in attributes.get("protocols", [])]
+    followers = known.platforms[restream.id]
+    stats = known.stats
+    own = stats.get(restream.id)
+    playback = _playback(restream, known.leases.get(restream.node_name or ""))
+    return {
+        "monitoring_id": None,
+        "type": "restream",
+        "id": restream.number,
+        "serviceid": None,
+        "name": restream.name,
+        "codec": attributes.get("codec"),
+        "ingests": [],
+        "protocols": [protocols],
+        "parentid": None,
+        "server": attributes.get("server") or "",
+        "backup": "",
+        "dedicatedLTC": "0",
+        "hasAdvancedFeatures": "0",
+        "monitoring_triggers": None,
+        "draft": _flag(Hold.DRAFT in restream.holds),
+        "disabled": _flag(Hold.DISABLED in restream.holds),
+        "created_at": _when(restream.created_at),
+        "updated_at": _when(restream.modified_at),
+        "lastseen_at": _when(datetime.fromtimestamp(own.updated_at, UTC)) if own else None,
+        "deleted": attributes.get("deleted"),
+        "ingestsLock": 0,
+        "protocolsLock": 0,
+        "status": status_of(restream),
+        "state": restream.state.value,
+        "stateReason": restream.state_reason,
+        "lastError": restream.last_error or (own.last_error if own else None),
+        "node": restream.node_name,
+        "has": {
+            "rtmp": int("RTMP" in protocols),
+            "rtsp": int("RTSP" in protocols),
+            "hls": int("HLS" in protocols),
+            "dash": int("DASH" in protocols),
+            "rtmpauth": False,
+        },
+        "parts": pullstreams.parts_of(restream.name),
+        "restream": {
+            "type": attributes.get("restreamtype", "mediaserver"),
+            "mode": attributes.get("mode") or None,
+            "urls": attributes.get("urls", []),
+            "staticip": "N",
+            "audiofix": "Y" if attributes.get("audiofix") else "N",
+            "server": {"country": _regions(known.servers, attributes.get("server"))},
+        },
+        "playbackurls": playback,
+        "platformsCount": len(followers),
+        "ssl_enabled": playback["scheme"] == "https",
+        "hash": pullstreams.parts_of(restream.name)["full"],
+        "ndvr": {"enabled": "N", "retention": "0"},
+        "securetoken": _off(keyip="N", timeout=0, session="0", dirs=None),
+        "record": None,
+        "domainlock": _off(noreferer="Y"),
+        "geoblock": _off(list=[]),
+        "ipaccess": _off(),
+        "useragent": _off(casesensitive="N", listArr=[]),
+        "rtmpauth": {"password": "", "active": "N"},
+        "transcode": {"ltc": 0, "type": "mixed", "enabled": True, "isEditable": True},
+        "platforms": [render_platform(p, stats.get(p.id), restream.number) for p in followers],
+        "messages": {},
+        "adInsertion": None,
+    }
+
+
+def _regions(servers: Sequence[pullstreams.Server], server: Any) -> str | None:
+    wanted = {v.strip() for v in str(server or "").split(",") if v.strip()}
+    regions = sorted({s.region or s.id for s in servers if wanted & {s.id, s.region}})
+    return ", ".join(regions) or None
+
+
+def _playback(restream: Restream, lease: live.NodeLease | None) -> dict[str, Any]:
+    """Where viewers play it: the URLs of its node (`lease`) once placed (None until then)."""
+    capabilities = lease.capabilities if lease is not None else NodeCapabilities()
+    base = capabilities.playback_base_url
+    urls: dict[str, Any] = {
+        "scheme": str(base).split(":", 1)[0] if base else None,
+        "url_prefix": base,
+        "rtmp": None,
+        "rtsp": None,
+        "hlsManifest": HLS_PLAYLIST,
+        "dashManifest": DASH_MANIFEST,
+        "hls": None,
+        "dash": None,
+        "players": {},
+        "tokenized": None,
+    }
+    if lease is None:
+        return urls
+    for output in service.definition_of(restream).outputs:
+        if output.output_type is OutputType.HLS and base:
+            urls["hls"] = f"{base}/live/{restream.id}/{output.id}/{HLS_PLAYLIST}"
+        elif output.output_type is OutputType.DASH and base:
+            urls["dash"] = f"{base}/live/{restream.id}/{output.id}/{DASH_MANIFEST}"
+        elif output.output_type in SERVER_PLAYBACK:
+            protocol, capability = SERVER_PLAYBACK[output.output_type]
+            server = reachable(getattr(capabilities, capability), lease.address)
+            urls[protocol] = output.target_url(server) if server else None
+    return urls
+
+
+def reachable(server_url: Any, node_address: str) -> str | None:
+    """The node's own media server as viewers reach it: a loopback host (where the worker
+    publishes) becomes the node's address."""
+    if not server_url:
+        return None
+    parts = urlsplit(str(server_url))
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return str(server_url)
+    host = f"[{node_address}]" if ":" in node_address else node_address
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{host}{port}"))
+
+
+def render_platform(
+    restream: Restream, stats: RestreamStats | None, stream_number: int
+) -> dict[str, Any]:
+    attributes = restream.attributes
+    return {
+        "id": restream.number,
+        "rtmp": attributes.get("url"),
+        "auth": "N",
+        "username": "",
+        "password": "",
+        "isSRT": bool(attributes.get("isSRT")),
+        "key": attributes.get("key", ""),
+        "schedule": "instant",
+        "scheduletime": None,
+        "codec": None,
+        "length": "00:00",
+        "relid": stream_number,
+        "dedicatedLTC": "0",
+        "transcode": {"ltc": 0, "type": "mixed", "enabled": False, "isEditable": False},
+        "disabled": _flag(Hold.DISABLED in restream.holds),
+        "name": attributes.get("name", ""),
+        "platform_id": 0,
+        "provider_id": 0,
+        "video_id": "",
+        "state": restream.state.value,
+        "lastError": restream.last_error or (stats.last_error if stats else None),
+        "bitrate": kbps(stats),
+    }
+
+
+def kbps(stats: RestreamStats | None) -> int:
+    return round(stats.bitrate_kbps) if stats and stats.bitrate_kbps is not None else 0
