@@ -8,13 +8,8 @@ import logging
 from dataclasses import dataclass
 
 from common.config import Settings
-from common.definitions.restream import (
-    FILE_OUTPUTS,
-    LISTEN_INPUTS,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
+from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, OutputType
+from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import (
     Placement,
     build_argv,

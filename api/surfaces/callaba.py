@@ -20,14 +20,9 @@ from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import Problem, error_responses, surface_route
 from common.accounts import security
 from common.accounts import service as accounts
-from common.definitions.restream import (
-    InputSpec,
-    InputType,
-    OutputSpec,
-    RestreamDefinition,
-    TranscodingSpec,
-    build,
-)
+from common.definitions.checks import build
+from common.definitions.kinds import InputType
+from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
 from common.definitions.states import Surface
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
 from common.ids import is_object_id

@@ -13,6 +13,7 @@ from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
 from api.errors import Problem, error_responses, surface_route
 from common import events
+from common.definitions.checks import build
 from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
     InputSpec,
@@ -20,7 +21,6 @@ from common.definitions.restream import (
     OutputSpec,
     RestreamDefinition,
     TranscodingSpec,
-    build,
 )
 from common.definitions.states import Surface
 from common.errors import StreamfleetError

@@ -8,246 +8,35 @@ Clients send numbers as strings and "Disabled" for "not set"; both are accepted 
 from __future__ import annotations
 
 import math
-from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import SplitResult, urlsplit
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from common.errors import FieldProblem, InvalidInput
-from common.ids import is_object_id
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class InputType(StrEnum):
-    SRT_SOFTWARE = "INPUT_TYPE_SRT_SOFTWARE"
-    SRT_HARDWARE = "INPUT_TYPE_SRT_HARDWARE"
-    RTMP_SOFTWARE = "INPUT_TYPE_RTMP_SOFTWARE"
-    RTMP_HARDWARE = "INPUT_TYPE_RTMP_HARDWARE"
-    SRT_LISTEN = "INPUT_TYPE_SRT_LISTEN"
-    RTMP_LISTEN = "INPUT_TYPE_RTMP_LISTEN"
-    RTSP_LISTEN = "INPUT_TYPE_RTSP_LISTEN"
-    UDP_LISTEN = "INPUT_TYPE_UDP_LISTEN"
-    HTTP_LISTEN = "INPUT_TYPE_HTTP_LISTEN"
-    SRT_URL = "INPUT_TYPE_SRT_URL"
-    RTMP_URL = "INPUT_TYPE_RTMP_URL"
-    RTSP_URL = "INPUT_TYPE_RTSP_URL"
-    UDP_URL = "INPUT_TYPE_UDP_URL"
-    HTTP_URL = "INPUT_TYPE_HTTP_URL"
-    HLS_URL = "INPUT_TYPE_HLS_URL"
-    MPEG_DASH_URL = "INPUT_TYPE_MPEG_DASH_URL"
-    OTHER = "INPUT_TYPE_OTHER"
-    GENERATE_TEST_VIDEO = "INPUT_TYPE_GENERATE_TEST_VIDEO"
-    RELAY = "INPUT_TYPE_RELAY"  # streamfleet's own: another restream's relay on the same node
-
-
-class OutputType(StrEnum):
-    LOCAL_RTMP_URL = "OUTPUT_TYPE_LOCAL_RTMP_URL"
-    OTHER_RTMP_URL = "OUTPUT_TYPE_OTHER_RTMP_URL"
-    RTSP_URL = "OUTPUT_TYPE_RTSP_URL"
-    SRT_URL = "OUTPUT_TYPE_SRT_URL"
-    UDP_URL = "OUTPUT_TYPE_UDP_URL"
-    HTTP_URL = "OUTPUT_TYPE_HTTP_URL"
-    RTP_URL = "OUTPUT_TYPE_RTP_URL"
-    HLS = "OUTPUT_TYPE_HLS"  # streamfleet's own: HLS segments written on the node
-    DASH = "OUTPUT_TYPE_DASH"  # streamfleet's own: MPEG-DASH segments written on the node
-    LOCAL_RTSP_URL = "OUTPUT_TYPE_LOCAL_RTSP_URL"  # streamfleet's own: the node's RTSP server
-    RELAY = "OUTPUT_TYPE_RELAY"  # streamfleet's own: the node's relay, for INPUT_TYPE_RELAY
-
-
-class VideoCodec(StrEnum):
-    LIBX264 = "libx264"
-    LIBX265 = "libx265"
-    MPSOC_VCU_H264 = "mpsoc_vcu_h264"
-    MPSOC_VCU_HEVC = "mpsoc_vcu_hevc"
-
-
-class AudioCodec(StrEnum):
-    AAC = "aac"
-    MP3 = "mp3"
-
-
-class Preset(StrEnum):
-    ULTRAFAST = "ultrafast"
-    SUPERFAST = "superfast"
-    VERYFAST = "veryfast"
-    FASTER = "faster"
-    FAST = "fast"
-    MEDIUM = "medium"
-    SLOW = "slow"
-    SLOWER = "slower"
-    VERYSLOW = "veryslow"
-
-
-class Tune(StrEnum):
-    FILM = "film"
-    ANIMATION = "animation"
-    GRAIN = "grain"
-    STILLIMAGE = "stillimage"
-    FASTDECODE = "fastdecode"
-    ZEROLATENCY = "zerolatency"
-
-
-class PixFmt(StrEnum):
-    YUV420P = "yuv420p"
-    YUVJ420P = "yuvj420p"
-    YUV422P = "yuv422p"
-    YUVJ422P = "yuvj422p"
-    YUV444P = "yuv444p"
-    YUVJ444P = "yuvj444p"
-    NV12 = "nv12"
-    NV16 = "nv16"
-    NV21 = "nv21"
-    YUV420P10LE = "yuv420p10le"
-    YUV444P10LE = "yuv444p10le"
-    NV20LE = "nv20le"
-
-
-# Types that name a Callaba server module this farm does not have.
-SERVER_MODULE_INPUTS = frozenset(
-    {
-        InputType.SRT_SOFTWARE,
-        InputType.SRT_HARDWARE,
-        InputType.RTMP_SOFTWARE,
-        InputType.RTMP_HARDWARE,
-    }
+from common.definitions.checks import blank_to_none, check_entity_id, check_url
+from common.definitions.kinds import (
+    FARM_OUTPUTS,
+    FILE_OUTPUTS,
+    INPUT_SCHEMES,
+    KEYED_INPUTS,
+    LISTEN_INPUTS,
+    MAX_KEY_FRAME_INTERVAL_S,
+    MAX_LABEL_LENGTH,
+    OUTPUT_SCHEMES,
+    AudioCodec,
+    InputType,
+    OutputType,
+    PixFmt,
+    Preset,
+    Tune,
+    VideoCodec,
 )
-# The transport each listen type must use (the Callaba doc: UDP for SRT, WebRTC and RTP,
-# TCP for the rest; a UDP listener is UDP, whatever the doc's "rest" says).
-LISTEN_INPUTS: dict[InputType, str] = {
-    InputType.SRT_LISTEN: "UDP",
-    InputType.RTMP_LISTEN: "TCP",
-    InputType.RTSP_LISTEN: "TCP",
-    InputType.UDP_LISTEN: "UDP",
-    InputType.HTTP_LISTEN: "TCP",
-}
-# Listen inputs that can refuse a publisher without the right stream key.
-KEYED_INPUTS = frozenset({InputType.SRT_LISTEN, InputType.RTMP_LISTEN, InputType.RTSP_LISTEN})
-
-_NETWORK_SCHEMES = frozenset(
-    {"srt", "rtmp", "rtmps", "rtsp", "rtsps", "udp", "rtp", "http", "https", "tcp"}
-)
-# The URL schemes each type may use. Local files and FFmpeg's meta-protocols (file:, concat:,
-# subfile:, pipe:, ...) are never among them: a restream must not read or write the node's disk.
-INPUT_SCHEMES: dict[InputType, frozenset[str]] = {
-    InputType.SRT_URL: frozenset({"srt"}),
-    InputType.RTMP_URL: frozenset({"rtmp", "rtmps"}),
-    InputType.RTSP_URL: frozenset({"rtsp", "rtsps"}),
-    InputType.UDP_URL: frozenset({"udp", "rtp"}),
-    InputType.HTTP_URL: frozenset({"http", "https"}),
-    InputType.HLS_URL: frozenset({"http", "https"}),
-    InputType.MPEG_DASH_URL: frozenset({"http", "https"}),
-    InputType.OTHER: _NETWORK_SCHEMES | {"file"},  # file only if the operator allows it
-}
-LOCAL_FILE_SCHEMES = frozenset({"file"})
-OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
-    OutputType.LOCAL_RTMP_URL: frozenset({"rtmp"}),
-    OutputType.OTHER_RTMP_URL: frozenset({"rtmp", "rtmps"}),
-    OutputType.RTSP_URL: frozenset({"rtsp", "rtsps"}),
-    OutputType.SRT_URL: frozenset({"srt"}),
-    OutputType.UDP_URL: frozenset({"udp"}),
-    OutputType.HTTP_URL: frozenset({"http", "https"}),
-    OutputType.RTP_URL: frozenset({"rtp"}),
-    OutputType.LOCAL_RTSP_URL: frozenset({"rtsp"}),
-}
-# Outputs whose place the farm decides: their URL is optional (ignored for HLS, DASH and
-# relays; for the node's own servers, a path on them).
-FARM_OUTPUTS = frozenset(
-    {
-        OutputType.LOCAL_RTMP_URL,
-        OutputType.LOCAL_RTSP_URL,
-        OutputType.HLS,
-        OutputType.DASH,
-        OutputType.RELAY,
-    }
-)
-# Outputs written as files on the node (served over HTTP by its worker).
-FILE_OUTPUTS = frozenset({OutputType.HLS, OutputType.DASH})
-MAX_KEY_FRAME_INTERVAL_S = 3600  # force_key_frames given as a number of seconds
-# Longest URL taken. An argv element has no limit of its own, but all of them together do
-# (ARG_MAX): a 140,000-character URL was stored, then retried forever with "Argument list too
-# long".
-MAX_URL_LENGTH = 4096
-MAX_LABEL_LENGTH = 200  # free text kept for clients (module and entity names, stream ids)
-
-_DISABLED = {"", "disabled", "disable", "none", "null"}
-
-
-def build(model: type[M], **fields: Any) -> M:
-    """`model(**fields)` from parts a request gave: refused as invalid input naming the
-    fields, rather than failing as an internal error."""
-    try:
-        return model(**fields)
-    except ValidationError as error:
-        problems = [
-            FieldProblem(
-                ".".join(str(part) for part in e["loc"]) or "body",
-                str(e["msg"]).removeprefix("Value error, "),
-            )
-            for e in error.errors()
-        ]
-        summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
-        raise InvalidInput(f"invalid request: {summary}", problems) from error
-
-
-def split_url(url: str, field: str) -> SplitResult:
-    """`urlsplit`, with a malformed URL (a bad IPv6 host, say) refused naming the field."""
-    try:
-        return urlsplit(url)
-    except ValueError as error:
-        problem = FieldProblem(field, f"not a valid URL ({error})")
-        raise InvalidInput(f"{field}: {problem.message}", [problem]) from error
-
-
-def _blank_to_none(value: Any) -> Any:
-    """Clients send "" or "Disabled" for a setting they leave unset."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in _DISABLED):
-        return None
-    return value
-
-
-def _allowed(values: type[StrEnum]) -> str:
-    return ", ".join(member.value for member in values)
-
-
-def check_url(url: str, schemes: frozenset[str], field: str) -> str:
-    """Refuse URLs FFmpeg would read as an option, or whose scheme the type does not allow."""
-    url = url.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise ValueError(f"{field} is {len(url)} characters long; at most {MAX_URL_LENGTH}")
-    if url.startswith("-"):
-        raise ValueError(f"{field} must be a URL, not an option")
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in schemes:
-        raise ValueError(
-            f"{field} scheme must be one of {', '.join(sorted(schemes))} (got {scheme or 'none'!r})"
-        )
-    if any(ch in url for ch in "\n\r\t ") or "|" in url:
-        raise ValueError(f"{field} must not contain spaces, line breaks or '|'")
-    return url
-
-
-def check_entity_id(value: Any) -> Any:
-    """The id of an input or an output: the 24-hex form the farm gives them. It names a
-    directory on the node (HLS, DASH) and a path of its playback URL, so nothing else — a
-    `../`, a slash — may pass."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not is_object_id(value.strip().lower()):
-        raise ValueError(
-            "id must be a 24-character hexadecimal id, as the farm assigns (leave it out to "
-            "get one)"
-        )
-    return value.strip().lower()
 
 
 class _Lenient(BaseModel):
@@ -435,7 +224,7 @@ class TranscodingSpec(_Lenient):
     def _normalise(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        cleaned = {k: _blank_to_none(v) for k, v in data.items()}
+        cleaned = {k: blank_to_none(v) for k, v in data.items()}
         preset = cleaned.get("preset")
         if isinstance(preset, str):
             cleaned["preset"] = preset.replace(" ", "").lower()  # the doc writes "very fast"
@@ -532,7 +321,7 @@ class RestreamDefinition(_Lenient):
     @field_validator("transcoding", mode="before")
     @classmethod
     def _no_transcoding(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and _blank_to_none(value) is None else value
+        return None if isinstance(value, str) and blank_to_none(value) is None else value
 
     @field_validator("outputs")
     @classmethod
@@ -576,8 +365,3 @@ def _family(type_value: str, prefix: str) -> str:
         family = family.removesuffix(suffix)
     family = family.removeprefix("LOCAL_").removeprefix("OTHER_")
     return {"GENERATE_TEST_VIDEO": "TEST_VIDEO", "MPEG_DASH": "DASH"}.get(family, family)
-
-
-def allowed_values(enum: type[StrEnum]) -> str:
-    """ "a, b, c": for error messages that tell the operator what would be accepted."""
-    return _allowed(enum)

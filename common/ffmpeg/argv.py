@@ -11,19 +11,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from common.definitions.restream import (
+from common.definitions.kinds import (
     FILE_OUTPUTS,
     LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,
     AudioCodec,
-    InputSpec,
     InputType,
-    OutputSpec,
     OutputType,
-    RestreamDefinition,
-    TranscodingSpec,
     VideoCodec,
 )
+from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
 
 # The muxer for each kind of destination.
 OUTPUT_FORMATS: dict[OutputType, str] = {

@@ -19,13 +19,8 @@ from common import live
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
-from common.definitions.restream import (
-    LOCAL_FILE_SCHEMES,
-    SERVER_MODULE_INPUTS,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
+from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
+from common.definitions.restream import RestreamDefinition
 from common.definitions.states import PLACED_STATES, Hold, RestreamState, Surface
 from common.errors import (
     Conflict,

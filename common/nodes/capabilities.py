@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.definitions.kinds import FILE_OUTPUTS, AudioCodec, InputType, OutputType
 from common.definitions.node import (
     LOCAL_RTMP,
     LOCAL_RTSP,
@@ -17,13 +18,7 @@ from common.definitions.node import (
     U30Offer,
     protocol,
 )
-from common.definitions.restream import (
-    FILE_OUTPUTS,
-    AudioCodec,
-    InputType,
-    OutputType,
-    RestreamDefinition,
-)
+from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import AUDIO_ENCODERS, TEST_VIDEO_ENCODER
 from common.nodes.capacity import (
     COPY_MILLICORES,

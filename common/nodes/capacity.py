@@ -20,13 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from common.definitions.restream import (
-    InputType,
-    Preset,
-    RestreamDefinition,
-    TranscodingSpec,
-    VideoCodec,
-)
+from common.definitions.kinds import InputType, Preset, VideoCodec
+from common.definitions.restream import RestreamDefinition, TranscodingSpec
 
 ENGINE_UNITS = 1_000_000
 U30_ENGINES = ("decoder", "scaler", "encoder", "lookahead")

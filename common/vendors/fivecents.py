@@ -23,18 +23,10 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal
+from common.definitions.checks import split_url
+from common.definitions.kinds import InputType, OutputType, Preset, VideoCodec
 from common.definitions.node import NodeCapabilities
-from common.definitions.restream import (
-    InputSpec,
-    InputType,
-    OutputSpec,
-    OutputType,
-    Preset,
-    RestreamDefinition,
-    TranscodingSpec,
-    VideoCodec,
-    split_url,
-)
+from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
 from common.definitions.states import Hold, Surface
 from common.errors import FieldProblem, InvalidInput, NotFound
 from common.lifecycle import service

@@ -19,16 +19,14 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal
+from common.definitions.checks import build, split_url
+from common.definitions.kinds import InputType, OutputType
 from common.definitions.restream import (
     InputSpec,
-    InputType,
     ListenPort,
     OutputSpec,
-    OutputType,
     RestreamDefinition,
     TranscodingSpec,
-    build,
-    split_url,
 )
 from common.definitions.states import Surface
 from common.errors import Conflict, FieldProblem, InvalidInput, NotFound

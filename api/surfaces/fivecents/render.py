@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from api.errors import Problem
 from common import live
+from common.definitions.kinds import OutputType
 from common.definitions.node import NodeCapabilities
-from common.definitions.restream import OutputType
 from common.definitions.states import Hold, RestreamState
 from common.errors import (
     Forbidden,
