@@ -36,8 +36,9 @@ from bench import localfarm  # noqa: E402
 from bench.localfarm import percentile, wait  # noqa: E402
 from common.cli.localfarm import free_port  # noqa: E402
 from common.definitions.restream import RestreamDefinition  # noqa: E402
-from common.ffmpeg.argv import Placement, build_argv  # noqa: E402
+from common.ffmpeg.argv import build_argv  # noqa: E402
 from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
+from common.ffmpeg.placement import Placement  # noqa: E402
 from common.ffmpeg.probe import probe  # noqa: E402
 from common.ffmpeg.progress import ProgressParser, flowing  # noqa: E402
 

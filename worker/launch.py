@@ -10,14 +10,9 @@ from dataclasses import dataclass
 from common.config import Settings
 from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
-from common.ffmpeg.argv import (
-    Placement,
-    build_argv,
-    hls_dir,
-    input_args,
-    needs_meter,
-    resolve_source_codec,
-)
+from common.ffmpeg.argv import build_argv, input_args, resolve_source_codec
+from common.ffmpeg.outputs import hls_dir, needs_meter
+from common.ffmpeg.placement import Placement
 from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
 from common.lifecycle.commands import reservation_of
 from common.lifecycle.service import definition_of

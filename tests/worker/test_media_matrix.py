@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from common.definitions.restream import RestreamDefinition
-from common.ffmpeg.argv import Placement, build_argv
+from common.ffmpeg.argv import build_argv
+from common.ffmpeg.placement import Placement
 from tests.support.media import audio_facts, ffmpeg, free_port, video_facts
 from tests.support.observers import FAST, Recorder
 from tests.support.peers import (

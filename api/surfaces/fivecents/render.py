@@ -25,7 +25,7 @@ from common.errors import (
     StreamfleetError,
     TooManyRequests,
 )
-from common.ffmpeg.argv import DASH_MANIFEST, HLS_PLAYLIST
+from common.ffmpeg.outputs import DASH_MANIFEST, HLS_PLAYLIST
 from common.lifecycle import service
 from common.lifecycle.service import Farm
 from common.live import RestreamStats

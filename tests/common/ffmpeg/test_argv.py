@@ -10,15 +10,13 @@ import pytest
 from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import (
     RELAY_READ_OPTIONS,
-    Placement,
     build_argv,
-    hls_dir,
     ingest_url,
     input_args,
-    needs_meter,
     resolve_source_codec,
-    segment_seconds,
 )
+from common.ffmpeg.outputs import hls_dir, needs_meter, segment_seconds
+from common.ffmpeg.placement import Placement
 
 HERE = Placement("node-a", "10.0.0.5")
 PREAMBLE = [

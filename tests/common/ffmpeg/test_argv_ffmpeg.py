@@ -12,7 +12,8 @@ import imageio_ffmpeg
 import pytest
 
 from common.definitions.restream import RestreamDefinition
-from common.ffmpeg.argv import Placement, build_argv
+from common.ffmpeg.argv import build_argv
+from common.ffmpeg.placement import Placement
 
 FFMPEGS = {"path": shutil.which("ffmpeg"), "imageio": imageio_ffmpeg.get_ffmpeg_exe()}
 
