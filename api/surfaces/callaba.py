@@ -29,6 +29,7 @@ from common.ids import is_object_id
 from common.lifecycle import service
 from common.live import RestreamStats
 from common.models import Restream
+from common.restreams import views
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -175,7 +176,7 @@ def _details(restream: Restream, stats: RestreamStats | None, ingest: str | None
         **_summary(restream),
         "state": restream.state.value,
         "state_reason": restream.state_reason,
-        "last_error": restream.last_error or (stats.last_error if stats else None),
+        "last_error": views.last_error(restream, stats),
         "node": restream.node_name,
         "bitrate": _kbps(stats),
         "stats": stats.model_dump(mode="json") if stats else None,

@@ -40,6 +40,7 @@ from common.lifecycle import service
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Restream
+from common.restreams import views
 from common.vendors import gjirafa as videos
 
 # The vendor's codes, each with its title; anything else is an internal error.
@@ -182,7 +183,7 @@ def _live_video(farm: Farm, restream: Restream, destinations: int) -> dict[str, 
         "status": restream.active,
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": restream.last_error or (stats.last_error if stats else None),
+        "lastError": views.last_error(restream, stats),
         "ingest": {
             "protocol": ingest.protocol.value,
             "url": ingest.server,
@@ -210,7 +211,7 @@ def _restream(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]
         "status": restream.active,
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": restream.last_error or (stats.last_error if stats else None),
+        "lastError": views.last_error(restream, stats),
         "bitrate": _kbps(stats),
         "createdAt": _iso(restream.created_at),
     }

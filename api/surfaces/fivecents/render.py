@@ -30,6 +30,7 @@ from common.lifecycle import service
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Restream
+from common.restreams import views
 from common.vendors import fivecents as pullstreams
 
 AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)
@@ -164,7 +165,7 @@ def render_stream(
         "status": status_of(restream),
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": restream.last_error or (own.last_error if own else None),
+        "lastError": views.last_error(restream, own),
         "node": restream.node_name,
         "has": {
             "rtmp": int("RTMP" in protocols),
@@ -275,7 +276,7 @@ def render_platform(
         "provider_id": 0,
         "video_id": "",
         "state": restream.state.value,
-        "lastError": restream.last_error or (stats.last_error if stats else None),
+        "lastError": views.last_error(restream, stats),
         "bitrate": kbps(stats),
     }
 
