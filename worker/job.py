@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from common.config import Settings
-from common.ffmpeg.outcome import Outcome
+from common.lifecycle.reports import Report
 from common.transitions import TransitionTable
 from worker.retry import RetryPolicy
 
@@ -63,25 +63,10 @@ class Limits:
 
 
 class Observer(Protocol):
-    """Receives what happens to each job. Called on the supervisor's loop: must not block."""
+    """Receives what happens to each job, as the reports the control plane records
+    (`common.lifecycle.reports`). Called on the supervisor's loop: must not block."""
 
-    def starting(self, job: Job, *, pid: int, restarts: int) -> None: ...
-    def running(self, job: Job) -> None: ...
-    def waiting(self, job: Job, *, reason: str, error: str | None) -> None: ...
-    def retrying(
-        self,
-        job: Job,
-        *,
-        error: str,
-        stderr_tail: list[str],
-        restarts: int,
-        backoff_s: float,
-        exit_code: int | None,
-    ) -> None: ...
-    def failed(
-        self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
-    ) -> None: ...
-    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None: ...
+    def report(self, job: Job, report: Report) -> None: ...
 
 
 class JobState(StrEnum):

@@ -28,6 +28,7 @@ from common.ffmpeg.outcome import (
     wrong_publisher,
 )
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
+from common.lifecycle.reports import Ended, Failed, Retrying, Running, Starting, Waiting
 from common.live import OutputStatus, RestreamStats
 from common.logs import about
 from worker.job import JOB_TRANSITIONS, Job, JobState, Limits, Observer
@@ -98,7 +99,7 @@ class JobRun:
                 source=self.job.source if exit_code is not None or stalled else None,
             )
             if report.outcome in (Outcome.STOPPED, Outcome.FENCED):
-                self.observer.ended(self.job, outcome=report.outcome, exit_code=exit_code)
+                self.observer.report(self.job, Ended(report.outcome, exit_code))
                 return
             pause_s = self._after_exit(report, exit_code)
             if pause_s is None:
@@ -107,7 +108,7 @@ class JobRun:
                 await asyncio.wait_for(self.stop_requested.wait(), pause_s)
             if self.stop_requested.is_set():
                 outcome = Outcome.FENCED if self.fenced else Outcome.STOPPED
-                self.observer.ended(self.job, outcome=outcome, exit_code=exit_code)
+                self.observer.report(self.job, Ended(outcome, exit_code))
                 return
 
     def _after_exit(self, report: ExitReport, exit_code: int | None) -> float | None:
@@ -129,24 +130,28 @@ class JobRun:
         self.failures = verdict.failures
         if verdict.pause_s is None:
             window_s = self.limits.retry.window_s
-            self.observer.failed(
+            self.observer.report(
                 self.job,
-                error=report.reason,
-                stderr_tail=list(self.stderr_tail),
-                exit_code=exit_code,
-                reason=f"{len(self.failures)} failures within {window_s:g} s",
+                Failed(
+                    error=report.reason,
+                    stderr_tail=list(self.stderr_tail),
+                    exit_code=exit_code,
+                    reason=f"{len(self.failures)} failures within {window_s:g} s",
+                ),
             )
             return None
         pause_s = verdict.pause_s * _jitter()
         self.restarts += 1
         self._become(J.RETRYING)
-        self.observer.retrying(
+        self.observer.report(
             self.job,
-            error=report.reason,
-            stderr_tail=list(self.stderr_tail),
-            restarts=self.restarts,
-            backoff_s=pause_s,
-            exit_code=exit_code,
+            Retrying(
+                error=report.reason,
+                stderr_tail=list(self.stderr_tail),
+                restarts=self.restarts,
+                backoff_s=pause_s,
+                exit_code=exit_code,
+            ),
         )
         return pause_s
 
@@ -156,10 +161,12 @@ class JobRun:
         self.source_losses += 1
         if self.state is not J.WAITING or reason != self.last_error:  # news, not every attempt
             log.info("source lost: %s", reason, extra=self.context)
-            self.observer.waiting(
+            self.observer.report(
                 self.job,
-                reason=f"waiting for its source ({reason}); trying again every few seconds",
-                error=reason,
+                Waiting(
+                    reason=f"waiting for its source ({reason}); trying again every few seconds",
+                    error=reason,
+                ),
             )
         self._become(J.WAITING)
         self.last_error = reason
@@ -199,7 +206,7 @@ class JobRun:
         self.process, self.pid, self.spawned_at = process, process.pid, time.monotonic()
         self.progressed_at = self.spawned_at
         if self.state is not J.WAITING:  # trying its lost source again is not a new start
-            self.observer.starting(self.job, pid=process.pid, restarts=self.restarts)
+            self.observer.report(self.job, Starting(pid=process.pid, restarts=self.restarts))
         readers = [
             asyncio.create_task(self._read_progress(process)),
             asyncio.create_task(self._read_stderr(process)),
@@ -253,7 +260,7 @@ class JobRun:
         """FFmpeg runs, but no media flows (for now): say so, once."""
         if self.state in (J.STARTING, J.RUNNING):
             self._become(J.WAITING)
-            self.observer.waiting(self.job, reason=reason, error=None)
+            self.observer.report(self.job, Waiting(reason))
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
         """`q` on stdin and SIGINT (FFmpeg finishes its outputs), then SIGKILL the group."""
@@ -285,7 +292,7 @@ class JobRun:
                 if self.source_losses:  # its source is back: that was no error of its own
                     self.source_losses, self.last_error = 0, None
                 self._become(J.RUNNING)
-                self.observer.running(self.job)
+                self.observer.report(self.job, Running())
 
     async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:
         assert process.stderr is not None

@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis
 from sqlalchemy.exc import OperationalError
@@ -83,78 +84,33 @@ class Reporter:
 
     # -- Observer ----------------------------------------------------------------------
 
-    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
+    def report(self, job: Job, report: reports.Report) -> None:
         attempt = self._attempt(job)
-        self._queue.put(lambda s: reports.starting(s, attempt, pid=pid, restarts=restarts))
-
-    def running(self, job: Job) -> None:
-        attempt = self._attempt(job)
-        self._queue.put(lambda s: reports.running(s, attempt))
-
-    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
-        attempt = self._attempt(job)
-        log.info("waiting: %s", reason, extra=self._about(job))
-        self._queue.put(lambda s: reports.waiting(s, attempt, reason=reason, error=error))
-
-    def retrying(
-        self,
-        job: Job,
-        *,
-        error: str,
-        stderr_tail: list[str],
-        restarts: int,
-        backoff_s: float,
-        exit_code: int | None,
-    ) -> None:
-        attempt = self._attempt(job)
-        log.warning("FFmpeg failed: %s", error, extra=self._about(job))
-        self._queue.put(
-            lambda s: reports.retrying(
-                s,
-                attempt,
-                error=error,
-                stderr_tail=stderr_tail,
-                restarts=restarts,
-                backoff_s=backoff_s,
-                exit_code=exit_code,
-            )
+        match report:
+            case reports.Waiting():
+                log.info("waiting: %s", report.reason, extra=self._about(job))
+            case reports.Retrying():
+                log.warning("FFmpeg failed: %s", report.error, extra=self._about(job))
+            case reports.Failed():
+                log.error("gave up: %s (%s)", report.error, report.reason, extra=self._about(job))
+            case reports.Ended():
+                # Fenced: the lease could not be renewed for this long.
+                fence_s = self.farm.settings.fence_after_s
+                why = f"its lease could not be renewed for {fence_s:g} s"
+                report = replace(report, fence_reason=why)
+        # Gone for good: its statistics go too (unless fenced: Redis is likely out of
+        # reach, and they expire on their own).
+        gone = isinstance(report, reports.Failed) or (
+            isinstance(report, reports.Ended) and report.outcome is not Outcome.FENCED
         )
-
-    def failed(
-        self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
-    ) -> None:
-        attempt = self._attempt(job)
-        log.error("gave up: %s (%s)", error, reason, extra=self._about(job))
+        final = report
 
         def write(session: Session) -> None:
-            self._forget_stats(job)
-            reports.failed(
-                session,
-                attempt,
-                error=error,
-                stderr_tail=stderr_tail,
-                exit_code=exit_code,
-                reason=reason,
-            )
-
-        self._queue.put(write)
-
-    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
-        attempt = self._attempt(job)
-        fence_after_s = self.farm.settings.fence_after_s
-
-        def write(session: Session) -> None:
-            if outcome is not Outcome.FENCED:  # fenced: Redis is likely out of reach; they expire
+            if gone:
                 self._forget_stats(job)
-            # Still wanted once gone from here (a move off a draining node, a definition
-            # change): PENDING, placed by the reconciler's next round. The worker never places.
-            reports.ended(
-                session,
-                attempt,
-                outcome=outcome.value,
-                exit_code=exit_code,
-                fence_reason=f"its lease could not be renewed for {fence_after_s:g} s",
-            )
+            # One still wanted once gone from here (a move off a draining node, a definition
+            # change) is PENDING, placed by the reconciler's next round: the worker never places.
+            reports.apply(session, attempt, final)
 
         self._queue.put(write)
 
@@ -166,42 +122,7 @@ class RelayCleanup:
         self.inner = inner
         self.relay = relay
 
-    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
-        self.inner.starting(job, pid=pid, restarts=restarts)
-
-    def running(self, job: Job) -> None:
-        self.inner.running(job)
-
-    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
-        self.inner.waiting(job, reason=reason, error=error)
-
-    def retrying(
-        self,
-        job: Job,
-        *,
-        error: str,
-        stderr_tail: list[str],
-        restarts: int,
-        backoff_s: float,
-        exit_code: int | None,
-    ) -> None:
-        self.inner.retrying(
-            job,
-            error=error,
-            stderr_tail=stderr_tail,
-            restarts=restarts,
-            backoff_s=backoff_s,
-            exit_code=exit_code,
-        )
-
-    def failed(
-        self, job: Job, *, error: str, stderr_tail: list[str], exit_code: int | None, reason: str
-    ) -> None:
-        self.relay.forget(job.restream_id, job.generation)
-        self.inner.failed(
-            job, error=error, stderr_tail=stderr_tail, exit_code=exit_code, reason=reason
-        )
-
-    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
-        self.relay.forget(job.restream_id, job.generation)
-        self.inner.ended(job, outcome=outcome, exit_code=exit_code)
+    def report(self, job: Job, report: reports.Report) -> None:
+        if isinstance(report, reports.Failed | reports.Ended):
+            self.relay.forget(job.restream_id, job.generation)
+        self.inner.report(job, report)

@@ -260,12 +260,14 @@ class NodeRuntime:
             job = self.launcher.job(launch)
         except (ValueError, OSError) as error:
             self._abandon(restream_id, generation)
-            self.reporter.failed(
+            self.reporter.report(
                 Job(restream_id, generation, []),
-                error=str(error),
-                stderr_tail=[],
-                exit_code=None,
-                reason="cannot build the FFmpeg command",
+                reports.Failed(
+                    error=str(error),
+                    stderr_tail=[],
+                    exit_code=None,
+                    reason="cannot build the FFmpeg command",
+                ),
             )
             return False
         with self._lock(restream_id):
@@ -294,8 +296,8 @@ class NodeRuntime:
             # Nothing ran here (never started, or already gone): confirm the stop anyway.
             # Not without a valid lease: this may not be the worker running it (a twin of
             # the same name holds the lease); a lost node's stops are the reconciler's.
-            self.reporter.ended(
-                Job(restream_id, generation, []), outcome=Outcome.STOPPED, exit_code=None
+            self.reporter.report(
+                Job(restream_id, generation, []), reports.Ended(Outcome.STOPPED, exit_code=None)
             )
 
     def sync(self, desired: dict[str, int]) -> None:

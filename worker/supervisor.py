@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from common.lifecycle.reports import Failed
 from common.live import RestreamStats
 from common.logs import about
 from worker.job import Job, Limits, Observer
@@ -131,12 +132,14 @@ class Supervisor:
             log.exception("supervision crashed", extra=process.context)
             if process.process is not None:
                 kill_group(process.process)
-            self.observer.failed(
+            self.observer.report(
                 process.job,
-                error="internal supervisor error",
-                stderr_tail=list(process.stderr_tail),
-                exit_code=None,
-                reason="supervisor error",
+                Failed(
+                    error="internal supervisor error",
+                    stderr_tail=list(process.stderr_tail),
+                    exit_code=None,
+                    reason="supervisor error",
+                ),
             )
         finally:
             remove_workdirs(process.job.workdirs)  # before a newer generation prepares them again

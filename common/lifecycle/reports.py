@@ -1,5 +1,7 @@
 """What a worker reports about the FFmpeg of one placement (restream, generation).
 
+The reports are values (`Report`): the worker's supervisor says what happened in one of them,
+the worker's reporter hands it to `apply`, and nothing restates their fields on the way.
 Every report is compare-and-set on the generation: a report about a generation the control
 plane has moved past changes nothing but that generation's own run row. Never commits.
 """
@@ -31,6 +33,83 @@ class Attempt:
     restream_id: str
     generation: int
     node: str
+
+
+# -- the reports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Starting:
+    """FFmpeg spawned."""
+
+    pid: int
+    restarts: int
+
+
+@dataclass(frozen=True)
+class Running:
+    """Media flows."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Placed, but no media flows: its source is lost (FFmpeg waits for it, or tries it again
+    soon), or a listen input has no publisher. `error`: FFmpeg's own words, if it exited."""
+
+    reason: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """FFmpeg failed; it runs again after `backoff_s`."""
+
+    error: str
+    stderr_tail: Sequence[str]
+    restarts: int
+    backoff_s: float
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The retry budget is spent (or the job cannot run): FAILED until started again."""
+
+    error: str
+    stderr_tail: Sequence[str]
+    exit_code: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced)."""
+
+    outcome: Outcome
+    exit_code: int | None
+    fence_reason: str = "its lease could not be renewed"
+
+
+Report = Starting | Running | Waiting | Retrying | Failed | Ended
+
+
+def apply(session: Session, attempt: Attempt, report: Report) -> Restream | None:
+    """Record `report`. Returns the restream when it ended still wanted (PENDING: the
+    reconciler places it next round), else None."""
+    match report:
+        case Starting():
+            _starting(session, attempt, report)
+        case Running():
+            _running(session, attempt)
+        case Waiting():
+            _waiting(session, attempt, report)
+        case Retrying():
+            _retrying(session, attempt, report)
+        case Failed():
+            _failed(session, attempt, report)
+        case Ended():
+            return _ended(session, attempt, report)
+    return None
 
 
 def _current(session: Session, attempt: Attempt) -> Restream | None:
@@ -77,18 +156,18 @@ def owned_by(session: Session, node: str) -> dict[str, int]:
     return repository.runnable_on(session, node, RUNNABLE_STATES)
 
 
-def starting(session: Session, attempt: Attempt, *, pid: int, restarts: int) -> None:
+def _starting(session: Session, attempt: Attempt, report: Starting) -> None:
     restream = _current(session, attempt)
     run = _run(session, attempt)
     if run is not None:
-        run.restarts = restarts
+        run.restarts = report.restarts
     if restream is not None:
         commands.observe(
-            session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {pid})"
+            session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {report.pid})"
         )
 
 
-def running(session: Session, attempt: Attempt) -> None:
+def _running(session: Session, attempt: Attempt) -> None:
     restream = _current(session, attempt)
     run = _run(session, attempt)
     if run is not None and run.running_at is None:
@@ -98,9 +177,8 @@ def running(session: Session, attempt: Attempt) -> None:
         commands.observe(session, restream, S.RUNNING, "FFmpeg is making progress")
 
 
-def waiting(session: Session, attempt: Attempt, *, reason: str, error: str | None) -> None:
-    """Placed, but no media flows: its source is lost (FFmpeg waits for it, or tries it again
-    soon), or a listen input has no publisher. `error`: FFmpeg's own words, if it exited."""
+def _waiting(session: Session, attempt: Attempt, report: Waiting) -> None:
+    reason, error = report.reason, report.error
     restream = _current(session, attempt)
     if error is not None:
         run = _run(session, attempt)
@@ -112,77 +190,59 @@ def waiting(session: Session, attempt: Attempt, *, reason: str, error: str | Non
         commands.observe(session, restream, S.WAITING, reason)
 
 
-def retrying(
-    session: Session,
-    attempt: Attempt,
-    *,
-    error: str,
-    stderr_tail: Sequence[str],
-    restarts: int,
-    backoff_s: float,
-    exit_code: int | None,
-) -> None:
+def _retrying(session: Session, attempt: Attempt, report: Retrying) -> None:
     restream = _current(session, attempt)
     run = _run(session, attempt)
     if run is not None:
-        run.restarts, run.last_error = restarts, error
-        run.stderr_tail, run.exit_code = "\n".join(stderr_tail), exit_code
+        run.restarts, run.last_error = report.restarts, report.error
+        run.stderr_tail, run.exit_code = "\n".join(report.stderr_tail), report.exit_code
     if restream is not None:
-        restream.last_error = error
-        commands.observe(session, restream, S.RETRYING, f"{error}; restarting in {backoff_s:.1f} s")
+        restream.last_error = report.error
+        reason = f"{report.error}; restarting in {report.backoff_s:.1f} s"
+        commands.observe(session, restream, S.RETRYING, reason)
 
 
-def failed(
-    session: Session,
-    attempt: Attempt,
-    *,
-    error: str,
-    stderr_tail: Sequence[str],
-    exit_code: int | None,
-    reason: str,
-) -> None:
-    """The retry budget is spent (or the job cannot run): FAILED until started again."""
+def _failed(session: Session, attempt: Attempt, report: Failed) -> None:
     restream = _current(session, attempt)
     _end_run(
         session,
         attempt,
         outcome="failed",
-        exit_code=exit_code,
-        error=error,
-        stderr_tail=stderr_tail,
+        exit_code=report.exit_code,
+        error=report.error,
+        stderr_tail=report.stderr_tail,
     )
     if restream is not None:
-        restream.last_error = error
-        commands.fail(session, restream, f"{reason}: {error}")
+        restream.last_error = report.error
+        commands.fail(session, restream, f"{report.reason}: {report.error}")
 
 
-def ended(
-    session: Session,
-    attempt: Attempt,
-    *,
-    outcome: str,
-    exit_code: int | None,
-    fence_reason: str = "its lease could not be renewed",
-) -> Restream | None:
-    """The FFmpeg of this attempt is gone for good (stopped, replaced, fenced).
-
-    A stop the operator asked for ends in IDLE. A restream still wanted (a move off a
+def _ended(session: Session, attempt: Attempt, report: Ended) -> Restream | None:
+    """A stop the operator asked for ends in IDLE. A restream still wanted (a move off a
     draining node) is returned PENDING: the reconciler places it, next round. One whose node fenced
     it while it ran is RECOVERING, still on that node.
     """
-    _end_run(session, attempt, outcome=outcome, exit_code=exit_code, error=None, stderr_tail=())
+    outcome = report.outcome
+    _end_run(
+        session,
+        attempt,
+        outcome=outcome.value,
+        exit_code=report.exit_code,
+        error=None,
+        stderr_tail=(),
+    )
     restream = _current(session, attempt)
-    if restream is not None and outcome == Outcome.FENCED and restream.state in PLACED_STATES:
+    if restream is not None and outcome is Outcome.FENCED and restream.state in PLACED_STATES:
         # The node could not renew its lease: its copy is gone, and runs again here once the
         # lease is back, or elsewhere once it lapses. The node stays named until then.
-        commands.mark_silent(session, restream, f"fenced on {attempt.node}: {fence_reason}")
+        commands.mark_silent(session, restream, f"fenced on {attempt.node}: {report.fence_reason}")
         return None
     if restream is None or restream.state is not S.STOPPING:
         return None
     reason = (
         f"left {attempt.node}: moving to another node"
         if restream.active
-        else f"FFmpeg on {attempt.node} {outcome}"
+        else f"FFmpeg on {attempt.node} {outcome.value}"
     )
     commands.finish_stop(session, restream, reason)
     return restream if restream.active else None

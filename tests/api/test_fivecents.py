@@ -19,6 +19,7 @@ from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
 from common.definitions.states import RestreamState
+from common.ffmpeg.outcome import Outcome
 from common.lifecycle import reports
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import Farm, place_now
@@ -97,7 +98,9 @@ def exited(db: Database, farm: Farm, number: int) -> None:
         row = session.query(Restream).filter_by(number=number).one()
         assert row.state is RestreamState.STOPPING and row.node_name is not None
         attempt = Attempt(row.id, row.generation, row.node_name)
-        moving = reports.ended(session, attempt, outcome="stopped", exit_code=0)
+        moving = reports.apply(
+            session, attempt, reports.Ended(outcome=Outcome.STOPPED, exit_code=0)
+        )
         if moving is not None:  # still wanted: placed again, as the reconciler does next
             place_now(session, farm, moving)
 

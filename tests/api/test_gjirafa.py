@@ -19,6 +19,7 @@ from common.accounts.service import create_api_key
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
+from common.ffmpeg.outcome import Outcome
 from common.lifecycle import reports, service
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import Farm
@@ -215,7 +216,9 @@ def test_a_toggle_starts_and_stops_that_destination_alone(
     client.put(acme.path(f"/restreams/{one['id']}/toggle"), headers=acme.headers())
     assert sent == []
     with db.transaction() as session:  # the worker reports the exit; placed again (the reconciler)
-        moving = reports.ended(session, Attempt(first, 1, "n1"), outcome="stopped", exit_code=0)
+        moving = reports.apply(
+            session, Attempt(first, 1, "n1"), reports.Ended(outcome=Outcome.STOPPED, exit_code=0)
+        )
         assert moving is not None
         service.place_now(session, Farm(redis_client, settings), moving)
     assert [(m.task, m.kwargs["restream_id"]) for m in sent] == [(TASK_RESTREAM_START, first)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from common.ffmpeg.outcome import Outcome
+from common.lifecycle.reports import Report
 from worker.job import Job, Limits
 from worker.retry import RetryPolicy
 
@@ -47,23 +48,9 @@ class Recorder:
         with self._lock:
             return next(d for n, _, d in reversed(self.events) if n == name)
 
-    def starting(self, job: Job, *, pid: int, restarts: int) -> None:
-        self._add("starting", job, pid=pid, restarts=restarts)
-
-    def running(self, job: Job) -> None:
-        self._add("running", job)
-
-    def waiting(self, job: Job, *, reason: str, error: str | None) -> None:
-        self._add("waiting", job, reason=reason, error=error)
-
-    def retrying(self, job: Job, **details: Any) -> None:
-        self._add("retrying", job, **details)
-
-    def failed(self, job: Job, **details: Any) -> None:
-        self._add("failed", job, **details)
-
-    def ended(self, job: Job, *, outcome: Outcome, exit_code: int | None) -> None:
-        self._add("ended", job, outcome=outcome, exit_code=exit_code)
+    def report(self, job: Job, report: Report) -> None:
+        details = {f.name: getattr(report, f.name) for f in fields(report)}
+        self._add(type(report).__name__.lower(), job, **details)
 
 
 def fake_job(mode: str, *args: str, generation: int = 1) -> Job:

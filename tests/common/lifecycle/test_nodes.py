@@ -14,6 +14,7 @@ from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import NodeState, RestreamState
 from common.errors import Forbidden
+from common.ffmpeg.outcome import Outcome
 from common.lifecycle import nodes, reports, service
 from common.lifecycle.reports import Attempt
 from common.models import Node, Restream
@@ -66,11 +67,10 @@ def test_drain_moves_every_restream_stop_there_then_start_elsewhere(
     # The worker on a stops them; each, once gone, is placed on b (never two copies).
     for restream in moving.values():
         with db.transaction() as session:
-            left = reports.ended(
+            left = reports.apply(
                 session,
                 Attempt(restream.id, restream.generation, "a"),
-                outcome="stopped",
-                exit_code=0,
+                reports.Ended(outcome=Outcome.STOPPED, exit_code=0),
             )
             assert left is not None and left.state is S.PENDING
             service.place_now(session, farm, left)
@@ -143,13 +143,10 @@ def test_a_failed_restream_releases_what_it_held(
         restream = service.create(session, farm, ADMIN, "r", SOFTWARE, active=True)
         assert restream.reserved_millicores > 0
     with db.transaction() as session:
-        reports.failed(
+        reports.apply(
             session,
             Attempt(restream.id, 1, "a"),
-            error="x",
-            stderr_tail=[],
-            exit_code=1,
-            reason="r",
+            reports.Failed(error="x", stderr_tail=[], exit_code=1, reason="r"),
         )
     failed = rows(db)["r"]
     assert (failed.node_name, failed.reserved_millicores) == (None, 0)

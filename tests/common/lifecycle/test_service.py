@@ -16,6 +16,7 @@ from common.db import Database, database_now
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import RestreamState
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
+from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands, reports, service
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import place_now
@@ -127,21 +128,15 @@ def test_worker_reports_drive_the_state_and_the_run(
     restream = create(db, farm, active=True)
     attempt = Attempt(restream.id, 1, "n1")
     with db.transaction() as session:
-        reports.starting(session, attempt, pid=42, restarts=0)
-        reports.running(session, attempt)
+        reports.apply(session, attempt, reports.Starting(pid=42, restarts=0))
+        reports.apply(session, attempt, reports.Running())
     assert load(db, restream.id).state is S.RUNNING
     with db.transaction() as session:
-        reports.retrying(
-            session, attempt, error="[error] Connection refused", stderr_tail=["a", "b"],
-            restarts=1, backoff_s=0.5, exit_code=1,
-        )  # fmt: skip
+        reports.apply(session, attempt, reports.Retrying(error="[error] Connection refused", stderr_tail=["a", "b"], restarts=1, backoff_s=0.5, exit_code=1))  # fmt: skip
     current = load(db, restream.id)
     assert (current.state, current.last_error) == (S.RETRYING, "[error] Connection refused")
     with db.transaction() as session:
-        reports.failed(
-            session, attempt, error="[error] Connection refused", stderr_tail=["a", "b"],
-            exit_code=1, reason="5 failures within 120 s",
-        )  # fmt: skip
+        reports.apply(session, attempt, reports.Failed(error="[error] Connection refused", stderr_tail=["a", "b"], exit_code=1, reason="5 failures within 120 s"))  # fmt: skip
         run = session.execute(select(Run).where(Run.restream_id == restream.id)).scalar_one()
         assert (run.outcome, run.exit_code, run.stderr_tail) == ("failed", 1, "a\nb")
         assert run.running_at is not None and run.ended_at is not None
@@ -159,8 +154,8 @@ def test_reports_of_an_old_generation_change_nothing(
     simulate_node(db, redis_client, "n1")
     restream = create(db, farm, active=True)
     with db.transaction() as session:
-        reports.running(session, Attempt(restream.id, 0, "n1"))  # stale generation
-        reports.running(session, Attempt(restream.id, 1, "n2"))  # another node
+        reports.apply(session, Attempt(restream.id, 0, "n1"), reports.Running())  # stale generation
+        reports.apply(session, Attempt(restream.id, 1, "n2"), reports.Running())  # another node
     assert load(db, restream.id).state is S.STARTING
 
 
@@ -175,7 +170,7 @@ def test_a_late_report_is_ignored_logged_and_counted_not_skipped_in_silence(
         service.stop(session, ADMIN, restream.id)
     before = commands.REFUSED[("stopping", "running")]
     with db.transaction() as session:
-        reports.running(session, Attempt(restream.id, 1, "n1"))
+        reports.apply(session, Attempt(restream.id, 1, "n1"), reports.Running())
     assert load(db, restream.id).state is S.STOPPING
     assert states_of(db, restream.id) == ["pending", "starting", "stopping"]
     assert commands.REFUSED[("stopping", "running")] == before + 1
@@ -193,7 +188,11 @@ def test_stop_waits_for_the_worker_then_idles(
         TASK_RESTREAM_STOP, node_queue("n1"), {"restream_id": restream.id, "generation": 1}
     )
     with db.transaction() as session:
-        reports.ended(session, Attempt(restream.id, 1, "n1"), outcome="stopped", exit_code=255)
+        reports.apply(
+            session,
+            Attempt(restream.id, 1, "n1"),
+            reports.Ended(outcome=Outcome.STOPPED, exit_code=255),
+        )
     current = load(db, restream.id)
     assert (current.state, current.node_name) == (S.IDLE, None)
 
@@ -213,7 +212,7 @@ def test_changing_a_running_definition_restarts_it_as_a_new_generation(
     simulate_node(db, redis_client, "n1")
     restream = create(db, farm, active=True)
     with db.transaction() as session:
-        reports.running(session, Attempt(restream.id, 1, "n1"))
+        reports.apply(session, Attempt(restream.id, 1, "n1"), reports.Running())
     sent.clear()
     with db.transaction() as session:
         service.update(
@@ -226,8 +225,7 @@ def test_changing_a_running_definition_restarts_it_as_a_new_generation(
     assert [m.task for m in sent] == [TASK_RESTREAM_STOP]
     sent.clear()
     with db.transaction() as session:  # what the worker reports when generation 1 is gone
-        moving = reports.ended(session, Attempt(restream.id, 1, "n1"), outcome="stopped",
-                               exit_code=0)  # fmt: skip
+        moving = reports.apply(session, Attempt(restream.id, 1, "n1"), reports.Ended(outcome=Outcome.STOPPED, exit_code=0))  # fmt: skip
         assert moving is not None
         place_now(session, farm, moving)
     current = load(db, restream.id)
@@ -250,10 +248,7 @@ def test_starting_a_stopping_restream_waits_for_its_ffmpeg_to_exit(
     current = load(db, restream.id)
     assert (current.state, current.active, sent) == (S.STOPPING, True, [])  # no second copy
     with db.transaction() as session:
-        moving = reports.ended(
-            session, Attempt(restream.id, 1, current.node_name or ""), outcome="stopped",
-            exit_code=0,
-        )  # fmt: skip
+        moving = reports.apply(session, Attempt(restream.id, 1, current.node_name or ""), reports.Ended(outcome=Outcome.STOPPED, exit_code=0))  # fmt: skip
     assert moving is not None and moving.state is S.PENDING  # placed again by the caller
 
 

@@ -13,6 +13,7 @@ from common.config import Settings
 from common.db import Database
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import NodeState, RestreamState
+from common.ffmpeg.outcome import Outcome
 from common.lifecycle import nodes as node_service
 from common.lifecycle import reports, service
 from common.lifecycle.reports import Attempt
@@ -49,7 +50,7 @@ def test_a_lost_node_is_marked_offline_and_its_restream_runs_elsewhere(
     with db.transaction() as session:
         restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
     with db.transaction() as session:
-        reports.running(session, Attempt(restream.id, 1, "a"))
+        reports.apply(session, Attempt(restream.id, 1, "a"), reports.Running())
     simulate_node(db, redis_client, "b")
     redis_client.delete("streamfleet:lease:a")  # a stops renewing
     sent.clear()
@@ -172,7 +173,7 @@ def test_a_node_whose_worker_died_reads_recovering_within_a_round_and_moves_once
     lease = live.NodeLease(node="a", renewed_at=0, holder="host:7:abc", running={restream.id: 1})
     live.write_lease(worker, lease, settings.lease_key_ttl_s)  # as its worker renews it
     with db.transaction() as session:
-        reports.running(session, Attempt(restream.id, 1, "a"))
+        reports.apply(session, Attempt(restream.id, 1, "a"), reports.Running())
     simulate_node(db, redis_client, "b")
     assert "Lose" not in reconcile(db, redis_client, settings).actions  # it answers
 
@@ -209,8 +210,12 @@ def test_a_fenced_restream_stays_on_its_node_until_it_answers_again(
         restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
     attempt = Attempt(restream.id, 1, "a")
     with db.transaction() as session:
-        reports.running(session, attempt)
-        reports.ended(session, attempt, outcome="fenced", exit_code=None, fence_reason="why")
+        reports.apply(session, attempt, reports.Running())
+        reports.apply(
+            session,
+            attempt,
+            reports.Ended(outcome=Outcome.FENCED, exit_code=None, fence_reason="why"),
+        )
     with db.transaction() as session:
         fenced = session.get(Restream, restream.id)
         assert fenced is not None
@@ -224,7 +229,7 @@ def test_a_fenced_restream_stays_on_its_node_until_it_answers_again(
         {"node": "a", "desired": {restream.id: 1}}
     ]
     with db.transaction() as session:
-        reports.starting(session, attempt, pid=1, restarts=0)
-        reports.running(session, attempt)
+        reports.apply(session, attempt, reports.Starting(pid=1, restarts=0))
+        reports.apply(session, attempt, reports.Running())
         back = session.get(Restream, restream.id)
         assert back is not None and (back.state, back.generation) == (S.RUNNING, 1)
