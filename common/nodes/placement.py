@@ -119,6 +119,59 @@ def place(
     return Placed(node=best.name, address=best.address, u30_device=device)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """A restream that wants a node: what it needs, and the restream whose relay feeds it (it
+    must run beside that one), if any."""
+
+    restream_id: str
+    needs: Requirements
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a wanted restream goes (`Placed`, holding `needs` there), or why nowhere."""
+
+    restream_id: str
+    needs: Requirements
+    result: Placed | Unplaced
+
+
+def plan_placements(
+    wanted: Sequence[Wanted],
+    candidates: Sequence[Candidate],
+    running: Mapping[str, str],
+    policy: Policy = "spread",
+) -> list[Decision]:
+    """The one placement planner, for an API start and for a reconcile round alike: where each
+    of `wanted` goes, in order, each placement adding to the holdings the next one sees.
+
+    Those fed by no relay go first; one fed by a relay goes beside its source, once that runs
+    somewhere (`running`: restream id -> node, joined by what this plan places), else waits.
+    """
+    decisions: list[Decision] = []
+    nodes = list(candidates)
+    index = {c.name: i for i, c in enumerate(nodes)}
+    where = dict(running)
+    for want in sorted(wanted, key=lambda w: w.source is not None):
+        needs = want.needs
+        if want.source is not None:
+            beside = where.get(want.source)
+            if beside is None:
+                why = Unplaced(f"its source {want.source} is not running yet", "source")
+                decisions.append(Decision(want.restream_id, needs, why))
+                continue
+            needs = replace(needs, colocate=beside)
+        result = place(needs, nodes, policy)
+        if isinstance(result, Placed):
+            where[want.restream_id] = result.node
+            chosen = index[result.node]
+            nodes[chosen] = nodes[chosen].taking(needs, result.u30_device, want.restream_id)
+        decisions.append(Decision(want.restream_id, needs, result))
+    return decisions
+
+
 def _eligible(needs: Requirements, candidates: Sequence[Candidate]) -> list[Candidate] | Unplaced:
     """The live nodes it may run on at all: its source's, those its selector selects."""
     if not candidates:

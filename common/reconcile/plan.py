@@ -7,7 +7,7 @@ or a crashed reconciler is healed by the next round.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from common.definitions.restream import RestreamDefinition
@@ -20,7 +20,15 @@ from common.definitions.states import (
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import NO_RESERVATION, Reservation
-from common.nodes.placement import Candidate, Placed, Policy, candidate_of, holding, place
+from common.nodes.placement import (
+    Candidate,
+    Placed,
+    Policy,
+    Wanted,
+    candidate_of,
+    holding,
+    plan_placements,
+)
 
 S = RestreamState
 
@@ -167,9 +175,8 @@ def plan(
         for name, lease in sorted(leases.items())
         if name not in draining
     ]
-    sources_first = sorted(round_.to_place, key=lambda r: r.source is not None)
-    actions += _placements(sources_first, candidates, round_.placed, policy)
-    actions += _follow(restreams, round_, candidates, policy)
+    actions += _placements(round_, candidates, policy)
+    actions += _follow(restreams, round_)
     desired: dict[str, dict[str, int]] = {name: {} for name in leases}
     for rid, (node, generation) in round_.placed.items():
         desired[node][rid] = generation
@@ -292,59 +299,34 @@ def _node_actions(
     return actions, leases, held
 
 
-def _placements(
-    to_place: Sequence[RestreamView],
-    candidates: list[Candidate],
-    placed: dict[str, tuple[str, int]],
-    policy: Policy,
-) -> list[Action]:
-    """Place what waits, each placement adding to the holdings the next one sees."""
+def _placements(round_: _Round, candidates: list[Candidate], policy: Policy) -> list[Action]:
+    """Place what waits (`plan_placements`, the API's planner too)."""
     actions: list[Action] = []
-    index = {c.name: i for i, c in enumerate(candidates)}
-    for r in to_place:
-        if r.source is not None:
-            continue  # placed by _follow, once its source's place is known
-        needs = r.requirements()
-        result = place(needs, candidates, policy)
-        if not isinstance(result, Placed):
-            actions.append(KeepWaiting(r.id, result.reason))
-            continue
-        actions.append(Assign(r.id, result.node, result.u30_device, needs))
-        placed[r.id] = (result.node, r.generation + 1)
-        chosen = index[result.node]
-        candidates[chosen] = candidates[chosen].taking(needs, result.u30_device, r.id)
+    generation = {r.id: r.generation for r in round_.to_place}
+    wanted = [Wanted(r.id, r.requirements(), r.source) for r in round_.to_place]
+    running = {rid: node for rid, (node, _) in round_.placed.items()}
+    for decision in plan_placements(wanted, candidates, running, policy):
+        rid, result = decision.restream_id, decision.result
+        if isinstance(result, Placed):
+            actions.append(Assign(rid, result.node, result.u30_device, decision.needs))
+            round_.placed[rid] = (result.node, generation[rid] + 1)
+        else:
+            actions.append(KeepWaiting(rid, result.reason))
     return actions
 
 
-def _follow(
-    restreams: Sequence[RestreamView],
-    round_: _Round,
-    candidates: list[Candidate],
-    policy: Policy,
-) -> list[Action]:
-    """Restreams fed by a relay go where their source is: placed on its node when waiting,
-    stopped (then placed there) when their source moved. With no source running they wait
-    (or keep listening where they are)."""
+def _follow(restreams: Sequence[RestreamView], round_: _Round) -> list[Action]:
+    """Restreams fed by a relay go where their source is: stopped (then placed beside it)
+    when their source moved."""
     actions: list[Action] = []
-    waiting = {r.id for r in round_.to_place}
     for r in restreams:
         if r.source is None:
             continue
         source = round_.placed.get(r.source)
         here = round_.placed.get(r.id)
-        if here is not None:
-            if source is None or source[0] == here[0]:
-                continue
-            # Stopped there first; placed beside its source once its FFmpeg has exited.
-            actions.append(Evacuate(r.id, f"its source moved to {source[0]}"))
-            del round_.placed[r.id]
+        if here is None or source is None or source[0] == here[0]:
             continue
-        if r.id not in waiting:
-            continue
-        if source is None:
-            actions.append(KeepWaiting(r.id, f"its source {r.source} is not running yet"))
-            continue
-        needs = replace(r.requirements(), colocate=source[0])
-        unbound = r._replace(needs=needs, source=None)
-        actions += _placements([unbound], candidates, round_.placed, policy)
+        # Stopped there first; placed beside its source once its FFmpeg has exited.
+        actions.append(Evacuate(r.id, f"its source moved to {source[0]}"))
+        del round_.placed[r.id]
     return actions

@@ -10,7 +10,7 @@ import pytest
 from common.definitions.restream import RestreamDefinition
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import Capacity, Cost, U30Load, Usage
-from common.nodes.placement import Candidate, Placed, Unplaced, place
+from common.nodes.placement import Candidate, Placed, Unplaced, Wanted, place, plan_placements
 
 OUT = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}
 PULL = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
@@ -205,3 +205,36 @@ def test_requirements_carry_the_selector_and_playback_features() -> None:
     assert defined.node_selector == {"server": ["11", "211"]}
     assert {"local-rtsp", "protocol:file", "protocol:rtsp"} <= found.features
     assert found.encoders == {"aac"}  # audio_sync re-encodes the audio
+
+
+def test_the_planner_places_in_turn_each_seeing_the_last() -> None:
+    """One plan of five 800-millicore restreams on two 2000-millicore nodes: each goes where
+    the ones before it left the most room, and the fifth finds 400 free at most."""
+    wanted = [Wanted(f"r{i}", needs(800)) for i in range(5)]
+    decisions = plan_placements(wanted, [node("a"), node("b", used=100)], {}, "spread")
+    placed = [d.result.node if isinstance(d.result, Placed) else None for d in decisions]
+    assert placed == ["a", "b", "a", "b", None]
+    last = decisions[4].result
+    assert isinstance(last, Unplaced) and "need 800 millicores, the most free is 400" in last.reason
+
+
+def test_the_planner_puts_a_follower_beside_its_source() -> None:
+    """A restream fed by a relay goes where its source runs: already (`running`), or placed
+    by the same plan, whatever order they come in; with its source nowhere it waits."""
+    small = needs(100)
+    candidates = [node("a"), node("b", used=1500)]  # spread would pick a
+    decisions = plan_placements(
+        [Wanted("f1", small, source="s1"), Wanted("f2", small, source="s2"),
+         Wanted("f3", small, source="s3")],
+        candidates, {"s1": "b"}, "spread",
+    )  # fmt: skip
+    by_id = {d.restream_id: d for d in decisions}
+    assert by_id["f1"].result == Placed("b", "10.0.0.1", None)
+    assert by_id["f1"].needs.colocate == "b"  # what it holds there says so
+    assert isinstance(by_id["f2"].result, Unplaced) and by_id["f2"].result.kind == "source"
+    # A source placed in the same plan, listed after its follower, still goes first.
+    decisions = plan_placements(
+        [Wanted("f", small, source="s"), Wanted("s", small)], candidates, {}, "spread"
+    )
+    assert [d.restream_id for d in decisions] == ["s", "f"]
+    assert all(isinstance(d.result, Placed) and d.result.node == "a" for d in decisions)
