@@ -200,7 +200,7 @@ def read_leases(client: redis.Redis, nodes: list[str]) -> dict[str, NodeLease]:
     if not nodes:
         return {}
     raw = client.mget([lease_key(n) for n in nodes])
-    return {lease.node: lease for lease in _parse_all(NodeLease, raw)}
+    return {lease.node: lease for lease in parse_all(NodeLease, raw)}
 
 
 def write_stats(client: redis.Redis, stats: list[RestreamStats], ttl_s: float) -> None:
@@ -220,10 +220,10 @@ def read_stats(client: redis.Redis, restream_ids: list[str]) -> dict[str, Restre
     if not restream_ids:
         return {}
     raw = client.mget([stats_key(i) for i in restream_ids])
-    return {s.restream_id: s for s in _parse_all(RestreamStats, raw)}
+    return {s.restream_id: s for s in parse_all(RestreamStats, raw)}
 
 
-def _parse_all(model: type[M], raw: list[Any]) -> list[M]:
+def parse_all(model: type[M], raw: list[Any]) -> list[M]:
     parsed = []
     for value in raw:
         if value is None:

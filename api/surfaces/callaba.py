@@ -26,10 +26,9 @@ from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinitio
 from common.definitions.states import Surface
 from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
 from common.ids import is_object_id
-from common.lifecycle import service
+from common.lifecycle import service, views
 from common.live import RestreamStats
 from common.models import Restream
-from common.restreams import views
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -164,11 +163,12 @@ def _transcoding_doc(spec: TranscodingSpec | None) -> dict[str, Any] | None:
     return doc
 
 
-def _details(restream: Restream, stats: RestreamStats | None, ingest: str | None) -> dict[str, Any]:
+def _details(restream: Restream, now: views.Live) -> dict[str, Any]:
     definition = service.definition_of(restream)
+    stats = now.of(restream)
     source = _input_doc(definition.input)
     if definition.input.input_stream_listen_port is not None:
-        source["ingest_url"] = ingest  # where to publish, once placed
+        source["ingest_url"] = now.ingest_url(restream, definition)  # where to publish, once placed
     return {
         "input": [source],
         "output": [o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
@@ -176,7 +176,7 @@ def _details(restream: Restream, stats: RestreamStats | None, ingest: str | None
         **_summary(restream),
         "state": restream.state.value,
         "state_reason": restream.state_reason,
-        "last_error": views.last_error(restream, stats),
+        "last_error": now.last_error(restream),
         "node": restream.node_name,
         "bitrate": _kbps(stats),
         "stats": stats.model_dump(mode="json") if stats else None,
@@ -296,12 +296,11 @@ def get_by_id(
     body: IdBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
 ) -> dict[str, Any]:
     restream = service.get(session, principal, body.id)
-    stats = service.live_stats(farm, [restream]).get(restream.id)
-    return _details(restream, stats, service.ingest_url_of(farm, restream))
+    return _details(restream, views.read(farm.redis, [restream]))
 
 
 @router.post("/restream/getStat")
 def get_stat(session: SessionDep, farm: FarmDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
     restreams = service.list_all(session, principal)
-    stats = service.live_stats(farm, restreams)
-    return [{"id": r.id, "bitrate": _kbps(stats.get(r.id))} for r in restreams]
+    now = views.read(farm.redis, restreams)
+    return [{"id": r.id, "bitrate": _kbps(now.of(r))} for r in restreams]

@@ -36,11 +36,9 @@ from common.errors import (
     TooManyRequests,
     UriTooLong,
 )
-from common.lifecycle import service
-from common.lifecycle.service import Farm
+from common.lifecycle import service, views
 from common.live import RestreamStats
 from common.models import Restream
-from common.restreams import views
 from common.vendors import gjirafa as videos
 
 # The vendor's codes, each with its title; anything else is an internal error.
@@ -172,10 +170,10 @@ def _kbps(stats: RestreamStats | None) -> int:
     return round(stats.bitrate_kbps) if stats and stats.bitrate_kbps is not None else 0
 
 
-def _live_video(farm: Farm, restream: Restream, destinations: int) -> dict[str, Any]:
+def _live_video(restream: Restream, destinations: int, now: views.Live) -> dict[str, Any]:
     definition = service.definition_of(restream)
-    stats = service.live_stats(farm, [restream]).get(restream.id)
-    ingest = videos.ingest_of(farm, restream)
+    stats = now.of(restream)
+    ingest = videos.ingest_of(restream, now)
     transcoding = definition.transcoding
     return {
         "id": restream.id,
@@ -183,7 +181,7 @@ def _live_video(farm: Farm, restream: Restream, destinations: int) -> dict[str, 
         "status": restream.active,
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": views.last_error(restream, stats),
+        "lastError": now.last_error(restream),
         "ingest": {
             "protocol": ingest.protocol.value,
             "url": ingest.server,
@@ -200,8 +198,9 @@ def _live_video(farm: Farm, restream: Restream, destinations: int) -> dict[str, 
     }
 
 
-def _restream(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]:
+def _restream(restream: Restream, now: views.Live) -> dict[str, Any]:
     output = service.definition_of(restream).outputs[0]
+    stats = now.of(restream)
     return {
         "id": restream.number,
         "videoId": restream.source_id,
@@ -211,7 +210,7 @@ def _restream(restream: Restream, stats: RestreamStats | None) -> dict[str, Any]
         "status": restream.active,
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": views.last_error(restream, stats),
+        "lastError": now.last_error(restream),
         "bitrate": _kbps(stats),
         "createdAt": _iso(restream.created_at),
     }
@@ -230,16 +229,17 @@ def create_live_video(
 ) -> JSONResponse:
     new = videos.NewVideo(body.title, body.ingest_protocol, body.transcoding)
     restream = videos.create_video(session, farm, principal, new)
-    return envelope(_live_video(farm, restream, 0), 201, ["Live video created"])
+    now = views.read(farm.redis, [restream])
+    return envelope(_live_video(restream, 0, now), 201, ["Live video created"])
 
 
 @router.get("/live-videos")
 def list_live_videos(
     session: SessionDep, farm: FarmDep, principal: ProjectPrincipal
 ) -> JSONResponse:
-    return envelope(
-        [_live_video(farm, video, count) for video, count in videos.all_videos(session, principal)]
-    )
+    found = videos.all_videos(session, principal)
+    now = views.read(farm.redis, [video for video, _ in found])
+    return envelope([_live_video(video, count, now) for video, count in found])
 
 
 @router.get("/live-videos/{video_id}")
@@ -248,7 +248,7 @@ def get_live_video(
 ) -> JSONResponse:
     video = videos.video(session, principal, video_id)
     count = len(videos.destinations(session, principal, video_id))
-    return envelope(_live_video(farm, video, count))
+    return envelope(_live_video(video, count, views.read(farm.redis, [video])))
 
 
 @router.delete("/live-videos/{video_id}")
@@ -265,7 +265,7 @@ def create_restream(
 ) -> JSONResponse:
     new = videos.NewDestination(body.title, body.stream_url, body.stream_key, body.status)
     restream = videos.add_destination(session, farm, principal, body.video_id, new)
-    return envelope(_restream(restream, None), 201, ["Restream created"])
+    return envelope(_restream(restream, views.Live()), 201, ["Restream created"])
 
 
 @router.get("/live-video/{video_id}/restreams")
@@ -273,8 +273,8 @@ def list_restreams(
     video_id: str, session: SessionDep, farm: FarmDep, principal: ProjectPrincipal
 ) -> JSONResponse:
     rows = videos.destinations(session, principal, video_id)
-    stats = service.live_stats(farm, rows)
-    return envelope([_restream(r, stats.get(r.id)) for r in rows])
+    now = views.read(farm.redis, rows)
+    return envelope([_restream(r, now) for r in rows])
 
 
 @router.get("/restreams/{restream_id}")
@@ -282,7 +282,7 @@ def get_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: ProjectPrincipal
 ) -> JSONResponse:
     restream = videos.destination(session, principal, _number(restream_id))
-    return envelope(_restream(restream, service.live_stats(farm, [restream]).get(restream.id)))
+    return envelope(_restream(restream, views.read(farm.redis, [restream])))
 
 
 @router.put("/restreams/{restream_id}/toggle")

@@ -24,7 +24,7 @@ from common.definitions.restream import (
 )
 from common.definitions.states import Surface
 from common.errors import StreamfleetError
-from common.lifecycle import nodes, service
+from common.lifecycle import nodes, service, views
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Event, Restream
@@ -164,7 +164,7 @@ class EventOut(BaseModel):
     generation: int | None
 
 
-def _out(restream: Restream, farm: Farm) -> RestreamOut:
+def _out(restream: Restream, now: views.Live) -> RestreamOut:
     definition = service.definition_of(restream)
     return RestreamOut(
         id=restream.id,
@@ -174,10 +174,10 @@ def _out(restream: Restream, farm: Farm) -> RestreamOut:
         active=restream.active,
         state=restream.state.value,
         state_reason=restream.state_reason,
-        last_error=restream.last_error,
+        last_error=now.last_error(restream),
         node=restream.node_name,
         generation=restream.generation,
-        ingest_url=service.ingest_url_of(farm, restream),
+        ingest_url=now.ingest_url(restream, definition),
         input=definition.input.model_dump(mode="json", exclude_none=True),
         transcoding=(
             definition.transcoding.model_dump(mode="json", exclude_none=True)
@@ -190,6 +190,10 @@ def _out(restream: Restream, farm: Farm) -> RestreamOut:
         modified_at=restream.modified_at,
         state_changed_at=restream.state_changed_at,
     )
+
+
+def _one(restream: Restream, farm: Farm) -> RestreamOut:
+    return _out(restream, views.read(farm.redis, [restream]))
 
 
 def _event(row: Event) -> EventOut:
@@ -218,7 +222,7 @@ def create_restream(
     restream = service.create(
         session, farm, principal, body.name, definition, active=body.active, surface=Surface.NATIVE
     )
-    return _out(restream, farm)
+    return _one(restream, farm)
 
 
 @router.get("/restreams")
@@ -230,7 +234,8 @@ def list_restreams(
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> RestreamPage:
     rows, total = service.page(session, principal, limit=limit, offset=offset)
-    items = [_out(r, farm) for r in rows]
+    now = views.read(farm.redis, rows)
+    items = [_out(r, now) for r in rows]
     return RestreamPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -238,7 +243,7 @@ def list_restreams(
 def get_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
-    return _out(service.get(session, principal, restream_id), farm)
+    return _one(service.get(session, principal, restream_id), farm)
 
 
 @router.patch("/restreams/{restream_id}")
@@ -261,7 +266,7 @@ def patch_restream(
             node_selector=(body.node_selector if "node_selector" in fields else old.node_selector),
         )
     changes = service.Changes(name=body.name, definition=definition, active=body.active)
-    return _out(service.update(session, farm, principal, restream_id, changes), farm)
+    return _one(service.update(session, farm, principal, restream_id, changes), farm)
 
 
 @router.delete("/restreams/{restream_id}", status_code=204)
@@ -274,14 +279,14 @@ def delete_restream(restream_id: str, session: SessionDep, principal: BearerPrin
 def start_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
-    return _out(service.start(session, farm, principal, restream_id), farm)
+    return _one(service.start(session, farm, principal, restream_id), farm)
 
 
 @router.post("/restreams/{restream_id}/stop", status_code=202)
 def stop_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
-    return _out(service.stop(session, principal, restream_id), farm)
+    return _one(service.stop(session, principal, restream_id), farm)
 
 
 @router.get("/restreams/{restream_id}/stats")
@@ -289,7 +294,7 @@ def restream_stats(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> StatsOut:
     restream = service.get(session, principal, restream_id)
-    stats = service.live_stats(farm, [restream]).get(restream.id)
+    stats = views.read(farm.redis, [restream]).of(restream)
     return StatsOut(restream_id=restream.id, state=restream.state.value, live=stats)
 
 

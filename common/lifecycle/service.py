@@ -7,7 +7,7 @@ messages they enqueue leave only after that commit (`common.outbox`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -15,7 +15,6 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common import live
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
@@ -31,12 +30,11 @@ from common.errors import (
     NotSupportedYet,
     RestreamNotFound,
 )
-from common.ffmpeg.argv import ingest_url
 from common.ids import new_id, random_id
 from common.lifecycle import commands, nodes
 from common.models import Restream
 from common.nodes.capabilities import requirements
-from common.nodes.placement import Candidate, Placed, Unplaced, place
+from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
 from common.restreams import repository
 
 S = RestreamState
@@ -231,39 +229,6 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
         commands.discard(session, gone)  # followers first: the database would cascade them
 
 
-def ingest_url_of(farm: Farm, restream: Restream) -> str | None:
-    """Where a publisher sends the stream of a placed listen input (the node's address)."""
-    if restream.node_name is None or restream.state not in PLACED_STATES:
-        return None
-    definition = definition_of(restream)
-    if definition.input.input_stream_listen_port is None:
-        return None
-    try:
-        lease = live.read_leases(farm.redis, [restream.node_name]).get(restream.node_name)
-    except redis.RedisError:
-        lease = None
-    address = lease.address if lease is not None else restream.node_name
-    return ingest_url(definition.input, address, restream.id)
-
-
-def live_stats(farm: Farm, restreams: Sequence[Restream]) -> dict[str, live.RestreamStats]:
-    """The live statistics of those restreams that are running somewhere: written by the
-    node they are placed on, for their current generation. A lost node's last figures live
-    on in Redis for a few seconds; they describe nothing that runs."""
-    try:
-        found = live.read_stats(farm.redis, [r.id for r in restreams])
-    except redis.RedisError:
-        # Reads go on without Redis: the state and its reason are PostgreSQL's, kept true by
-        # the workers' own reports (a fenced worker says so there).
-        return {}
-    current = {r.id: (r.node_name, r.generation) for r in restreams if r.state in PLACED_STATES}
-    return {
-        rid: stats
-        for rid, stats in found.items()
-        if current.get(rid) == (stats.node, stats.generation)
-    }
-
-
 def lock_placement(session: Session) -> None:
     """Serialise placements farm-wide until this transaction ends.
 
@@ -274,37 +239,25 @@ def lock_placement(session: Session) -> None:
     session.execute(select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_ID)))
 
 
-def place_restream(
-    session: Session, restream: Restream, candidates: list[Candidate], settings: Settings
-) -> Unplaced | None:
-    """Place a restream that wants a node (PENDING or RECOVERING) now; why not, if none fits.
-
-    The caller holds the placement lock and built `candidates` after taking it; they are
-    updated in place, so that placements made in a row see each other.
-    """
-    needs = requirements(definition_of(restream))
+def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
+    """Place a restream that wants a node right away (an API start): lock, look, and let the
+    planner the reconciler uses too (`plan_placements`) decide; why not, if no node fits."""
+    lock_placement(session)
+    running: dict[str, str] = {}
     if restream.source_id is not None:
         source = repository.get(session, restream.source_id, None)
-        if source is None or source.node_name is None or source.state not in PLACED_STATES:
-            waiting = Unplaced(f"its source {restream.source_id} is not running yet", "source")
-            commands.keep_waiting(session, restream, waiting.reason)
-            return waiting
-        needs = replace(needs, colocate=source.node_name)
-    result = place(needs, candidates, settings.placement_policy)
-    if not isinstance(result, Placed):
-        commands.keep_waiting(session, restream, result.reason)
-        return result
-    commands.assign(session, restream, result.node, needs, result.u30_device)
-    for index, candidate in enumerate(candidates):
-        if candidate.name == result.node:
-            candidates[index] = candidate.taking(needs, result.u30_device, restream.id)
-    return None
-
-
-def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
-    """Place one restream right away (an API start, a move): lock, look, place."""
-    lock_placement(session)
-    return place_restream(session, restream, nodes.candidates(session, farm.redis), farm.settings)
+        if source is not None and source.node_name is not None and source.state in PLACED_STATES:
+            running[source.id] = source.node_name
+    wanted = Wanted(restream.id, requirements(definition_of(restream)), restream.source_id)
+    candidates = nodes.candidates(session, farm.redis)
+    [decision] = plan_placements([wanted], candidates, running, farm.settings.placement_policy)
+    if isinstance(decision.result, Placed):
+        commands.assign(
+            session, restream, decision.result.node, decision.needs, decision.result.u30_device
+        )
+        return None
+    commands.keep_waiting(session, restream, decision.result.reason)
+    return decision.result
 
 
 def _source_of(session: Session, project_id: str, definition: RestreamDefinition) -> str | None:

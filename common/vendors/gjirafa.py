@@ -30,7 +30,7 @@ from common.definitions.restream import (
 )
 from common.definitions.states import Surface
 from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from common.lifecycle import service
+from common.lifecycle import service, views
 from common.lifecycle.service import Farm
 from common.models import Restream
 from common.restreams import repository
@@ -184,11 +184,12 @@ class IngestPoint:
     publish_url: str | None
 
 
-def ingest_of(farm: Farm, restream: Restream) -> IngestPoint:
-    spec = service.definition_of(restream).input
+def ingest_of(restream: Restream, now: views.Live) -> IngestPoint:
+    definition = service.definition_of(restream)
+    spec = definition.input
     protocol = next(i for i, t in INGEST_INPUTS.items() if t is spec.input_type)
     key = spec.input_stream_key or ""
-    publish = service.ingest_url_of(farm, restream)
+    publish = now.ingest_url(restream, definition)
     server = None
     if publish is not None:
         server = publish.split("?", 1)[0] if protocol is Ingest.SRT else publish.rsplit("/", 1)[0]

@@ -26,11 +26,10 @@ from common.errors import (
     TooManyRequests,
 )
 from common.ffmpeg.outputs import DASH_MANIFEST, HLS_PLAYLIST
-from common.lifecycle import service
+from common.lifecycle import service, views
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Restream
-from common.restreams import views
 from common.vendors import fivecents as pullstreams
 
 AUTH_ERRORS = (NotAuthenticated, Forbidden, TooManyRequests)
@@ -112,19 +111,16 @@ class Known:
 
     servers: Sequence[pullstreams.Server]
     platforms: dict[str, list[Restream]]
-    stats: dict[str, RestreamStats]
-    leases: dict[str, live.NodeLease]
+    live: views.Live
 
 
 def known_about(session: Session, farm: Farm, streams: Sequence[Restream]) -> Known:
     platforms = pullstreams.platforms_of(session, streams)
     everyone = [*streams, *(p for some in platforms.values() for p in some)]
-    nodes = sorted({s.node_name for s in streams if s.node_name is not None})
     return Known(
         servers=pullstreams.servers(session),
         platforms=platforms,
-        stats=service.live_stats(farm, everyone),
-        leases=live.read_leases(farm.redis, nodes),
+        live=views.read(farm.redis, everyone),
     )
 
 
@@ -136,9 +132,9 @@ def render_stream(
     attributes = restream.attributes
     protocols = [str(p) for p in attributes.get("protocols", [])]
     followers = known.platforms[restream.id]
-    stats = known.stats
-    own = stats.get(restream.id)
-    playback = _playback(restream, known.leases.get(restream.node_name or ""))
+    now = known.live
+    own = now.of(restream)
+    playback = _playback(restream, now.leases.get(restream.node_name or ""))
     return {
         "monitoring_id": None,
         "type": "restream",
@@ -165,7 +161,7 @@ def render_stream(
         "status": status_of(restream),
         "state": restream.state.value,
         "stateReason": restream.state_reason,
-        "lastError": views.last_error(restream, own),
+        "lastError": now.last_error(restream),
         "node": restream.node_name,
         "has": {
             "rtmp": int("RTMP" in protocols),
@@ -196,7 +192,7 @@ def render_stream(
         "useragent": _off(casesensitive="N", listArr=[]),
         "rtmpauth": {"password": "", "active": "N"},
         "transcode": {"ltc": 0, "type": "mixed", "enabled": True, "isEditable": True},
-        "platforms": [render_platform(p, stats.get(p.id), restream.number) for p in followers],
+        "platforms": [render_platform(p, now, restream.number) for p in followers],
         "messages": {},
         "adInsertion": None,
     }
@@ -251,10 +247,9 @@ def reachable(server_url: Any, node_address: str) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{host}{port}"))
 
 
-def render_platform(
-    restream: Restream, stats: RestreamStats | None, stream_number: int
-) -> dict[str, Any]:
+def render_platform(restream: Restream, now: views.Live, stream_number: int) -> dict[str, Any]:
     attributes = restream.attributes
+    stats = now.of(restream)
     return {
         "id": restream.number,
         "rtmp": attributes.get("url"),
@@ -276,7 +271,7 @@ def render_platform(
         "provider_id": 0,
         "video_id": "",
         "state": restream.state.value,
-        "lastError": views.last_error(restream, stats),
+        "lastError": now.last_error(restream),
         "bitrate": kbps(stats),
     }
 

@@ -32,7 +32,7 @@ from common.errors import (
     FieldProblem,
     InvalidInput,
 )
-from common.lifecycle import service
+from common.lifecycle import views
 from common.vendors import fivecents as pullstreams
 from common.vendors.fivecents import PlatformFields
 
@@ -170,8 +170,8 @@ def stream_statistics(
 ) -> dict[str, Any]:
     restream = pullstreams.stream(session, principal, integer_id(stream_id, "stream"))
     followers = pullstreams.platforms(session, restream)
-    stats = service.live_stats(farm, [restream, *followers])
-    own = stats.get(restream.id)
+    now = views.read(farm.redis, [restream, *followers])
+    own = now.of(restream)
     alive = restream.state is RestreamState.RUNNING and own is not None
     return {
         "result": "success",
@@ -188,9 +188,9 @@ def stream_statistics(
                 {
                     "id": p.number,
                     "status": "Alive"
-                    if p.state is RestreamState.RUNNING and p.id in stats
+                    if p.state is RestreamState.RUNNING and now.of(p) is not None
                     else "Dead",
-                    "bitrate": kbps(stats.get(p.id)),
+                    "bitrate": kbps(now.of(p)),
                 }
                 for p in followers
             ],
