@@ -20,7 +20,8 @@ from api.deps import ApiState
 from api.errors import as_streamfleet_error
 from api.surfaces import native
 from common.definitions.states import NodeState, RestreamState
-from common.models import Node, Restream
+from common.models import Node
+from common.restreams import repository
 
 
 class FarmCollector(Collector):
@@ -35,9 +36,7 @@ class FarmCollector(Collector):
         )
         nodes = GaugeMetricFamily("streamfleet_nodes", "Worker nodes by state.", labels=["state"])
         with self.state.db.transaction() as session:
-            by_state = dict(
-                session.execute(select(Restream.state, func.count()).group_by(Restream.state)).all()
-            )
+            by_state = repository.count_by_state(session)
             by_node_state = dict(
                 session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
             )

@@ -8,6 +8,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from common.definitions.restream import RestreamDefinition
+from common.definitions.states import Phase, RunState, shown
 from common.migrate import alembic_config
 from tests.support.services import fresh_database, sqlalchemy_url
 
@@ -85,3 +86,43 @@ def test_0006_moves_5centscdn_flags_into_holds_and_records_surfaces(pg_server_ur
     assert found["cdn-plain"] == ("fivecents", [], {"deleted": None})
     assert found["video"] == ("gjirafa", [], {"title": "a live video"})
     assert found["mine"] == ("native", [], {})
+
+
+def test_0007_splits_state_into_phase_and_run_and_back(pg_server_url: str) -> None:
+    """Every state of before carries over to the phase and run that show it again; a
+    downgrade gives each row its state back."""
+    states = ("idle", "pending", "starting", "running", "waiting", "retrying", "failed",
+              "recovering", "stopping")  # fmt: skip
+    with fresh_database(pg_server_url, prefix="sf_migrate") as url:
+        command.upgrade(alembic_config(url), "0006")
+        engine = create_engine(sqlalchemy_url(url))
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO projects (id, name) VALUES ('p1', 'p')"))
+            for state in states:
+                connection.execute(
+                    text(
+                        "INSERT INTO restreams (id, project_id, name, definition, active, "
+                        "generation, state, state_reason) VALUES (:id, 'p1', :id, '{}', "
+                        ":active, 3, :id, :why)"
+                    ),
+                    {"id": state, "active": state != "idle", "why": f"why {state}"},
+                )
+        command.upgrade(alembic_config(url), "0007")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT id, phase, active, run_state, run_generation, generation, "
+                    "phase_reason, run_reason FROM restreams"
+                )
+            ).all()
+        command.downgrade(alembic_config(url), "0006")
+        with engine.connect() as connection:
+            back: dict[str, str] = dict(
+                connection.execute(text("SELECT id, state FROM restreams")).all()
+            )
+        engine.dispose()
+    for rid, phase, active, run, run_generation, generation, phase_reason, run_reason in rows:
+        current = RunState(run) if run is not None and run_generation == generation else None
+        assert shown(Phase(phase), active, current).value == rid
+        assert (run_reason or phase_reason) == f"why {rid}"
+    assert back == {state: state for state in states}

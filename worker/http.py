@@ -104,8 +104,8 @@ class NodeCollector(Collector):
         yield from self._capacity(node)
         ignored = CounterMetricFamily(
             "streamfleet_restream_reports_ignored",
-            "Reports of this worker the lifecycle table refused (late: the restream had moved "
-            "on), by state and observation.",
+            "Reports of this worker the run table refused (out of order), by the run state "
+            "and the report.",
             labels=["node", "state", "observed"],
         )
         for (state, observed), count in sorted(REFUSED.items()):

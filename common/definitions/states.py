@@ -1,5 +1,12 @@
 """The states of restreams and of worker nodes, and the transitions between them (DESIGN §2,
-§4): one declared table each; an undeclared move is an error."""
+§4): one declared table each; an undeclared move is an error.
+
+A restream's state is two records and a view of them. Its `Phase` is what the control plane
+wants and has arranged (written only by `common.lifecycle.commands`); its `RunState` is what
+the FFmpeg of its current placement does, as its worker reports it (written only from those
+reports). The `RestreamState` every surface shows is `shown(phase, active, run)`: a pure
+function of both.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,87 @@ class RestreamState(StrEnum):
 
 S = RestreamState
 
+
+class Phase(StrEnum):
+    """What the control plane wants of a restream, and where it stands in arranging it."""
+
+    IDLE = "idle"  # not pursued: never started, stopped, or given up on (its run failed)
+    PENDING = "pending"  # wanted, waiting for a node that fits
+    PLACED = "placed"  # given to a node, which runs it (see its run)
+    STOPPING = "stopping"  # its node was told to stop it; it holds that node until it is gone
+    # Its node stopped answering (still named: its copy may run there until the node answers
+    # or its lease lapses) or was lost (none named: to be placed again).
+    RECOVERING = "recovering"
+
+
+class RunState(StrEnum):
+    """What the FFmpeg of one placement (a generation) does, as its worker reports it."""
+
+    STARTING = "starting"  # spawned, no media yet
+    RUNNING = "running"  # media flowing
+    WAITING = "waiting"  # no media: its source is lost, or a listener has no publisher
+    RETRYING = "retrying"  # failed; backing off before the next attempt
+    FAILED = "failed"  # its retry budget is spent (or it cannot run)
+    ENDED = "ended"  # gone: stopped, or fenced
+
+
+P, R = Phase, RunState
+
+PHASE_TRANSITIONS: TransitionTable[Phase] = TransitionTable(
+    "restream phase",
+    {
+        P.IDLE: {P.PENDING},
+        P.PENDING: {P.PLACED, P.IDLE},
+        P.PLACED: {P.STOPPING, P.RECOVERING, P.IDLE},  # IDLE: its run failed for good
+        P.RECOVERING: {P.PLACED, P.PENDING, P.STOPPING, P.IDLE, P.RECOVERING},
+        P.STOPPING: {P.IDLE, P.PENDING},
+    },
+)
+
+# Within one run; its first report may be any (a spawn can fail before FFmpeg starts).
+RUN_TRANSITIONS: TransitionTable[RunState] = TransitionTable(
+    "run",
+    {
+        R.STARTING: {R.RUNNING, R.WAITING, R.RETRYING, R.FAILED, R.ENDED, R.STARTING},
+        R.RUNNING: {R.WAITING, R.RETRYING, R.FAILED, R.ENDED, R.STARTING},
+        R.WAITING: {R.RUNNING, R.STARTING, R.RETRYING, R.FAILED, R.ENDED},
+        R.RETRYING: {R.STARTING, R.WAITING, R.FAILED, R.ENDED},
+        R.ENDED: {R.STARTING},  # fenced, then started again on the same node
+        R.FAILED: {R.ENDED},  # its node confirms a stop of what had already failed
+    },
+)
+
+_SHOWN_WHILE_PLACED = {
+    None: S.STARTING,  # not reported yet
+    R.STARTING: S.STARTING,
+    R.RUNNING: S.RUNNING,
+    R.WAITING: S.WAITING,
+    R.RETRYING: S.RETRYING,
+    R.FAILED: S.FAILED,
+    R.ENDED: S.STARTING,  # its node starts it again
+}
+_SHOWN_BY_PHASE = {P.PENDING: S.PENDING, P.STOPPING: S.STOPPING, P.RECOVERING: S.RECOVERING}
+
+
+def shown(phase: Phase, active: bool, run: RunState | None) -> RestreamState:
+    """The state a restream shows: from its run while it is placed; a run that failed for
+    good shows FAILED until it is started again or stopped; otherwise its phase."""
+    if phase is P.PLACED:
+        return _SHOWN_WHILE_PLACED[run]
+    if phase is P.IDLE:
+        return S.FAILED if active and run is R.FAILED else S.IDLE
+    return _SHOWN_BY_PHASE[phase]
+
+
+def shown_by_run(phase: Phase, active: bool, run: RunState | None) -> bool:
+    """Whether the run, not the phase, decides what `shown` says (and why, and since when)."""
+    if run is None or run is R.ENDED:
+        return False
+    return phase is P.PLACED or (phase is P.IDLE and active and run is R.FAILED)
+
+
+# The moves of the shown state: every change of phase or run must show as one of these
+# (checked where its event is recorded), so that what clients see changes only in declared ways.
 RESTREAM_TRANSITIONS: TransitionTable[RestreamState] = TransitionTable(
     "restream",
     {
@@ -70,6 +158,8 @@ RESTREAM_TRANSITIONS: TransitionTable[RestreamState] = TransitionTable(
             S.STARTING,
             S.RUNNING,
             S.WAITING,
+            S.RETRYING,
+            S.FAILED,
             S.RECOVERING,
             S.PENDING,
             S.STOPPING,
@@ -79,13 +169,9 @@ RESTREAM_TRANSITIONS: TransitionTable[RestreamState] = TransitionTable(
     },
 )
 
-# States in which a node is expected to run the restream's FFmpeg.
-PLACED_STATES = frozenset({S.STARTING, S.RUNNING, S.WAITING, S.RETRYING})
-# States in which the node a restream names may still run a copy of it: it holds what it
+# Phases in which the node a restream names may still run a copy of it: it holds what it
 # reserved there, and runs nowhere else, until that node confirms the copy gone or is lost.
-HOLDING_STATES = frozenset({*PLACED_STATES, S.STOPPING, S.RECOVERING})
-# States in which the restream wants a node but has none.
-UNPLACED_WANTED_STATES = frozenset({S.PENDING, S.RECOVERING})
+HOLDING_PHASES = frozenset({P.PLACED, P.STOPPING, P.RECOVERING})
 
 
 class Hold(StrEnum):

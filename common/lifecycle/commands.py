@@ -1,17 +1,20 @@
-"""The one writer of a restream's lifecycle: every change of its state, its placement and its
-reservation is one of these commands, named after its intent. Each makes the transition
-(through the declared table, with an event saying why), takes or gives back what the
-restream holds on its node, and queues the control message that goes with it (sent after the
-commit): together, or not at all.
+"""The one writer of what the control plane wants of a restream: every change of its phase,
+its placement and its reservation is one of these commands, named after its intent. Each makes
+the transition (through the declared table, with an event saying why), takes or gives back what
+the restream holds on its node, and queues the control message that goes with it (sent after
+the commit): together, or not at all. Its worker's reports reach its run only through
+`observe` (and `fail`, which also gives up on it).
 
 Who calls which: the API's services (`want_running`, `want_stopped`, `move`, `discard`),
 placement (`assign`, `keep_waiting`), node drains and the reconciler (`move`, `mark_lost`,
 `mark_silent`, `resume`, `finish_stop`), the workers' reports (`observe`, `fail`,
-`finish_stop`). Nothing else writes `restreams.state`, `node_name` or a reservation.
+`finish_stop`, `mark_silent`). Nothing else writes a restream's phase, run, node or
+reservation.
 
-A command that the table refuses raises `IllegalTransition`, except a worker's observation,
-which can always arrive late (a `running` for a restream being stopped): it is ignored,
-logged and counted (`REFUSED`), never silently.
+A command that the phase table refuses raises `IllegalTransition`. A report the run table
+refuses (a report out of order) is ignored, logged and counted (`REFUSED`), never silently.
+What a restream shows (`Restream.state`) follows from both; each change of it is checked
+against the declared table of shown moves and recorded as an event.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from common import events
 from common.celery_app import start_message, stop_message
 from common.db import database_now
 from common.definitions.states import (
-    PLACED_STATES,
+    PHASE_TRANSITIONS,
     RESTREAM_TRANSITIONS,
-    UNPLACED_WANTED_STATES,
+    RUN_TRANSITIONS,
+    Phase,
     RestreamState,
+    RunState,
 )
 from common.models import Restream
 from common.nodes.capabilities import Requirements
@@ -36,8 +41,8 @@ from common.nodes.capacity import Reservation, U30Load
 from common.outbox import enqueue
 
 log = logging.getLogger(__name__)
-S = RestreamState
-# Observations the table refused, by (state, observed): late reports, counted for /metrics.
+P, R = Phase, RunState
+# Reports the run table refused, by (run state, reported): out of order, counted for /metrics.
 REFUSED: Counter[tuple[str, str]] = Counter()
 
 
@@ -48,23 +53,27 @@ def want_running(session: Session, restream: Restream, reason: str) -> bool:
     """Wanted running. True when it waits for a node now (the caller places it); False when
     it has one, or must wait for its FFmpeg to leave one first (STOPPING), or for a node that
     stopped answering (RECOVERING there)."""
+    before = restream.state
     restream.active = True
-    if restream.state in PLACED_STATES or restream.state is S.STOPPING or holds_node(restream):
+    if restream.phase in (P.PLACED, P.STOPPING) or holds_node(restream):
         return False
-    if restream.state in (S.IDLE, S.FAILED):
-        _transition(session, restream, S.PENDING, reason)
+    if restream.phase is P.IDLE:
+        _set_phase(session, restream, P.PENDING, reason, before=before)
     return True
 
 
 def want_stopped(session: Session, restream: Restream, reason: str) -> None:
     """Not wanted any more: stopped where it runs (STOPPING until its FFmpeg is gone), or at
     rest at once if it runs nowhere."""
+    before = restream.state
     restream.active = False
-    if restream.node_name is not None and (restream.state in PLACED_STATES or holds_node(restream)):
+    if restream.node_name is not None and (restream.phase is P.PLACED or holds_node(restream)):
         move(session, restream, reason)
-    elif restream.state in (*UNPLACED_WANTED_STATES, S.FAILED):
-        _transition(session, restream, S.IDLE, reason)
+    elif restream.phase in (P.PENDING, P.RECOVERING):
+        _set_phase(session, restream, P.IDLE, reason, before=before)
         _release(restream)
+    elif restream.state is not before:  # one that had failed: at rest now
+        _record(session, restream, before, reason)
 
 
 def move(session: Session, restream: Restream, reason: str, *, notify: bool = True) -> None:
@@ -72,7 +81,7 @@ def move(session: Session, restream: Restream, reason: str, *, notify: bool = Tr
     drain), or not at all — and keep its node until its FFmpeg is gone (`finish_stop`).
     `notify`: send the node the stop (a node draining itself needs none)."""
     assert restream.node_name is not None  # placed
-    _transition(session, restream, S.STOPPING, reason)
+    _set_phase(session, restream, P.STOPPING, reason)
     if notify:
         enqueue(session, stop_message(restream.node_name, restream.id, restream.generation))
 
@@ -91,25 +100,26 @@ def discard(session: Session, restream: Restream) -> None:
 def assign(
     session: Session, restream: Restream, node: str, needs: Requirements, u30_device: int | None
 ) -> None:
-    """Give it to `node` as a new generation holding what it needs there; the node is told
-    after the commit."""
+    """Give it to `node` as a new generation (a new run, nothing reported of it yet) holding
+    what it needs there; the node is told after the commit."""
+    before = restream.state
     restream.node_name = node
     restream.generation += 1
     restream.reserved_millicores = needs.cost.cpu_millicores
     restream.u30_device = u30_device
     restream.u30_load = needs.cost.u30.as_dict() if needs.cost.u30 is not None else None
     restream.listen_port = needs.listen_port
-    _transition(session, restream, S.STARTING, f"placed on {node}")
+    _set_phase(session, restream, P.PLACED, f"placed on {node}", before=before)
     enqueue(session, start_message(node, restream.id, restream.generation))
 
 
 def keep_waiting(session: Session, restream: Restream, reason: str) -> None:
     """No node fits: PENDING, saying why."""
     _release(restream)
-    if restream.state is S.PENDING:
-        restream.state_reason = reason
+    if restream.phase is P.PENDING:
+        restream.phase_reason = reason
     else:
-        _transition(session, restream, S.PENDING, reason)
+        _set_phase(session, restream, P.PENDING, reason)
 
 
 # -- nodes lost and found ------------------------------------------------------------------
@@ -117,54 +127,55 @@ def keep_waiting(session: Session, restream: Restream, reason: str) -> None:
 
 def mark_lost(session: Session, restream: Restream, reason: str) -> None:
     """Its node is gone (its lease lapsed: its copy is dead): RECOVERING, unplaced."""
-    _transition(session, restream, S.RECOVERING, reason)
+    _set_phase(session, restream, P.RECOVERING, reason)
     _release(restream)
 
 
 def mark_silent(session: Session, restream: Restream, reason: str) -> None:
     """Its node stopped answering (or fenced it): RECOVERING, still on that node, which may
     still be stopping its copy, until it answers again or is lost."""
-    _transition(session, restream, S.RECOVERING, reason)
+    _set_phase(session, restream, P.RECOVERING, reason)
 
 
 def resume(session: Session, restream: Restream, reason: str) -> None:
-    """Its node answers again and still runs its FFmpeg: RUNNING."""
-    _transition(session, restream, S.RUNNING, reason)
+    """Its node answers again: placed there, as before. Its run says the rest (its FFmpeg
+    kept running, or the node starts it again)."""
+    _set_phase(session, restream, P.PLACED, reason)
 
 
 def finish_stop(session: Session, restream: Restream, reason: str) -> None:
     """Its FFmpeg is certainly gone: at rest (IDLE), or PENDING if it is still wanted — then
     the reconciler places it, next round."""
-    _transition(session, restream, S.PENDING if restream.active else S.IDLE, reason)
+    _set_phase(session, restream, P.PENDING if restream.active else P.IDLE, reason)
     _release(restream)
 
 
 # -- what workers report -------------------------------------------------------------------
 
 
-def observe(session: Session, restream: Restream, observed: RestreamState, reason: str) -> bool:
-    """What its FFmpeg does, as its node reports it. False (logged, counted) when the table
-    refuses it: a late report, about a restream the control plane has moved on."""
-    if restream.state is observed:
-        return True
-    if not RESTREAM_TRANSITIONS.allows(restream.state, observed):
-        REFUSED[(restream.state.value, observed.value)] += 1
-        log.info(
-            "report ignored: %s cannot go from %s to %s (%s)",
-            restream.id,
-            restream.state.value,
-            observed.value,
-            reason,
-        )
+def observe(session: Session, restream: Restream, run: RunState, reason: str) -> bool:
+    """What the FFmpeg of its current placement does, as its node reports it (the caller
+    checked that the report is about that placement). False (logged, counted) when the run
+    table refuses it: a report out of order."""
+    before = restream.state
+    if not _set_run(session, restream, run, reason):
         return False
-    _transition(session, restream, observed, reason)
+    if restream.state is not before:
+        _record(session, restream, before, reason)
     return True
 
 
 def fail(session: Session, restream: Restream, reason: str) -> None:
-    """Its retry budget is spent (or it cannot run): FAILED, unplaced, until started again."""
-    if observe(session, restream, S.FAILED, reason):
+    """Its retry budget is spent (or it cannot run): the control plane gives up on it —
+    unplaced, FAILED until it is started again (or stopped)."""
+    before = restream.state
+    if not _set_run(session, restream, R.FAILED, reason):
+        return
+    if restream.phase in (P.PLACED, P.RECOVERING):
+        _set_phase(session, restream, P.IDLE, reason, before=before)
         _release(restream)
+    elif restream.state is not before:
+        _record(session, restream, before, reason)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -173,7 +184,7 @@ def fail(session: Session, restream: Restream, reason: str) -> None:
 def holds_node(restream: Restream) -> bool:
     """RECOVERING on a node that stopped answering: its copy there may still be stopping, so
     it holds that node, and starts nowhere else, until the node answers or is lost."""
-    return restream.state is S.RECOVERING and restream.node_name is not None
+    return restream.phase is P.RECOVERING and restream.node_name is not None
 
 
 def reservation_of(restream: Restream) -> Reservation:
@@ -185,23 +196,61 @@ def reservation_of(restream: Restream) -> Reservation:
     )
 
 
-# -- the two primitives every command is made of -------------------------------------------
+# -- the primitives every command is made of ------------------------------------------------
 
 
-def _transition(session: Session, restream: Restream, target: RestreamState, reason: str) -> None:
-    """Move it to `target` (raises `IllegalTransition` if undeclared) and record why."""
-    current = restream.state
-    RESTREAM_TRANSITIONS.check(current, target)
-    restream.state = target
-    restream.state_reason = reason
-    restream.state_changed_at = database_now(session)
+def _set_phase(
+    session: Session,
+    restream: Restream,
+    target: Phase,
+    reason: str,
+    *,
+    before: RestreamState | None = None,
+) -> None:
+    """Move its phase to `target` (raises `IllegalTransition` if undeclared) and record why.
+    `before`: what it showed before the caller's own changes, if it made any."""
+    shown_before = before if before is not None else restream.state
+    PHASE_TRANSITIONS.check(restream.phase, target)
+    restream.phase = target
+    restream.phase_reason = reason
+    restream.phase_changed_at = database_now(session)
+    _record(session, restream, shown_before, reason)
+
+
+def _set_run(session: Session, restream: Restream, run: RunState, reason: str) -> bool:
+    """Record a report about its current run; False (logged, counted) if out of order."""
+    current = restream.run
+    if current is run:
+        return True
+    if current is not None and not RUN_TRANSITIONS.allows(current, run):
+        REFUSED[(current.value, run.value)] += 1
+        log.info(
+            "report ignored: the run of %s cannot go from %s to %s (%s)",
+            restream.id,
+            current.value,
+            run.value,
+            reason,
+        )
+        return False
+    restream.run_state, restream.run_generation = run, restream.generation
+    restream.run_reason = reason
+    restream.run_changed_at = database_now(session)
+    return True
+
+
+def _record(session: Session, restream: Restream, before: RestreamState, reason: str) -> None:
+    """An event of the change of what it shows (checked against the declared table of shown
+    moves), or of its phase's, if what it shows stayed the same."""
+    after = restream.state
+    if after is not before:
+        RESTREAM_TRANSITIONS.check(before, after)
     events.record(
         session,
         subject_kind=events.RESTREAM,
         subject_id=restream.id,
         project_id=restream.project_id,
-        from_state=current.value,
-        to_state=target.value,
+        from_state=before.value,
+        to_state=after.value,
         reason=reason,
         node_name=restream.node_name,
         generation=restream.generation,

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from common.definitions.states import PLACED_STATES, RestreamState
+from common.definitions.states import Phase, RunState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands
 from common.models import Restream, Run
 from common.restreams import repository
 
-S = RestreamState
-# States in which the node named may (re)start the restream's FFmpeg: placed there, or
+P, R = Phase, RunState
+# Phases in which the node named may (re)start the restream's FFmpeg: placed there, or
 # waiting there for the node to answer again (RECOVERING with its node kept).
-RUNNABLE_STATES = frozenset({*PLACED_STATES, S.RECOVERING})
+RUNNABLE_PHASES = frozenset({P.PLACED, P.RECOVERING})
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def should_run(session: Session, attempt: Attempt) -> Restream | None:
         or not restream.active
         or restream.generation != attempt.generation
         or restream.node_name != attempt.node
-        or restream.state not in RUNNABLE_STATES
+        or restream.phase not in RUNNABLE_PHASES
     ):
         return None
     return restream
@@ -153,7 +153,7 @@ def should_run(session: Session, attempt: Attempt) -> Restream | None:
 
 def owned_by(session: Session, node: str) -> dict[str, int]:
     """Restream id -> generation of everything `node` should run now."""
-    return repository.runnable_on(session, node, RUNNABLE_STATES)
+    return repository.runnable_on(session, node, RUNNABLE_PHASES)
 
 
 def _starting(session: Session, attempt: Attempt, report: Starting) -> None:
@@ -161,10 +161,13 @@ def _starting(session: Session, attempt: Attempt, report: Starting) -> None:
     run = _run(session, attempt)
     if run is not None:
         run.restarts = report.restarts
-    if restream is not None:
+    # The first start of a run tells the restream nothing new: it shows STARTING from its
+    # placement on (its run's row has the pid). A start after a retry does.
+    if restream is not None and restream.run is not None:
         commands.observe(
-            session, restream, S.STARTING, f"FFmpeg started on {attempt.node} (pid {report.pid})"
+            session, restream, R.STARTING, f"FFmpeg started on {attempt.node} (pid {report.pid})"
         )
+        _answers_again(session, restream, attempt)
 
 
 def _running(session: Session, attempt: Attempt) -> None:
@@ -174,7 +177,17 @@ def _running(session: Session, attempt: Attempt) -> None:
         run.running_at = datetime.now(UTC)
     if restream is not None:
         restream.last_error = None
-        commands.observe(session, restream, S.RUNNING, "FFmpeg is making progress")
+        commands.observe(session, restream, R.RUNNING, "FFmpeg is making progress")
+        _answers_again(session, restream, attempt)
+
+
+def _answers_again(session: Session, restream: Restream, attempt: Attempt) -> None:
+    """A node the restream was RECOVERING on (it had stopped answering, or fenced) reports
+    that it runs it again, as soon as it holds its lease again: the control plane places it
+    there again in the same transaction, without waiting for the reconciler's round (which
+    would do the same, or stop it there if the node is draining by then)."""
+    if restream.phase is P.RECOVERING and restream.active:
+        commands.resume(session, restream, f"node {attempt.node} answers again and runs it")
 
 
 def _waiting(session: Session, attempt: Attempt, report: Waiting) -> None:
@@ -187,7 +200,7 @@ def _waiting(session: Session, attempt: Attempt, report: Waiting) -> None:
     if restream is not None:
         if error is not None:
             restream.last_error = error
-        commands.observe(session, restream, S.WAITING, reason)
+        commands.observe(session, restream, R.WAITING, reason)
 
 
 def _retrying(session: Session, attempt: Attempt, report: Retrying) -> None:
@@ -199,7 +212,7 @@ def _retrying(session: Session, attempt: Attempt, report: Retrying) -> None:
     if restream is not None:
         restream.last_error = report.error
         reason = f"{report.error}; restarting in {report.backoff_s:.1f} s"
-        commands.observe(session, restream, S.RETRYING, reason)
+        commands.observe(session, restream, R.RETRYING, reason)
 
 
 def _failed(session: Session, attempt: Attempt, report: Failed) -> None:
@@ -232,18 +245,17 @@ def _ended(session: Session, attempt: Attempt, report: Ended) -> Restream | None
         stderr_tail=(),
     )
     restream = _current(session, attempt)
-    if restream is not None and outcome is Outcome.FENCED and restream.state in PLACED_STATES:
+    gone = f"FFmpeg on {attempt.node} {outcome.value}"
+    if restream is not None and outcome is Outcome.FENCED and restream.phase is P.PLACED:
         # The node could not renew its lease: its copy is gone, and runs again here once the
         # lease is back, or elsewhere once it lapses. The node stays named until then.
         commands.mark_silent(session, restream, f"fenced on {attempt.node}: {report.fence_reason}")
+        commands.observe(session, restream, R.ENDED, gone)
         return None
-    if restream is None or restream.state is not S.STOPPING:
+    if restream is None or restream.phase is not P.STOPPING:
         return None
-    reason = (
-        f"left {attempt.node}: moving to another node"
-        if restream.active
-        else f"FFmpeg on {attempt.node} {outcome.value}"
-    )
+    commands.observe(session, restream, R.ENDED, gone)
+    reason = f"left {attempt.node}: moving to another node" if restream.active else gone
     commands.finish_stop(session, restream, reason)
     return restream if restream.active else None
 

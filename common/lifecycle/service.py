@@ -20,7 +20,7 @@ from common.accounts.service import ensure_project
 from common.config import Settings
 from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
-from common.definitions.states import PLACED_STATES, Hold, RestreamState, Surface
+from common.definitions.states import Hold, Phase, Surface
 from common.errors import (
     Conflict,
     FieldProblem,
@@ -37,7 +37,6 @@ from common.nodes.capabilities import requirements
 from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
 from common.restreams import repository
 
-S = RestreamState
 # Any 64-bit constant: "sfplace".
 PLACEMENT_LOCK_ID = 0x73_6670_6C61_6365
 
@@ -150,7 +149,7 @@ def create(
         holds=sorted(holds),
         active=False,
         generation=0,
-        state=S.IDLE,
+        phase=Phase.IDLE,
     )
     session.add(restream)
     session.flush()
@@ -246,7 +245,7 @@ def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | No
     running: dict[str, str] = {}
     if restream.source_id is not None:
         source = repository.get(session, restream.source_id, None)
-        if source is not None and source.node_name is not None and source.state in PLACED_STATES:
+        if source is not None and source.node_name is not None and source.phase is Phase.PLACED:
             running[source.id] = source.node_name
     wanted = Wanted(restream.id, requirements(definition_of(restream)), restream.source_id)
     candidates = nodes.candidates(session, farm.redis)
@@ -319,4 +318,4 @@ def _refuse_held(session: Session, restream: Restream) -> None:
 
 def _placed(restream: Restream) -> bool:
     """Its FFmpeg may run on its node: to change it, stop it there first (`commands.move`)."""
-    return restream.state in PLACED_STATES or commands.holds_node(restream)
+    return restream.phase is Phase.PLACED or commands.holds_node(restream)

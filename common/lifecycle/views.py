@@ -13,7 +13,7 @@ import redis
 
 from common import live
 from common.definitions.restream import RestreamDefinition
-from common.definitions.states import PLACED_STATES
+from common.definitions.states import Phase
 from common.ffmpeg.argv import ingest_url
 from common.live import NodeLease, RestreamStats
 from common.models import Restream
@@ -32,7 +32,7 @@ class Live:
 
     def lease_of(self, restream: Restream) -> NodeLease | None:
         """Its node's lease, while it is placed there."""
-        if restream.node_name is None or restream.state not in PLACED_STATES:
+        if restream.node_name is None or restream.phase is not Phase.PLACED:
             return None
         return self.leases.get(restream.node_name)
 
@@ -45,7 +45,7 @@ class Live:
     def ingest_url(self, restream: Restream, definition: RestreamDefinition) -> str | None:
         """Where a publisher sends the stream of a placed listen input: its node's address
         (its name, while the lease cannot be read)."""
-        if restream.node_name is None or restream.state not in PLACED_STATES:
+        if restream.node_name is None or restream.phase is not Phase.PLACED:
             return None
         if definition.input.input_stream_listen_port is None:
             return None
@@ -81,7 +81,7 @@ def _current(
 ) -> dict[str, RestreamStats]:
     """Only the statistics of a restream's current placement: a lost node's last figures
     live on in Redis for a few seconds; they describe nothing that runs."""
-    placed = {r.id: (r.node_name, r.generation) for r in restreams if r.state in PLACED_STATES}
+    placed = {r.id: (r.node_name, r.generation) for r in restreams if r.phase is Phase.PLACED}
     return {
         rid: stats
         for rid, stats in found.items()

@@ -17,17 +17,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.definitions.states import RestreamState
+from common.definitions.states import Phase, RestreamState, RunState, shown, shown_by_run
 from common.models.base import Base, enum_column, utc_timestamp
 
 
 class Restream(Base):
-    """A restream definition (desired state) and the summary of what is observed.
+    """A restream: its definition, what the control plane wants of it, and what its FFmpeg
+    is observed to do.
 
-    Desired: `definition`, `active`. Placement (control plane): `node_name`, `generation`.
-    Observed: `state`, `state_reason`, `last_error` — changed only through the declared
-    transition table, compare-and-set on `generation`.
-    Reservation (set with the placement, cleared with it): what it holds on its node.
+    Desired (the API): `definition`, `active`, `holds`. Control plane
+    (`common.lifecycle.commands` alone): `phase` with its reason and time, the placement
+    (`node_name`, `generation`) and what it reserves on its node. Observed (its worker's
+    reports alone, compare-and-set on `generation`): the `run_*` columns and `last_error`.
+    `state` is neither: the pure view of both that surfaces show (`shown`).
     """
 
     __tablename__ = "restreams"
@@ -65,11 +67,41 @@ class Restream(Base):
     u30_device: Mapped[int | None] = mapped_column(Integer, nullable=True)
     u30_load: Mapped[dict[str, int] | None] = mapped_column(JSONB, nullable=True)
     listen_port: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    state: Mapped[RestreamState] = mapped_column(
-        enum_column(RestreamState, "restream_state"), default=RestreamState.IDLE, index=True
+    phase: Mapped[Phase] = mapped_column(
+        enum_column(Phase, "restream_phase"), default=Phase.IDLE, index=True
     )
-    state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phase_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phase_changed_at: Mapped[datetime] = utc_timestamp()
+    # The last report about the FFmpeg of generation `run_generation` (None: none yet).
+    run_state: Mapped[RunState | None] = mapped_column(
+        enum_column(RunState, "run_state"), nullable=True
+    )
+    run_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_changed_at: Mapped[datetime | None] = utc_timestamp(nullable=True, now=False)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    state_changed_at: Mapped[datetime] = utc_timestamp()
     created_at: Mapped[datetime] = utc_timestamp()
     modified_at: Mapped[datetime] = utc_timestamp()
+
+    # -- what surfaces show: a view of the phase and the run, never stored -----------------
+
+    @property
+    def run(self) -> RunState | None:
+        """What the FFmpeg of its current placement does (None: nothing reported yet)."""
+        return self.run_state if self.run_generation == self.generation else None
+
+    @property
+    def state(self) -> RestreamState:
+        return shown(self.phase, self.active, self.run)
+
+    @property
+    def state_reason(self) -> str | None:
+        if shown_by_run(self.phase, self.active, self.run):
+            return self.run_reason
+        return self.phase_reason
+
+    @property
+    def state_changed_at(self) -> datetime:
+        if shown_by_run(self.phase, self.active, self.run) and self.run_changed_at is not None:
+            return max(self.phase_changed_at, self.run_changed_at)
+        return self.phase_changed_at

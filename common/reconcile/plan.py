@@ -11,12 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from common.definitions.restream import RestreamDefinition
-from common.definitions.states import (
-    PLACED_STATES,
-    UNPLACED_WANTED_STATES,
-    NodeState,
-    RestreamState,
-)
+from common.definitions.states import NodeState, Phase
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements, requirements
 from common.nodes.capacity import NO_RESERVATION, Reservation
@@ -30,7 +25,7 @@ from common.nodes.placement import (
     plan_placements,
 )
 
-S = RestreamState
+P = Phase
 
 
 @dataclass(frozen=True)
@@ -45,11 +40,11 @@ class NodeView:
 
 class RestreamView(NamedTuple):  # a tuple: a round builds ten thousand of them
     id: str
-    state: RestreamState
+    phase: Phase  # what the control plane arranged: the plan reads nothing a worker writes
     active: bool
     node: str | None
     generation: int
-    state_age_s: float  # seconds since its last state change
+    phase_age_s: float  # seconds since its last change of phase
     reservation: Reservation = NO_RESERVATION
     definition: Mapping[str, Any] | None = None  # parsed only if it must be placed
     needs: Requirements | None = None  # given directly (tests), else read from `definition`
@@ -93,7 +88,8 @@ class Lose:
 
 @dataclass(frozen=True)
 class Resume:
-    """RECOVERING on a node that answers again and still runs its FFmpeg: RUNNING."""
+    """RECOVERING on a node that answers again: placed there again (its FFmpeg kept running,
+    or the node starts it again)."""
 
     restream_id: str
     reason: str
@@ -205,13 +201,13 @@ class _Round:
         self.holding = {name: {} for name in self.leases}
 
     def look_at(self, r: RestreamView) -> None:
-        if r.state in PLACED_STATES:
+        if r.phase is P.PLACED:
             self._placed(r)
-        elif r.state is S.RECOVERING and r.node is not None:
+        elif r.phase is P.RECOVERING and r.node is not None:
             self._recovering_there(r)
-        elif r.state is S.STOPPING:
+        elif r.phase is P.STOPPING:
             self._stopping(r)
-        elif r.state in UNPLACED_WANTED_STATES and r.active:
+        elif r.phase in (P.PENDING, P.RECOVERING) and r.active:
             self.to_place.append(r)
 
     def _lost(self, r: RestreamView) -> bool:
@@ -251,11 +247,11 @@ class _Round:
         self.holding[r.node][r.id] = r.reservation
         if r.node in self.draining or not r.active:
             self.actions.append(Evacuate(r.id, f"node {r.node} answers again: stopping it there"))
-        elif lease.running.get(r.id) == r.generation:
-            self.actions.append(Resume(r.id, f"node {r.node} answers again; FFmpeg kept running"))
-            self.placed[r.id] = (r.node, r.generation)
         else:
-            self.placed[r.id] = (r.node, r.generation)  # the node starts it again
+            kept = lease.running.get(r.id) == r.generation
+            how = "FFmpeg kept running" if kept else "it starts FFmpeg there again"
+            self.actions.append(Resume(r.id, f"node {r.node} answers again; {how}"))
+            self.placed[r.id] = (r.node, r.generation)
 
     def _stopping(self, r: RestreamView) -> None:
         lease = self.held.get(r.node) if r.node is not None else None
@@ -263,7 +259,7 @@ class _Round:
             if not self.judge_nodes:
                 return
             self.actions.append(FinishStop(r.id, f"node {r.node} lost while stopping"))
-        elif r.id not in lease.running and r.state_age_s >= self.stop_confirm_s:
+        elif r.id not in lease.running and r.phase_age_s >= self.stop_confirm_s:
             self.actions.append(FinishStop(r.id, f"no FFmpeg left on {r.node}"))
         else:  # still stopping there: it holds its resources until it is gone
             assert r.node is not None

@@ -27,7 +27,7 @@ from common import live
 from common.celery_app import sync_message
 from common.config import Settings
 from common.db import Database
-from common.definitions.states import PLACED_STATES, NodeState, RestreamState
+from common.definitions.states import NodeState, Phase
 from common.lifecycle import commands
 from common.lifecycle import nodes as node_service
 from common.lifecycle.service import definition_of, lock_placement
@@ -56,8 +56,8 @@ from common.reconcile.plan import (
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.
 RECONCILE_LOCK_ID = 0x7366_7265_636F_6E63
-S = RestreamState
-Snapshot = dict[str, tuple[S, int, str | None]]
+
+Snapshot = dict[str, tuple[Phase, int, str | None]]
 
 
 @dataclass
@@ -126,12 +126,12 @@ def _node_views(client: redis.Redis, nodes: Sequence[Node], settings: Settings) 
 
 _VIEW_COLUMNS = (
     Restream.id,
-    Restream.state,
+    Restream.phase,
     Restream.active,
     Restream.node_name,
     Restream.generation,
-    # Seconds in the state, computed by PostgreSQL (as of this transaction's start).
-    func.extract("epoch", func.now() - Restream.state_changed_at),
+    # Seconds in the phase, computed by PostgreSQL (as of this transaction's start).
+    func.extract("epoch", func.now() - Restream.phase_changed_at),
     Restream.reserved_millicores,
     Restream.u30_device,
     Restream.u30_load,
@@ -154,7 +154,7 @@ def _restream_views(
         for row in session.connection()
         .execute(
             select(*_VIEW_COLUMNS)
-            .where((Restream.active.is_(True)) | (Restream.state != S.IDLE))
+            .where((Restream.active.is_(True)) | (Restream.phase != Phase.IDLE))
             .order_by(Restream.created_at, Restream.id)
         )
         .all()  # one fetch of every row: far cheaper than a fetch per row
@@ -163,7 +163,7 @@ def _restream_views(
     suspects = [
         r[0]
         for r in plain
-        if r[1] not in PLACED_STATES or r[3] not in settled_nodes or r[10] is not None
+        if r[1] is not Phase.PLACED or r[3] not in settled_nodes or r[10] is not None
     ]
     definitions: dict[str, dict[str, Any]] = dict(
         session.execute(
@@ -171,16 +171,16 @@ def _restream_views(
         ).all()
     )
     views, snapshot = [], {}
-    for rid, state, active, node, generation, age, cpu, device, load, port, source in plain:
+    for rid, phase, active, node, generation, age, cpu, device, load, port, source in plain:
         reservation = Reservation(cpu, device, U30Load.from_dict(load) if load else None, port)
         age_s = float(age)
         definition = definitions.get(rid)
         views.append(
             RestreamView(
-                rid, state, active, node, generation, age_s, reservation, definition, None, source
+                rid, phase, active, node, generation, age_s, reservation, definition, None, source
             )
         )
-        snapshot[rid] = (state, generation, node)
+        snapshot[rid] = (phase, generation, node)
     return views, snapshot
 
 
@@ -224,13 +224,13 @@ def _apply(
         return True
     restream = locked.get(action.restream_id)
     if restream is None or snapshot.get(restream.id) != (
-        restream.state,
+        restream.phase,
         restream.generation,
         restream.node_name,
     ):
         return False
     _apply_to_restream(session, action, restream)
-    snapshot[restream.id] = (restream.state, restream.generation, restream.node_name)
+    snapshot[restream.id] = (restream.phase, restream.generation, restream.node_name)
     return True
 
 

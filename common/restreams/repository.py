@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from common.definitions.states import HOLDING_STATES, PLACED_STATES, RestreamState
+from common.definitions.states import HOLDING_PHASES, Phase, RestreamState, shown
 from common.models import Restream, Run
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
 
@@ -110,7 +111,7 @@ def name_taken(
 def usage_by_node(session: Session) -> dict[str, Usage]:
     """What the restreams placed on each node (or not yet stopped there) hold, summed by the
     database: CPU per node, U30 load per device."""
-    holding = (Restream.node_name.is_not(None), Restream.state.in_(HOLDING_STATES))
+    holding = (Restream.node_name.is_not(None), Restream.phase.in_(HOLDING_PHASES))
     cpu = dict(
         session.execute(
             select(Restream.node_name, func.sum(Restream.reserved_millicores))
@@ -133,11 +134,11 @@ def usage_by_node(session: Session) -> dict[str, Usage]:
     }
 
 
-def runnable_on(session: Session, node: str, states: frozenset[RestreamState]) -> dict[str, int]:
-    """Restream id -> generation of the active restreams placed on `node` in `states`."""
+def runnable_on(session: Session, node: str, phases: frozenset[Phase]) -> dict[str, int]:
+    """Restream id -> generation of the active restreams on `node` in `phases`."""
     rows = session.execute(
         select(Restream.id, Restream.generation).where(
-            Restream.node_name == node, Restream.active.is_(True), Restream.state.in_(states)
+            Restream.node_name == node, Restream.active.is_(True), Restream.phase.in_(phases)
         )
     )
     return {restream_id: generation for restream_id, generation in rows}  # noqa: C416
@@ -149,7 +150,7 @@ def ports_by_node(session: Session) -> dict[str, dict[str, str]]:
     rows = session.execute(
         select(Restream.node_name, Restream.listen_port, Restream.id).where(
             Restream.node_name.is_not(None),
-            Restream.state.in_(HOLDING_STATES),
+            Restream.phase.in_(HOLDING_PHASES),
             Restream.listen_port.is_not(None),
         )
     ).all()
@@ -164,7 +165,7 @@ def placed_on(session: Session, node: str, *, skip_locked: bool = False) -> Sequ
     return list(
         session.execute(
             select(Restream)
-            .where(Restream.node_name == node, Restream.state.in_(PLACED_STATES))
+            .where(Restream.node_name == node, Restream.phase == Phase.PLACED)
             .order_by(Restream.id)
             .with_for_update(skip_locked=skip_locked)
         )
@@ -183,3 +184,18 @@ def latest_run(session: Session, restream_id: str) -> Run | None:
     return session.execute(
         select(Run).where(Run.restream_id == restream_id).order_by(Run.id.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+def count_by_state(session: Session) -> Counter[RestreamState]:
+    """How many restreams show each state, farm-wide: counted by phase and current run in
+    PostgreSQL, shown by the one rule (`shown`)."""
+    current = Restream.run_generation == Restream.generation
+    rows = session.execute(
+        select(Restream.phase, Restream.active, Restream.run_state, current, func.count()).group_by(
+            Restream.phase, Restream.active, Restream.run_state, current
+        )
+    ).all()
+    counts: Counter[RestreamState] = Counter()
+    for phase, active, run, is_current, count in rows:
+        counts[shown(phase, active, run if is_current else None)] += count
+    return counts

@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.support.farm import ADMIN_EMAIL, ADMIN_PASSWORD, Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
 from tests.support.peers import http_status
 from tests.support.processes import alive
+from tests.support.services import sqlalchemy_url
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
@@ -268,3 +270,56 @@ def test_a_worker_serves_health_and_metrics(farm: Farm) -> None:
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_a_callaba_start_writes_the_restream_row_in_two_transactions(farm: Farm) -> None:
+    """From `POST /api/restream/start` to its FFmpeg running, the restream's row is written
+    by the API's transaction (wanted, placed) and by the worker's `running`: a trigger of
+    the test records the transaction of every write of the row."""
+    engine = create_engine(sqlalchemy_url(farm.env["DATABASE_URL"]))
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS row_writes (id text, tx bigint)"))
+        connection.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION record_row_write() RETURNS trigger AS $$ BEGIN "
+                "INSERT INTO row_writes VALUES (NEW.id, txid_current()); RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE OR REPLACE TRIGGER record_row_writes AFTER UPDATE ON restreams "
+                "FOR EACH ROW EXECUTE FUNCTION record_row_write()"
+            )
+        )
+    try:
+        created = farm.post(
+            "/api/restream/create",
+            {
+                "restream_name": "two-transactions",
+                "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
+                          "resolution_width": 160, "resolution_height": 90, "encoding_rate": 10},
+                "output": {"output_type": "OUTPUT_TYPE_UDP_URL",
+                           "output_stream_url": f"udp://127.0.0.1:{free_port()}"},
+                "active": False,
+            },
+        )  # fmt: skip
+        restream_id = created["id"]
+        farm.post("/api/restream/start", {"id": restream_id})
+        wait_for(
+            lambda: farm.get_by_id(restream_id)["state"] == "running",
+            timeout_s=30,
+            every_s=0.1,
+            what="running",
+        )
+        with engine.connect() as connection:
+            writes = connection.execute(
+                text("SELECT count(DISTINCT tx) FROM row_writes WHERE id = :id"),
+                {"id": restream_id},
+            ).scalar_one()
+        assert writes == 2
+    finally:
+        farm.remove_all()
+        with engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER IF EXISTS record_row_writes ON restreams"))
+        engine.dispose()

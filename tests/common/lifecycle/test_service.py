@@ -14,7 +14,7 @@ from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queu
 from common.config import Settings
 from common.db import Database, database_now
 from common.definitions.restream import RestreamDefinition
-from common.definitions.states import RestreamState
+from common.definitions.states import Phase, RestreamState, RunState
 from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands, reports, service
@@ -159,21 +159,45 @@ def test_reports_of_an_old_generation_change_nothing(
     assert load(db, restream.id).state is S.STARTING
 
 
-def test_a_late_report_is_ignored_logged_and_counted_not_skipped_in_silence(
+def test_a_report_while_stopping_tells_of_its_run_and_changes_nothing_shown(
     db: Database, farm: service.Farm, redis_client: redis.Redis
 ) -> None:
-    """A `running` that arrives after the stop was asked for: the table refuses STOPPING ->
-    RUNNING; the state stays, no event is written, and the refusal is counted."""
+    """A `running` that arrives after the stop was asked for: true of the run (its FFmpeg did
+    run), so it is kept as such, but the restream still shows STOPPING and no event says
+    otherwise."""
     simulate_node(db, redis_client, "n1")
     restream = create(db, farm, active=True)
     with db.transaction() as session:
         service.stop(session, ADMIN, restream.id)
-    before = commands.REFUSED[("stopping", "running")]
     with db.transaction() as session:
         reports.apply(session, Attempt(restream.id, 1, "n1"), reports.Running())
-    assert load(db, restream.id).state is S.STOPPING
+    current = load(db, restream.id)
+    assert (current.state, current.phase, current.run) == (
+        S.STOPPING,
+        Phase.STOPPING,
+        RunState.RUNNING,
+    )
     assert states_of(db, restream.id) == ["pending", "starting", "stopping"]
-    assert commands.REFUSED[("stopping", "running")] == before + 1
+
+
+def test_a_report_out_of_order_is_ignored_logged_and_counted_not_skipped_in_silence(
+    db: Database, farm: service.Farm, redis_client: redis.Redis
+) -> None:
+    """A run goes from RETRYING to RUNNING only through a new STARTING: a `running` straight
+    after a `retrying` is refused by the run table, the restream keeps showing RETRYING, and
+    the refusal is counted."""
+    simulate_node(db, redis_client, "n1")
+    restream = create(db, farm, active=True)
+    attempt = Attempt(restream.id, 1, "n1")
+    failure = reports.Retrying(error="boom", stderr_tail=[], restarts=1, backoff_s=1.0, exit_code=1)
+    with db.transaction() as session:
+        reports.apply(session, attempt, failure)
+    before = commands.REFUSED[("retrying", "running")]
+    with db.transaction() as session:
+        reports.apply(session, attempt, reports.Running())
+    assert load(db, restream.id).state is S.RETRYING
+    assert states_of(db, restream.id) == ["pending", "starting", "retrying"]
+    assert commands.REFUSED[("retrying", "running")] == before + 1
 
 
 def test_stop_waits_for_the_worker_then_idles(
@@ -347,7 +371,7 @@ def test_a_restream_its_silent_node_may_still_run_starts_nowhere_else_and_stops_
     with db.transaction() as session:
         lost = session.get(Restream, restream.id)
         assert lost is not None
-        lost.state = S.RECOVERING  # as the reconciler's Lose leaves it: still on "a"
+        lost.phase = Phase.RECOVERING  # as the reconciler's Lose leaves it: still on "a"
     sent.clear()
     with db.transaction() as session:
         service.start(session, farm, ADMIN, restream.id)

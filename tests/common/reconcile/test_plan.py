@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.definitions.states import NodeState, RestreamState
+from common.definitions.states import NodeState, Phase
 from common.live import NodeLease
 from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Cost, Reservation
@@ -24,7 +24,7 @@ from common.reconcile.plan import (
     plan,
 )
 
-S = RestreamState
+P = Phase
 X264 = Requirements(frozenset({"libx264"}))
 NONE = Requirements(frozenset())
 
@@ -53,7 +53,7 @@ def dead(name: str, state: NodeState = NodeState.ACTIVE) -> NodeView:
 
 def restream(
     rid: str,
-    state: RestreamState,
+    phase: Phase,
     node: str | None = None,
     *,
     active: bool = True,
@@ -63,14 +63,14 @@ def restream(
     millicores: int = 0,
 ) -> RestreamView:
     return RestreamView(
-        rid, state, active, node, generation, age, Reservation(millicores), needs=needs
+        rid, phase, active, node, generation, age, Reservation(millicores), needs=needs
     )
 
 
 def test_a_quiet_farm_needs_nothing() -> None:
     """Every node already runs what it should: no message at all."""
     actions = plan(
-        [live("a", running={"r1": 3}), live("b")], [restream("r1", S.RUNNING, "a", generation=3)]
+        [live("a", running={"r1": 3}), live("b")], [restream("r1", P.PLACED, "a", generation=3)]
     )
     assert actions == []
 
@@ -78,7 +78,7 @@ def test_a_quiet_farm_needs_nothing() -> None:
 def test_a_node_missing_a_restream_is_synced() -> None:
     """A lost start message: the node's lease does not show the generation it should run."""
     actions = plan(
-        [live("a", running={"r1": 2, "old": 1})], [restream("r1", S.RUNNING, "a", generation=3)]
+        [live("a", running={"r1": 2, "old": 1})], [restream("r1", P.PLACED, "a", generation=3)]
     )
     assert actions == [Sync("a", {"r1": 3})]
 
@@ -87,9 +87,9 @@ def test_dead_node_goes_offline_and_its_restreams_move() -> None:
     actions = plan(
         [dead("a"), live("b")],
         [
-            restream("r1", S.RUNNING, "a", generation=3),
-            restream("r2", S.RETRYING, "a", generation=1),
-            restream("r3", S.RUNNING, "b", generation=7),
+            restream("r1", P.PLACED, "a", generation=3),
+            restream("r2", P.PLACED, "a", generation=1),
+            restream("r3", P.PLACED, "b", generation=7),
         ],
     )
     assert actions == [
@@ -112,9 +112,9 @@ def test_pending_is_placed_when_capacity_appears_and_spread() -> None:
     actions = plan(
         [live("a"), live("b")],
         [
-            restream("p1", S.PENDING, needs=needs),
-            restream("p2", S.PENDING, needs=needs),
-            restream("r", S.RUNNING, "a", millicores=1000),
+            restream("p1", P.PENDING, needs=needs),
+            restream("p2", P.PENDING, needs=needs),
+            restream("r", P.PLACED, "a", millicores=1000),
         ],
     )
     # b starts empty so takes p1; then both have one, and the tie goes to a by name.
@@ -128,17 +128,17 @@ def test_pending_is_placed_when_capacity_appears_and_spread() -> None:
 
 def test_nothing_fits_keeps_waiting_with_the_reason() -> None:
     actions = plan(
-        [live("a")], [restream("p", S.PENDING, needs=Requirements(frozenset({"mpsoc_vcu_h264"})))]
+        [live("a")], [restream("p", P.PENDING, needs=Requirements(frozenset({"mpsoc_vcu_h264"})))]
     )
     assert actions == [KeepWaiting("p", "no live node's FFmpeg has the encoder mpsoc_vcu_h264")]
 
 
 def test_inactive_pending_is_left_alone() -> None:
-    assert plan([live("a")], [restream("p", S.PENDING, active=False)]) == []
+    assert plan([live("a")], [restream("p", P.PENDING, active=False)]) == []
 
 
 def test_draining_node_takes_nothing_new() -> None:
-    actions = plan([live("a", NodeState.DRAINING)], [restream("p", S.PENDING)])
+    actions = plan([live("a", NodeState.DRAINING)], [restream("p", P.PENDING)])
     assert actions[0] == KeepWaiting(
         "p", "no live worker node: start one with `streamfleet worker`"
     )
@@ -156,19 +156,19 @@ def test_draining_node_takes_nothing_new() -> None:
 def test_stopping_finishes_when_the_ffmpeg_is_certainly_gone(
     node_view: NodeView, age: float, expected: list[object]
 ) -> None:
-    actions = plan([node_view], [restream("r", S.STOPPING, "a", active=False, age=age)])
+    actions = plan([node_view], [restream("r", P.STOPPING, "a", active=False, age=age)])
     assert [a for a in actions if not isinstance(a, Sync | MarkNodeOffline)] == expected
 
 
 def test_stopping_restream_is_not_in_the_desired_set() -> None:
-    actions = plan([live("a", running={"r": 1})], [restream("r", S.STOPPING, "a", active=False)])
+    actions = plan([live("a", running={"r": 1})], [restream("r", P.STOPPING, "a", active=False)])
     assert actions == [Sync("a", {})]
 
 
 def test_a_draining_node_is_evacuated_and_takes_nothing() -> None:
     actions = plan(
         [live("a", NodeState.DRAINING, running={"r": 1}), live("b")],
-        [restream("r", S.RUNNING, "a"), restream("p", S.PENDING)],
+        [restream("r", P.PLACED, "a"), restream("p", P.PENDING)],
     )
     assert actions == [
         Evacuate("r", "node a is draining: moving"),
@@ -186,7 +186,7 @@ def test_a_moving_restream_is_placed_once_stopped() -> None:
     """STOPPING but still wanted (evacuated): once its FFmpeg is gone, placed elsewhere."""
     actions = plan(
         [live("a", NodeState.DRAINING), live("b")],
-        [restream("r", S.STOPPING, "a", active=True, generation=4)],
+        [restream("r", P.STOPPING, "a", active=True, generation=4)],
     )
     assert actions == [
         FinishStop("r", "no FFmpeg left on a"),
@@ -201,8 +201,8 @@ def test_capacity_bounds_a_round_of_placements() -> None:
     heavy = Requirements(frozenset(), Cost(1500))
     actions = plan(
         [live("a"), live("b")],
-        [restream(f"p{i}", S.PENDING, needs=heavy) for i in range(5)]
-        + [restream("r", S.RUNNING, "a", millicores=1000)],
+        [restream(f"p{i}", P.PENDING, needs=heavy) for i in range(5)]
+        + [restream("r", P.PLACED, "a", millicores=1000)],
     )
     assigned = [a for a in actions if isinstance(a, Assign)]
     waiting = [a for a in actions if isinstance(a, KeepWaiting)]
@@ -214,15 +214,15 @@ def test_capacity_bounds_a_round_of_placements() -> None:
 
 
 def follower(
-    rid: str, state: RestreamState, node: str | None = None, *, source: str = "live"
+    rid: str, phase: Phase, node: str | None = None, *, source: str = "live"
 ) -> RestreamView:
-    return RestreamView(rid, state, True, node, 1, 10.0, Reservation(0), None, NONE, source)
+    return RestreamView(rid, phase, True, node, 1, 10.0, Reservation(0), None, NONE, source)
 
 
 def test_a_restream_fed_by_a_relay_goes_where_its_source_is() -> None:
     actions = plan(
         [live("a"), live("b")],
-        [restream("live", S.RUNNING, "b", generation=2), follower("dest", S.PENDING)],
+        [restream("live", P.PLACED, "b", generation=2), follower("dest", P.PENDING)],
     )
     assert Assign("dest", "b") in actions  # b, although a is emptier
 
@@ -231,9 +231,9 @@ def test_when_the_source_moves_its_destinations_follow() -> None:
     actions = plan(
         [dead("a"), live("b"), live("c")],
         [
-            restream("live", S.RUNNING, "a"),
-            restream("busy", S.RUNNING, "b", millicores=3000),
-            follower("dest", S.RUNNING, "a"),
+            restream("live", P.PLACED, "a"),
+            restream("busy", P.PLACED, "b", millicores=3000),
+            follower("dest", P.PLACED, "a"),
         ],
     )
     assert Recover("live", "node a lost: its lease lapsed") in actions
@@ -245,7 +245,7 @@ def test_when_the_source_moves_its_destinations_follow() -> None:
 def test_a_destination_on_a_live_node_its_source_left_is_stopped_there_first() -> None:
     actions = plan(
         [live("a"), live("b")],
-        [restream("live", S.STARTING, "b", generation=2), follower("dest", S.RUNNING, "a")],
+        [restream("live", P.PLACED, "b", generation=2), follower("dest", P.PLACED, "a")],
     )
     assert Evacuate("dest", "its source moved to b") in actions
     assert not [a for a in actions if isinstance(a, Assign) and a.restream_id == "dest"]
@@ -253,7 +253,7 @@ def test_a_destination_on_a_live_node_its_source_left_is_stopped_there_first() -
 
 def test_a_destination_waits_for_its_source() -> None:
     actions = plan(
-        [live("a")], [restream("live", S.PENDING, active=False), follower("dest", S.PENDING)]
+        [live("a")], [restream("live", P.PENDING, active=False), follower("dest", P.PENDING)]
     )
     assert actions == [KeepWaiting("dest", "its source live is not running yet")]
 
@@ -269,8 +269,8 @@ def test_a_node_that_stops_answering_is_offline_and_its_restreams_recovering_the
     actions = plan(
         [silent("a", running={"r1": 3, "r2": 1}), live("b")],
         [
-            restream("r1", S.RUNNING, "a", generation=3),
-            restream("r2", S.STOPPING, "a", generation=1, active=False),  # waits for its end
+            restream("r1", P.PLACED, "a", generation=3),
+            restream("r2", P.STOPPING, "a", generation=1, active=False),  # waits for its end
         ],
     )
     assert actions == [
@@ -281,8 +281,9 @@ def test_a_node_that_stops_answering_is_offline_and_its_restreams_recovering_the
 
 def test_recovering_on_a_node_waits_for_it_then_moves_or_resumes() -> None:
     """RECOVERING with its node kept: nothing while that node is silent; placed elsewhere
-    once its lease lapsed; started there again, or simply running again, when it answers."""
-    waiting = restream("r1", S.RECOVERING, "a", generation=3)
+    once its lease lapsed; placed there again when it answers (which starts it again, unless
+    its FFmpeg kept running)."""
+    waiting = restream("r1", P.RECOVERING, "a", generation=3)
     assert plan([silent("a", NodeState.OFFLINE), live("b")], [waiting]) == []
     assert plan([dead("a", NodeState.OFFLINE), live("b")], [waiting]) == [
         Recover("r1", "node a lost: its lease lapsed"),
@@ -295,7 +296,11 @@ def test_recovering_on_a_node_waits_for_it_then_moves_or_resumes() -> None:
         Resume("r1", "node a answers again; FFmpeg kept running"),
     ]
     fenced = plan([live("a", NodeState.OFFLINE)], [waiting])
-    assert fenced == [MarkNodeActive("a", "lease renewed"), Sync("a", {"r1": 3})]
+    assert fenced == [  # placed there again by the control plane; the node starts it
+        MarkNodeActive("a", "lease renewed"),
+        Resume("r1", "node a answers again; it starts FFmpeg there again"),
+        Sync("a", {"r1": 3}),
+    ]
 
 
 def test_while_redis_has_just_lost_its_data_no_node_is_judged() -> None:
@@ -304,10 +309,10 @@ def test_while_redis_has_just_lost_its_data_no_node_is_judged() -> None:
     actions = plan(
         [dead("a"), live("b")],
         [
-            restream("r1", S.RUNNING, "a", generation=3),
-            restream("r2", S.RECOVERING, "a", generation=2),
-            restream("r3", S.STOPPING, "a", generation=1),
-            restream("r4", S.PENDING),
+            restream("r1", P.PLACED, "a", generation=3),
+            restream("r2", P.RECOVERING, "a", generation=2),
+            restream("r3", P.STOPPING, "a", generation=1),
+            restream("r4", P.PENDING),
         ],
         judge_nodes=False,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from common import live
 from common.accounts.principal import Principal, Role
@@ -12,12 +12,12 @@ from common.celery_app import TASK_NODE_SYNC, TASK_RESTREAM_START, node_queue
 from common.config import Settings
 from common.db import Database
 from common.definitions.restream import RestreamDefinition
-from common.definitions.states import NodeState, RestreamState
+from common.definitions.states import NodeState, Phase, RestreamState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import nodes as node_service
 from common.lifecycle import reports, service
 from common.lifecycle.reports import Attempt
-from common.models import Node, Restream
+from common.models import Event, Node, Restream
 from common.outbox import ControlMessage
 from common.reconcile import run
 from common.reconcile.plan import MarkNodeActive
@@ -126,7 +126,7 @@ def test_no_node_is_judged_until_redis_has_kept_the_leases_for_a_ttl(
     with db.transaction() as session:
         restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
         waiting = service.create(session, farm, ADMIN, "w", DEFINITION, active=False)
-        waiting.active, waiting.state = True, S.PENDING  # as if its start found no room
+        waiting.active, waiting.phase = True, Phase.PENDING  # as if its start found no room
     redis_client.flushdb()  # the leases and the memory key go together
     simulate_node(db, redis_client, "b")  # b renews first; a has not yet
     summary = reconcile(db, redis_client, settings)
@@ -233,3 +233,37 @@ def test_a_fenced_restream_stays_on_its_node_until_it_answers_again(
         reports.apply(session, attempt, reports.Running())
         back = session.get(Restream, restream.id)
         assert back is not None and (back.state, back.generation) == (S.RUNNING, 1)
+
+
+def test_a_fenced_node_that_runs_it_again_says_so_without_waiting_for_a_round(
+    db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    """Its lease back, the worker starts what it fenced at once; its own reports place the
+    restream there again (no reconcile round in between), with an event saying why."""
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", DEFINITION, active=True)
+    attempt = Attempt(restream.id, 1, "a")
+    fence = reports.Ended(outcome=Outcome.FENCED, exit_code=None, fence_reason="why")
+    with db.transaction() as session:
+        for report in (reports.Running(), fence, reports.Starting(pid=2, restarts=0)):
+            reports.apply(session, attempt, report)
+        starting = session.get(Restream, restream.id)
+        assert starting is not None
+        assert (starting.state, starting.phase, starting.node_name) == (
+            S.STARTING, Phase.PLACED, "a",
+        )  # fmt: skip
+        assert starting.state_reason == "FFmpeg started on a (pid 2)"  # its run's word
+        reports.apply(session, attempt, reports.Running())
+    with db.transaction() as session:
+        back = session.get(Restream, restream.id)
+        assert back is not None and back.state is S.RUNNING
+    with db.transaction() as session:
+        shown = session.execute(
+            select(Event.to_state, Event.reason)
+            .where(Event.subject_id == restream.id)
+            .order_by(Event.id)
+        ).all()
+    assert [state for state, _ in shown[-3:]] == ["recovering", "starting", "running"]
+    assert shown[-2].reason == "node a answers again and runs it"
