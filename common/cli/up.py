@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.cli.localfarm import (
     SERVICES_FILE,
@@ -28,6 +29,9 @@ from common.cli.localfarm import (
     write_json,
 )
 from common.processes import popen_tied
+
+if TYPE_CHECKING:
+    from common.config import Settings
 
 CHILD_STOP_TIMEOUT_S = 30.0
 
@@ -90,7 +94,7 @@ def run_up(options: UpOptions) -> int:
         env.setdefault(name, value)
     if options.node:
         env["STREAMFLEET_NODE_NAME"] = options.node
-    _check_settings(env)
+    settings = _check_settings(env)
 
     def on_signal(signum: int, _frame: object) -> None:
         farm.stopping.set()
@@ -117,14 +121,14 @@ def run_up(options: UpOptions) -> int:
         farm.spawn("api", ["api", "--host", options.host, "--port", str(options.port)], env)
         if options.flower:
             farm.spawn("flower", ["flower", "--port", str(options.flower_port)], env)
-        _announce(options, env)
+        _announce(options, env, settings)
         return _watch(farm)
     finally:
         farm.stop()
         _say("streamfleet stopped")
 
 
-def _check_settings(env: dict[str, str]) -> None:
+def _check_settings(env: dict[str, str]) -> Settings:
     """Refuse a bad configuration before anything starts, rather than announce the farm and
     watch its children fail (raises ValidationError: `main` names each refused setting)."""
     from common.config import Settings
@@ -132,7 +136,7 @@ def _check_settings(env: dict[str, str]) -> None:
     saved = os.environ.copy()
     os.environ.update(env)  # the settings read the environment the children will have
     try:
-        Settings()
+        return Settings()
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -148,7 +152,7 @@ def _watch(farm: Farm) -> int:
     return 0
 
 
-def _announce(options: UpOptions, env: dict[str, str]) -> None:
+def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> None:
     host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host  # noqa: S104
     base = f"http://{host}:{options.port}"
     email = env.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local")
@@ -156,6 +160,7 @@ def _announce(options: UpOptions, env: dict[str, str]) -> None:
     lines = [
         "",
         f"streamfleet is up: API {base}   docs {base}/docs",
+        f"node {settings.node_name} runs {_ffmpeg_of(settings)}",
         "log in (Callaba Engine API):",
         f"  curl -s -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\",
         f'       -d \'{{"email": "{email}", "password": "{password}"}}\'',
@@ -170,6 +175,22 @@ def _announce(options: UpOptions, env: dict[str, str]) -> None:
         lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
     lines.append("Ctrl-C stops everything.")
     _say("\n".join(lines))
+
+
+def _ffmpeg_of(settings: Settings) -> str:
+    """Which FFmpeg the node runs, as its worker will find it: version and path."""
+    from common.ffmpeg.binary import FfmpegNotFound, resolve_ffmpeg
+    from common.ffmpeg.probe import parse_version
+
+    try:
+        binary = resolve_ffmpeg(settings.ffmpeg_binary)
+        answer = subprocess.run(
+            [binary, "-version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (FfmpegNotFound, OSError, subprocess.TimeoutExpired) as error:
+        return f"no usable FFmpeg ({error})"
+    version, _ = parse_version(answer.stdout)
+    return f"FFmpeg {version} ({binary})"
 
 
 def _own_command() -> str:

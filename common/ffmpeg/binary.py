@@ -1,9 +1,10 @@
-"""Which FFmpeg to run: `FFMPEG_BINARY`, else `ffmpeg` on PATH, else imageio-ffmpeg's build."""
+"""Which FFmpeg to run: `FFMPEG_BINARY`, else the first real `ffmpeg` on PATH, else
+imageio-ffmpeg's build."""
 
 from __future__ import annotations
 
+import os
 import shutil
-import sys
 from pathlib import Path
 
 
@@ -18,20 +19,26 @@ def resolve_ffmpeg(configured: str | None = None) -> str:
         if found is None:
             raise FfmpegNotFound(f"FFMPEG_BINARY={configured} is not an executable")
         return found
-    found = shutil.which("ffmpeg")
-    if found is not None and not _is_own_console_script(Path(found)):
-        return found
+    for directory in os.get_exec_path():
+        candidate = Path(directory) / "ffmpeg"
+        if _executable(candidate) and not _python_wrapper(candidate):
+            return str(candidate)
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def _is_own_console_script(path: Path) -> bool:
-    """A Python wrapper script in this environment's bin/ (some wheels install one named
-    `ffmpeg`): it runs FFmpeg as a grandchild, out of reach of our signals. Skip it."""
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _python_wrapper(path: Path) -> bool:
+    """A Python script named `ffmpeg` (some wheels install one into a virtualenv's bin/): it
+    runs FFmpeg as a grandchild, out of reach of our signals. Skipped for a real FFmpeg later
+    on the PATH."""
     try:
-        in_own_env = path.resolve().parent == Path(sys.executable).parent.resolve()
         with path.open("rb") as handle:
-            return in_own_env and handle.read(2) == b"#!"
+            first = handle.readline(200)
     except OSError:
         return False
+    return first.startswith(b"#!") and b"python" in first

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from common.ffmpeg.binary import resolve_ffmpeg
+from common.ffmpeg.probe import parse_version
 from tests.support.farm import ADMIN_EMAIL, ADMIN_PASSWORD, Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
 from tests.support.peers import http_status
@@ -323,3 +325,10 @@ def test_a_callaba_start_writes_the_restream_row_in_two_transactions(farm: Farm)
         with engine.begin() as connection:
             connection.execute(text("DROP TRIGGER IF EXISTS record_row_writes ON restreams"))
         engine.dispose()
+
+
+def test_up_says_which_ffmpeg_its_node_runs(farm: Farm) -> None:
+    binary = resolve_ffmpeg(farm.env.get("FFMPEG_BINARY"))
+    version = subprocess.run([binary, "-version"], capture_output=True, text=True, check=True)
+    expected = f"node {farm.node} runs FFmpeg {parse_version(version.stdout)[0]} ({binary})"
+    assert expected in farm.log.read_text()
