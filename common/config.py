@@ -255,7 +255,10 @@ class Settings(BaseSettings):
     ffmpeg_binary: str | None = Field(
         None,
         validation_alias=AliasChoices("FFMPEG_BINARY", "STREAMFLEET_FFMPEG_BINARY"),
-        description="FFmpeg to run; default: `ffmpeg` on PATH, else the imageio-ffmpeg build.",
+        description=(
+            "FFmpeg to run; default: the first `ffmpeg` on PATH that is not a Python wrapper, "
+            "else the imageio-ffmpeg build."
+        ),
     )
     log_level: str = Field("INFO", description="Log level of every streamfleet process.")
     log_format: Literal["auto", "json", "text"] = Field(
