@@ -33,6 +33,9 @@ class Job:
     # The URL it pulls from, if it pulls one: an exit saying that source is not there is not
     # a failure; the job waits for the source instead (Outcome.SOURCE_LOST).
     source: str | None = None
+    # A stop must let FFmpeg finish its outputs (`common.ffmpeg.outputs.needs_clean_end`);
+    # otherwise it ends the process at once.
+    clean_end: bool = True
 
 
 @dataclass(frozen=True)

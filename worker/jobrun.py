@@ -22,9 +22,11 @@ from collections.abc import Callable
 from common.ffmpeg.outcome import (
     ExitReport,
     Outcome,
+    chatter,
     classify_exit,
     failed_output,
     logged_error,
+    output_header,
     wrong_publisher,
 )
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
@@ -263,8 +265,9 @@ class JobRun:
             self.observer.report(self.job, Waiting(reason))
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        """`q` on stdin and SIGINT (FFmpeg finishes its outputs), then SIGKILL the group."""
-        if self.fenced:
+        """`q` on stdin and SIGINT (FFmpeg finishes its outputs), then SIGKILL the group; at
+        once when nothing of its outputs needs finishing (or it is fenced)."""
+        if self.fenced or not self.job.clean_end:
             kill_group(process)
             return
         if process.stdin is not None:
@@ -284,15 +287,18 @@ class JobRun:
                 continue
             previous, self.block = self.block, block
             self.rate.add(block)
-            if not (flowing(block) and advanced(previous, block)):
-                continue
-            self.progressed_at = time.monotonic()
-            self.flowed = True
-            if self.state is not J.RUNNING:
-                if self.source_losses:  # its source is back: that was no error of its own
-                    self.source_losses, self.last_error = 0, None
-                self._become(J.RUNNING)
-                self.observer.report(self.job, Running())
+            if flowing(block) and advanced(previous, block):
+                self._media_flows()
+
+    def _media_flows(self) -> None:
+        """Output progress, or an output's header written: media flows (again)."""
+        self.progressed_at = time.monotonic()
+        self.flowed = True
+        if self.state is not J.RUNNING:
+            if self.source_losses:  # its source is back: that was no error of its own
+                self.source_losses, self.last_error = 0, None
+            self._become(J.RUNNING)
+            self.observer.report(self.job, Running())
 
     async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:
         assert process.stderr is not None
@@ -300,7 +306,10 @@ class JobRun:
             line = raw.decode(errors="replace").rstrip()
             if not line:
                 continue
-            self.stderr_tail.append(line)
+            if output_header(line) and self.refused_publisher is None:
+                self._media_flows()  # at once: FFmpeg 7+ report progress a period later
+            if not chatter(line):
+                self.stderr_tail.append(line)
             wrong_key = wrong_publisher(line) if self.job.listens else None
             if wrong_key is not None:
                 # The listener would take this stream: hang up on it and listen again.

@@ -11,7 +11,7 @@ from common.config import Settings
 from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.argv import build_argv, input_args, resolve_source_codec
-from common.ffmpeg.outputs import hls_dir, needs_meter
+from common.ffmpeg.outputs import hls_dir, needs_clean_end, needs_meter
 from common.ffmpeg.placement import Placement
 from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
 from common.lifecycle.commands import reservation_of
@@ -101,6 +101,7 @@ class Launcher:
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
             workdirs=workdirs(definition, launch.placement),
             source=pulled_source(definition),
+            clean_end=needs_clean_end(definition),
         )
 
     def _with_source_codec(self, launch: Launch) -> RestreamDefinition:

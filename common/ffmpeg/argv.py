@@ -78,7 +78,7 @@ def build_argv(
         "-nostats",
         "-y",
         "-loglevel",
-        "level+warning",
+        "level+info",  # for the output header; info lines are signals, not errors
         "-progress",
         "pipe:1",
         "-stats_period",

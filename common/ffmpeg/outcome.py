@@ -133,6 +133,23 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+# FFmpeg's lines below warning level (it runs at `level+info`): what it tells, not what fails.
+_CHATTER = re.compile(r"^(?:\[[^\]]* @ [^\]]*\] )?\[(?:info|verbose|debug|trace)\] ")
+# Printed as an output's header is written: its streams are set up and media is on its way.
+_OUTPUT_HEADER = re.compile(r"^\[info\] Output #\d+, [^,]+, to '")
+
+
+def chatter(line: str) -> bool:
+    """A line FFmpeg logged below warning level: kept out of what is shown as its errors."""
+    return _CHATTER.match(line) is not None
+
+
+def output_header(line: str) -> bool:
+    """The line FFmpeg logs when an output's header is written: the first sign that media
+    flows, before its first progress report (which FFmpeg 7 and later make wait a period)."""
+    return _OUTPUT_HEADER.match(line) is not None
+
+
 _TEE_FAILURE = re.compile(
     r"Slave muxer #(\d+) failed: (.*?)(?:, continuing with \d+/\d+ slaves)?\.?$"
 )

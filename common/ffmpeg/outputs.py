@@ -34,6 +34,19 @@ DASH_MANIFEST = "manifest.mpd"
 _DIRECTORY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what may name a media subdirectory
 
 
+# Outputs with no session to close and no file to finish: a stop may end FFmpeg at once.
+SESSIONLESS_OUTPUTS = frozenset({OutputType.UDP_URL, OutputType.RTP_URL, OutputType.RELAY})
+
+
+def needs_clean_end(definition: RestreamDefinition) -> bool:
+    """Whether a stop must let FFmpeg finish its outputs: an HLS or DASH playlist to end, a
+    file's trailer to write, a session to close (RTMP's unpublish, SRT's shutdown, RTSP's
+    teardown, an HTTP upload). UDP, RTP and the node's relay carry none of these: a stop of a
+    restream with only such outputs ends its FFmpeg at once (FFmpeg 7 and later notice a
+    polite stop only at their next progress report)."""
+    return any(o.output_type not in SESSIONLESS_OUTPUTS for o in definition.outputs)
+
+
 def needs_meter(definition: RestreamDefinition) -> bool:
     """FFmpeg reports no output size for the tee muxer, nor for HLS and DASH: such restreams
     also send a copy to a loopback port the worker counts (a relay output already is one)."""

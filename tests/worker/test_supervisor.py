@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 from common.ffmpeg.outcome import Outcome
@@ -66,7 +67,7 @@ def real_ffmpeg_job(generation: int = 1, seconds: int = 60) -> Job:
         "r1",
         generation,
         [
-            ffmpeg(), "-hide_banner", "-nostats", "-y", "-loglevel", "level+warning",
+            ffmpeg(), "-hide_banner", "-nostats", "-y", "-loglevel", "level+info",
             "-progress", "pipe:1", "-stats_period", "0.5",
             "-re", "-f", "lavfi", "-i", f"testsrc2=size=160x90:rate=10:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-b:v", "100k",
@@ -306,7 +307,7 @@ def test_a_publisher_with_the_wrong_stream_key_is_hung_up_on(
 ) -> None:
     port = free_port()
     listener = [
-        ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "level+warning",
+        ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "level+info",
         "-progress", "pipe:1", "-stats_period", "0.5",
         "-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/the-right-key",
         "-f", "null", "-",
@@ -379,3 +380,41 @@ def test_a_listener_without_a_publisher_reads_waiting(recorder: Recorder) -> Non
         assert recorder.last("waiting")["reason"] == "waiting for a publisher"
         time.sleep(QUICK.stall_timeout_s / 5)
         assert recorder.names() == ["starting", "waiting"]  # no stall: it just waits
+
+
+def test_running_is_reported_when_the_output_header_is_written_not_a_period_later(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    """FFmpeg 7 and later send their first progress report one -stats_period after the
+    start; the output's header, written as media begins to flow, says it first. With a period
+    of 30 s, running must not wait for it."""
+    threaded = imageio_ffmpeg.get_ffmpeg_exe()  # FFmpeg 9
+    job = Job(
+        "r1",
+        1,
+        [
+            threaded, "-hide_banner", "-nostats", "-y", "-loglevel", "level+info",
+            "-progress", "pipe:1", "-stats_period", "30",
+            "-re", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10",
+            "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", "/dev/null",
+        ],
+    )  # fmt: skip
+    assert supervisor.run(job)
+    wait_for(lambda: "running" in recorder.names(), timeout_s=10, what="running")
+    stats = supervisor.stats()[0]
+    assert stats.last_error is None  # FFmpeg's info lines are not errors
+    assert supervisor.stop("r1", 1)
+
+
+def test_a_stop_ends_at_once_what_has_nothing_to_finish(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    """A job whose outputs need no clean end (UDP, RTP, the relay) is not asked to finish:
+    its FFmpeg (here one that ignores SIGINT and `q`) is ended without the grace period."""
+    job = replace(fake_job("stubborn"), clean_end=False)
+    assert supervisor.run(job)
+    wait_for(lambda: "running" in recorder.names(), what="running")
+    started = time.monotonic()
+    assert supervisor.stop("r1", 1)
+    assert time.monotonic() - started < FAST.stop_grace_s / 2
+    assert recorder.last("ended")["outcome"] is Outcome.STOPPED

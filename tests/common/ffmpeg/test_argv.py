@@ -15,12 +15,12 @@ from common.ffmpeg.argv import (
     input_args,
     resolve_source_codec,
 )
-from common.ffmpeg.outputs import hls_dir, needs_meter, segment_seconds
+from common.ffmpeg.outputs import hls_dir, needs_clean_end, needs_meter, segment_seconds
 from common.ffmpeg.placement import Placement
 
 HERE = Placement("node-a", "10.0.0.5")
 PREAMBLE = [
-    "-hide_banner", "-nostats", "-y", "-loglevel", "level+warning",
+    "-hide_banner", "-nostats", "-y", "-loglevel", "level+info",
     "-progress", "pipe:1", "-stats_period", "1",
 ]  # fmt: skip
 COPY = ["-map", "0:v:0?", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "copy"]
@@ -555,6 +555,24 @@ def test_restreams_whose_size_ffmpeg_does_not_report_send_a_copy_to_a_meter() ->
     slaves = metered[-1].split("|")
     assert slaves[-1] == "[f=mpegts:onfail=ignore]udp://127.0.0.1:41234?pkt_size=1316"
     assert slaves[0].startswith("[f=hls:onfail=ignore:")
+
+
+def test_a_stop_lets_ffmpeg_finish_only_outputs_that_have_something_to_finish() -> None:
+    source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/l/k"}
+    udp = {"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://10.0.0.9:5000"}
+    rtp = {"output_type": "OUTPUT_TYPE_RTP_URL", "output_stream_url": "rtp://10.0.0.9:5002"}
+    relay = {"output_type": "OUTPUT_TYPE_RELAY"}
+    hls = {"output_type": "OUTPUT_TYPE_HLS", "id": "a" * 24}
+
+    def defined(*outputs: dict[str, Any]) -> RestreamDefinition:
+        return RestreamDefinition.model_validate({"input": source, "outputs": list(outputs)})
+
+    assert [
+        needs_clean_end(defined(udp)),
+        needs_clean_end(defined(udp, rtp, relay)),
+        needs_clean_end(defined(RTMP_OUT)),  # an unpublish to send
+        needs_clean_end(defined(udp, hls)),  # a playlist to end
+    ] == [False, False, True, True]
 
 
 # -- what FFmpeg reads back from the tee muxer's argument ------------------------------------

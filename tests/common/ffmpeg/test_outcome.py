@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.ffmpeg.outcome import Outcome, classify_exit, error_line, logged_error
+from common.ffmpeg.outcome import (
+    Outcome,
+    chatter,
+    classify_exit,
+    error_line,
+    logged_error,
+    output_header,
+)
 
 REFUSED_TAIL = [
     "[tcp @ 0x1] [error] Connection to tcp://127.0.0.1:1?tcp_nodelay=0 failed: Connection refused",
@@ -82,6 +89,32 @@ def test_a_running_process_reports_only_what_it_logged_as_an_error(
     tail: list[str], expected: str | None
 ) -> None:
     assert logged_error(tail) == expected
+
+
+# Lines FFmpeg 5.1 and 9.0 logged at `level+info` (captured from real runs): which are chatter
+# kept out of the errors shown, and which says an output's header is written.
+INFO_LINES = {
+    "[info] Input #0, lavfi, from 'testsrc2=size=160x90:rate=10':": (True, False),
+    "[libx264 @ 0x55edc83f30c0] [info] profile High, level 1.0, 4:2:0, 8-bit": (True, False),
+    "[info] Output #0, mpegts, to 'udp://127.0.0.1:5999':": (True, True),
+    "[info] Output #1, flv, to 'rtmp://127.0.0.1/live/k':": (True, True),
+    "[info]   Stream #0:0: Video: h264, yuv420p(progressive), 160x90": (True, False),
+    "[out#0/mpegts @ 0x558edd689640] [info] video:10KiB audio:9KiB": (True, False),
+    "[hls @ 0x1] [verbose] Opening 'a0.ts' for writing": (True, False),
+    "[warning] Output #0, mpegts, to 'x':": (False, False),
+    "[tcp @ 0x5614] [error] Connection to tcp://127.0.0.1:1999 failed: Connection refused": (
+        False,
+        False,
+    ),
+    "Output #0, mpegts, to 'x':": (False, False),  # not at info level: not FFmpeg's header
+}
+
+
+@pytest.mark.parametrize(("line", "expected"), INFO_LINES.items(), ids=range(len(INFO_LINES)))
+def test_info_lines_are_chatter_and_one_says_the_header_is_written(
+    line: str, expected: tuple[bool, bool]
+) -> None:
+    assert (chatter(line), output_header(line)) == expected
 
 
 # What FFmpeg 5.1 (Debian) and 9.0 (imageio-ffmpeg) wrote when their source was not there, or
