@@ -3,23 +3,28 @@
     python bench/start_stop.py [--count 20] [--ffmpeg PATH] [--progress-period S]
 
 Starts `streamfleet up` in a temporary directory (embedded PostgreSQL and Redis unless
-DATABASE_URL / REDIS_URL are set), creates `--count` small test-video restreams (160x90,
-10 fps, to a UDP sink) through the Callaba API, then for each one, one at a time:
+DATABASE_URL / REDIS_URL are set), creates `--count` restreams of one small job (a test signal,
+160x90 at 10 fps with a sine tone, encoded with libx264 veryfast at 100 kbit/s and AAC, sent as
+MPEG-TS over UDP) through the Callaba API, then for each one, one at a time:
 
-  start -> running   from just before `POST /api/restream/start` is sent to the first
-                     progress of its FFmpeg (the `running` event the worker records)
-  stop  -> exited    from just before `POST /api/restream/stop` is sent to the exit of its
-                     FFmpeg (the `idle` event the worker records once the process is gone)
+  start -> running   from just before `POST /api/restream/start` is sent until
+                     `GET /v1/restreams/{id}` (polled every 5 ms, as a client would) says
+                     `running`; and until the `running` event the worker recorded
+  stop  -> idle      from just before `POST /api/restream/stop` is sent until the API says
+                     `idle` (its FFmpeg is gone); and until the recorded `idle` event
 
-Event times come from PostgreSQL's clock on this same machine. For comparison it also runs
-the same FFmpeg command line directly, without the farm (the floor: FFmpeg's own start-up and
-shutdown). Prints p50/p90/max.
+Event times come from PostgreSQL's clock on this same machine. The floor is the same FFmpeg
+command line run directly, without the farm, in the same run: spawn -> the first sign that media
+flows (its output header written, or its first progress report with output), and SIGINT ->
+exit (a polite stop) and SIGKILL -> exit (what the farm does to an FFmpeg whose outputs have
+nothing to finish, as here). Prints p50/p90/max.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import selectors
 import signal
 import statistics
 import subprocess
@@ -38,6 +43,7 @@ from common.cli.localfarm import free_port  # noqa: E402
 from common.definitions.restream import RestreamDefinition  # noqa: E402
 from common.ffmpeg.argv import build_argv  # noqa: E402
 from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
+from common.ffmpeg.outcome import output_header  # noqa: E402
 from common.ffmpeg.placement import Placement  # noqa: E402
 from common.ffmpeg.probe import probe  # noqa: E402
 from common.ffmpeg.progress import ProgressParser, flowing  # noqa: E402
@@ -56,17 +62,54 @@ JOB = {
 
 
 class LocalFarm(localfarm.LocalFarm):
-    def event_time(self, restream_id: str, to_state: str, after: float) -> float | None:
-        events = self.http.get(f"/v1/restreams/{restream_id}/events", headers=self.bearer).json()
-        for event in events:
-            at = datetime.fromisoformat(event["at"]).timestamp()
-            if event["to_state"] == to_state and at >= after - 0.5:
-                return at
-        return None
+    def recorded(self, restream_id: str, to_state: str, after: float) -> float:
+        """When the restream's event into `to_state` (since `after`) happened."""
+        path = f"/v1/restreams/{restream_id}/events"
+
+        def event_time() -> float | None:
+            for event in self.http.get(path, headers=self.bearer).json():
+                at = datetime.fromisoformat(event["at"]).timestamp()
+                if event["to_state"] == to_state and at >= after - 0.5:
+                    return at
+            return None
+
+        return wait(event_time, 30, f"the {to_state} event")
+
+    def reported(self, restream_id: str, state: str) -> float:
+        """When the API first says `state`, polled every 5 ms as a client would."""
+        path = f"/v1/restreams/{restream_id}"
+        return wait(
+            lambda: (
+                self.http.get(path, headers=self.bearer).json()["state"] == state and time.time()
+            ),
+            30,
+            state,
+        )
 
 
-def ffmpeg_alone(binary: str, period: str | None, count: int) -> tuple[list[float], list[float]]:
-    """The same job's FFmpeg run directly: spawn -> first progress, SIGINT -> exit."""
+def _first_sign_of_media(process: subprocess.Popen[bytes]) -> None:
+    """Until FFmpeg writes its output header (stderr) or reports output (stdout)."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    parser = ProgressParser()
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ, "progress")
+        selector.register(process.stderr, selectors.EVENT_READ, "log")
+        while True:
+            for key, _ in selector.select():
+                line = key.fileobj.readline().decode()  # type: ignore[union-attr]
+                if key.data == "log" and output_header(line.rstrip()):
+                    return
+                block = parser.feed(line) if key.data == "progress" else None
+                if block is not None and flowing(block):
+                    return
+
+
+def ffmpeg_alone(
+    binary: str, period: str | None, count: int
+) -> tuple[list[float], list[float], list[float]]:
+    """The same job's FFmpeg run directly: spawn -> first sign of media; SIGINT and SIGKILL
+    -> exit (alternately)."""
     definition = RestreamDefinition.model_validate(
         {"input": JOB["input"], "outputs": [JOB["output"]]}
     )
@@ -76,25 +119,31 @@ def ffmpeg_alone(binary: str, period: str | None, count: int) -> tuple[list[floa
         Placement("bench"),
         progress_period_s=float(period) if period else capabilities.progress_period_s(),
     )]  # fmt: skip
-    starts, stops = [], []
-    for _ in range(count):
+    starts: list[float] = []
+    stops: dict[signal.Signals, list[float]] = {signal.SIGINT: [], signal.SIGKILL: []}
+    for i in range(count):
         sent = time.monotonic()
         process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        assert process.stdout is not None
-        parser = ProgressParser()
-        for raw in process.stdout:
-            block = parser.feed(raw.decode())
-            if block is not None and flowing(block):
-                break
+        _first_sign_of_media(process)
         starts.append(time.monotonic() - sent)
         time.sleep(0.5)
+        how = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
         sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(how)
         process.wait()
-        stops.append(time.monotonic() - sent)
-    return starts, stops
+        stops[how].append(time.monotonic() - sent)
+        process.communicate()
+    return starts, stops[signal.SIGINT], stops[signal.SIGKILL]
+
+
+def line(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"{name:<36} p50 {statistics.median(ms):7.1f} ms   p90 {percentile(ms, 0.9):7.1f} ms"
+        f"   max {max(ms):7.1f} ms"
+    )
 
 
 def main() -> None:
@@ -110,38 +159,30 @@ def main() -> None:
     if args.progress_period:
         env["STREAMFLEET_PROGRESS_PERIOD_S"] = args.progress_period
 
+    figures: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        figures.setdefault(name, []).append(value)
+
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
         farm = LocalFarm(Path(tmp) / "farm", free_port(), not args.keep_farm_output, env)
         try:
             ids = [
-                farm.http.post(
-                    "/api/restream/create",
-                    json={**JOB, "restream_name": f"bench-{i}"},
-                    headers=farm.callaba,
-                ).json()["id"]
+                farm.post("/api/restream/create", {**JOB, "restream_name": f"bench-{i}"})["id"]
                 for i in range(args.count)
             ]
-            starts, stops, start_calls, stop_calls = [], [], [], []
             for restream_id in ids:
                 sent = time.time()
-                farm.http.post(
-                    "/api/restream/start", json={"id": restream_id}, headers=farm.callaba
-                )
-                start_calls.append(time.time() - sent)
-                running = wait(
-                    lambda rid=restream_id, t=sent: farm.event_time(rid, "running", t),
-                    30,
-                    "running",
-                )
-                starts.append(running - sent)
+                farm.post("/api/restream/start", {"id": restream_id})
+                add("  POST start answered", time.time() - sent)
+                add("start -> API says running", farm.reported(restream_id, "running") - sent)
+                add("start -> running recorded", farm.recorded(restream_id, "running", sent) - sent)
                 time.sleep(0.5)  # let it run a little
                 sent = time.time()
-                farm.http.post("/api/restream/stop", json={"id": restream_id}, headers=farm.callaba)
-                stop_calls.append(time.time() - sent)
-                idle = wait(
-                    lambda rid=restream_id, t=sent: farm.event_time(rid, "idle", t), 30, "idle"
-                )
-                stops.append(idle - sent)
+                farm.post("/api/restream/stop", {"id": restream_id})
+                add("  POST stop answered", time.time() - sent)
+                add("stop -> API says idle", farm.reported(restream_id, "idle") - sent)
+                add("stop -> idle recorded", farm.recorded(restream_id, "idle", sent) - sent)
             nodes = farm.http.get("/v1/nodes", headers=farm.bearer).json()
             version = nodes[0]["capabilities"]["ffmpeg"]["version"]
             for restream_id in ids:  # leave an external database as it was found
@@ -152,24 +193,18 @@ def main() -> None:
             farm.stop()
 
     binary = resolve_ffmpeg(env.get("FFMPEG_BINARY"))
-    alone_starts, alone_stops = ffmpeg_alone(binary, args.progress_period, args.count)
-
-    def line(name: str, values: list[float]) -> str:
-        ms = [v * 1000 for v in values]
-        return (
-            f"{name:<28} p50 {statistics.median(ms):7.1f} ms   p90 {percentile(ms, 0.9):7.1f} ms"
-            f"   max {max(ms):7.1f} ms"
-        )
+    starts, interrupted, killed = ffmpeg_alone(binary, args.progress_period, args.count)
 
     period = args.progress_period or "default"
-    print(f"start/stop latency over {args.count} restreams: FFmpeg {version}, period {period}")
-    print(line("start -> running (first progress)", starts))
-    print(line("stop -> FFmpeg exited", stops))
-    print(line("  POST start answered", start_calls))
-    print(line("  POST stop answered", stop_calls))
-    print("the same FFmpeg command run directly, without the farm:")
-    print(line("  spawn -> first progress", alone_starts))
-    print(line("  SIGINT -> exited", alone_stops))
+    print(f"start/stop over {args.count} restreams: FFmpeg {version} ({binary}), period {period}")
+    for name in ("start -> API says running", "start -> running recorded", "  POST start answered"):
+        print(line(name, figures[name]))
+    for name in ("stop -> API says idle", "stop -> idle recorded", "  POST stop answered"):
+        print(line(name, figures[name]))
+    print("the floor: the same FFmpeg command run directly, without the farm:")
+    print(line("  spawn -> first sign of media", starts))
+    print(line("  SIGINT -> exited", interrupted))
+    print(line("  SIGKILL -> exited", killed))
 
 
 if __name__ == "__main__":

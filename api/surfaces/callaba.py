@@ -8,7 +8,6 @@ start/stop/remove). An adapter only: every rule lives in `common.lifecycle.servi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -29,6 +28,7 @@ from common.ids import is_object_id
 from common.lifecycle import service, views
 from common.live import RestreamStats
 from common.models import Restream
+from common.restreams.repository import Summary, iso_ms
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -126,18 +126,14 @@ def _single_input(inputs: list[InputSpec]) -> InputSpec:
     return inputs[0]
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _summary(restream: Restream) -> dict[str, Any]:
+def _summary(restream: Summary) -> dict[str, Any]:
     return {
         "id": restream.id,
         "restream_name": restream.name,
-        "restream_type": service.definition_of(restream).restream_type(),
+        "restream_type": restream.restream_type,
         "active": restream.active,
-        "created": _iso(restream.created_at),
-        "modified": _iso(restream.modified_at),
+        "created": restream.created,
+        "modified": restream.modified,
     }
 
 
@@ -173,7 +169,7 @@ def _details(restream: Restream, now: views.Live) -> dict[str, Any]:
         "input": [source],
         "output": [o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
         "transcoding": _transcoding_doc(definition.transcoding),
-        **_summary(restream),
+        **_summary(Summary.of(restream)),
         "state": restream.state.value,
         "state_reason": restream.state_reason,
         "last_error": now.last_error(restream),
@@ -228,7 +224,7 @@ def create(
         active=True if body.active is None else body.active,
         surface=Surface.CALLABA,
     )
-    return {"id": restream.id, "_id": restream.id, "created": _iso(restream.created_at)}
+    return {"id": restream.id, "_id": restream.id, "created": iso_ms(restream.created_at)}
 
 
 @router.post("/restream/update")
@@ -255,7 +251,7 @@ def update(
         body.id,
         service.Changes(name=body.restream_name, definition=definition, active=body.active),
     )
-    return {"id": restream.id, "updated": _iso(restream.modified_at), "success": True}
+    return {"id": restream.id, "updated": iso_ms(restream.modified_at), "success": True}
 
 
 @router.post("/restream/start")
@@ -282,7 +278,7 @@ def remove(
 
 @router.post("/restream/getAll")
 def get_all(session: SessionDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
-    return [_summary(r) for r in service.list_all(session, principal)]
+    return [_summary(r) for r in service.summaries(session, principal)]
 
 
 @router.post("/restream/getCount")

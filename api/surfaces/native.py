@@ -165,27 +165,23 @@ class EventOut(BaseModel):
 
 
 def _out(restream: Restream, now: views.Live) -> RestreamOut:
-    definition = service.definition_of(restream)
+    shown = views.shown(restream)
     return RestreamOut(
         id=restream.id,
         project_id=restream.project_id,
         name=restream.name,
-        restream_type=definition.restream_type(),
+        restream_type=shown.restream_type,
         active=restream.active,
         state=restream.state.value,
         state_reason=restream.state_reason,
         last_error=now.last_error(restream),
         node=restream.node_name,
         generation=restream.generation,
-        ingest_url=now.ingest_url(restream, definition),
-        input=definition.input.model_dump(mode="json", exclude_none=True),
-        transcoding=(
-            definition.transcoding.model_dump(mode="json", exclude_none=True)
-            if definition.transcoding
-            else None
-        ),
-        outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
-        node_selector=definition.node_selector,
+        ingest_url=now.ingest_url(restream, shown.definition),
+        input=shown.input,
+        transcoding=shown.transcoding,
+        outputs=shown.outputs,
+        node_selector=shown.definition.node_selector,
         created_at=restream.created_at,
         modified_at=restream.modified_at,
         state_changed_at=restream.state_changed_at,

@@ -354,9 +354,14 @@ class RestreamDefinition(_Lenient):
 
     def restream_type(self) -> str:
         """Callaba's RESTREAM_TYPE_<IN>_TO_<OUT> label, derived from the input and first output."""
-        source = _family(self.input.input_type.value, "INPUT_TYPE_")
-        target = _family(self.outputs[0].output_type.value, "OUTPUT_TYPE_")
-        return f"RESTREAM_TYPE_{source}_TO_{target}"
+        return restream_type(self.input.input_type.value, self.outputs[0].output_type.value)
+
+
+def restream_type(input_type: str, first_output_type: str) -> str:
+    """Callaba's RESTREAM_TYPE_<IN>_TO_<OUT> label of an input type and an output type."""
+    source = _family(input_type, "INPUT_TYPE_")
+    target = _family(first_output_type, "OUTPUT_TYPE_")
+    return f"RESTREAM_TYPE_{source}_TO_{target}"
 
 
 def _family(type_value: str, prefix: str) -> str:

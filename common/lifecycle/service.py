@@ -117,6 +117,10 @@ def list_all(session: Session, principal: Principal) -> Sequence[Restream]:
     return repository.all_in(session, principal.project_id)
 
 
+def summaries(session: Session, principal: Principal) -> list[repository.Summary]:
+    return repository.summaries(session, principal.project_id)
+
+
 def create(
     session: Session,
     farm: Farm,

@@ -6,8 +6,10 @@ that joins the two has one rule, here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -52,6 +54,51 @@ class Live:
         lease = self.leases.get(restream.node_name)
         address = lease.address if lease is not None else restream.node_name
         return ingest_url(definition.input, address, restream.id)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A stored definition as clients read it: parsed, and its parts in their JSON form.
+    Shared between requests: read it, never change it (`service.definition_of` gives a
+    definition of one's own)."""
+
+    definition: RestreamDefinition
+    restream_type: str
+    input: dict[str, Any]
+    transcoding: dict[str, Any] | None
+    outputs: list[dict[str, Any]]
+
+
+_SHOWN_KEPT = 20_000  # definitions kept parsed (a few KiB each)
+_shown: dict[str, tuple[dict[str, Any], Shown]] = {}
+_shown_lock = threading.Lock()
+
+
+def shown(restream: Restream) -> Shown:
+    """Its definition as clients read it, parsed once per content: a list of hundreds does
+    not validate hundreds of definitions that have not changed since the last read (a kept
+    one is used only while the stored definition equals the one it was made from)."""
+    stored = restream.definition
+    kept = _shown.get(restream.id)
+    if kept is not None and kept[0] == stored:
+        return kept[1]
+    definition = RestreamDefinition.model_validate(stored)
+    made = Shown(
+        definition=definition,
+        restream_type=definition.restream_type(),
+        input=definition.input.model_dump(mode="json", exclude_none=True),
+        transcoding=(
+            definition.transcoding.model_dump(mode="json", exclude_none=True)
+            if definition.transcoding
+            else None
+        ),
+        outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
+    )
+    with _shown_lock:
+        if len(_shown) >= _SHOWN_KEPT:
+            _shown.pop(next(iter(_shown)))  # the oldest kept
+        _shown[restream.id] = (stored, made)
+    return made
 
 
 def read(client: redis.Redis, restreams: Iterable[Restream]) -> Live:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from common.lifecycle.reports import Attempt
 from common.lifecycle.service import place_now
 from common.models import Event, Restream, Run
 from common.outbox import ControlMessage
+from common.restreams.repository import Summary
 from tests.support.nodes import simulate_node
 
 S = RestreamState
@@ -381,3 +383,17 @@ def test_a_restream_its_silent_node_may_still_run_starts_nowhere_else_and_stops_
     stopped = load(db, restream.id)
     assert (stopped.state, stopped.node_name) == (S.STOPPING, "a")
     assert [(m.task, m.queue) for m in sent] == [(TASK_RESTREAM_STOP, node_queue("a"))]
+
+
+def test_summaries_read_by_postgresql_say_what_the_rows_say(
+    db: Database, farm: service.Farm
+) -> None:
+    """Callaba's getAll reads summaries without loading rows: its times (formatted by
+    PostgreSQL) and kinds (read from the stored definition) are those of the row itself."""
+    created = [create(db, farm, active=False, name=f"r{i}") for i in range(3)]
+    with db.transaction() as session:
+        listed = service.summaries(session, ADMIN)
+        rows = [session.get(Restream, r.id) for r in created]
+        assert listed == [Summary.of(row) for row in rows if row is not None]
+    assert listed[0].restream_type == "RESTREAM_TYPE_TEST_VIDEO_TO_UDP"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", listed[0].created)
