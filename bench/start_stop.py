@@ -92,17 +92,23 @@ def _first_sign_of_media(process: subprocess.Popen[bytes]) -> None:
     assert process.stdout is not None
     assert process.stderr is not None
     parser = ProgressParser()
+    pending = {process.stdout.fileno(): b"", process.stderr.fileno(): b""}
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ, "progress")
-        selector.register(process.stderr, selectors.EVENT_READ, "log")
+        selector.register(process.stdout.fileno(), selectors.EVENT_READ)
+        selector.register(process.stderr.fileno(), selectors.EVENT_READ)
         while True:
             for key, _ in selector.select():
-                line = key.fileobj.readline().decode()  # type: ignore[union-attr]
-                if key.data == "log" and output_header(line.rstrip()):
-                    return
-                block = parser.feed(line) if key.data == "progress" else None
-                if block is not None and flowing(block):
-                    return
+                fd = key.fd
+                *lines, pending[fd] = (pending[fd] + os.read(fd, 65536)).split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    if fd == process.stderr.fileno():
+                        if output_header(line.rstrip()):
+                            return
+                        continue
+                    block = parser.feed(line + "\n")
+                    if block is not None and flowing(block):
+                        return
 
 
 def ffmpeg_alone(

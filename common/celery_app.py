@@ -16,7 +16,6 @@ from common.outbox import ControlMessage, Sender
 TASK_RESTREAM_START = "restream.start"
 TASK_RESTREAM_STOP = "restream.stop"
 TASK_NODE_SYNC = "node.sync"
-TASK_FARM_RECONCILE = "farm.reconcile"
 CONTROL_QUEUE = "control"
 
 
@@ -44,13 +43,6 @@ def create_celery(settings: Settings) -> Any:
         broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 5},
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
-        beat_schedule={
-            "reconcile": {
-                "task": TASK_FARM_RECONCILE,
-                "schedule": settings.reconcile_interval_s,
-                "options": {"queue": CONTROL_QUEUE, "expires": settings.reconcile_interval_s},
-            }
-        },
     )
     return app
 

@@ -37,7 +37,8 @@ from worker.job import JOB_TRANSITIONS, Job, JobState, Limits, Observer
 from worker.spawn import Spawner, kill_group, prepare_workdirs
 
 log = logging.getLogger(__name__)
-WATCHDOG_TICK_S = 0.25
+WATCHDOG_TICK_S = 0.25  # the shortest sleep of a job's watchdog
+DEADLINE_SLACK_S = 0.02  # it wakes this much after a deadline, for the deadline to have passed
 REFUSED_PAUSE_S = 0.5  # before listening again after hanging up on a wrong stream key
 J = JobState
 
@@ -227,7 +228,9 @@ class JobRun:
         try:
             while not exited.done():
                 await asyncio.wait(
-                    {exited, stop_wanted}, timeout=WATCHDOG_TICK_S, return_when="FIRST_COMPLETED"
+                    {exited, stop_wanted},
+                    timeout=self._until_due_s(),
+                    return_when="FIRST_COMPLETED",
                 )
                 if exited.done():
                     break
@@ -257,6 +260,21 @@ class JobRun:
             stop_wanted.cancel()
             if stopper is not None:
                 stopper.cancel()
+
+    def _until_due_s(self) -> float:
+        """Until the watchdog's next deadline (no publisher yet, media gone, a stall), just
+        past it: it sleeps until then rather than a tick at a time (a node runs hundreds of
+        these), and wakes at once for an exit or a stop. Media may start to flow meanwhile,
+        which brings a deadline nearer: it never sleeps longer than `input_loss_s`."""
+        now = time.monotonic()
+        if self.job.listens and not self.flowed:
+            due = [self.spawned_at + self.limits.input_loss_s]
+        else:
+            due = [self.progressed_at + self.limits.stall_timeout_s]
+            if self.flowed:
+                due.append(self.progressed_at + self.limits.input_loss_s)
+        ahead = [d - now + DEADLINE_SLACK_S for d in due if d > now]
+        return max(WATCHDOG_TICK_S, min([*ahead, self.limits.input_loss_s]))
 
     def _waiting(self, reason: str) -> None:
         """FFmpeg runs, but no media flows (for now): say so, once."""

@@ -32,7 +32,6 @@ from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import count_u30_devices, node_capabilities
 from common.outbox import Sender
-from common.reconcile.run import RoundSummary, reconcile
 from worker.http import WorkerHttp
 from worker.job import Job, Limits
 from worker.launch import Launcher
@@ -316,9 +315,6 @@ class NodeRuntime:
                     "sync: stopping what is not ours", extra=self._about(restream_id, generation)
                 )
                 self.supervisor.stop(restream_id, generation)
-
-    def reconcile(self) -> RoundSummary:
-        return reconcile(self.db, self.redis, self.settings)
 
     # -- what the health and metrics endpoint reads (worker.http.NodeView) -----------------
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from common.celery_app import (
-    TASK_FARM_RECONCILE,
     TASK_NODE_SYNC,
     TASK_RESTREAM_START,
     TASK_RESTREAM_STOP,
@@ -34,7 +33,3 @@ def register(app: Any, runtime: Callable[[], NodeRuntime]) -> None:
     @app.task(name=TASK_NODE_SYNC, ignore_result=True)  # type: ignore[untyped-decorator]
     def node_sync(node: str, desired: dict[str, Any]) -> None:
         runtime().sync({rid: int(gen) for rid, gen in desired.items()})
-
-    @app.task(name=TASK_FARM_RECONCILE, ignore_result=True)  # type: ignore[untyped-decorator]
-    def farm_reconcile() -> None:
-        runtime().reconcile()

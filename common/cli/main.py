@@ -81,17 +81,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_beat(args: argparse.Namespace) -> int:
-    from common.config import Settings
+def cmd_beat(_args: argparse.Namespace) -> int:
+    from common.cli.beat import main
 
-    schedule = Path(args.data_dir) / "beat-schedule"
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    _exec(
-        "-m", "celery", "-A", "common.celery_beat", "beat",
-        "--schedule", str(schedule),
-        "--loglevel", Settings().log_level,
-    )  # fmt: skip
-    return 0
+    return main()
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
@@ -105,7 +98,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
         password = settings.admin_password.get_secret_value()
         auth = [f"--basic-auth={settings.admin_email}:{password}"]
     _exec(
-        "-m", "celery", "-A", "common.celery_beat", "flower",
+        "-m", "celery", "-A", "common.celery_flower", "flower",
         f"--port={args.port}", f"--address={args.address}", *auth,
     )  # fmt: skip
     return 0

@@ -24,6 +24,7 @@ from tests.support.peers import bound, publisher, running
 from tests.support.processes import alive
 from tests.support.wait import wait_for
 from worker.job import Job, Limits
+from worker.jobrun import JobRun
 from worker.spawn import Spawner
 from worker.supervisor import Supervisor
 
@@ -418,3 +419,17 @@ def test_a_stop_ends_at_once_what_has_nothing_to_finish(
     assert supervisor.stop("r1", 1)
     assert time.monotonic() - started < FAST.stop_grace_s / 2
     assert recorder.last("ended")["outcome"] is Outcome.STOPPED
+
+
+def test_the_watchdog_sleeps_until_its_next_deadline_not_a_tick_at_a_time(
+    recorder: Recorder,
+) -> None:
+    """A node runs hundreds of jobs: a job whose media flows wakes its watchdog once per
+    `input_loss_s`, just after the moment its silence would count, not every tick."""
+    run = JobRun(fake_job("steady"), FAST, recorder, node="n", spawner=Spawner(()),
+                 may_run=lambda: True)  # fmt: skip
+    run.flowed = True
+    run.progressed_at = time.monotonic() - 0.5  # its last progress, half a second ago
+    assert FAST.input_loss_s - 0.5 < run._until_due_s() <= FAST.input_loss_s - 0.5 + 0.05
+    run.progressed_at = time.monotonic() - FAST.input_loss_s - 0.1  # silent: waiting told
+    assert run._until_due_s() == FAST.input_loss_s  # the stall is later; media may come back

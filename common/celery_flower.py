@@ -1,4 +1,4 @@
-"""The Celery app for `celery beat` and Flower: the broker and the reconcile schedule only."""
+"""The Celery app for Flower: the broker only."""
 
 from __future__ import annotations
 
