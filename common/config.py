@@ -170,16 +170,20 @@ class Settings(BaseSettings):
     )
 
     lease_ttl_s: float = Field(
-        5.0,
+        3.0,
         gt=0,
-        description="A Redis outage shorter than this stops no FFmpeg; a worker that cannot "
-        "renew its lease longer than this plus one renewal interval kills (fences) its FFmpeg.",
+        description="A Redis outage shorter than this less one renewal interval stops no "
+        "FFmpeg; a worker that cannot renew its lease longer than this plus one renewal "
+        "interval kills (fences) its FFmpeg.",
     )
     lease_renew_interval_s: float = Field(
-        1.0, gt=0, description="How often a worker renews its lease and publishes statistics."
+        0.5,
+        gt=0,
+        description="How often a worker renews its lease (its live statistics go with a "
+        "renewal once a second).",
     )
     fence_margin_s: float = Field(
-        1.0,
+        0.5,
         gt=0,
         description="A lease outlives its worker's fence by this much: a lost node's restreams "
         "start elsewhere only once its copies are certainly gone.",

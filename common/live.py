@@ -182,10 +182,14 @@ def memory_age_s(client: redis.Redis) -> float:
     """Seconds Redis has remembered this farm, by its own clock. A key without expiry, set
     once: it is lost when Redis loses its data (a restart without persistence, a flush, an
     empty replica promoted) — and every node lease with it, although no node fenced."""
-    seconds, micros = client.time()
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    pipe.get(MEMORY_KEY)
+    (seconds, micros), since = pipe.execute()  # one round trip, as a round asks each second
     now = seconds + micros / 1_000_000
-    client.set(MEMORY_KEY, repr(now), nx=True)
-    since = client.get(MEMORY_KEY)
+    if since is None:  # first asked, or the memory is lost: it starts now
+        client.set(MEMORY_KEY, repr(now), nx=True)
+        since = client.get(MEMORY_KEY)
     return now - float(since) if since is not None else 0.0
 
 

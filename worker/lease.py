@@ -1,10 +1,12 @@
-"""The node lease: renewed every second with live statistics, and self-fencing (DESIGN §4).
+"""The node lease: renewed every half second (live statistics with it once a second), and
+self-fencing (DESIGN §4).
 
 The fence deadline is measured from the moment a renewal was *sent*, so it always falls
 before the key can expire in Redis: when the reconciler sees the lease gone and places the
 restreams elsewhere, this node's copies are already dead. Never two publishers. It falls a
 lease TTL plus one renewal interval after that renewal, so that a Redis outage shorter than
-the TTL, whenever it starts, stops nothing; the key lives a fence margin longer still.
+the TTL less one interval, whenever it starts, stops nothing; the key lives a fence margin
+longer still.
 A worker that fenced and renews again (Redis is back) says so (`on_regained`): its restreams
 that are still its own start again at once, without waiting for the reconciler.
 
@@ -21,6 +23,7 @@ copy on a Redis replica) just expires, and the worker takes its own back.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -37,6 +40,7 @@ from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 WATCHDOG_PERIOD_S = 0.1
+STATS_PERIOD_S = 1.0  # how often the live statistics are written (with a renewal)
 
 
 def new_holder() -> str:
@@ -90,6 +94,7 @@ class Heartbeat:
         self._on_lost = on_lost
         self._on_regained = on_regained
         self._valid_until = 0.0
+        self._stats_sent_at = -math.inf
         self._fenced = False
         self._stopped = threading.Event()
         self._threads = [
@@ -134,6 +139,8 @@ class Heartbeat:
 
     def renew(self) -> None:
         sent_at = time.monotonic()
+        # Live statistics go with a renewal once a second, however often it renews.
+        with_stats = sent_at - self._stats_sent_at >= STATS_PERIOD_S - self.interval_s / 2
         lease = live.NodeLease(
             node=self.node,
             renewed_at=time.time(),
@@ -146,11 +153,13 @@ class Heartbeat:
             self.redis,
             lease,
             self.key_ttl_s,
-            stats=self.supervisor.stats(),
+            stats=self.supervisor.stats() if with_stats else (),
             stats_ttl_s=self.stats_ttl_s,
         )
         if taken is not None:
             raise NodeNameTaken(taken)
+        if with_stats:
+            self._stats_sent_at = sent_at
         self._valid_until = sent_at + self.fence_after_s
         self.renew_seconds.append(time.monotonic() - sent_at)
         if self._sighted is not None:

@@ -25,11 +25,13 @@ from common.logs import configure_logging
 from common.reconcile.run import reconcile
 
 log = logging.getLogger(__name__)
+LAPSE_SLACK_S = 0.01  # a round just after a lease lapses, not just before
 
 
 def run_beat(settings: Settings, stopping: threading.Event) -> None:
-    """A round every interval until `stopping` is set. A round that fails (PostgreSQL or
-    Redis out of reach) is logged; the next one comes on the beat."""
+    """A round every interval until `stopping` is set, and one more the moment the lease of a
+    node that stopped answering lapses. A round that fails (PostgreSQL or Redis out of reach)
+    is logged; the next one comes on the beat."""
     celery = create_celery(settings)
     db = Database(
         make_engine(
@@ -44,13 +46,18 @@ def run_beat(settings: Settings, stopping: threading.Event) -> None:
     due = time.monotonic()
     try:
         while not stopping.is_set():
+            next_lapse_s = None
             try:
-                reconcile(db, client, settings)
+                next_lapse_s = reconcile(db, client, settings).next_lapse_s
             except Exception:
                 log.exception("reconcile round failed")
-            # On the beat; after a slow round, the next at once.
-            due = max(due + interval, time.monotonic())
-            stopping.wait(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            if now >= due:  # the round on the beat (not one at a lapse): the next beat
+                due = max(due + interval, now)  # after a slow round, at once
+            wait_s = due - now
+            if next_lapse_s is not None:  # a lost node's restreams move the moment they may
+                wait_s = min(wait_s, next_lapse_s + LAPSE_SLACK_S)
+            stopping.wait(max(0.0, wait_s))
     finally:
         client.close()
         db.engine.dispose()

@@ -232,6 +232,9 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
         commands.discard(session, gone)  # followers first: the database would cascade them
 
 
+_PLACEMENT_LOCK = select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_ID))
+
+
 def lock_placement(session: Session) -> None:
     """Serialise placements farm-wide until this transaction ends.
 
@@ -239,7 +242,7 @@ def lock_placement(session: Session) -> None:
     the previous holder were committed before it was released: no two placements can both
     count the same free capacity (or the same free port), so no node is ever overbooked.
     """
-    session.execute(select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_ID)))
+    session.execute(_PLACEMENT_LOCK)
 
 
 def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:

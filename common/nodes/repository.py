@@ -21,8 +21,11 @@ def get(session: Session, name: str, *, for_update: bool = False) -> Node | None
     return session.execute(statement).scalar_one_or_none()
 
 
+_ALL_NODES = select(Node).order_by(Node.name)  # built once: the reconciler asks every round
+
+
 def all_nodes(session: Session) -> Sequence[Node]:
-    return list(session.execute(select(Node).order_by(Node.name)).scalars().all())
+    return list(session.execute(_ALL_NODES).scalars().all())
 
 
 def names_in_state(session: Session, state: NodeState) -> list[str]:

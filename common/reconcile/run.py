@@ -56,6 +56,7 @@ from common.reconcile.plan import (
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.
 RECONCILE_LOCK_ID = 0x7366_7265_636F_6E63
+_ROUND_LOCK = select(func.pg_try_advisory_xact_lock(RECONCILE_LOCK_ID))
 
 Snapshot = dict[str, tuple[Phase, int, str | None]]
 
@@ -65,6 +66,9 @@ class RoundSummary:
     ran: bool
     duration_ms: float = 0.0
     actions: dict[str, int] = field(default_factory=dict)
+    # Seconds until the lease of a node that stopped answering lapses (the soonest): the
+    # moment its restreams may start elsewhere, for the next round to come right then.
+    next_lapse_s: float | None = None
 
 
 def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
@@ -76,13 +80,11 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
         live.memory_age_s(client) >= settings.lease_key_ttl_s + settings.lease_renew_interval_s
     )
     with db.transaction() as session:
-        if not session.execute(
-            select(func.pg_try_advisory_xact_lock(RECONCILE_LOCK_ID))
-        ).scalar_one():
+        if not session.execute(_ROUND_LOCK).scalar_one():
             return RoundSummary(ran=False)
         lock_placement(session)
         nodes = node_repository.all_nodes(session)
-        node_views = _node_views(client, nodes, settings)
+        node_views, next_lapse_s = _node_views(client, nodes, settings)
         settled = {
             n.name for n in node_views if n.lease and not n.silence and n.state is NodeState.ACTIVE
         }
@@ -95,21 +97,30 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             judge_nodes=judge_nodes,
         )
         counts = _apply_all(session, actions, snapshot)
-    summary = RoundSummary(ran=True, duration_ms=(time.perf_counter() - started) * 1000)
-    summary.actions = counts
+    summary = RoundSummary(
+        ran=True,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        actions=counts,
+        next_lapse_s=next_lapse_s,
+    )
     if set(counts) - {"Sync"}:
         log.info("reconciled in %.0f ms: %s", summary.duration_ms, counts)
     return summary
 
 
-def _node_views(client: redis.Redis, nodes: Sequence[Node], settings: Settings) -> list[NodeView]:
+def _node_views(
+    client: redis.Redis, nodes: Sequence[Node], settings: Settings
+) -> tuple[list[NodeView], float | None]:
     """Each node with its lease, and why its worker does not answer, if it does not: its
     connections to Redis are gone (the process died: Redis saw its sockets close), or it has
-    not renewed for two intervals. Its lease may not have lapsed yet: only then is it lost."""
+    not renewed for two intervals. Its lease may not have lapsed yet: only then is it lost.
+    And the seconds until the soonest such lease lapses (None: every node answers)."""
     leases = live.read_leases(client, [n.name for n in nodes])
     connected = live.connected_workers(client) if leases else set()
     remaining = live.lease_remaining_s(client, list(leases))
-    overdue_s = 2 * settings.lease_renew_interval_s + 0.5
+    # Two renewals missed, and never under 2.5 s: a Redis outage of a couple of seconds,
+    # which stops no FFmpeg, reads as no silence either.
+    overdue_s = max(2 * settings.lease_renew_interval_s + 0.5, 2.5)
     views = []
     for node in nodes:
         lease = leases.get(node.name)
@@ -121,22 +132,28 @@ def _node_views(client: redis.Redis, nodes: Sequence[Node], settings: Settings) 
             elif age_s > overdue_s:
                 silence = f"no lease renewal for {age_s:.1f} s"
         views.append(NodeView(node.name, node.state, lease, silence))
-    return views
+    lapses = [remaining[v.name] for v in views if v.silence and v.name in remaining]
+    return views, min(lapses, default=None)
 
 
-_VIEW_COLUMNS = (
-    Restream.id,
-    Restream.phase,
-    Restream.active,
-    Restream.node_name,
-    Restream.generation,
-    # Seconds in the phase, computed by PostgreSQL (as of this transaction's start).
-    func.extract("epoch", func.now() - Restream.phase_changed_at),
-    Restream.reserved_millicores,
-    Restream.u30_device,
-    Restream.u30_load,
-    Restream.listen_port,
-    Restream.source_id,
+# Built once: a round each second would otherwise spend a good part of itself building it.
+_VIEWS = (
+    select(
+        Restream.id,
+        Restream.phase,
+        Restream.active,
+        Restream.node_name,
+        Restream.generation,
+        # Seconds in the phase, computed by PostgreSQL (as of this transaction's start).
+        func.extract("epoch", func.now() - Restream.phase_changed_at),
+        Restream.reserved_millicores,
+        Restream.u30_device,
+        Restream.u30_load,
+        Restream.listen_port,
+        Restream.source_id,
+    )
+    .where((Restream.active.is_(True)) | (Restream.phase != Phase.IDLE))
+    .order_by(Restream.created_at, Restream.id)
 )
 
 
@@ -152,11 +169,7 @@ def _restream_views(
     plain = [
         tuple(row)
         for row in session.connection()
-        .execute(
-            select(*_VIEW_COLUMNS)
-            .where((Restream.active.is_(True)) | (Restream.phase != Phase.IDLE))
-            .order_by(Restream.created_at, Restream.id)
-        )
+        .execute(_VIEWS)
         .all()  # one fetch of every row: far cheaper than a fetch per row
     ]
     # Restreams fed by a relay may have to follow their source: keep their definitions too.
@@ -165,10 +178,14 @@ def _restream_views(
         for r in plain
         if r[1] is not Phase.PLACED or r[3] not in settled_nodes or r[10] is not None
     ]
-    definitions: dict[str, dict[str, Any]] = dict(
-        session.execute(
-            select(Restream.id, Restream.definition).where(Restream.id.in_(suspects))
-        ).all()
+    definitions: dict[str, dict[str, Any]] = (
+        dict(
+            session.execute(
+                select(Restream.id, Restream.definition).where(Restream.id.in_(suspects))
+            ).all()
+        )
+        if suspects
+        else {}  # every one placed on a settled node: no definition to read
     )
     views, snapshot = [], {}
     for rid, phase, active, node, generation, age, cpu, device, load, port, source in plain:
@@ -190,12 +207,16 @@ def _apply_all(session: Session, actions: list[Action], snapshot: Snapshot) -> d
     ids = [
         a.restream_id for a in actions if not isinstance(a, Sync | MarkNodeOffline | MarkNodeActive)
     ]
-    locked = {
-        r.id: r
-        for r in session.execute(
-            select(Restream).where(Restream.id.in_(ids)).with_for_update(skip_locked=True)
-        ).scalars()
-    }
+    locked = (
+        {
+            r.id: r
+            for r in session.execute(
+                select(Restream).where(Restream.id.in_(ids)).with_for_update(skip_locked=True)
+            ).scalars()
+        }
+        if ids
+        else {}  # a round at rest: nothing to lock
+    )
     counts: dict[str, int] = {}
     for action in actions:
         if _apply(session, action, snapshot, locked):

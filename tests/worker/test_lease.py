@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -198,3 +199,23 @@ def test_only_the_holder_writes_statistics_with_its_lease(redis_client: redis.Re
     assert live.claim_lease(redis_client, mine, 5, stats=stats, stats_ttl_s=5) is None
     assert live.read_stats(redis_client, ["r1"])["r1"].state == "running"
     assert holder(redis_client, "twin") == "here:1:a"
+
+
+def test_statistics_go_with_a_renewal_once_a_second_however_often_it_renews(
+    worker: MakeWorker,
+) -> None:
+    heartbeat = worker("steady")  # renews every 0.2 s
+    asked: list[float] = []
+    real_stats = heartbeat.supervisor.stats
+
+    def stats() -> list[live.RestreamStats]:
+        asked.append(time.monotonic())
+        return real_stats()
+
+    heartbeat.supervisor.stats = stats  # type: ignore[method-assign]
+    heartbeat.start()
+    time.sleep(2.1)
+    renewals = len(heartbeat.renew_seconds)
+    assert renewals >= 9  # the first at start, then one each 0.2 s
+    assert 2 <= len(asked) <= 3  # at the start, then once a second
+    assert all(b - a >= 0.85 for a, b in itertools.pairwise(asked))

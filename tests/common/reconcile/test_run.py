@@ -175,11 +175,16 @@ def test_a_node_whose_worker_died_reads_recovering_within_a_round_and_moves_once
     with db.transaction() as session:
         reports.apply(session, Attempt(restream.id, 1, "a"), reports.Running())
     simulate_node(db, redis_client, "b")
-    assert "Lose" not in reconcile(db, redis_client, settings).actions  # it answers
+    answering = reconcile(db, redis_client, settings)
+    assert "Lose" not in answering.actions  # it answers
+    assert answering.next_lapse_s is None  # nothing to move at any moment
 
     worker.close()  # the process died: Redis drops its connections at once
     summary = reconcile(db, redis_client, settings)
     assert summary.actions.get("Lose") == 1 and summary.actions.get("MarkNodeOffline") == 1
+    # The next round is due the moment its lease lapses (the beat wakes for it).
+    assert summary.next_lapse_s is not None
+    assert 0 < summary.next_lapse_s <= settings.lease_key_ttl_s
     with db.transaction() as session:
         kept = session.get(Restream, restream.id)
         node = session.get(Node, "a")
