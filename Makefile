@@ -43,8 +43,13 @@ test: lint peers
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not e2e' $(ARGS)
 
+# Every figure of the README's Benchmarks, one after the other (about 12 minutes); FFMPEG=PATH
+# runs the FFmpeg-bound ones on that FFmpeg instead of the default one.
 bench: $(STAMP)
-	$(BIN)/python bench/start_stop.py $(ARGS)
+	$(BIN)/python bench/start_stop.py $(if $(FFMPEG),--ffmpeg $(FFMPEG))
+	$(BIN)/python bench/api_latency.py
+	$(BIN)/python bench/overhead.py $(if $(FFMPEG),--ffmpeg $(FFMPEG))
+	$(BIN)/python bench/failover.py --kills 20
 
 clean:
 	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache tests/peers/node_modules

@@ -44,6 +44,7 @@ from common.definitions.restream import RestreamDefinition  # noqa: E402
 from common.ffmpeg.argv import build_argv  # noqa: E402
 from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
 from common.ffmpeg.outcome import output_header  # noqa: E402
+from common.ffmpeg.outputs import needs_clean_end  # noqa: E402
 from common.ffmpeg.placement import Placement  # noqa: E402
 from common.ffmpeg.probe import probe  # noqa: E402
 from common.ffmpeg.progress import ProgressParser, flowing  # noqa: E402
@@ -123,7 +124,9 @@ def ffmpeg_alone(
     argv = [binary, *build_argv(
         definition,
         Placement("bench"),
-        progress_period_s=float(period) if period else capabilities.progress_period_s(),
+        progress_period_s=float(period)
+        if period
+        else capabilities.progress_period_s(clean_end=needs_clean_end(definition)),
     )]  # fmt: skip
     starts: list[float] = []
     stops: dict[signal.Signals, list[float]] = {signal.SIGINT: [], signal.SIGKILL: []}

@@ -222,8 +222,9 @@ class Settings(BaseSettings):
     progress_period_s: float | None = Field(
         None,
         gt=0,
-        description="FFmpeg `-stats_period`, seconds; default 1, or 0.25 for FFmpeg 7+ whose main "
-        "loop also looks for stop requests only at this pace.",
+        description="FFmpeg `-stats_period`, seconds; default 1, or 0.25 for FFmpeg 7+ (whose "
+        "main loop looks for stop requests only at this pace) where a stop lets FFmpeg finish "
+        "its outputs.",
     )
     stderr_tail_lines: int = Field(
         40, ge=1, description="Lines of FFmpeg's stderr kept for error reports."

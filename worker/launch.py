@@ -83,10 +83,12 @@ class Launcher:
     def job(self, launch: Launch) -> Job:
         """The job to run (raises ValueError or OSError when no command can be built)."""
         definition = self._with_source_codec(launch)
+        clean_end = needs_clean_end(definition)
         argv = build_argv(
             definition,
             launch.placement,
-            progress_period_s=self.settings.progress_period_s or self.ffmpeg.progress_period_s(),
+            progress_period_s=self.settings.progress_period_s
+            or self.ffmpeg.progress_period_s(clean_end=clean_end),
         )
         reservation = reservation_of(launch.row)
         return Job(
@@ -101,7 +103,7 @@ class Launcher:
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
             workdirs=workdirs(definition, launch.placement),
             source=pulled_source(definition),
-            clean_end=needs_clean_end(definition),
+            clean_end=clean_end,
         )
 
     def _with_source_codec(self, launch: Launch) -> RestreamDefinition:

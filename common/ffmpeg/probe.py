@@ -23,7 +23,9 @@ _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)")
 SOURCE_PROBE_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 20.0
 # FFmpeg 7 moved to a threaded architecture whose main loop wakes (to report progress, and to
-# notice "q" or SIGINT) once per -stats_period: a shorter period keeps stops prompt.
+# notice "q" or SIGINT) once per -stats_period: a shorter period keeps stops prompt where a
+# stop asks FFmpeg to finish its outputs. Where it is killed at once (nothing to finish), the
+# longer period spares the node three progress reports a second per FFmpeg.
 THREADED_MAJOR = 7
 DEFAULT_PROGRESS_PERIOD_S = 1.0
 THREADED_PROGRESS_PERIOD_S = 0.25
@@ -50,10 +52,13 @@ class FfmpegCapabilities:
     hwaccels: frozenset[str] = field(default_factory=frozenset)
     failed_encoders: dict[str, str] = field(default_factory=dict)  # name -> why
 
-    def progress_period_s(self) -> float:
-        """The -stats_period that suits this build (see THREADED_MAJOR)."""
+    def progress_period_s(self, *, clean_end: bool = True) -> float:
+        """The -stats_period that suits this build (see THREADED_MAJOR), for a restream
+        whose stop lets FFmpeg finish its outputs (`clean_end`) or kills it at once."""
         threaded = self.major is None or self.major >= THREADED_MAJOR  # git builds are recent
-        return THREADED_PROGRESS_PERIOD_S if threaded else DEFAULT_PROGRESS_PERIOD_S
+        if threaded and clean_end:
+            return THREADED_PROGRESS_PERIOD_S
+        return DEFAULT_PROGRESS_PERIOD_S
 
     def as_dict(self) -> dict[str, object]:
         """What the node advertises. Full encoder and decoder lists are long: only the ones

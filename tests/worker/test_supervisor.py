@@ -433,3 +433,29 @@ def test_the_watchdog_sleeps_until_its_next_deadline_not_a_tick_at_a_time(
     assert FAST.input_loss_s - 0.5 < run._until_due_s() <= FAST.input_loss_s - 0.5 + 0.05
     run.progressed_at = time.monotonic() - FAST.input_loss_s - 0.1  # silent: waiting told
     assert run._until_due_s() == FAST.input_loss_s  # the stall is later; media may come back
+
+
+def test_progress_split_anywhere_across_reads_is_read_whole(recorder: Recorder) -> None:
+    """Progress is read in chunks, as it arrives: a block (or a line) cut between two reads
+    is put back together."""
+    run = JobRun(fake_job("steady"), FAST, recorder, node="n", spawner=Spawner(()),
+                 may_run=lambda: True)  # fmt: skip
+    blocks = b"".join(
+        b"frame=%d\ntotal_size=%d\nout_time_us=%d\nprogress=continue\n" % (n, n * 1000, n * 10**5)
+        for n in (1, 2, 3)
+    )
+
+    async def read() -> None:
+        stdout = asyncio.StreamReader()
+        process = type("Process", (), {"stdout": stdout})()
+        reader = asyncio.create_task(run._read_progress(process))
+        for at in range(0, len(blocks), 7):  # cut mid-line, mid-key, mid-number
+            stdout.feed_data(blocks[at : at + 7])
+            await asyncio.sleep(0)  # read before the next piece arrives
+        stdout.feed_eof()
+        await reader
+
+    asyncio.run(read())
+    assert run.block is not None
+    assert (run.block.frame, run.block.total_size_bytes) == (3, 3000)
+    assert recorder.names() == ["running"]  # media flowed

@@ -131,3 +131,5 @@ def test_progress_period_suits_the_ffmpeg_build(major: int | None, period: float
     from common.ffmpeg.probe import FfmpegCapabilities
 
     assert FfmpegCapabilities("ffmpeg", "x", major).progress_period_s() == period
+    # Killed at once when stopped (nothing to finish): no stop waits for a report.
+    assert FfmpegCapabilities("ffmpeg", "x", major).progress_period_s(clean_end=False) == 1.0
