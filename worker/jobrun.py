@@ -239,7 +239,7 @@ class JobRun:
                     if stopper is None:
                         stopper = asyncio.create_task(self._terminate(process))
                     continue
-                if self.job.listens and not self.flowed:
+                if self._awaiting_publisher():
                     self.progressed_at = time.monotonic()  # waiting for a publisher: no stall
                     if time.monotonic() - self.spawned_at > self.limits.input_loss_s:
                         self._waiting("waiting for a publisher")
@@ -268,7 +268,7 @@ class JobRun:
         these), and wakes at once for an exit or a stop. Media may start to flow meanwhile,
         which brings a deadline nearer: it never sleeps longer than `input_loss_s`."""
         now = time.monotonic()
-        if self.job.listens and not self.flowed:
+        if self._awaiting_publisher():
             due = [self.spawned_at + self.limits.input_loss_s]
         else:
             due = [self.progressed_at + self.limits.stall_timeout_s]
@@ -276,6 +276,10 @@ class JobRun:
                 due.append(self.progressed_at + self.limits.input_loss_s)
         ahead = [d - now + DEADLINE_SLACK_S for d in due if d > now]
         return max(WATCHDOG_TICK_S, min([*ahead, self.limits.input_loss_s]))
+
+    def _awaiting_publisher(self) -> bool:
+        """A listener no publisher has reached yet (its output header is not written)."""
+        return self.job.listens and not self.flowed and self.state is not J.RUNNING
 
     def _waiting(self, reason: str) -> None:
         """FFmpeg runs, but no media flows (for now): say so, once."""
@@ -312,12 +316,14 @@ class JobRun:
                 previous, self.block = self.block, block
                 self.rate.add(block)
                 if flowing(block) and advanced(previous, block):
-                    self._media_flows()
+                    self._media_flows(output=True)
 
-    def _media_flows(self) -> None:
-        """Output progress, or an output's header written: media flows (again)."""
+    def _media_flows(self, *, output: bool) -> None:
+        """Output progress (`output`), or an output's header written: media flows (again).
+        Only output arms the input-loss watchdog: an encoder may hold its first packets for
+        a second or more after the header (its lookahead); the stall watchdog runs from now."""
         self.progressed_at = time.monotonic()
-        self.flowed = True
+        self.flowed = self.flowed or output
         if self.state is not J.RUNNING:
             if self.source_losses:  # its source is back: that was no error of its own
                 self.source_losses, self.last_error = 0, None
@@ -331,7 +337,7 @@ class JobRun:
             if not line:
                 continue
             if output_header(line) and self.refused_publisher is None:
-                self._media_flows()  # at once: FFmpeg 7+ report progress a period later
+                self._media_flows(output=False)  # at once: FFmpeg 7+ report progress later
             if not chatter(line):
                 self.stderr_tail.append(line)
             wrong_key = wrong_publisher(line) if self.job.listens else None

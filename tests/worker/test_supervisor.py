@@ -459,3 +459,15 @@ def test_progress_split_anywhere_across_reads_is_read_whole(recorder: Recorder) 
     assert run.block is not None
     assert (run.block.frame, run.block.total_size_bytes) == (3, 3000)
     assert recorder.names() == ["running"]  # media flowed
+
+
+def test_an_encoder_holding_its_first_packets_after_the_header_is_not_a_lost_source(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    """`running` at the output header; but an encoder's lookahead may hold the first packets
+    longer than `input_loss_s`: only output progress arms the input-loss watchdog."""
+    assert supervisor.run(fake_job("lookahead", str(FAST.input_loss_s + 1.0)))
+    wait_for(lambda: "running" in recorder.names(), what="running")
+    time.sleep(FAST.input_loss_s + 1.5)  # past the lookahead, and progress since
+    assert recorder.names() == ["starting", "running"]
+    assert supervisor.stop("r1", 1)
