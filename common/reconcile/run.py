@@ -1,7 +1,8 @@
 """One reconcile round: read both states, plan, apply (DESIGN §2, §4).
 
-Runs as the Celery task `farm.reconcile` on any worker, every `reconcile_interval_s`, under a
-PostgreSQL advisory lock so that at most one round runs at a time across the farm. It also
+Run by `streamfleet beat` (`common.cli.beat`) every `reconcile_interval_s`, and the moment the
+lease of a node that stopped answering lapses, under a PostgreSQL advisory lock so that at most
+one round runs at a time across the farm. It also
 holds the placement lock (see `common.lifecycle.service.lock_placement`) for the round, so its
 placements and the API's never count the same free capacity twice.
 
