@@ -10,7 +10,7 @@ worker again for the next round.
 
 What they are made of. Told: up to one reconcile interval (1 s): Redis drops the dead worker's
 connections at once, and the next round says so. Moved: the lease's lifetime in Redis after
-its last renewal (TTL + one renewal interval + the fence margin, 4 s by default: the
+its last renewal (TTL + one renewal interval + the fence margin, 4.5 s by default: the
 reconciler moves nothing before the old copies are certainly gone; the kill came up to one
 renewal interval after that renewal), then a round at the moment it lapses, the start message,
 and the start of FFmpeg on the new node.

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         "renewal once a second).",
     )
     fence_margin_s: float = Field(
-        0.5,
+        1.0,
         gt=0,
         description="A lease outlives its worker's fence by this much: a lost node's restreams "
         "start elsewhere only once its copies are certainly gone.",

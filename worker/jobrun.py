@@ -236,9 +236,11 @@ class JobRun:
                 if exited.done():
                     break
                 if self.stop_requested.is_set():
-                    if stopper is None:
-                        stopper = asyncio.create_task(self._terminate(process))
-                    continue
+                    # Asked to stop: nothing is due any more but its exit (the stopper kills
+                    # it after the grace period).
+                    stopper = asyncio.create_task(self._terminate(process))
+                    await exited
+                    break
                 if self._awaiting_publisher():
                     self.progressed_at = time.monotonic()  # waiting for a publisher: no stall
                     if time.monotonic() - self.spawned_at > self.limits.input_loss_s:

@@ -69,7 +69,9 @@ def main() -> int:
     stopping = threading.Event()
 
     def stop(_signal: int, _frame: FrameType | None) -> None:
-        stopping.set()
+        # Not `stopping.set()` here: the handler may run while this thread holds the event's
+        # lock (inside `wait`), and would wait for it forever.
+        threading.Thread(target=stopping.set, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

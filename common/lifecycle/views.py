@@ -69,7 +69,7 @@ class Shown:
     outputs: list[dict[str, Any]]
 
 
-_SHOWN_KEPT = 20_000  # definitions kept parsed (a few KiB each)
+_SHOWN_KEPT = 4096  # definitions kept parsed, per API process (a few KiB each)
 _shown: dict[str, tuple[dict[str, Any], Shown]] = {}
 _shown_lock = threading.Lock()
 

@@ -471,3 +471,16 @@ def test_an_encoder_holding_its_first_packets_after_the_header_is_not_a_lost_sou
     time.sleep(FAST.input_loss_s + 1.5)  # past the lookahead, and progress since
     assert recorder.names() == ["starting", "running"]
     assert supervisor.stop("r1", 1)
+
+
+def test_a_stop_waits_out_the_grace_period_without_spinning(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    """An FFmpeg that ignores `q` and SIGINT is killed after the grace period; meanwhile its
+    watchdog waits for its exit, it does not poll (this process's own CPU stays low)."""
+    assert supervisor.run(fake_job("stubborn"))
+    wait_for(lambda: "running" in recorder.names(), what="running")
+    cpu, started = time.process_time(), time.monotonic()
+    assert supervisor.stop("r1", 1)
+    assert time.monotonic() - started >= FAST.stop_grace_s * 0.9  # it was given its grace
+    assert time.process_time() - cpu < 0.25 * FAST.stop_grace_s
