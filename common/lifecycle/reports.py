@@ -236,6 +236,9 @@ def _ended(session: Session, attempt: Attempt, report: Ended) -> Restream | None
     it while it ran is RECOVERING, still on that node.
     """
     outcome = report.outcome
+    # The restream's row before its run's, as every writer locks them: a request deleting the
+    # restream (its runs go with it) would otherwise deadlock with this report.
+    restream = _current(session, attempt)
     _end_run(
         session,
         attempt,
@@ -244,7 +247,6 @@ def _ended(session: Session, attempt: Attempt, report: Ended) -> Restream | None
         error=None,
         stderr_tail=(),
     )
-    restream = _current(session, attempt)
     gone = f"FFmpeg on {attempt.node} {outcome.value}"
     if restream is not None and outcome is Outcome.FENCED and restream.phase is P.PLACED:
         # The node could not renew its lease: its copy is gone, and runs again here once the

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
@@ -397,3 +399,35 @@ def test_summaries_read_by_postgresql_say_what_the_rows_say(
         assert listed == [Summary.of(row) for row in rows if row is not None]
     assert listed[0].restream_type == "RESTREAM_TYPE_TEST_VIDEO_TO_UDP"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", listed[0].created)
+
+
+def test_an_ended_report_and_a_delete_of_its_restream_do_not_deadlock(
+    committing_db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    """A request deleting a restream locks its row, then its runs go with it; a worker's
+    `ended` report for it at that moment must lock in the same order (row, then run), or
+    PostgreSQL kills one of the two as a deadlock (the API answered 503)."""
+    db, farm = committing_db, service.Farm(redis=redis_client, settings=settings)
+    simulate_node(db, redis_client, "a")
+    with db.transaction() as session:
+        restream = service.create(session, farm, ADMIN, "r", definition(), active=True)
+    attempt = Attempt(restream.id, restream.generation, "a")
+    with db.transaction() as session:
+        reports.apply(session, attempt, reports.Starting(pid=1, restarts=0))  # its run's row
+    errors: list[BaseException] = []
+
+    def report_ended() -> None:
+        try:
+            with db.transaction() as session:
+                reports.apply(session, attempt, reports.Ended(Outcome.STOPPED, exit_code=0))
+        except BaseException as error:
+            errors.append(error)
+
+    with db.transaction() as session:
+        session.execute(select(Restream).where(Restream.id == restream.id).with_for_update())
+        reporter = threading.Thread(target=report_ended)
+        reporter.start()
+        time.sleep(0.5)  # the report is under way, waiting for a lock
+        session.execute(delete(Restream).where(Restream.id == restream.id))
+    reporter.join(10)
+    assert not errors, errors
