@@ -283,8 +283,7 @@ def get_all(session: SessionDep, principal: TokenPrincipal) -> list[dict[str, An
 
 @router.post("/restream/getCount")
 def get_count(session: SessionDep, principal: TokenPrincipal) -> dict[str, int]:
-    _, total = service.page(session, principal, limit=1, offset=0)
-    return {"count": total}
+    return {"count": service.count(session, principal)}
 
 
 @router.post("/restream/getById")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
@@ -164,32 +165,33 @@ class EventOut(BaseModel):
     generation: int | None
 
 
-def _out(restream: Restream, now: views.Live) -> RestreamOut:
+def _item(restream: views.Row, now: views.Live) -> dict[str, Any]:
+    """A restream as the native API shows it (`RestreamOut`'s fields)."""
     shown = views.shown(restream)
-    return RestreamOut(
-        id=restream.id,
-        project_id=restream.project_id,
-        name=restream.name,
-        restream_type=shown.restream_type,
-        active=restream.active,
-        state=restream.state.value,
-        state_reason=restream.state_reason,
-        last_error=now.last_error(restream),
-        node=restream.node_name,
-        generation=restream.generation,
-        ingest_url=now.ingest_url(restream, shown.definition),
-        input=shown.input,
-        transcoding=shown.transcoding,
-        outputs=shown.outputs,
-        node_selector=shown.definition.node_selector,
-        created_at=restream.created_at,
-        modified_at=restream.modified_at,
-        state_changed_at=restream.state_changed_at,
-    )
+    return {
+        "id": restream.id,
+        "project_id": restream.project_id,
+        "name": restream.name,
+        "restream_type": shown.restream_type,
+        "active": restream.active,
+        "state": restream.state.value,
+        "state_reason": restream.state_reason,
+        "last_error": now.last_error(restream),
+        "node": restream.node_name,
+        "generation": restream.generation,
+        "ingest_url": now.ingest_url(restream, shown.definition),
+        "input": shown.input,
+        "transcoding": shown.transcoding,
+        "outputs": shown.outputs,
+        "node_selector": shown.definition.node_selector,
+        "created_at": restream.created_at,
+        "modified_at": restream.modified_at,
+        "state_changed_at": restream.state_changed_at,
+    }
 
 
 def _one(restream: Restream, farm: Farm) -> RestreamOut:
-    return _out(restream, views.read(farm.redis, [restream]))
+    return RestreamOut(**_item(restream, views.read(farm.redis, [restream])))
 
 
 def _event(row: Event) -> EventOut:
@@ -221,18 +223,21 @@ def create_restream(
     return _one(restream, farm)
 
 
-@router.get("/restreams")
+@router.get("/restreams", response_model=RestreamPage)
 def list_restreams(
     session: SessionDep,
     farm: FarmDep,
     principal: BearerPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> RestreamPage:
+) -> Response:
+    """Pages of plain rows, each made into its JSON directly: a page of 500 as 500 models,
+    validated and serialised in turn, took longer than the rest of the request together."""
     rows, total = service.page(session, principal, limit=limit, offset=offset)
     now = views.read(farm.redis, rows)
-    items = [_out(r, now) for r in rows]
-    return RestreamPage(items=items, total=total, limit=limit, offset=offset)
+    items = [_item(r, now) for r in rows]
+    page = {"items": items, "total": total, "limit": limit, "offset": offset}
+    return Response(to_json(page), media_type="application/json")
 
 
 @router.get("/restreams/{restream_id}")

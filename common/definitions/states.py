@@ -10,7 +10,9 @@ function of both.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from common.transitions import TransitionTable
 
@@ -110,6 +112,62 @@ def shown_by_run(phase: Phase, active: bool, run: RunState | None) -> bool:
     if run is None or run is R.ENDED:
         return False
     return phase is P.PLACED or (phase is P.IDLE and active and run is R.FAILED)
+
+
+class StateRecords(Protocol):
+    """The columns a restream's shown state is made of."""
+
+    @property
+    def phase(self) -> Phase: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def phase_reason(self) -> str | None: ...
+    @property
+    def phase_changed_at(self) -> datetime: ...
+    @property
+    def run_state(self) -> RunState | None: ...
+    @property
+    def run_generation(self) -> int | None: ...
+    @property
+    def run_reason(self) -> str | None: ...
+    @property
+    def run_changed_at(self) -> datetime | None: ...
+
+
+def current_run(records: StateRecords) -> RunState | None:
+    """What the FFmpeg of its current placement does (None: nothing reported yet)."""
+    return records.run_state if records.run_generation == records.generation else None
+
+
+class ShowsState:
+    """What a restream shows, why and since when, from its two records: for its mapped row
+    and for the plain rows a list reads (`common.restreams.repository.Listed`) alike."""
+
+    @property
+    def run(self: StateRecords) -> RunState | None:
+        return current_run(self)
+
+    @property
+    def state(self: StateRecords) -> RestreamState:
+        return shown(self.phase, self.active, current_run(self))
+
+    @property
+    def state_reason(self: StateRecords) -> str | None:
+        if shown_by_run(self.phase, self.active, current_run(self)):
+            return self.run_reason
+        return self.phase_reason
+
+    @property
+    def state_changed_at(self: StateRecords) -> datetime:
+        if (
+            shown_by_run(self.phase, self.active, current_run(self))
+            and self.run_changed_at is not None
+        ):
+            return max(self.phase_changed_at, self.run_changed_at)
+        return self.phase_changed_at
 
 
 # The moves of the shown state: every change of phase or run must show as one of these

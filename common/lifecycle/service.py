@@ -109,8 +109,12 @@ def get(session: Session, principal: Principal, restream_id: str) -> Restream:
 
 def page(
     session: Session, principal: Principal, *, limit: int, offset: int
-) -> tuple[Sequence[Restream], int]:
-    return repository.page(session, principal.project_id, limit=limit, offset=offset)
+) -> tuple[list[repository.Listed], int]:
+    return repository.listed(session, principal.project_id, limit=limit, offset=offset)
+
+
+def count(session: Session, principal: Principal) -> int:
+    return repository.count(session, principal.project_id)
 
 
 def list_all(session: Session, principal: Principal) -> Sequence[Restream]:

@@ -6,6 +6,7 @@ that joins the two has one rule, here.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from common.definitions.states import Phase
 from common.ffmpeg.argv import ingest_url
 from common.live import NodeLease, RestreamStats
 from common.models import Restream
+from common.restreams.repository import Listed
+
+# A restream as read: its mapped row, or the plain row a list reads.
+Row = Restream | Listed
 
 
 @dataclass(frozen=True)
@@ -29,22 +34,22 @@ class Live:
     stats: dict[str, RestreamStats] = field(default_factory=dict)
     leases: dict[str, NodeLease] = field(default_factory=dict)
 
-    def of(self, restream: Restream) -> RestreamStats | None:
+    def of(self, restream: Row) -> RestreamStats | None:
         return self.stats.get(restream.id)
 
-    def lease_of(self, restream: Restream) -> NodeLease | None:
+    def lease_of(self, restream: Row) -> NodeLease | None:
         """Its node's lease, while it is placed there."""
         if restream.node_name is None or restream.phase is not Phase.PLACED:
             return None
         return self.leases.get(restream.node_name)
 
-    def last_error(self, restream: Restream) -> str | None:
+    def last_error(self, restream: Row) -> str | None:
         """Why its last attempt ended (PostgreSQL's, reported by its worker); while it runs,
         the last line its FFmpeg logged at error level (the live statistics')."""
         stats = self.of(restream)
         return restream.last_error or (stats.last_error if stats else None)
 
-    def ingest_url(self, restream: Restream, definition: RestreamDefinition) -> str | None:
+    def ingest_url(self, restream: Row, definition: RestreamDefinition) -> str | None:
         """Where a publisher sends the stream of a placed listen input: its node's address
         (its name, while the lease cannot be read)."""
         if restream.node_name is None or restream.phase is not Phase.PLACED:
@@ -69,21 +74,44 @@ class Shown:
     outputs: list[dict[str, Any]]
 
 
+@dataclass
+class _Kept:
+    stored: dict[str, Any]
+    text: str | None  # PostgreSQL's text of `stored`, once a list read it so
+    shown: Shown
+
+
 _SHOWN_KEPT = 4096  # definitions kept parsed, per API process (a few KiB each)
-_shown: dict[str, tuple[dict[str, Any], Shown]] = {}
+_shown: dict[str, _Kept] = {}
 _shown_lock = threading.Lock()
 
 
-def shown(restream: Restream) -> Shown:
+def shown(restream: Row) -> Shown:
     """Its definition as clients read it, parsed once per content: a list of hundreds does
     not validate hundreds of definitions that have not changed since the last read (a kept
-    one is used only while the stored definition equals the one it was made from)."""
-    stored = restream.definition
+    one is used only while the stored definition equals the one it was made from; a list's
+    row, which has PostgreSQL's text of it, compares that text)."""
     kept = _shown.get(restream.id)
-    if kept is not None and kept[0] == stored:
-        return kept[1]
-    definition = RestreamDefinition.model_validate(stored)
-    made = Shown(
+    if isinstance(restream, Listed):
+        text: str | None = restream.definition_json
+        if kept is not None and kept.text == text:
+            return kept.shown
+        stored = json.loads(restream.definition_json)
+    else:
+        text, stored = None, restream.definition
+    if kept is not None and kept.stored == stored:
+        kept.text = text or kept.text
+        return kept.shown
+    made = _show(RestreamDefinition.model_validate(stored))
+    with _shown_lock:
+        if len(_shown) >= _SHOWN_KEPT:
+            _shown.pop(next(iter(_shown)))  # the oldest kept
+        _shown[restream.id] = _Kept(stored, text, made)
+    return made
+
+
+def _show(definition: RestreamDefinition) -> Shown:
+    return Shown(
         definition=definition,
         restream_type=definition.restream_type(),
         input=definition.input.model_dump(mode="json", exclude_none=True),
@@ -94,38 +122,35 @@ def shown(restream: Restream) -> Shown:
         ),
         outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
     )
-    with _shown_lock:
-        if len(_shown) >= _SHOWN_KEPT:
-            _shown.pop(next(iter(_shown)))  # the oldest kept
-        _shown[restream.id] = (stored, made)
-    return made
 
 
-def read(client: redis.Redis, restreams: Iterable[Restream]) -> Live:
-    """The live side of `restreams`, in one round trip to Redis. Reads go on without Redis:
-    nothing live then (the state and its reason are PostgreSQL's, kept true by the workers'
-    own reports)."""
-    rows = list(restreams)
+def read(client: redis.Redis, restreams: Iterable[Row]) -> Live:
+    """The live side of `restreams`, in one round trip to Redis: the statistics of those
+    placed on a node (no other's describe anything that runs) and the leases of their nodes.
+    Reads go on without Redis: nothing live then (the state and its reason are PostgreSQL's,
+    kept true by the workers' own reports)."""
+    every = list(restreams)
+    rows = [r for r in every if r.phase is Phase.PLACED]
     ids = [r.id for r in rows]
-    nodes = sorted({r.node_name for r in rows if r.node_name is not None})
-    if not ids:
+    nodes = sorted({r.node_name for r in every if r.node_name is not None})
+    if not ids and not nodes:
         return Live()
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.mget([live.stats_key(i) for i in ids])
-        if nodes:
-            pipe.mget([live.lease_key(n) for n in nodes])
-        found, *leased = pipe.execute()
+        for keys in ([live.stats_key(i) for i in ids], [live.lease_key(n) for n in nodes]):
+            if keys:
+                pipe.mget(keys)
+        answers = pipe.execute()
     except redis.RedisError:
         return Live()
+    found = answers.pop(0) if ids else []
+    leased = answers.pop(0) if nodes else []
     stats = {s.restream_id: s for s in live.parse_all(RestreamStats, found)}
-    leases = {lease.node: lease for lease in live.parse_all(NodeLease, leased[0] if leased else [])}
+    leases = {lease.node: lease for lease in live.parse_all(NodeLease, leased)}
     return Live(_current(rows, stats), leases)
 
 
-def _current(
-    restreams: Sequence[Restream], found: dict[str, RestreamStats]
-) -> dict[str, RestreamStats]:
+def _current(restreams: Sequence[Row], found: dict[str, RestreamStats]) -> dict[str, RestreamStats]:
     """Only the statistics of a restream's current placement: a lost node's last figures
     live on in Redis for a few seconds; they describe nothing that runs."""
     placed = {r.id: (r.node_name, r.generation) for r in restreams if r.phase is Phase.PLACED}

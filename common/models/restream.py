@@ -17,11 +17,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.definitions.states import Phase, RestreamState, RunState, shown, shown_by_run
+from common.definitions.states import Phase, RunState, ShowsState
 from common.models.base import Base, enum_column, utc_timestamp
 
 
-class Restream(Base):
+class Restream(Base, ShowsState):
     """A restream: its definition, what the control plane wants of it, and what its FFmpeg
     is observed to do.
 
@@ -29,7 +29,7 @@ class Restream(Base):
     (`common.lifecycle.commands` alone): `phase` with its reason and time, the placement
     (`node_name`, `generation`) and what it reserves on its node. Observed (its worker's
     reports alone, compare-and-set on `generation`): the `run_*` columns and `last_error`.
-    `state` is neither: the pure view of both that surfaces show (`shown`).
+    `state` is neither: the pure view of both that surfaces show (`ShowsState`).
     """
 
     __tablename__ = "restreams"
@@ -82,26 +82,3 @@ class Restream(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = utc_timestamp()
     modified_at: Mapped[datetime] = utc_timestamp()
-
-    # -- what surfaces show: a view of the phase and the run, never stored -----------------
-
-    @property
-    def run(self) -> RunState | None:
-        """What the FFmpeg of its current placement does (None: nothing reported yet)."""
-        return self.run_state if self.run_generation == self.generation else None
-
-    @property
-    def state(self) -> RestreamState:
-        return shown(self.phase, self.active, self.run)
-
-    @property
-    def state_reason(self) -> str | None:
-        if shown_by_run(self.phase, self.active, self.run):
-            return self.run_reason
-        return self.phase_reason
-
-    @property
-    def state_changed_at(self) -> datetime:
-        if shown_by_run(self.phase, self.active, self.run) and self.run_changed_at is not None:
-            return max(self.phase_changed_at, self.run_changed_at)
-        return self.phase_changed_at

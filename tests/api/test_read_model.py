@@ -155,6 +155,15 @@ def test_native_list(
     )  # fmt: skip
     assert one == fifty, (one, fifty)
 
+    # The list makes its rows' JSON from plain rows; a restream's own read, from its model:
+    # both say the same, to the last field.
+    items = api.get("/v1/restreams", params={"limit": PAGE}, headers=bearer).json()["items"]
+    assert [item["id"] for item in items] == made  # oldest first
+    for item in items:
+        assert item == api.get(f"/v1/restreams/{item['id']}", headers=bearer).json()
+    assert {item["last_error"] for item in items} == {"a recent error line"}
+    assert sum(item["ingest_url"] is not None for item in items) == PAGE // 2
+
 
 def test_callaba_lists(
     api: TestClient, db: Database, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
