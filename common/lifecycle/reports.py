@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from common.db import database_now
 from common.definitions.states import Phase, RunState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands
@@ -121,6 +122,7 @@ def _current(session: Session, attempt: Attempt) -> Restream | None:
         or restream.node_name != attempt.node
     ):
         return None
+    database_now(session)  # the changes' time: read once locked, before any is pending
     return restream
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
+from common.db import database_now
 from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import Hold, Phase, Surface
@@ -300,6 +301,7 @@ def _locked(session: Session, principal: Principal, restream_id: str) -> Restrea
     restream = repository.get(session, restream_id, principal.project_id, for_update=True)
     if restream is None:
         raise RestreamNotFound(restream_id)
+    database_now(session)  # the changes' time: read once locked, before any is pending
     return restream
 
 
