@@ -21,7 +21,7 @@ from api.surfaces import callaba, fivecents, gjirafa, native, native_projects
 from common import live
 from common.accounts import service as accounts
 from common.accounts.throttle import LoginThrottle
-from common.celery_app import celery_sender, create_celery
+from common.celery_app import celery_sender, create_celery, open_broker
 from common.config import Settings, get_settings
 from common.db import Database, make_engine
 from common.errors import InvalidInput, MethodNotAllowed, NotFound, StreamfleetError
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         bootstrap(state)
+        open_broker(celery)
         yield
         state.db.dispose()
 

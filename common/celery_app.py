@@ -6,12 +6,15 @@ idempotent, acknowledged early, with an expiry, and sent after the database comm
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
 
 from common.config import Settings
 from common.outbox import ControlMessage, Sender
+
+log = logging.getLogger(__name__)
 
 TASK_RESTREAM_START = "restream.start"
 TASK_RESTREAM_STOP = "restream.stop"
@@ -54,6 +57,18 @@ def celery_sender(app: Any, expiry_s: float) -> Sender:
         app.send_task(message.task, kwargs=message.kwargs, queue=message.queue, expires=expiry_s)
 
     return send
+
+
+def open_broker(app: Any) -> None:
+    """Load the broker's transport and connect a producer now: the first control message
+    after a start would otherwise wait about 80 ms for both. A broker not there yet is
+    connected to when the first message goes (the outbox logs a message it could not send,
+    and the reconciler sends the desired state again)."""
+    try:
+        with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=0)
+    except Exception as error:
+        log.warning("the broker cannot be reached yet: %s", error)
 
 
 def start_message(node: str, restream_id: str, generation: int) -> ControlMessage:
