@@ -32,7 +32,7 @@ from common.errors import (
     RestreamNotFound,
 )
 from common.ids import new_id, random_id
-from common.lifecycle import commands, nodes
+from common.lifecycle import commands, nodes, views
 from common.models import Restream
 from common.nodes.capabilities import requirements
 from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
@@ -111,7 +111,7 @@ def get(session: Session, principal: Principal, restream_id: str) -> Restream:
 def page(
     session: Session, principal: Principal, *, limit: int, offset: int
 ) -> tuple[list[repository.Listed], int]:
-    return repository.listed(session, principal.project_id, limit=limit, offset=offset)
+    return views.page(session, principal.project_id, limit=limit, offset=offset)
 
 
 def count(session: Session, principal: Principal) -> int:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
+from sqlalchemy.orm import Session
 
 from common import live
 from common.definitions.restream import RestreamDefinition
@@ -20,7 +22,10 @@ from common.definitions.states import Phase
 from common.ffmpeg.argv import ingest_url
 from common.live import NodeLease, RestreamStats
 from common.models import Restream
+from common.restreams import repository
 from common.restreams.repository import Listed
+
+V = TypeVar("V")
 
 # A restream as read: its mapped row, or the plain row a list reads.
 Row = Restream | Listed
@@ -74,16 +79,33 @@ class Shown:
     outputs: list[dict[str, Any]]
 
 
+class Kept(Generic[V]):
+    """What a read made of each restream, kept between requests by this API process: at most
+    `size` restreams' (the one kept longest dropped first), shared by its request threads."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._values: dict[str, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, restream_id: str) -> V | None:
+        return self._values.get(restream_id)
+
+    def put(self, restream_id: str, value: V) -> None:
+        with self._lock:
+            if restream_id not in self._values and len(self._values) >= self.size:
+                self._values.pop(next(iter(self._values)))
+            self._values[restream_id] = value
+
+
 @dataclass
-class _Kept:
+class _Parsed:
     stored: dict[str, Any]
     text: str | None  # PostgreSQL's text of `stored`, once a list read it so
     shown: Shown
 
 
-_SHOWN_KEPT = 4096  # definitions kept parsed, per API process (a few KiB each)
-_shown: dict[str, _Kept] = {}
-_shown_lock = threading.Lock()
+_shown: Kept[_Parsed] = Kept()  # a few KiB each
 
 
 def shown(restream: Row) -> Shown:
@@ -103,10 +125,7 @@ def shown(restream: Row) -> Shown:
         kept.text = text or kept.text
         return kept.shown
     made = _show(RestreamDefinition.model_validate(stored))
-    with _shown_lock:
-        if len(_shown) >= _SHOWN_KEPT:
-            _shown.pop(next(iter(_shown)))  # the oldest kept
-        _shown[restream.id] = _Kept(stored, text, made)
+    _shown.put(restream.id, _Parsed(stored, text, made))
     return made
 
 
@@ -122,6 +141,35 @@ def _show(definition: RestreamDefinition) -> Shown:
         ),
         outputs=[o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
     )
+
+
+# A kept row is read again after this long whatever its version says: the version is a 32-bit
+# transaction counter, which comes round (after billions of transactions).
+_LISTED_KEPT_S = 60.0
+_listed: Kept[tuple[float, Listed]] = Kept()
+
+
+def page(
+    session: Session, project_id: str | None, *, limit: int, offset: int
+) -> tuple[list[Listed], int]:
+    """One page of restreams as lists read them, and how many there are: the ids and row
+    versions first, then only the rows that changed since this process last read them (a
+    list of hundreds that changed little costs one narrow query, not hundreds of rows)."""
+    wanted = repository.versions(session, project_id, limit=limit, offset=offset)
+    now = time.monotonic()
+    rows: dict[str, Listed] = {}
+    for restream_id, version in wanted:
+        kept = _listed.get(restream_id)
+        if kept is not None and kept[1].version == version and now - kept[0] < _LISTED_KEPT_S:
+            rows[restream_id] = kept[1]
+    changed = [restream_id for restream_id, _ in wanted if restream_id not in rows]
+    if changed:
+        fresh = repository.listed(session, changed)
+        rows.update((row.id, row) for row in fresh)
+        for row in fresh:
+            _listed.put(row.id, (now, row))
+    found = [rows[restream_id] for restream_id, _ in wanted if restream_id in rows]
+    return found, repository.count(session, project_id)
 
 
 def read(client: redis.Redis, restreams: Iterable[Row]) -> Live:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Text, cast, func, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from common.definitions.restream import restream_type
@@ -92,7 +92,11 @@ class Listed(ShowsState):
     created_at: datetime
     modified_at: datetime
     definition_json: str
+    version: int  # of its row: new with every change of it (`versions`)
 
+
+# A row's version: the transaction that wrote it (PostgreSQL's `xmin`), new with every change.
+_VERSION: ColumnElement[int] = literal_column("restreams.xmin::text::bigint", BigInteger)
 
 _LISTED = (
     Restream.id,
@@ -112,21 +116,30 @@ _LISTED = (
     Restream.created_at,
     Restream.modified_at,
     cast(Restream.definition, Text),
+    _VERSION,
 )
 
 
-def listed(
+def versions(
     session: Session, project_id: str | None, *, limit: int, offset: int
-) -> tuple[list[Listed], int]:
-    """One page of restreams as lists read them, oldest first (in order of creation), and
-    the total count."""
-    statement = select(*_LISTED)
+) -> list[tuple[str, int]]:
+    """The ids of one page of restreams, oldest first (in order of creation), with the
+    versions of their rows: what a list reads first, to read again only what changed."""
+    statement = select(Restream.id, _VERSION)
     if project_id is not None:
         statement = statement.where(Restream.project_id == project_id)
-    rows: Iterable[Sequence[Any]] = session.execute(
+    rows = session.execute(
         statement.order_by(Restream.created_at, Restream.number).limit(limit).offset(offset)
     )
-    return [Listed(*row) for row in rows], count(session, project_id)
+    return [(restream_id, version) for restream_id, version in rows]
+
+
+def listed(session: Session, ids: Collection[str]) -> list[Listed]:
+    """These restreams as lists read them, in no particular order (gone ones left out)."""
+    rows: Iterable[Sequence[Any]] = session.execute(
+        select(*_LISTED).where(Restream.id.in_(list(ids)))
+    )
+    return [Listed(*row) for row in rows]
 
 
 def count(session: Session, project_id: str | None) -> int:

@@ -8,6 +8,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from common import live
 from common.db import Database
 from tests.support.nodes import simulate_node
 
@@ -114,6 +115,34 @@ def test_start_stop_stats_and_events(
         ("idle", "pending"), ("pending", "starting"), ("starting", "stopping"),
     ]  # fmt: skip
     assert events[1]["reason"] == "placed on n1" and events[1]["generation"] == 1
+
+
+def test_a_list_shows_every_change_at_once(
+    client: TestClient, bearer: dict[str, str], db: Database, redis_client: redis.Redis
+) -> None:
+    """A list makes again only the items that changed (their rows' versions, what Redis
+    adds): each kind of change shows in the next list."""
+    simulate_node(db, redis_client, "n1")
+    first, second = create(client, bearer)["id"], create(client, bearer, name="r2")["id"]
+
+    def listed() -> dict[str, dict[str, Any]]:
+        items = client.get("/v1/restreams", headers=bearer).json()["items"]
+        return {item["id"]: item for item in items}
+
+    before = listed()
+    renamed = client.patch(f"/v1/restreams/{first}", json={"name": "r1b"}, headers=bearer)
+    assert renamed.status_code == 200, renamed.text
+    client.post(f"/v1/restreams/{second}/start", headers=bearer)
+    after = listed()
+    assert (before[first]["name"], after[first]["name"]) == ("r1", "r1b")
+    assert (before[second]["state"], after[second]["state"]) == ("idle", "starting")
+    assert after[second]["last_error"] is None
+    stats = live.RestreamStats(restream_id=second, node="n1", generation=1, state="running",
+                               last_error="the source went away")  # fmt: skip
+    live.write_stats(redis_client, [stats], 60.0)
+    assert listed()[second]["last_error"] == "the source went away"
+    assert listed() == {i: client.get(f"/v1/restreams/{i}", headers=bearer).json()
+                        for i in (first, second)}  # fmt: skip
 
 
 def test_nodes_list_shows_liveness(
