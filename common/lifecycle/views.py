@@ -155,7 +155,7 @@ def page(
     """One page of restreams as lists read them, and how many there are: the ids and row
     versions first, then only the rows that changed since this process last read them (a
     list of hundreds that changed little costs one narrow query, not hundreds of rows)."""
-    wanted = repository.versions(session, project_id, limit=limit, offset=offset)
+    wanted, total = repository.versions(session, project_id, limit=limit, offset=offset)
     now = time.monotonic()
     rows: dict[str, Listed] = {}
     for restream_id, version in wanted:
@@ -169,7 +169,7 @@ def page(
         for row in fresh:
             _listed.put(row.id, (now, row))
     found = [rows[restream_id] for restream_id, _ in wanted if restream_id in rows]
-    return found, repository.count(session, project_id)
+    return found, total
 
 
 def read(client: redis.Redis, restreams: Iterable[Row]) -> Live:

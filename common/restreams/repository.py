@@ -122,16 +122,18 @@ _LISTED = (
 
 def versions(
     session: Session, project_id: str | None, *, limit: int, offset: int
-) -> list[tuple[str, int]]:
+) -> tuple[list[tuple[str, int]], int]:
     """The ids of one page of restreams, oldest first (in order of creation), with the
-    versions of their rows: what a list reads first, to read again only what changed."""
-    statement = select(Restream.id, _VERSION)
+    versions of their rows — what a list reads first, to read again only what changed — and
+    how many there are in all (counted by the same query, unless the page is empty)."""
+    statement = select(Restream.id, _VERSION, func.count().over())
     if project_id is not None:
         statement = statement.where(Restream.project_id == project_id)
     rows = session.execute(
         statement.order_by(Restream.created_at, Restream.number).limit(limit).offset(offset)
-    )
-    return [(restream_id, version) for restream_id, version in rows]
+    ).all()
+    total = rows[0][2] if rows else count(session, project_id)
+    return [(restream_id, version) for restream_id, version, _ in rows], total
 
 
 def listed(session: Session, ids: Collection[str]) -> list[Listed]:

@@ -95,6 +95,8 @@ def test_pagination(client: TestClient, bearer: dict[str, str]) -> None:
         for offset in (0, 2, 4)
     ]
     assert [r["id"] for page in pages for r in page] == ids
+    past = client.get("/v1/restreams?limit=2&offset=6", headers=bearer).json()
+    assert past == {"items": [], "total": 5, "limit": 2, "offset": 6}
     assert client.get("/v1/restreams?limit=0", headers=bearer).status_code == 422
 
 
