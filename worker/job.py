@@ -23,6 +23,9 @@ class Job:
     generation: int
     argv: list[str]
     listens: bool = False  # waits for a publisher: no stall timeout before one arrives
+    # The stream key a publisher must use (a publisher with another is hung up on); None: any
+    # stream name is taken, as FFmpeg's own listen mode takes it.
+    listen_key: str | None = None
     outputs: int = 1
     cpu_millicores: int = 0  # what its placement reserved on this node
     u30_device: int | None = None

@@ -342,7 +342,7 @@ class JobRun:
                 self._media_flows(output=False)  # at once: FFmpeg 7+ report progress later
             if not chatter(line):
                 self.stderr_tail.append(line)
-            wrong_key = wrong_publisher(line) if self.job.listens else None
+            wrong_key = wrong_publisher(line) if self.job.listen_key is not None else None
             if wrong_key is not None:
                 # The listener would take this stream: hang up on it and listen again.
                 self.refused_publisher = wrong_key

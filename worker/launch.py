@@ -97,6 +97,7 @@ class Launcher:
             [self.ffmpeg.binary, *argv],
             # A relay input waits for its source as a listen input waits for its publisher.
             listens=definition.input.input_type in (*LISTEN_INPUTS, InputType.RELAY),
+            listen_key=definition.input.input_stream_key,
             outputs=len(definition.outputs),
             cpu_millicores=reservation.cpu_millicores,
             u30_device=reservation.u30_device,

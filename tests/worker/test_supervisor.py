@@ -313,7 +313,7 @@ def test_a_publisher_with_the_wrong_stream_key_is_hung_up_on(
         "-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/the-right-key",
         "-f", "null", "-",
     ]  # fmt: skip
-    assert supervisor.run(Job("r1", 1, listener, listens=True))
+    assert supervisor.run(Job("r1", 1, listener, listens=True, listen_key="the-right-key"))
     wait_for(lambda: bound(port, udp=False), what="the RTMP listener")
     with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/a-wrong-key"])):
         wait_for(lambda: recorder.names().count("starting") >= 2, what="listening again")
@@ -324,6 +324,25 @@ def test_a_publisher_with_the_wrong_stream_key_is_hung_up_on(
     with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/the-right-key"])):
         wait_for(lambda: "running" in recorder.names(), what="the right publisher's frames")
     assert "retrying" not in recorder.names() and "failed" not in recorder.names()
+
+
+def test_a_listener_without_a_key_takes_any_stream_name(
+    supervisor: Supervisor, recorder: Recorder
+) -> None:
+    """As FFmpeg's own listen mode does, and as encoders configured for another server expect
+    (`rtmp://<node>:<port>/live/in`)."""
+    port = free_port()
+    listener = [
+        ffmpeg(), "-hide_banner", "-nostats", "-loglevel", "level+info",
+        "-progress", "pipe:1", "-stats_period", "0.5",
+        "-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/r1",
+        "-f", "null", "-",
+    ]  # fmt: skip
+    assert supervisor.run(Job("r1", 1, listener, listens=True))
+    wait_for(lambda: bound(port, udp=False), what="the RTMP listener")
+    with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/in"])):
+        wait_for(lambda: "running" in recorder.names(), what="the publisher's frames")
+    assert recorder.names().count("starting") == 1  # never hung up on
 
 
 def pull_job(flag: Path, url: str = "rtmp://127.0.0.1:1999/live/x") -> Job:
