@@ -342,7 +342,7 @@ def test_a_listener_without_a_key_takes_any_stream_name(
     wait_for(lambda: bound(port, udp=False), what="the RTMP listener")
     with running(publisher(["-f", "flv", f"rtmp://127.0.0.1:{port}/live/in"])):
         wait_for(lambda: "running" in recorder.names(), what="the publisher's frames")
-    assert recorder.names().count("starting") == 1  # never hung up on
+        assert recorder.names().count("starting") == 1  # not hung up on
 
 
 def pull_job(flag: Path, url: str = "rtmp://127.0.0.1:1999/live/x") -> Job:
