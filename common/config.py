@@ -100,8 +100,16 @@ class Settings(BaseSettings):
     )
     local_rtmp_url: str | None = Field(
         None,
-        description="This node's own RTMP server for OUTPUT_TYPE_LOCAL_RTMP_URL, e.g. "
-        "rtmp://127.0.0.1:1935/live; none by default.",
+        description="Another RTMP server for OUTPUT_TYPE_LOCAL_RTMP_URL instead of the node's "
+        "own (STREAMFLEET_RTMP_SERVER_PORT), e.g. rtmp://127.0.0.1:1935/live; none by default.",
+    )
+    rtmp_server_port: int = Field(
+        1935,
+        ge=0,
+        le=65535,
+        description="Port of this node's own RTMP server (nginx with the RTMP module, run by "
+        "the worker), which OUTPUT_TYPE_LOCAL_RTMP_URL publishes to and players read; 0: none. "
+        "Not started when STREAMFLEET_LOCAL_RTMP_URL names another server.",
     )
     local_rtsp_url: str | None = Field(
         None,

@@ -59,6 +59,8 @@ class Launcher:
     ffmpeg: FfmpegCapabilities
     relay: RelayHub
     node: str
+    # Where OUTPUT_TYPE_LOCAL_RTMP_URL publishes: the node's own server, or the one configured.
+    local_rtmp_url: str | None = None
 
     def prepare(self, restream: Restream) -> Launch:
         """Its placement here, with the relay ports it writes to or reads from."""
@@ -71,7 +73,7 @@ class Launcher:
             restream_id=restream.id,
             listen_address=self.settings.listen_address,
             media_dir=self.settings.media_dir,
-            local_rtmp_url=self.settings.local_rtmp_url,
+            local_rtmp_url=self.local_rtmp_url,
             local_rtsp_url=self.settings.local_rtsp_url,
             relay_port=self._relay_port(definition, restream.id, generation),
             meter_port=(

@@ -38,6 +38,7 @@ from worker.launch import Launcher
 from worker.lease import Heartbeat, new_holder
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
+from worker.rtmp_server import RtmpServer
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class NodeRuntime:
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.relay = RelayHub()
-        self.launcher = Launcher(settings, self.ffmpeg, self.relay, self.node)
+        self.launcher = Launcher(
+            settings, self.ffmpeg, self.relay, self.node, local_rtmp_url=settings.local_rtmp_url
+        )
         self.supervisor = Supervisor(
             self.node,
             Limits.from_settings(settings),
@@ -108,10 +111,12 @@ class NodeRuntime:
             on_regained=self._resume_in_background,
         )
         self.http: WorkerHttp | None = None
+        self.rtmp_server: RtmpServer | None = None
 
     def start(self) -> None:
         """Take the node's lease (raising NodeNameTaken if another worker holds it), then
         register the node and report on its restreams."""
+        self._start_rtmp_server()
         self.supervisor.start()  # the lease carries what it runs: nothing yet
         try:
             self.heartbeat.start()
@@ -186,7 +191,26 @@ class NodeRuntime:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self._close()
 
+    def _start_rtmp_server(self) -> None:
+        """The node's own RTMP server, unless it has none (port 0) or publishes to another
+        (STREAMFLEET_LOCAL_RTMP_URL). Where it cannot run, the node offers no local RTMP
+        output, and says why."""
+        port = self.settings.rtmp_server_port
+        if not port or self.settings.local_rtmp_url:
+            return
+        server = RtmpServer(self.settings.listen_address, port)
+        why = server.start()
+        if why is not None:
+            log.warning("node %s has no RTMP server of its own: %s", self.node, why)
+            return
+        self.rtmp_server = server
+        self.launcher.local_rtmp_url = server.url
+        self.capabilities = self.capabilities.model_copy(update={"local_rtmp_url": server.url})
+        log.info("node %s serves RTMP on port %d", self.node, port)
+
     def _close(self) -> None:
+        if self.rtmp_server is not None:  # after the FFmpeg publishing to it
+            self.rtmp_server.stop()
         self.relay.close()
         if self.http is not None:
             self.http.stop()

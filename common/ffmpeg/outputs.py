@@ -115,7 +115,7 @@ def _target(output: OutputSpec, placement: Placement) -> str:
         return f"{hls_dir(placement, output)}/{DASH_MANIFEST}"
     if output.output_type is OutputType.LOCAL_RTMP_URL:
         if placement.local_rtmp_url is None:
-            raise ValueError("this node has no local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)")
+            raise ValueError("this node has no local RTMP server (STREAMFLEET_RTMP_SERVER_PORT)")
         return output.target_url(_local(output, placement.local_rtmp_url))
     if output.output_type is OutputType.LOCAL_RTSP_URL:
         if placement.local_rtsp_url is None:

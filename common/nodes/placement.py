@@ -200,7 +200,7 @@ def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
         return f"no live node's FFmpeg has the encoder {', '.join(missing)}"
     absent = sorted(needs.features - set().union(*(c.features for c in candidates)))
     if LOCAL_RTMP in absent:
-        return "no live node has a local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)"
+        return "no live node has a local RTMP server (nginx-rtmp: STREAMFLEET_RTMP_SERVER_PORT)"
     if LOCAL_RTSP in absent:
         return "no live node has a local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)"
     if absent:

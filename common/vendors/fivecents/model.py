@@ -56,7 +56,7 @@ PLAYBACK_OUTPUTS = {
 }
 # The node setting each server-bound playback needs.
 PLAYBACK_SERVERS = {
-    Protocol.RTMP: ("local_rtmp_url", "STREAMFLEET_LOCAL_RTMP_URL"),
+    Protocol.RTMP: ("local_rtmp_url", "nginx-rtmp: STREAMFLEET_RTMP_SERVER_PORT"),
     Protocol.RTSP: ("local_rtsp_url", "STREAMFLEET_LOCAL_RTSP_URL"),
 }
 

@@ -141,7 +141,7 @@ def test_nothing_fits_says_why(
     [
         (frozenset({"protocol:srt"}), "no live node's FFmpeg supports the protocol srt"),
         (frozenset({"local-rtmp", "protocol:rtmp"}),
-         "no live node has a local RTMP server (STREAMFLEET_LOCAL_RTMP_URL)"),
+         "no live node has a local RTMP server (nginx-rtmp: STREAMFLEET_RTMP_SERVER_PORT)"),
     ],
 )  # fmt: skip
 def test_missing_features_are_named(features: frozenset[str], reason: str) -> None:

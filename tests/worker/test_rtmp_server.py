@@ -1,0 +1,74 @@
+"""The node's own RTMP server: Debian's nginx with the RTMP module, run by the worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.media import free_port, probe, stream_of
+from tests.support.peers import publisher, running
+from tests.support.processes import alive
+from tests.support.wait import wait_for
+from worker.rtmp_server import RTMP_MODULE, RtmpServer, nginx_config
+
+
+def test_only_this_node_publishes_and_anyone_plays() -> None:
+    config = nginx_config(Path("/run/x"), "0.0.0.0", 1935, RTMP_MODULE)
+    assert "listen 0.0.0.0:1935;" in config
+    assert "allow publish 127.0.0.1;\n            deny publish all;" in config
+    assert "allow play all;" in config and "record off;" in config
+    assert "master_process off;" in config  # one process: nothing outlives the worker
+    assert "listen [::]:1936;" in nginx_config(Path("/run/x"), "::", 1936, RTMP_MODULE)
+
+
+@pytest.fixture
+def server() -> Iterator[RtmpServer]:
+    if shutil.which("nginx") is None or not RTMP_MODULE.exists():
+        pytest.skip("nginx-rtmp is not installed (Debian: libnginx-mod-rtmp; .ci/run installs it)")
+    server = RtmpServer("127.0.0.1", free_port())
+    assert server.start() is None
+    yield server
+    server.stop()
+
+
+def test_a_stream_published_to_it_plays_from_it(server: RtmpServer) -> None:
+    with running(publisher(["-f", "flv", f"{server.url}/a-key"], size="160x90", rate=10)):
+        played = wait_for(
+            lambda: probe(f"rtmp://127.0.0.1:{server.port}/live/a-key", timeout_s=5),
+            what="the stream played back",
+        )
+    assert stream_of(played, "video")["width"] == 160
+
+
+def test_it_is_started_again_when_it_dies_and_leaves_nothing_when_stopped(
+    server: RtmpServer,
+) -> None:
+    assert server.process is not None and server.prefix is not None
+    first, prefix = server.process.pid, server.prefix
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: server.restarts == 1 and server._answers(), what="nginx started again")
+    assert server.process.pid != first
+    again = server.process.pid
+    server.stop()
+    assert not alive(again) and not prefix.exists()
+    with socket.socket() as probe_port:  # the port is free again
+        probe_port.bind(("127.0.0.1", server.port))
+
+
+def test_it_says_why_it_cannot_run(tmp_path: Path) -> None:
+    missing = RtmpServer("127.0.0.1", free_port(), binary="no-such-nginx").start()
+    assert missing is not None and "not installed" in missing
+    if shutil.which("nginx") is None or not RTMP_MODULE.exists():
+        return
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        taken = RtmpServer("127.0.0.1", port).start()
+    assert taken is not None and f"port {port} is taken" in taken
