@@ -4,6 +4,8 @@ the worker, started again when it dies, removed with everything it wrote when th
 
 Restreams of this node publish to it (`OUTPUT_TYPE_LOCAL_RTMP_URL`, from 127.0.0.1 only: no one
 else may publish into it); players anywhere read it (`rtmp://<node address>:<port>/live/<key>`).
+The same engine serves the farm's RTMP server modules (`worker.servers`): one nginx each,
+taking publishers from anywhere, with its statistics (`rtmp_stat`) on a unix socket.
 nginx runs as one process (`master_process off`): a master would leave its worker processes
 behind when the worker is killed, and the worker is its supervisor here.
 """
@@ -11,33 +13,49 @@ behind when the worker is killed, and the worker is its supervisor here.
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import tempfile
-import threading
-import time
-from concurrent.futures import Future
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from common.processes import pdeathsig_prefix, set_parent_death_signal
-
-log = logging.getLogger(__name__)
+from common.definitions.server import RTMP_APPLICATION
+from common.live import PeerStats, StreamStats
+from worker.served import ServedProcess, connect_host
 
 # Where Debian's libnginx-mod-rtmp puts the module.
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
-APPLICATION = "live"
-READY_TIMEOUT_S = 5.0
-RESTART_PAUSE_S = (0.5, 5.0)  # the first pause after a crash, and the longest
-STOP_GRACE_S = 2.0
+APPLICATION = RTMP_APPLICATION
+STAT_SOCKET = "stat.sock"
 
 
-def nginx_config(prefix: Path, address: str, port: int, module: Path) -> str:
-    """nginx.conf of the server: one application, `live`, that keeps nothing (`record off`)."""
+def nginx_config(
+    prefix: Path, address: str, port: int, module: Path, *, module_server: bool = False
+) -> str:
+    """nginx.conf of the server: one application, `live`, that keeps nothing (`record off`).
+    The node's own takes publishers from this node only; a server module from anywhere, and
+    serves its statistics on a unix socket."""
     host = f"[{address}]" if ":" in address else address
+    publish = (
+        "allow publish all;"
+        if module_server
+        else "allow publish 127.0.0.1;\n            deny publish all;"
+    )
+    stat = (
+        f"""
+http {{
+    access_log off;
+    server {{
+        listen unix:{prefix}/{STAT_SOCKET};
+        location /stat {{
+            rtmp_stat all;
+        }}
+    }}
+}}
+"""
+        if module_server
+        else ""
+    )
     return f"""daemon off;
 master_process off;
 pid {prefix}/nginx.pid;
@@ -55,166 +73,112 @@ rtmp {{
         application {APPLICATION} {{
             live on;
             record off;
-            allow publish 127.0.0.1;
-            deny publish all;
+            {publish}
             allow play all;
         }}
     }}
 }}
-"""
+{stat}"""
 
 
-class RtmpServer:
+class RtmpServer(ServedProcess):
     """nginx-rtmp on `address`:`port`, supervised: `start` says why it cannot run, if it
     cannot; `stop` leaves nothing behind."""
 
+    name = "nginx-rtmp"
+    end_signal = signal.SIGQUIT  # nginx's graceful end
+
     def __init__(
-        self, address: str, port: int, *, binary: str = "nginx", module: Path = RTMP_MODULE
+        self,
+        address: str,
+        port: int,
+        *,
+        binary: str = "nginx",
+        module: Path = RTMP_MODULE,
+        module_server: bool = False,
     ) -> None:
-        self.address = address
-        self.port = port
+        super().__init__(address, port)
         self.binary = binary
         self.module = module
-        self.prefix: Path | None = None
-        self.argv: list[str] = []
-        self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-        self._stopping = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.module_server = module_server
 
     @property
     def url(self) -> str:
         """Where this node's restreams publish (a key follows)."""
         return f"rtmp://127.0.0.1:{self.port}/{APPLICATION}"
 
-    def start(self) -> str | None:
-        """Run it and wait until it takes connections: None then; otherwise why it cannot run
-        on this node (the node then offers no local RTMP server)."""
-        binary = shutil.which(self.binary)
-        if binary is None or not self.module.exists():
+    def missing(self) -> str | None:
+        if shutil.which(self.binary) is None or not self.module.exists():
             return f"nginx with the RTMP module is not installed ({self.binary}, {self.module})"
-        taken = self._port_taken()
-        if taken is not None:
-            return f"port {self.port} is taken: {taken}"
-        self.prefix = Path(tempfile.mkdtemp(prefix="streamfleet-rtmp-"))
-        config = self.prefix / "nginx.conf"
-        config.write_text(nginx_config(self.prefix, self.address, self.port, self.module))
-        # -e: its log from the first line on (the built-in one is not writable by everyone).
-        self.argv = [
-            binary, "-p", str(self.prefix), "-c", str(config), "-e", str(self.prefix / "error.log")
-        ]  # fmt: skip
-        # Spawned, and spawned again, by one thread that lives as long as it runs: the signal
-        # that ends it with the worker comes when the thread that spawned it ends.
-        first: Future[str | None] = Future()
-        self._watcher = threading.Thread(
-            target=self._run, args=(first,), name="rtmp-server", daemon=True
+        return None
+
+    def prepare(self, prefix: Path) -> list[str]:
+        binary = shutil.which(self.binary)
+        assert binary is not None
+        config = prefix / "nginx.conf"
+        config.write_text(
+            nginx_config(
+                prefix, self.address, self.port, self.module, module_server=self.module_server
+            )
         )
-        self._watcher.start()
-        why = first.result()
-        if why is not None:
-            self._watcher.join()
-            self._remove()
-        return why
+        # -e: its log from the first line on (the built-in one is not writable by everyone).
+        return [binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")]
 
-    def stop(self) -> None:
-        """End it (its clients are dropped) and remove its directory."""
-        self._stopping.set()
-        if self.process is not None:
-            _end(self.process)
-        if self._watcher is not None:
-            self._watcher.join()
-        self._remove()
-
-    # -- inside ----------------------------------------------------------------------------
-
-    def _spawn_and_wait(self) -> str | None:
-        assert self.prefix is not None
-        tied = pdeathsig_prefix("KILL")  # dies with the worker
-        with (self.prefix / "error.log").open("ab") as errors:  # what it says before its log
-            self.process = subprocess.Popen(
-                [*tied, *self.argv],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                start_new_session=True,  # its own process group: ended as a whole
-                preexec_fn=None if tied else set_parent_death_signal,  # noqa: PLW1509
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return f"nginx exited ({self.process.returncode}): {self._error_tail()}"
-            if self._answers():
-                return None
-            time.sleep(0.02)
-        _end(self.process)
-        return f"nginx did not take connections within {READY_TIMEOUT_S:g} s"
-
-    def _run(self, first: Future[str | None]) -> None:
-        """Start it, then start it again whenever it dies, after a pause that grows while it
-        keeps dying."""
-        why = self._spawn_and_wait()
-        first.set_result(why)
-        if why is not None:
-            return
-        pause = RESTART_PAUSE_S[0]
-        while not self._stopping.is_set():
-            assert self.process is not None
-            self.process.wait()
-            if self._stopping.wait(pause):
-                return
-            self.restarts += 1
-            log.warning(
-                "the node's RTMP server exited (%s): %s; starting it again",
-                self.process.returncode,
-                self._error_tail(),
-            )
-            why = self._spawn_and_wait()
-            if why is None:
-                pause = RESTART_PAUSE_S[0]
-            else:
-                log.warning("the node's RTMP server could not start again: %s", why)
-                pause = min(pause * 2, RESTART_PAUSE_S[1])
-
-    def _answers(self) -> bool:
-        host = "127.0.0.1" if self.address in ("0.0.0.0", "::", "") else self.address  # noqa: S104
+    def answers(self) -> bool:
         try:
-            with socket.create_connection((host, self.port), timeout=0.2):
+            with socket.create_connection((connect_host(self.address), self.port), timeout=0.2):
                 return True
         except OSError:
             return False
 
-    def _port_taken(self) -> str | None:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((self.address, self.port))
-            except OSError as error:
-                return error.strerror or str(error)
-        return None
-
-    def _error_tail(self) -> str:
-        if self.prefix is None:
-            return ""
-        with contextlib.suppress(OSError):
-            lines = (self.prefix / "error.log").read_text(errors="replace").splitlines()
-            return lines[-1] if lines else "no error logged"
-        return "no error log"
-
-    def _remove(self) -> None:
-        if self.prefix is not None:
-            shutil.rmtree(self.prefix, ignore_errors=True)
+    def streams(self) -> list[StreamStats]:
+        """Its streams now, from nginx-rtmp's own statistics (module servers only)."""
+        if self.prefix is None or not self.module_server:
+            return []
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(1.0)
+            client.connect(str(self.prefix / STAT_SOCKET))
+            client.sendall(b"GET /stat HTTP/1.0\r\nHost: stat\r\n\r\n")
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+            return parse_stat(answer.partition(b"\r\n\r\n")[2])
+        return []
 
 
-def _end(process: subprocess.Popen[bytes]) -> None:
-    """SIGQUIT (nginx's graceful end), SIGKILL to its group if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(STOP_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+def parse_stat(document: bytes) -> list[StreamStats]:
+    """nginx-rtmp's `rtmp_stat` XML as stream statistics. It counts bytes per stream, not
+    per client: each player is shown the stream's outgoing rate shared evenly."""
+    try:
+        root = ET.fromstring(document)  # noqa: S314  (written by our own nginx)
+    except ET.ParseError:
+        return []
+    found = []
+    for stream in root.iter("stream"):
+        clients = stream.findall("client")
+        players = [c for c in clients if c.find("publishing") is None]
+        publishers = [c for c in clients if c.find("publishing") is not None]
+        bw_in = int(stream.findtext("bw_in") or 0) / 1000
+        bw_out = int(stream.findtext("bw_out") or 0) / 1000
+        bytes_in = int(stream.findtext("bytes_in") or 0)
+        bytes_out = int(stream.findtext("bytes_out") or 0)
+        share = max(1, len(players))
+        found.append(
+            StreamStats(
+                name=stream.findtext("name") or "",
+                publisher=PeerStats(
+                    address=publishers[0].findtext("address") or "", kbps=bw_in, bytes=bytes_in
+                )
+                if publishers
+                else None,
+                players=[
+                    PeerStats(
+                        address=p.findtext("address") or "",
+                        kbps=bw_out / share,
+                        bytes=bytes_out // share,
+                    )
+                    for p in players
+                ],
+            )
+        )
+    return found

@@ -52,7 +52,7 @@ def test_it_is_started_again_when_it_dies_and_leaves_nothing_when_stopped(
     assert server.process is not None and server.prefix is not None
     first, prefix = server.process.pid, server.prefix
     os.kill(first, signal.SIGKILL)
-    wait_for(lambda: server.restarts == 1 and server._answers(), what="nginx started again")
+    wait_for(lambda: server.restarts == 1 and server.answers(), what="nginx started again")
     assert server.process.pid != first
     again = server.process.pid
     server.stop()
@@ -72,3 +72,23 @@ def test_it_says_why_it_cannot_run(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         taken = RtmpServer("127.0.0.1", port).start()
     assert taken is not None and f"port {port} is taken" in taken
+
+
+def test_a_server_module_takes_publishers_and_shows_its_streams() -> None:
+    if shutil.which("nginx") is None or not RTMP_MODULE.exists():
+        pytest.skip("nginx-rtmp is not installed (Debian: libnginx-mod-rtmp; .ci/run installs it)")
+    server = RtmpServer("127.0.0.1", free_port(), module_server=True)
+    assert server.start() is None
+    try:
+        url = f"rtmp://127.0.0.1:{server.port}/live/key1"
+        with running(publisher(["-f", "flv", url], size="160x90", rate=10)):
+            assert stream_of(wait_for(lambda: probe(url, timeout_s=5)), "video")["width"] == 160
+            streams = wait_for(
+                lambda: [s for s in server.streams() if s.publisher and s.publisher.kbps > 0],
+                what="the stream's statistics",
+            )
+        assert [s.name for s in streams] == ["key1"]
+        assert streams[0].publisher is not None
+        assert streams[0].publisher.address == "127.0.0.1"
+    finally:
+        server.stop()
