@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import metrics
 from api.deps import ApiState, DatabaseGate
 from api.limits import RequestLimits
-from api.surfaces import callaba, fivecents, gjirafa, native, native_projects
+from api.surfaces import callaba, fivecents, gjirafa, native, native_projects, servers
 from common import live
 from common.accounts import service as accounts
 from common.accounts.throttle import LoginThrottle
@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(native.router)
     app.include_router(native_projects.router)
     app.include_router(callaba.router)
+    app.include_router(servers.callaba_srt)
+    app.include_router(servers.callaba_rtmp)
+    app.include_router(servers.router)
     app.include_router(gjirafa.router)
     app.include_router(fivecents.router)
     _unrouted(app)

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         "the worker), which OUTPUT_TYPE_LOCAL_RTMP_URL publishes to and players read; 0: none. "
         "Not started when STREAMFLEET_LOCAL_RTMP_URL names another server.",
     )
+    server_kinds: str = Field(
+        "srt,rtmp",
+        description="The media server modules this node may run (`srt`, `rtmp`, comma-"
+        "separated; empty: none), of those whose engine it has (libsrt; nginx-rtmp).",
+        pattern=r"^\s*((srt|rtmp)\s*(,\s*(srt|rtmp)\s*)*)?$",
+    )
     local_rtsp_url: str | None = Field(
         None,
         description="This node's own RTSP server for RTSP playback (OUTPUT_TYPE_LOCAL_RTSP_URL), "

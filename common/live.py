@@ -18,6 +18,7 @@ from common.definitions.node import NodeCapabilities
 LEASE_PREFIX = "streamfleet:lease:"
 MEMORY_KEY = "streamfleet:memory-since"
 STATS_PREFIX = "streamfleet:stats:"
+SERVER_STATS_PREFIX = "streamfleet:server-stats:"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,6 +66,31 @@ class RestreamStats(BaseModel):
     stalls: int = 0
     last_error: str | None = None
     outputs: list[OutputStatus] = Field(default_factory=list)
+    updated_at: float = Field(default_factory=time.time)
+
+
+class PeerStats(BaseModel):
+    """One publisher or player of a server's stream."""
+
+    address: str
+    kbps: float = Field(0.0, description="Its bitrate over the last second or so, kbit/s.")
+    bytes: int = 0
+    lost: int = Field(0, description="SRT: packets lost on the way (received: from it).")
+
+
+class StreamStats(BaseModel):
+    name: str
+    publisher: PeerStats | None = None
+    players: list[PeerStats] = Field(default_factory=list)
+
+
+class ServerStats(BaseModel):
+    """Live statistics of one media server module, from the node that runs it."""
+
+    server_id: str
+    node: str
+    streams: list[StreamStats] = Field(default_factory=list)
+    restarts: int = 0
     updated_at: float = Field(default_factory=time.time)
 
 
@@ -225,6 +251,22 @@ def read_stats(client: redis.Redis, restream_ids: list[str]) -> dict[str, Restre
         return {}
     raw = client.mget([stats_key(i) for i in restream_ids])
     return {s.restream_id: s for s in parse_all(RestreamStats, raw)}
+
+
+def write_server_stats(client: redis.Redis, stats: Sequence[ServerStats], ttl_s: float) -> None:
+    if not stats:
+        return
+    pipe = client.pipeline(transaction=False)
+    for item in stats:
+        pipe.set(SERVER_STATS_PREFIX + item.server_id, item.model_dump_json(), px=int(ttl_s * 1000))
+    pipe.execute()
+
+
+def read_server_stats(client: redis.Redis, server_ids: list[str]) -> dict[str, ServerStats]:
+    if not server_ids:
+        return {}
+    raw = client.mget([SERVER_STATS_PREFIX + i for i in server_ids])
+    return {s.server_id: s for s in parse_all(ServerStats, raw)}
 
 
 def parse_all(model: type[M], raw: list[Any]) -> list[M]:

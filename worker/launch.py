@@ -7,9 +7,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.orm import object_session
+
 from common.config import Settings
 from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
+from common.definitions.server import input_stream, input_url
 from common.ffmpeg.argv import build_argv, input_args, resolve_source_codec
 from common.ffmpeg.outputs import hls_dir, needs_clean_end, needs_meter
 from common.ffmpeg.placement import Placement
@@ -18,6 +21,7 @@ from common.lifecycle.commands import reservation_of
 from common.lifecycle.service import definition_of
 from common.logs import about
 from common.models import Restream
+from common.servers import repository as servers
 from worker.job import Job
 from worker.relay import RelayHub
 
@@ -76,11 +80,24 @@ class Launcher:
             local_rtmp_url=self.local_rtmp_url,
             local_rtsp_url=self.settings.local_rtsp_url,
             relay_port=self._relay_port(definition, restream.id, generation),
+            server_url=self._server_url(restream, definition),
             meter_port=(
                 self.relay.source_port(restream.id, generation) if needs_meter(definition) else None
             ),
         )
         return Launch(restream.id, generation, definition, placement, restream)
+
+    def _server_url(self, restream: Restream, definition: RestreamDefinition) -> str | None:
+        """What a server input reads: its server's stream, if the server runs on this node
+        (read in the start's transaction)."""
+        session = object_session(restream)
+        if restream.server_id is None or session is None:
+            return None
+        server = servers.get(session, restream.server_id, None)
+        if server is None or not server.active or server.node_name != self.node:
+            return None
+        spec = server.settings
+        return input_url(spec, input_stream(spec.name, definition.input.input_stream_id))
 
     def job(self, launch: Launch) -> Job:
         """The job to run (raises ValueError or OSError when no command can be built)."""
@@ -105,7 +122,7 @@ class Launcher:
             u30_device=reservation.u30_device,
             u30_encoder_units=reservation.u30.encoder if reservation.u30 else 0,
             workdirs=workdirs(definition, launch.placement),
-            source=pulled_source(definition),
+            source=pulled_source(definition) or launch.placement.server_url,
             clean_end=clean_end,
         )
 

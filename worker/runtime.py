@@ -39,6 +39,7 @@ from worker.lease import Heartbeat, new_holder
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.rtmp_server import RtmpServer
+from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class NodeRuntime:
             local_rtsp_url=settings.local_rtsp_url,
             playback_base_url=settings.playback_base,
             labels=settings.node_labels,
+            server_kinds=available_kinds(settings.server_kinds),
         )
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.relay = RelayHub()
@@ -112,6 +114,13 @@ class NodeRuntime:
         )
         self.http: WorkerHttp | None = None
         self.rtmp_server: RtmpServer | None = None
+        self.servers = NodeServers(
+            self.db,
+            self.redis,
+            self.node,
+            settings.listen_address,
+            stats_ttl_s=settings.stats_ttl_s,
+        )
 
     def start(self) -> None:
         """Take the node's lease (raising NodeNameTaken if another worker holds it), then
@@ -131,6 +140,7 @@ class NodeRuntime:
             self.supervisor.shutdown(1)
             raise
         self.reporter.start()
+        self.servers.start()
         if self.settings.worker_http_port:
             try:
                 token = self.settings.metrics_token
@@ -209,6 +219,7 @@ class NodeRuntime:
         log.info("node %s serves RTMP on port %d", self.node, port)
 
     def _close(self) -> None:
+        self.servers.stop()
         if self.rtmp_server is not None:  # after the FFmpeg publishing to it
             self.rtmp_server.stop()
         self.relay.close()

@@ -90,7 +90,7 @@ class PixFmt(StrEnum):
     NV20LE = "nv20le"
 
 
-# Types that name a Callaba server module this farm does not have.
+# Types that read a stream of one of the farm's server modules (`input_server_id`).
 SERVER_MODULE_INPUTS = frozenset(
     {
         InputType.SRT_SOFTWARE,
@@ -99,6 +99,8 @@ SERVER_MODULE_INPUTS = frozenset(
         InputType.RTMP_HARDWARE,
     }
 )
+# Those from hardware encoders: read with timestamps made where missing (see ffmpeg.argv).
+HARDWARE_INPUTS = frozenset({InputType.SRT_HARDWARE, InputType.RTMP_HARDWARE})
 # The transport each listen type must use (the Callaba doc: UDP for SRT, WebRTC and RTP,
 # TCP for the rest; a UDP listener is UDP, whatever the doc's "rest" says).
 LISTEN_INPUTS: dict[InputType, str] = {

@@ -56,6 +56,8 @@ class NodeCapabilities(_Part):
     local_rtsp_url: str | None = None
     playback_base_url: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # The media server modules it can run ("srt", "rtmp"): those whose engine it has.
+    server_kinds: list[str] = Field(default_factory=list)
 
     @property
     def encoders(self) -> frozenset[str]:
@@ -69,4 +71,5 @@ class NodeCapabilities(_Part):
             found.add(LOCAL_RTMP)
         if self.local_rtsp_url:
             found.add(LOCAL_RTSP)
+        found |= {f"{kind}-server" for kind in self.server_kinds}
         return frozenset(found)

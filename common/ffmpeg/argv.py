@@ -8,6 +8,7 @@ for the Alveo U30 (`mpsoc_vcu_*` codecs, `-xlnx_hwdev`, `multiscale_xma`).
 from __future__ import annotations
 
 from common.definitions.kinds import (
+    HARDWARE_INPUTS,
     LISTEN_INPUTS,
     SERVER_MODULE_INPUTS,
     AudioCodec,
@@ -66,8 +67,6 @@ def build_argv(
 ) -> list[str]:
     """FFmpeg arguments (without the program) that run `definition` on `placement`."""
     spec = definition.input
-    if spec.input_type in SERVER_MODULE_INPUTS:
-        raise ValueError(f"{spec.input_type.value} has no FFmpeg input")
     transcoding = definition.transcoding
     codec = transcoding.video_transcoding if transcoding else None
     on_card = codec in U30_CODECS
@@ -98,6 +97,9 @@ def build_argv(
     return argv
 
 
+HARDWARE_INPUT_FLAGS = ["-fflags", "+genpts+discardcorrupt"]
+
+
 # -- input ---------------------------------------------------------------------------------
 
 
@@ -122,6 +124,13 @@ def _input_args(spec: InputSpec, placement: Placement, *, decode_on_card: bool) 
         args += ["-c:v", U30_DECODERS[spec.input_video_codec or "h264"]]
     if spec.input_type in LISTEN_INPUTS:
         return args + _listen_args(spec, placement)
+    if spec.input_type in SERVER_MODULE_INPUTS:
+        if placement.server_url is None:
+            raise ValueError("its server module does not run on this node")
+        # A hardware encoder's stream: timestamps made where it leaves them out, corrupt
+        # packets dropped rather than decoded into the output.
+        tuned = HARDWARE_INPUT_FLAGS if spec.input_type in HARDWARE_INPUTS else []
+        return [*args, *tuned, "-i", placement.server_url]
     if spec.input_type is InputType.RELAY:
         if placement.relay_port is None:
             raise ValueError("INPUT_TYPE_RELAY needs the node's relay port")

@@ -18,4 +18,5 @@ class Placement:
     local_rtmp_url: str | None = None  # the node's own RTMP server, if it has one
     local_rtsp_url: str | None = None  # the node's own RTSP server, if it has one
     relay_port: int | None = None  # the node's relay: where a relay output sends / input reads
+    server_url: str | None = None  # a server input: its server's stream, on this node
     meter_port: int | None = None  # where a copy goes to be counted (see `needs_meter`)

@@ -21,6 +21,7 @@ from common.nodes.capabilities import capacity_of
 from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate, candidate_of
 from common.restreams import repository as restreams
+from common.servers import repository as servers
 
 
 def transition(session: Session, node: Node, target: NodeState, reason: str) -> None:
@@ -56,6 +57,8 @@ def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
     leases = live.read_leases(client, names)
     usage = restreams.usage_by_node(session)
     ports = restreams.ports_by_node(session)
+    for node, held in servers.ports_by_node(session).items():
+        ports.setdefault(node, {}).update(held)
     return [
         candidate_of(name, leases[name], usage.get(name, Usage()), ports.get(name, {}))
         for name in names

@@ -21,6 +21,7 @@ from common.config import Settings
 from common.db import database_now
 from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
+from common.definitions.server import ServerKind, input_stream, server_source
 from common.definitions.states import Hold, Phase, Surface
 from common.errors import (
     Conflict,
@@ -28,7 +29,6 @@ from common.errors import (
     Forbidden,
     Held,
     InvalidInput,
-    NotSupportedYet,
     RestreamNotFound,
 )
 from common.ids import new_id, random_id
@@ -37,6 +37,7 @@ from common.models import Restream
 from common.nodes.capabilities import requirements
 from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
 from common.restreams import repository
+from common.servers import repository as servers
 
 # Any 64-bit constant: "sfplace".
 PLACEMENT_LOCK_ID = 0x73_6670_6C61_6365
@@ -61,7 +62,7 @@ class Changes:
     holds: frozenset[Hold] | None = None  # replaces its holds; any hold stops it
 
 
-def _require(principal: Principal, role: Role) -> None:
+def require(principal: Principal, role: Role) -> None:
     allowed = {Role.VIEWER: set(Role), Role.OPERATOR: {Role.OPERATOR, Role.ADMIN}}.get(
         role, {Role.ADMIN}
     )
@@ -72,11 +73,6 @@ def _require(principal: Principal, role: Role) -> None:
 def check_supported(definition: RestreamDefinition, settings: Settings) -> None:
     """Refuse what the schema accepts but this farm cannot or may not run, saying so."""
     spec = definition.input
-    if spec.input_type in SERVER_MODULE_INPUTS:
-        raise NotSupportedYet(
-            f"{spec.input_type.value} reads from a Callaba server module, which streamfleet does "
-            "not support yet; use INPUT_TYPE_SRT_URL / INPUT_TYPE_RTMP_URL to pull the stream"
-        )
     url = spec.input_stream_url or ""
     if urlsplit(url).scheme.lower() in LOCAL_FILE_SCHEMES and not settings.allow_local_files:
         raise InvalidInput(
@@ -140,7 +136,7 @@ def create(
 ) -> Restream:
     """A new restream of the project, created by `surface`; started if `active` (and not
     held)."""
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     check_supported(definition, farm.settings)
     project_id = (
         principal.project_id or ensure_project(session, farm.settings.default_project_name).id
@@ -153,6 +149,7 @@ def create(
         name=name,
         definition=stored(definition),
         source_id=_source_of(session, project_id, definition),
+        server_id=_server_of(session, project_id, definition),
         attributes=attributes or {},
         surface=surface.value,
         holds=sorted(holds),
@@ -170,7 +167,7 @@ def create(
 def update(
     session: Session, farm: Farm, principal: Principal, restream_id: str, changes: Changes
 ) -> Restream:
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     if changes.name is not None and changes.name != restream.name:
         if repository.name_taken(session, restream.project_id, changes.name, except_id=restream.id):
@@ -181,6 +178,7 @@ def update(
         new_definition = stored(_keep_ids(changes.definition, definition_of(restream)))
         if new_definition != restream.definition:
             restream.source_id = _source_of(session, restream.project_id, changes.definition)
+            restream.server_id = _server_of(session, restream.project_id, changes.definition)
             restream.definition = new_definition
             if _placed(restream):  # run anew once gone from there: never two copies
                 commands.move(session, restream, "definition changed")
@@ -200,7 +198,7 @@ def update(
 
 def start(session: Session, farm: Farm, principal: Principal, restream_id: str) -> Restream:
     """Want the restream running. Idempotent: starting a started restream changes nothing."""
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
     _start(session, farm, restream, "start requested")
@@ -209,7 +207,7 @@ def start(session: Session, farm: Farm, principal: Principal, restream_id: str) 
 
 def restart(session: Session, farm: Farm, principal: Principal, restream_id: str) -> Restream:
     """Run it anew (a new generation, a fresh FFmpeg) if it is placed; else start it."""
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
     if _placed(restream):  # run anew once gone from there: never two copies
@@ -222,7 +220,7 @@ def restart(session: Session, farm: Farm, principal: Principal, restream_id: str
 
 def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
     """Want the restream stopped. Idempotent."""
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     commands.want_stopped(session, restream, "stop requested")
     return restream
@@ -231,7 +229,7 @@ def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
 def remove(session: Session, principal: Principal, restream_id: str) -> None:
     """Delete the restream and those its relay feeds; their FFmpeg, if any, is stopped after
     the commit."""
-    _require(principal, Role.OPERATOR)
+    require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     for gone in [*repository.followers(session, restream.id, for_update=True), restream]:
         commands.discard(session, gone)  # followers first: the database would cascade them
@@ -255,11 +253,17 @@ def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | No
     planner the reconciler uses too (`plan_placements`) decide; why not, if no node fits."""
     lock_placement(session)
     running: dict[str, str] = {}
-    if restream.source_id is not None:
-        source = repository.get(session, restream.source_id, None)
+    source_id = restream.source_id
+    if source_id is not None:
+        source = repository.get(session, source_id, None)
         if source is not None and source.node_name is not None and source.phase is Phase.PLACED:
             running[source.id] = source.node_name
-    wanted = Wanted(restream.id, requirements(definition_of(restream)), restream.source_id)
+    elif restream.server_id is not None:
+        source_id = server_source(restream.server_id)
+        server = servers.get(session, restream.server_id, None)
+        if server is not None and server.active and server.node_name is not None:
+            running[source_id] = server.node_name
+    wanted = Wanted(restream.id, requirements(definition_of(restream)), source_id)
     candidates = nodes.candidates(session, farm.redis)
     [decision] = plan_placements([wanted], candidates, running, farm.settings.placement_policy)
     if isinstance(decision.result, Placed):
@@ -285,6 +289,31 @@ def _source_of(session: Session, project_id: str, definition: RestreamDefinition
     if not any(o.output_type is OutputType.RELAY for o in definition_of(source).outputs):
         raise InvalidInput(f"input_relay_id: restream {source_id} has no relay output", [problem])
     return source_id
+
+
+def _server_of(session: Session, project_id: str, definition: RestreamDefinition) -> str | None:
+    """The server module a server input reads (input_server_id): of the same project and of
+    its kind, with a stream id that names it (or none: its only stream)."""
+    spec = definition.input
+    if spec.input_type not in SERVER_MODULE_INPUTS:
+        return None
+    kind = ServerKind.SRT if spec.input_type.value.startswith("INPUT_TYPE_SRT") else ServerKind.RTMP
+    server_id = (spec.input_server_id or "").strip().lower()
+    server = servers.get(session, server_id, project_id, kind=kind) if server_id else None
+    if server is None:
+        message = f"no {kind.value.upper()} server {server_id or '(none given)'} in this project"
+        raise InvalidInput(
+            f"input_server_id: {message}", [FieldProblem("input.input_server_id", message)]
+        )
+    try:
+        stream = input_stream(server.name, spec.input_stream_id)
+        if not stream and kind is ServerKind.RTMP:
+            raise ValueError("required for an RTMP server: the key its publisher uses")
+    except ValueError as error:
+        raise InvalidInput(
+            f"input_stream_id: {error}", [FieldProblem("input.input_stream_id", str(error))]
+        ) from error
+    return server.id
 
 
 def _keep_ids(new: RestreamDefinition, old: RestreamDefinition) -> RestreamDefinition:

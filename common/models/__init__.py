@@ -7,5 +7,6 @@ from common.models.node import Node
 from common.models.project import Project
 from common.models.restream import Restream
 from common.models.run import Run
+from common.models.server import Server
 
-__all__ = ["ApiKey", "Base", "Event", "Node", "Project", "Restream", "Run", "User"]
+__all__ = ["ApiKey", "Base", "Event", "Node", "Project", "Restream", "Run", "Server", "User"]

@@ -46,6 +46,10 @@ class Restream(Base, ShowsState):
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="RESTRICT"), index=True
     )
+    # A restream reading a server module's stream (its definition's `input_server_id`): it
+    # runs on that server's node. Not a foreign key: a removed server leaves its readers
+    # waiting, saying so, rather than gone.
+    server_id: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
     # What an API surface keeps about a restream that the farm never reads (a Gjirafa title,
     # a 5centsCDN stream's parts): the surface's own words, returned as they were given.
     attributes: Mapped[dict[str, Any]] = mapped_column(

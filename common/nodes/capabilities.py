@@ -123,6 +123,7 @@ def node_capabilities(
     local_rtsp_url: str | None = None,
     playback_base_url: str | None = None,
     labels: dict[str, str] | None = None,
+    server_kinds: list[str] | None = None,
 ) -> NodeCapabilities:
     """The capabilities a worker advertises in its lease and its node row."""
     millicores = cpu_millicores if cpu_millicores is not None else round(cores * 1000 * overcommit)
@@ -139,6 +140,7 @@ def node_capabilities(
         local_rtsp_url=local_rtsp_url,
         playback_base_url=playback_base_url,
         labels=labels or {},
+        server_kinds=server_kinds or [],
     )
 
 

@@ -96,7 +96,7 @@ def place(
     port = needs.listen_port
     open_port = [c for c in capable if port is None or port not in c.ports]
     if not open_port:
-        holders = ", ".join(f"restream {c.ports[port]} on {c.name}" for c in capable if port)
+        holders = ", ".join(f"{_holder(c.ports[port])} on {c.name}" for c in capable if port)
         return Unplaced(
             f"port {port} is taken on every node that could run this ({holders})", "port"
         )
@@ -159,7 +159,12 @@ def plan_placements(
         if want.source is not None:
             beside = where.get(want.source)
             if beside is None:
-                why = Unplaced(f"its source {want.source} is not running yet", "source")
+                what = (
+                    f"server {want.source.removeprefix('server:')} is not running on any node"
+                    if want.source.startswith("server:")
+                    else f"source {want.source} is not running"
+                )
+                why = Unplaced(f"its {what} yet", "source")
                 decisions.append(Decision(want.restream_id, needs, why))
                 continue
             needs = replace(needs, colocate=beside)
@@ -194,6 +199,11 @@ def _eligible(needs: Requirements, candidates: Sequence[Candidate]) -> list[Cand
     return eligible
 
 
+def _holder(holder: str) -> str:
+    """Who holds a port: "restream <id>", or as its holder says ("server <id>")."""
+    return holder if " " in holder else f"restream {holder}"
+
+
 def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
     missing = sorted(needs.encoders - set().union(*(c.encoders for c in candidates)))
     if missing:
@@ -201,6 +211,13 @@ def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
     absent = sorted(needs.features - set().union(*(c.features for c in candidates)))
     if LOCAL_RTMP in absent:
         return "no live node has a local RTMP server (nginx-rtmp: STREAMFLEET_RTMP_SERVER_PORT)"
+    servers = [a for a in absent if a.endswith("-server")]
+    if servers:
+        kind = servers[0].removesuffix("-server")
+        engine = "libsrt (libsrt1.5-openssl)" if kind == "srt" else "nginx with the RTMP module"
+        return f"no live node runs {kind.upper()} servers: each needs {engine}; " + "; ".join(
+            f"{c.name} has {_offered(c)}" for c in candidates
+        )
     if LOCAL_RTSP in absent:
         return "no live node has a local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)"
     if absent:
@@ -209,6 +226,13 @@ def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
     return "no single live node has all of " + ", ".join(
         sorted(needs.encoders | {f.removeprefix("protocol:") for f in needs.features})
     )
+
+
+def _offered(candidate: Candidate) -> str:
+    kinds = sorted(
+        f.removesuffix("-server").upper() for f in candidate.features if f.endswith("-server")
+    )
+    return "servers " + ", ".join(kinds) if kinds else "no server engine"
 
 
 def _cpu_free(candidate: Candidate) -> int:

@@ -7,7 +7,7 @@ or a crashed reconciler is healed by the next round.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from common.definitions.restream import RestreamDefinition
@@ -154,11 +154,14 @@ def plan(
     policy: Policy = "spread",
     stop_confirm_s: float = 3.0,
     judge_nodes: bool = True,
+    servers: Sequence[tuple[str, str, str]] = (),
 ) -> list[Action]:
     """Everything one round should do, in the order it should be applied.
 
     `judge_nodes`: whether a missing lease means a lost node. Not while Redis has just lost
     its data (every lease with it): what runs on a node without a lease is then left alone.
+    `servers`: where the media server modules run and the port each holds there
+    (`server_source(id)`, node, "9000/UDP"): restreams reading one run beside it.
     """
     actions, leases, held = _node_actions(nodes, judge_nodes)
     draining = {n.name for n in nodes if n.state is NodeState.DRAINING}
@@ -166,13 +169,14 @@ def plan(
     round_ = _Round(leases, held, silence, draining, stop_confirm_s, judge_nodes, actions)
     for restream in restreams:
         round_.look_at(restream)
+    served = {source: node for source, node, _ in servers}
     candidates = [
-        candidate_of(name, lease, *holding(round_.holding[name]))
+        _with_servers(candidate_of(name, lease, *holding(round_.holding[name])), servers)
         for name, lease in sorted(leases.items())
         if name not in draining
     ]
-    actions += _placements(round_, candidates, policy)
-    actions += _follow(restreams, round_)
+    actions += _placements(round_, candidates, policy, served)
+    actions += _follow(restreams, round_, served)
     desired: dict[str, dict[str, int]] = {name: {} for name in leases}
     for rid, (node, generation) in round_.placed.items():
         desired[node][rid] = generation
@@ -295,12 +299,22 @@ def _node_actions(
     return actions, leases, held
 
 
-def _placements(round_: _Round, candidates: list[Candidate], policy: Policy) -> list[Action]:
+def _with_servers(candidate: Candidate, servers: Sequence[tuple[str, str, str]]) -> Candidate:
+    """A node as placement sees it, with the ports its servers hold."""
+    held = {
+        port: source.replace(":", " ") for source, node, port in servers if node == candidate.name
+    }
+    return replace(candidate, ports={**candidate.ports, **held}) if held else candidate
+
+
+def _placements(
+    round_: _Round, candidates: list[Candidate], policy: Policy, served: Mapping[str, str]
+) -> list[Action]:
     """Place what waits (`plan_placements`, the API's planner too)."""
     actions: list[Action] = []
     generation = {r.id: r.generation for r in round_.to_place}
     wanted = [Wanted(r.id, r.requirements(), r.source) for r in round_.to_place]
-    running = {rid: node for rid, (node, _) in round_.placed.items()}
+    running = {**served, **{rid: node for rid, (node, _) in round_.placed.items()}}
     for decision in plan_placements(wanted, candidates, running, policy):
         rid, result = decision.restream_id, decision.result
         if isinstance(result, Placed):
@@ -311,14 +325,18 @@ def _placements(round_: _Round, candidates: list[Candidate], policy: Policy) -> 
     return actions
 
 
-def _follow(restreams: Sequence[RestreamView], round_: _Round) -> list[Action]:
-    """Restreams fed by a relay go where their source is: stopped (then placed beside it)
-    when their source moved."""
+def _follow(
+    restreams: Sequence[RestreamView], round_: _Round, served: Mapping[str, str]
+) -> list[Action]:
+    """Restreams fed by a relay, or reading a server, go where their source is: stopped
+    (then placed beside it) when their source moved."""
     actions: list[Action] = []
     for r in restreams:
         if r.source is None:
             continue
         source = round_.placed.get(r.source)
+        if source is None and r.source in served:
+            source = (served[r.source], 0)
         here = round_.placed.get(r.id)
         if here is None or source is None or source[0] == here[0]:
             continue

@@ -28,8 +28,9 @@ from common import live
 from common.celery_app import sync_message
 from common.config import Settings
 from common.db import Database
+from common.definitions.server import server_source
 from common.definitions.states import NodeState, Phase
-from common.lifecycle import commands
+from common.lifecycle import commands, servers
 from common.lifecycle import nodes as node_service
 from common.lifecycle.service import definition_of, lock_placement
 from common.models import Node, Restream
@@ -53,6 +54,7 @@ from common.reconcile.plan import (
     Sync,
     plan,
 )
+from common.servers import repository as server_repository
 
 log = logging.getLogger(__name__)
 # Any 64-bit constant works; this one spells "sfreconc" in ASCII.
@@ -89,6 +91,7 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
         settled = {
             n.name for n in node_views if n.lease and not n.silence and n.state is NodeState.ACTIVE
         }
+        _servers(session, client, node_views, judge_nodes)
         views, snapshot = _restream_views(session, settled)
         actions = plan(
             node_views,
@@ -96,6 +99,7 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             policy=settings.placement_policy,
             stop_confirm_s=2 * settings.lease_renew_interval_s + 1,
             judge_nodes=judge_nodes,
+            servers=server_repository.holdings(session),
         )
         counts = _apply_all(session, actions, snapshot)
     summary = RoundSummary(
@@ -107,6 +111,15 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
     if set(counts) - {"Sync"}:
         log.info("reconciled in %.0f ms: %s", summary.duration_ms, counts)
     return summary
+
+
+def _servers(session: Session, client: redis.Redis, nodes: Sequence[NodeView], judge: bool) -> None:
+    """Servers first: restreams reading one are placed beside it in this same round. The
+    nodes' holdings are read only when a server must be placed (rarely)."""
+    held = {n.name for n in nodes if n.lease is not None}
+    if not server_repository.unsettled(session, held):
+        return
+    servers.replace_lost(session, node_service.candidates(session, client), held, judge)
 
 
 def _node_views(
@@ -152,6 +165,7 @@ _VIEWS = (
         Restream.u30_load,
         Restream.listen_port,
         Restream.source_id,
+        Restream.server_id,
     )
     .where((Restream.active.is_(True)) | (Restream.phase != Phase.IDLE))
     .order_by(Restream.created_at, Restream.id)
@@ -177,7 +191,10 @@ def _restream_views(
     suspects = [
         r[0]
         for r in plain
-        if r[1] is not Phase.PLACED or r[3] not in settled_nodes or r[10] is not None
+        if r[1] is not Phase.PLACED
+        or r[3] not in settled_nodes
+        or r[10] is not None
+        or r[11] is not None
     ]
     definitions: dict[str, dict[str, Any]] = (
         dict(
@@ -189,7 +206,8 @@ def _restream_views(
         else {}  # every one placed on a settled node: no definition to read
     )
     views, snapshot = [], {}
-    for rid, phase, active, node, generation, age, cpu, device, load, port, source in plain:
+    for rid, phase, active, node, generation, age, cpu, device, load, port, fed, server in plain:
+        source = fed or (server_source(server) if server else None)
         reservation = Reservation(cpu, device, U30Load.from_dict(load) if load else None, port)
         age_s = float(age)
         definition = definitions.get(rid)

@@ -272,26 +272,6 @@ def test_missing_required_fields(client: TestClient, callaba: dict[str, str]) ->
     assert {p["field"] for p in response.json()["errors"]} == {"input", "output"}
 
 
-def test_server_module_inputs_answer_not_supported_yet(
-    client: TestClient, callaba: dict[str, str]
-) -> None:
-    response = client.post(
-        "/api/restream/create",
-        json={
-            **DOC_EXAMPLE,
-            "input": {
-                "input_type": "INPUT_TYPE_SRT_SOFTWARE",
-                "input_server_id": "62275f1bccaa650032da2b53",
-                "input_stream_id": "publisher/srt-server-name/srt-stream-01",
-            },
-        },
-        headers=callaba,
-    )
-    assert response.status_code == 422
-    assert "not support" in response.json()["message"]
-    assert count(client, callaba) == 0
-
-
 @pytest.mark.parametrize(
     ("restream_id", "status"), [("not-an-id", 400), ("62275f1bccaa650032da2b53", 404), (12, 400)]
 )

@@ -31,6 +31,7 @@ class Offers:
     local_rtsp_url: str | None = None
     playback_base_url: str | None = None
     address: str = "127.0.0.1"  # the address its lease advertises
+    server_kinds: tuple[str, ...] = ()  # the server modules it can run ("srt", "rtmp")
 
 
 def capabilities(
@@ -50,6 +51,7 @@ def capabilities(
         local_rtsp_url=offers.local_rtsp_url,
         playback_base_url=offers.playback_base_url,
         labels=offers.labels,
+        server_kinds=list(offers.server_kinds),
     )
 
 

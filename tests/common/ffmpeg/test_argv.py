@@ -289,6 +289,33 @@ def test_relays_are_udp_loopback_mpegts() -> None:
         build_argv(follower, LISTENING)
 
 
+@pytest.mark.parametrize(
+    ("input_type", "tuned"),
+    [
+        ("INPUT_TYPE_SRT_SOFTWARE", []),
+        ("INPUT_TYPE_SRT_HARDWARE", ["-fflags", "+genpts+discardcorrupt"]),
+        ("INPUT_TYPE_RTMP_HARDWARE", ["-fflags", "+genpts+discardcorrupt"]),
+    ],
+)
+def test_server_inputs_read_their_servers_stream_here(input_type: str, tuned: list[str]) -> None:
+    definition = RestreamDefinition.model_validate(
+        {
+            "input": {
+                "input_type": input_type,
+                "input_server_id": "a" * 24,
+                "input_stream_id": "s",
+            },
+            "outputs": [RTMP_OUT],
+        }
+    )
+    url = "srt://127.0.0.1:9000?streamid=receiver/studio/s&latency=200000"
+    args = build_argv(definition, replace(HERE, server_url=url))
+    at = args.index("-i")
+    assert args[at - len(tuned) : at + 2] == [*tuned, "-i", url]
+    with pytest.raises(ValueError, match="server module does not run on this node"):
+        build_argv(definition, HERE)
+
+
 def test_the_other_outputs() -> None:
     source = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://src/live/k"}
     cases = [

@@ -17,10 +17,11 @@ from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP, node_queu
 from common.config import Settings
 from common.db import Database, database_now
 from common.definitions.restream import RestreamDefinition
+from common.definitions.server import ServerKind, ServerSpec
 from common.definitions.states import Phase, RestreamState, RunState
-from common.errors import Conflict, Forbidden, InvalidInput, NotSupportedYet, RestreamNotFound
+from common.errors import Conflict, Forbidden, InvalidInput, RestreamNotFound
 from common.ffmpeg.outcome import Outcome
-from common.lifecycle import commands, reports, service
+from common.lifecycle import commands, reports, servers, service
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import place_now
 from common.models import Event, Restream, Run
@@ -310,15 +311,29 @@ def test_viewers_cannot_change_anything(db: Database, farm: service.Farm) -> Non
         service.create(session, farm, viewer, "r", definition(), active=False)
 
 
-def test_server_module_inputs_are_refused_with_the_reason(db: Database, farm: service.Farm) -> None:
+def test_a_server_input_reads_only_a_server_of_its_own_project(
+    db: Database, farm: service.Farm
+) -> None:
+    with db.transaction() as session:
+        other = ensure_project(session, "other")
+        outsider = Principal("o", Role.ADMIN, other.id)
+        spec = ServerSpec(kind=ServerKind.RTMP, name="theirs", port=9100)
+        theirs = servers.create(session, farm, outsider, spec, active=False).id
     module_input = RestreamDefinition.model_validate(
         {
-            "input": {"input_type": "INPUT_TYPE_RTMP_SOFTWARE", "input_server_id": "x"},
+            "input": {
+                "input_type": "INPUT_TYPE_RTMP_SOFTWARE",
+                "input_server_id": theirs,
+                "input_stream_id": "key",
+            },
             "outputs": [OUT],
         }
     )
-    with pytest.raises(NotSupportedYet, match="server module"), db.transaction() as session:
+    with pytest.raises(InvalidInput) as refused, db.transaction() as session:
         service.create(session, farm, ADMIN, "r", module_input, active=False)
+    assert refused.value.problems[0].field == "input.input_server_id"
+    with db.transaction() as session:
+        assert service.count(session, ADMIN) == 0
 
 
 def test_a_project_sees_only_its_own_restreams(db: Database, farm: service.Farm) -> None:

@@ -317,3 +317,33 @@ def test_while_redis_has_just_lost_its_data_no_node_is_judged() -> None:
         judge_nodes=False,
     )
     assert actions == [Assign("r4", "b"), Sync("b", {"r4": 2})]
+
+
+def test_a_server_input_goes_beside_its_server_and_follows_it() -> None:
+    servers = [("server:s1", "b", "9000/UDP")]
+    placed = plan(
+        [live("a"), live("b")], [follower("r", P.PENDING, source="server:s1")], servers=servers
+    )
+    assert next(a for a in placed if isinstance(a, Assign)).node == "b"
+    moved = plan(
+        [live("a", running={"r": 1}), live("b")],
+        [follower("r", P.PLACED, "a", source="server:s1")],
+        servers=servers,
+    )
+    assert Evacuate("r", "its source moved to b") in moved
+    waiting = plan([live("a")], [follower("r", P.PENDING, source="server:s2")])
+    assert waiting == [KeepWaiting("r", "its server s2 is not running on any node yet")]
+
+
+def test_a_servers_port_is_not_given_to_a_listen_input() -> None:
+    listens = Requirements(frozenset(), listen_port="9000/UDP")
+    actions = plan(
+        [live("a")],
+        [restream("r", P.PENDING, needs=listens)],
+        servers=[("server:s1", "a", "9000/UDP")],
+    )
+    assert actions == [
+        KeepWaiting(
+            "r", "port 9000/UDP is taken on every node that could run this (server s1 on a)"
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Media server modules as stored (`common.models.Server`): queries only."""
