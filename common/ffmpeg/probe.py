@@ -109,6 +109,18 @@ def parse_protocols(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def with_rtsp(protocols: frozenset[str], binary: str) -> frozenset[str]:
+    """`protocols`, with `rtsp` (and `rtsps` where TLS is) if FFmpeg has its RTSP demuxer:
+    RTSP is a format in FFmpeg, not a protocol, so `-protocols` never lists it."""
+    try:
+        text = _run_for(5.0, binary, "-h", "demuxer=rtsp")[1]
+    except subprocess.TimeoutExpired:
+        return protocols
+    if "Demuxer rtsp" not in text:
+        return protocols
+    return protocols | {"rtsp"} | ({"rtsps"} if "tls" in protocols else set())
+
+
 def parse_hwaccels(text: str) -> frozenset[str]:
     lines = [line.strip() for line in text.splitlines()]
     if "Hardware acceleration methods:" not in lines:
@@ -161,7 +173,7 @@ def probe(binary: str) -> FfmpegCapabilities:
         encoders=frozenset(candidates) - frozenset(failed),
         listed_encoders=listed,
         decoders=parse_codecs(_run(binary, "-decoders")[1]),
-        protocols=parse_protocols(_run(binary, "-protocols")[1]),
+        protocols=with_rtsp(parse_protocols(_run(binary, "-protocols")[1]), binary),
         hwaccels=parse_hwaccels(_run(binary, "-hwaccels")[1]),
         failed_encoders=failed,
     )
