@@ -148,7 +148,8 @@ class RtmpServer(ServedProcess):
 
 def parse_stat(document: bytes) -> list[StreamStats]:
     """nginx-rtmp's `rtmp_stat` XML as stream statistics. It counts bytes per stream, not
-    per client: each player is shown the stream's outgoing rate shared evenly."""
+    per client: each player is shown the stream's outgoing rate shared evenly; its bitrates
+    are averages over 10 s (so a new stream shows bytes before a rate)."""
     try:
         root = ET.fromstring(document)  # noqa: S314  (written by our own nginx)
     except ET.ParseError:

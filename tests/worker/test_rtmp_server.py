@@ -83,8 +83,10 @@ def test_a_server_module_takes_publishers_and_shows_its_streams() -> None:
         url = f"rtmp://127.0.0.1:{server.port}/live/key1"
         with running(publisher(["-f", "flv", url], size="160x90", rate=10)):
             assert stream_of(wait_for(lambda: probe(url, timeout_s=5)), "video")["width"] == 160
+            # nginx-rtmp averages bitrates over 10 s: bytes show first.
             streams = wait_for(
-                lambda: [s for s in server.streams() if s.publisher and s.publisher.kbps > 0],
+                lambda: [s for s in server.streams() if s.publisher and s.publisher.bytes > 0],
+                timeout_s=20,
                 what="the stream's statistics",
             )
         assert [s.name for s in streams] == ["key1"]
