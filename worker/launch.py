@@ -65,6 +65,8 @@ class Launcher:
     node: str
     # Where OUTPUT_TYPE_LOCAL_RTMP_URL publishes: the node's own server, or the one configured.
     local_rtmp_url: str | None = None
+    # Where OUTPUT_TYPE_LOCAL_RTSP_URL publishes: the node's own server, or the one configured.
+    local_rtsp_url: str | None = None
 
     def prepare(self, restream: Restream) -> Launch:
         """Its placement here, with the relay ports it writes to or reads from."""
@@ -78,7 +80,7 @@ class Launcher:
             listen_address=self.settings.listen_address,
             media_dir=self.settings.media_dir,
             local_rtmp_url=self.local_rtmp_url,
-            local_rtsp_url=self.settings.local_rtsp_url,
+            local_rtsp_url=self.local_rtsp_url,
             relay_port=self._relay_port(definition, restream.id, generation),
             server_url=self._server_url(restream, definition),
             meter_port=(

@@ -39,6 +39,7 @@ from worker.lease import Heartbeat, new_holder
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.rtmp_server import RtmpServer
+from worker.rtsp_server import RtspServer
 from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
 
@@ -89,7 +90,12 @@ class NodeRuntime:
         self.reporter = Reporter(self.db, Farm(self.redis, settings), self.node)
         self.relay = RelayHub()
         self.launcher = Launcher(
-            settings, self.ffmpeg, self.relay, self.node, local_rtmp_url=settings.local_rtmp_url
+            settings,
+            self.ffmpeg,
+            self.relay,
+            self.node,
+            local_rtmp_url=settings.local_rtmp_url,
+            local_rtsp_url=settings.local_rtsp_url,
         )
         self.supervisor = Supervisor(
             self.node,
@@ -114,6 +120,7 @@ class NodeRuntime:
         )
         self.http: WorkerHttp | None = None
         self.rtmp_server: RtmpServer | None = None
+        self.rtsp_server: RtspServer | None = None
         self.servers = NodeServers(
             self.db,
             self.redis,
@@ -126,6 +133,7 @@ class NodeRuntime:
         """Take the node's lease (raising NodeNameTaken if another worker holds it), then
         register the node and report on its restreams."""
         self._start_rtmp_server()
+        self._start_rtsp_server()
         self.supervisor.start()  # the lease carries what it runs: nothing yet
         try:
             self.heartbeat.start()
@@ -201,6 +209,25 @@ class NodeRuntime:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self._close()
 
+    def _start_rtsp_server(self) -> None:
+        """The node's own RTSP server, unless it has none (port 0) or publishes to another
+        (STREAMFLEET_LOCAL_RTSP_URL). Where it cannot run, the node offers no local RTSP
+        output, and says why."""
+        port = self.settings.rtsp_server_port
+        if not port or self.settings.local_rtsp_url:
+            return
+        server = RtspServer(self.settings.listen_address, port)
+        why = server.start()
+        if why is not None:
+            log.warning("node %s has no RTSP server of its own: %s", self.node, why)
+            return
+        self.rtsp_server = server
+        self.launcher.local_rtsp_url = server.publish_url
+        # What it offers players (the node's address replaces the host); the password to
+        # publish stays with this worker.
+        self.capabilities = self.capabilities.model_copy(update={"local_rtsp_url": server.url})
+        log.info("node %s serves RTSP on port %d", self.node, port)
+
     def _start_rtmp_server(self) -> None:
         """The node's own RTMP server, unless it has none (port 0) or publishes to another
         (STREAMFLEET_LOCAL_RTMP_URL). Where it cannot run, the node offers no local RTMP
@@ -220,8 +247,9 @@ class NodeRuntime:
 
     def _close(self) -> None:
         self.servers.stop()
-        if self.rtmp_server is not None:  # after the FFmpeg publishing to it
-            self.rtmp_server.stop()
+        for server in (self.rtmp_server, self.rtsp_server):  # after the FFmpeg publishing to it
+            if server is not None:
+                server.stop()
         self.relay.close()
         if self.http is not None:
             self.http.stop()

@@ -82,8 +82,13 @@ def output_args(definition: RestreamDefinition, placement: Placement) -> list[st
 def _muxer_options(
     definition: RestreamDefinition, output: OutputSpec, placement: Placement
 ) -> list[tuple[str, str]]:
-    if output.output_type in (OutputType.RTSP_URL, OutputType.LOCAL_RTSP_URL):
+    if output.output_type is OutputType.RTSP_URL:
         return [("rtsp_transport", "tcp")]
+    if output.output_type is OutputType.LOCAL_RTSP_URL:
+        # The node's own RTSP server takes RTP over UDP only (on loopback nothing is lost); a
+        # server of the operator's elsewhere (STREAMFLEET_LOCAL_RTSP_URL) gets TCP.
+        host = urlsplit(placement.local_rtsp_url or "").hostname
+        return [("rtsp_transport", "udp" if host in ("127.0.0.1", "localhost", "::1") else "tcp")]
     if output.output_type is OutputType.DASH:
         return [
             ("seg_duration", number(segment_seconds(definition))),
@@ -119,7 +124,7 @@ def _target(output: OutputSpec, placement: Placement) -> str:
         return output.target_url(_local(output, placement.local_rtmp_url))
     if output.output_type is OutputType.LOCAL_RTSP_URL:
         if placement.local_rtsp_url is None:
-            raise ValueError("this node has no local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)")
+            raise ValueError("this node has no local RTSP server (STREAMFLEET_RTSP_SERVER_PORT)")
         return output.target_url(_local(output, placement.local_rtsp_url))
     return output.target_url()
 

@@ -219,7 +219,10 @@ def _incapable(needs: Requirements, candidates: Sequence[Candidate]) -> str:
             f"{c.name} has {_offered(c)}" for c in candidates
         )
     if LOCAL_RTSP in absent:
-        return "no live node has a local RTSP server (STREAMFLEET_LOCAL_RTSP_URL)"
+        return (
+            "no live node has a local RTSP server (Node.js and `make rtsp`: "
+            "STREAMFLEET_RTSP_SERVER_PORT; or STREAMFLEET_LOCAL_RTSP_URL)"
+        )
     if absent:
         names = ", ".join(a.removeprefix("protocol:") for a in absent)
         return f"no live node's FFmpeg supports the protocol {names}"

@@ -205,4 +205,8 @@ def test_image_runs_as_an_unprivileged_user_with_ffmpeg() -> None:
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in dockerfile
     assert re.search(r"apt-get install .*\bffmpeg\b.*\butil-linux\b", dockerfile)
     assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)
-    assert re.search(r"^EXPOSE 8080 9100 5555$", dockerfile, re.MULTILINE)
+    assert re.search(r"^EXPOSE 8080 9100 5555 1935 8554$", dockerfile, re.MULTILINE)
+    # The engines of a node's servers: nginx-rtmp, libsrt, Node.js (and its RTSP server's
+    # package, installed beside the worker package).
+    assert re.search(r"libnginx-mod-rtmp libsrt1.5-openssl nodejs", dockerfile)
+    assert "npm ci --omit=dev" in dockerfile

@@ -177,3 +177,50 @@ def test_a_stream_for_other_servers_does_not_run_here(farm: Farm, key: dict[str,
     )
     assert refused.status_code == 400
     assert "unknown server 209: the farm's servers are 11" in refused.json()["message"]
+
+
+def test_the_seeds_update_body_plays_rtsp_and_hls_from_the_nodes_own_servers(
+    farm: Farm, key: dict[str, str], tmp_path: Path
+) -> None:
+    """The 5centsCDN document's update body, as sent (its source swapped for a local one):
+    H.265 with RTSP and HLS playback, on a farm with the servers 11 and 211; the node that has
+    an RTSP server of its own takes it, and both playback URLs play."""
+    rtsp_port = free_port()
+    worker = farm.start_worker(
+        "na-211",
+        {
+            "STREAMFLEET_NODE_LABELS": "region=north-america,server=211",
+            "STREAMFLEET_RTSP_SERVER_PORT": str(rtsp_port),
+            "STREAMFLEET_WORKER_HTTP_PORT": str(free_port()),
+        },
+    )
+    with nginx_rtmp(tmp_path) as source_port:
+        source = f"rtmp://127.0.0.1:{source_port}/live/camera"
+        with running(publisher(["-f", "flv", source], size="320x180", rate=25)):
+            first = {"name": "seed/update", "url[mediaserver][]": source, "draft": "1"}
+            number = call(farm, key, "POST", "/new", first)["stream"]["id"]
+            seed = {
+                "restreamtype": "mediaserver",
+                "codec": "h265",
+                "server[mediaserver]": "11,211",
+                "protocols": ["RTSP", "HLS"],
+                "url[mediaserver][]": source,  # the seed's: rtmp://fms-01-01.5centscdn.com
+                "mode[mediaserver]": "rtmp",
+                "audiofix": "Y",
+                "draft": "0",
+                "platformtype": "",
+            }
+            updated = call(farm, key, "POST", f"/{number}", seed)
+            assert updated["message"] == "Stream Updated"
+            stream = enabled(farm, key, number)
+            urls = stream["playbackurls"]
+            assert urls["rtsp"] == f"rtsp://127.0.0.1:{rtsp_port}/live/seedupdate"
+            wait_for(lambda: httpx.get(urls["hls"], timeout=5).status_code == 200, timeout_s=30)
+            assert stream_of(probe(urls["hls"]), "video")["codec_name"] == "hevc"
+            played = wait_for(
+                lambda: probe(urls["rtsp"], timeout_s=10), timeout_s=30, what="RTSP playback"
+            )
+            assert stream_of(played, "video")["codec_name"] == "hevc"
+            call(farm, key, "DELETE", f"/{number}")
+    worker.terminate()
+    worker.wait(60)

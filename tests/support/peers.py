@@ -3,7 +3,7 @@ receiving), nginx-rtmp, srt-live-transmit, an RTSP server that serves players, a
 HTTP server for HLS/DASH files.
 
 Debian's nginx-rtmp and srt-tools, and the npm RTSP server, are installed by `.ci/run` (and by
-`make peers` where npm exists); a test that needs one that is missing is skipped, saying so.
+`make rtsp` where npm exists); a test that needs one that is missing is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 from tests.support.media import ffmpeg, free_port
 from tests.support.wait import wait_for
 
-PEERS_DIR = Path(__file__).parents[1] / "peers"
+RTSP_PACKAGE = Path(__file__).parents[2] / "worker" / "rtsp"  # the node's RTSP server's
 NGINX_RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
 
@@ -107,11 +107,13 @@ def srt_relay(source: str, target: str, log: Path) -> Iterator[None]:
 def rtsp_server(log: Path) -> Iterator[tuple[int, int]]:
     """An RTSP server (npm rtsp-streaming-server): yields (publish port, play port)."""
     node = shutil.which("node")
-    if node is None or not (PEERS_DIR / "node_modules" / "rtsp-streaming-server").exists():
-        pytest.skip("the RTSP server peer needs Node.js and `make peers` (npm ci in tests/peers)")
+    if node is None or not (RTSP_PACKAGE / "node_modules" / "rtsp-streaming-server").exists():
+        pytest.skip("the RTSP server peer needs Node.js and `make rtsp` (npm ci in worker/rtsp)")
     publish, play = free_port(), free_port()
     rtp = 20000 + (play % 20000)
-    with running([node, str(PEERS_DIR / "rtsp_server.js"), str(publish), str(play), str(rtp)], log):
+    with running(
+        [node, str(RTSP_PACKAGE / "rtsp_server.js"), str(publish), str(play), str(rtp)], log
+    ):
         wait_for(lambda: _listening(publish) and _listening(play), timeout_s=10, what="rtsp")
         yield publish, play
 

@@ -36,6 +36,7 @@ def node(settings: Settings, committing_db: Database, tmp_path: Path) -> Iterato
         update={
             "node_name": "rt-node",
             "worker_http_port": 0,
+            "rtsp_server_port": 0,
             "media_dir": str(tmp_path),
             "cpu_millicores": 64_000,  # a pull's size is unknown: placement budgets 1080p30
         }

@@ -508,11 +508,14 @@ def test_the_nodes_own_rtsp_server_takes_a_path_and_the_key() -> None:
             "outputs": [{"output_type": "OUTPUT_TYPE_LOCAL_RTSP_URL", "output_stream_key": "pp1"}],
         }
     )
-    served = replace(HERE, local_rtsp_url="rtsp://127.0.0.1:8554/live")
-    assert build_argv(definition, served)[-5:] == [
-        "-f", "rtsp", "-rtsp_transport", "tcp", "rtsp://127.0.0.1:8554/live/pp1",
+    own = "rtsp://streamfleet:pw@127.0.0.1:8555/live"
+    assert build_argv(definition, replace(HERE, local_rtsp_url=own))[-5:] == [
+        "-f", "rtsp", "-rtsp_transport", "udp", own + "/pp1",
     ]  # fmt: skip
-    with pytest.raises(ValueError, match="STREAMFLEET_LOCAL_RTSP_URL"):
+    # Another server of the operator's, elsewhere: TCP.
+    theirs = replace(HERE, local_rtsp_url="rtsp://10.0.0.9:8554/live")
+    assert build_argv(definition, theirs)[-2:] == ["tcp", "rtsp://10.0.0.9:8554/live/pp1"]
+    with pytest.raises(ValueError, match="no local RTSP server"):
         build_argv(definition, HERE)
 
 
