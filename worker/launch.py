@@ -99,7 +99,8 @@ class Launcher:
         if server is None or not server.active or server.node_name != self.node:
             return None
         spec = server.settings
-        return input_url(spec, input_stream(spec.name, definition.input.input_stream_id))
+        stream = input_stream(spec.kind, spec.name, definition.input.input_stream_id)
+        return input_url(spec, stream)
 
     def job(self, launch: Launch) -> Job:
         """The job to run (raises ValueError or OSError when no command can be built)."""

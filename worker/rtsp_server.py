@@ -45,6 +45,9 @@ class RtspServer(ServedProcess):
         """Where this node's restreams publish (a key follows)."""
         return f"rtsp://{PUBLISHER}:{self.password}@127.0.0.1:{self.publish_port}/live"
 
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.port, "TCP"), (self.publish_port, "TCP")]
+
     def missing(self) -> str | None:
         if shutil.which(self.node) is None:
             return "Node.js is not installed (Debian: nodejs)"

@@ -100,11 +100,15 @@ class ServedProcess:
         return self.prefix / "error.log" if self.prefix else None
 
     def error_tail(self) -> str:
+        """Its last error line (else its last line): what it said when it gave up."""
         if self.log_path is None:
             return ""
         with contextlib.suppress(OSError):
-            lines = self.log_path.read_text(errors="replace").splitlines()
-            return lines[-1] if lines else "no error logged"
+            lines = [
+                line for line in self.log_path.read_text(errors="replace").splitlines() if line
+            ]
+            errors = [line for line in lines if "error" in line.lower()]
+            return (errors or lines or ["no error logged"])[-1].strip()
         return "no error log"
 
     # -- inside ----------------------------------------------------------------------------
@@ -159,16 +163,21 @@ class ServedProcess:
                 log.warning("%s could not start again: %s", self.name, why)
                 pause = min(pause * 2, RESTART_PAUSE_S[1])
 
+    def ports(self) -> list[tuple[int, str]]:
+        """The ports it listens on, each with its transport."""
+        return [(self.port, self.transport)]
+
     def _port_taken(self) -> str | None:
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        kind = socket.SOCK_DGRAM if self.transport == "UDP" else socket.SOCK_STREAM
-        with socket.socket(family, kind) as probe:
-            if kind == socket.SOCK_STREAM:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((self.address, self.port))
-            except OSError as error:
-                return f"port {self.port} is taken: {error.strerror or error}"
+        for port, transport in self.ports():
+            kind = socket.SOCK_DGRAM if transport == "UDP" else socket.SOCK_STREAM
+            with socket.socket(family, kind) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.address, port))
+                except OSError as error:
+                    return f"port {port} is taken: {error.strerror or error}"
         return None
 
     def _remove(self) -> None:

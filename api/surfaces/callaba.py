@@ -294,6 +294,7 @@ def get_by_id(
     return _details(restream, views.read(farm.redis, [restream]))
 
 
+@router.post("/restream/getProcessData", include_in_schema=False)  # the doc's example's path
 @router.post("/restream/getStat")
 def get_stat(session: SessionDep, farm: FarmDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
     restreams = service.list_all(session, principal)

@@ -148,19 +148,20 @@ def route(streamid: str) -> Route | None:
     return Route(role, server, stream)
 
 
-def input_stream(server_name: str, stream_id: str | None) -> str:
+def input_stream(kind: ServerKind, server_name: str, stream_id: str | None) -> str:
     """The stream a server input reads, from its `input_stream_id`: a bare stream name, or the
-    stream id its publisher used (`publisher/<server>/<stream>`, as Callaba's examples send;
-    the server must be this one). Empty or absent: the server's only stream (""). Raises
-    ValueError saying what is wrong."""
+    stream id its publisher used (`publisher/<server>/<stream>`, as Callaba's examples send:
+    for an SRT server the server named must be this one; for an RTMP server, whose publishers
+    send only a key, the last part is the key). Empty or absent: the server's only stream ("").
+    Raises ValueError saying what is wrong."""
     text = (stream_id or "").strip()
     if not text:
         return ""
     if "/" in text:
         found = route(text)
-        if found is None or text.count("/") != 2:
+        if found is None or found.role != "publisher" or text.count("/") != 2:
             raise ValueError("a stream name, or publisher/<server>/<stream> (exactly two '/')")
-        if found.server != server_name:
+        if kind is ServerKind.SRT and found.server != server_name:
             raise ValueError(f"names server {found.server!r}, not this input's {server_name!r}")
         return found.stream
     if not STREAM_NAME.match(text):

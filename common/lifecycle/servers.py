@@ -69,7 +69,7 @@ def create(
     project_id = (
         principal.project_id or ensure_project(session, farm.settings.default_project_name).id
     )
-    _check_name(session, project_id, spec.name, None)
+    _check_name(session, project_id, spec, None)
     server = Server(
         id=new_id(),
         project_id=project_id,
@@ -98,7 +98,7 @@ def update(
     keeps its node while its new port is free there."""
     require(principal, Role.OPERATOR)
     server = _locked(session, principal, server_id, spec.kind)
-    _check_name(session, server.project_id, spec.name, server.id)
+    _check_name(session, server.project_id, spec, server.id)
     server.spec = spec.model_dump(mode="json")
     server.name = spec.name
     server.modified_at = database_now(session)
@@ -242,10 +242,11 @@ def _without(candidate: Candidate, server: Server) -> Candidate:
     return replace(candidate, ports=ports)
 
 
-def _check_name(session: Session, project_id: str, name: str, besides: str | None) -> None:
-    if repository.name_taken(session, project_id, name, besides=besides):
-        problem = FieldProblem("server_name", "taken in this project")
-        raise Conflict(f"server_name: a server named {name!r} already exists", [problem])
+def _check_name(session: Session, project_id: str, spec: ServerSpec, besides: str | None) -> None:
+    if repository.name_taken(session, project_id, spec.kind, spec.name, besides=besides):
+        problem = FieldProblem("server_name", f"taken by another {spec.kind.value} server")
+        message = f"server_name: an {spec.kind.value.upper()} server named {spec.name!r} exists"
+        raise Conflict(message, [problem])
 
 
 def _locked(session: Session, principal: Principal, server_id: str, kind: ServerKind) -> Server:

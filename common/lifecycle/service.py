@@ -306,7 +306,7 @@ def _server_of(session: Session, project_id: str, definition: RestreamDefinition
             f"input_server_id: {message}", [FieldProblem("input.input_server_id", message)]
         )
     try:
-        stream = input_stream(server.name, spec.input_stream_id)
+        stream = input_stream(kind, server.name, spec.input_stream_id)
         if not stream and kind is ServerKind.RTMP:
             raise ValueError("required for an RTMP server: the key its publisher uses")
     except ValueError as error:

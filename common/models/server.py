@@ -21,7 +21,10 @@ class Server(Base):
     """
 
     __tablename__ = "servers"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_servers_project_name"),)
+    # Names are unique per kind, as Callaba's SRT and RTMP modules keep theirs apart.
+    __table_args__ = (
+        UniqueConstraint("project_id", "kind", "name", name="uq_servers_project_kind_name"),
+    )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     project_id: Mapped[str] = mapped_column(

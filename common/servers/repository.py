@@ -39,8 +39,12 @@ def all_in(session: Session, project_id: str | None, kind: ServerKind | None) ->
     return session.execute(statement).scalars().all()
 
 
-def name_taken(session: Session, project_id: str, name: str, *, besides: str | None = None) -> bool:
-    statement = select(Server.id).where(Server.project_id == project_id, Server.name == name)
+def name_taken(
+    session: Session, project_id: str, kind: ServerKind, name: str, *, besides: str | None = None
+) -> bool:
+    statement = select(Server.id).where(
+        Server.project_id == project_id, Server.kind == kind, Server.name == name
+    )
     if besides is not None:
         statement = statement.where(Server.id != besides)
     return session.execute(statement.limit(1)).first() is not None

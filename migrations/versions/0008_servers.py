@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["node_name"], ["nodes.name"], ondelete="SET NULL",
                                 name=op.f("fk_servers_node_name_nodes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_servers")),
-        sa.UniqueConstraint("project_id", "name", name="uq_servers_project_name"),
+        sa.UniqueConstraint("project_id", "kind", "name", name="uq_servers_project_kind_name"),
     )  # fmt: skip
     op.create_index(op.f("ix_servers_project_id"), "servers", ["project_id"])
     op.create_index(op.f("ix_servers_node_name"), "servers", ["node_name"])

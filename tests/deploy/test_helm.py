@@ -208,9 +208,18 @@ def test_workers_are_nodes_that_drain_and_answer_health_checks(release: Release)
         assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
         assert spec["terminationGracePeriodSeconds"] >= 60
         (worker,) = spec["containers"]
-        assert worker["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        servers = release.merged["workers"]["servers"]
+        assert worker["ports"] == [
+            {"name": "http", "containerPort": port, "protocol": "TCP"},
+            {"name": "rtmp", "containerPort": servers["rtmpPort"], "protocol": "TCP"},
+            {"name": "rtsp", "containerPort": servers["rtspPort"], "protocol": "TCP"},
+        ]
         env = env_of(worker)
         assert env["STREAMFLEET_WORKER_HTTP_PORT"]["value"] == str(port)
+        # The node's media servers: its own RTMP and RTSP servers, the modules it may run.
+        assert env["STREAMFLEET_RTMP_SERVER_PORT"]["value"] == str(servers["rtmpPort"])
+        assert env["STREAMFLEET_RTSP_SERVER_PORT"]["value"] == str(servers["rtspPort"])
+        assert env["STREAMFLEET_SERVER_KINDS"]["value"] == servers["kinds"]
         assert env["STREAMFLEET_NODE_NAME"]["valueFrom"] == {
             "fieldRef": {"fieldPath": "spec.nodeName"}
         }

@@ -28,6 +28,11 @@ def server() -> Iterator[RtspServer]:
     served.stop()
 
 
+def started(port: int) -> RtspServer | None:
+    served = RtspServer("0.0.0.0", port)
+    return served if served.start() is None else None
+
+
 def publishing(url: str, codec: str) -> list[str]:
     return [
         ffmpeg(), "-hide_banner", "-loglevel", "error", "-re",

@@ -43,12 +43,19 @@ def test_stream_ids(streamid: str, expected: Route | None) -> None:
 
 
 def test_an_input_stream_id_names_a_stream_of_its_server() -> None:
-    assert input_stream("studio", "publisher/studio/cam1") == "cam1"
-    assert input_stream("studio", "cam1") == "cam1"
-    assert input_stream("studio", "") == input_stream("studio", None) == ""
-    for bad in ("publisher/studio/cam1/x", "publisher/other/cam1", "a b", "receiver/studio"):
+    srt, rtmp = ServerKind.SRT, ServerKind.RTMP
+    assert input_stream(srt, "studio", "publisher/studio/cam1") == "cam1"
+    assert input_stream(srt, "studio", "cam1") == "cam1"
+    assert input_stream(srt, "studio", "") == input_stream(srt, "studio", None) == ""
+    bad = ("publisher/studio/cam1/x", "publisher/other/cam1", "a b", "receiver/studio/cam1")
+    for text in bad:
         with pytest.raises(ValueError, match=r"."):
-            input_stream("studio", bad)
+            input_stream(srt, "studio", text)
+    # An RTMP publisher sends only its key: the Callaba doc's own RTMP example names an SRT
+    # server in it, and means the key.
+    assert input_stream(rtmp, "ingest", "publisher/srt-server-name/srt-stream-01") == (
+        "srt-stream-01"
+    )
 
 
 def test_urls() -> None:
