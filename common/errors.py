@@ -71,6 +71,11 @@ class RestreamNotFound(NotFound):
         super().__init__(f"restream {restream_id} not found")
 
 
+class ServerNotFound(NotFound):
+    def __init__(self, server_id: str) -> None:
+        super().__init__(f"server {server_id} not found")
+
+
 class NodeNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"node {name} not found")

@@ -132,8 +132,7 @@ class NodeRuntime:
     def start(self) -> None:
         """Take the node's lease (raising NodeNameTaken if another worker holds it), then
         register the node and report on its restreams."""
-        self._start_rtmp_server()
-        self._start_rtsp_server()
+        self._start_own_servers()
         self.supervisor.start()  # the lease carries what it runs: nothing yet
         try:
             self.heartbeat.start()
@@ -209,41 +208,36 @@ class NodeRuntime:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self._close()
 
-    def _start_rtsp_server(self) -> None:
-        """The node's own RTSP server, unless it has none (port 0) or publishes to another
-        (STREAMFLEET_LOCAL_RTSP_URL). Where it cannot run, the node offers no local RTSP
-        output, and says why."""
-        port = self.settings.rtsp_server_port
-        if not port or self.settings.local_rtsp_url:
-            return
-        server = RtspServer(self.settings.listen_address, port)
-        why = server.start()
-        if why is not None:
-            log.warning("node %s has no RTSP server of its own: %s", self.node, why)
-            return
-        self.rtsp_server = server
-        self.launcher.local_rtsp_url = server.publish_url
-        # What it offers players (the node's address replaces the host); the password to
-        # publish stays with this worker.
-        self.capabilities = self.capabilities.model_copy(update={"local_rtsp_url": server.url})
-        log.info("node %s serves RTSP on port %d", self.node, port)
+    def _start_own_servers(self) -> None:
+        """The node's own RTMP and RTSP servers, each unless it has none (port 0) or publishes
+        to another (STREAMFLEET_LOCAL_RTMP_URL / _RTSP_URL). Where one cannot run, the node
+        offers no such local output, and says why."""
+        settings = self.settings
+        if settings.rtmp_server_port and not settings.local_rtmp_url:
+            rtmp = RtmpServer(settings.listen_address, settings.rtmp_server_port)
+            if self._own(rtmp, "RTMP"):
+                self.rtmp_server = rtmp
+                self.launcher.local_rtmp_url = rtmp.url
+                self._offer(local_rtmp_url=rtmp.url)
+        if settings.rtsp_server_port and not settings.local_rtsp_url:
+            rtsp = RtspServer(settings.listen_address, settings.rtsp_server_port)
+            if self._own(rtsp, "RTSP"):
+                self.rtsp_server = rtsp
+                # Its restreams publish with the password of this run; players are offered
+                # where they read it (the node's address replaces the host).
+                self.launcher.local_rtsp_url = rtsp.publish_url
+                self._offer(local_rtsp_url=rtsp.url)
 
-    def _start_rtmp_server(self) -> None:
-        """The node's own RTMP server, unless it has none (port 0) or publishes to another
-        (STREAMFLEET_LOCAL_RTMP_URL). Where it cannot run, the node offers no local RTMP
-        output, and says why."""
-        port = self.settings.rtmp_server_port
-        if not port or self.settings.local_rtmp_url:
-            return
-        server = RtmpServer(self.settings.listen_address, port)
+    def _own(self, server: RtmpServer | RtspServer, protocol: str) -> bool:
         why = server.start()
         if why is not None:
-            log.warning("node %s has no RTMP server of its own: %s", self.node, why)
-            return
-        self.rtmp_server = server
-        self.launcher.local_rtmp_url = server.url
-        self.capabilities = self.capabilities.model_copy(update={"local_rtmp_url": server.url})
-        log.info("node %s serves RTMP on port %d", self.node, port)
+            log.warning("node %s has no %s server of its own: %s", self.node, protocol, why)
+            return False
+        log.info("node %s serves %s on port %d", self.node, protocol, server.port)
+        return True
+
+    def _offer(self, **changes: str) -> None:
+        self.capabilities = self.capabilities.model_copy(update=changes)
 
     def _close(self) -> None:
         self.servers.stop()

@@ -21,7 +21,7 @@ from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.db import database_now
 from common.definitions.server import ServerKind, ServerSpec, ServerState, ingest_url, play_url
-from common.errors import Conflict, FieldProblem, NotFound
+from common.errors import Conflict, FieldProblem, ServerNotFound
 from common.ids import new_id
 from common.lifecycle import nodes
 from common.lifecycle.service import Farm, lock_placement, require
@@ -31,11 +31,6 @@ from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Cost
 from common.nodes.placement import Candidate, Placed, Unplaced, place
 from common.servers import repository
-
-
-class ServerNotFound(NotFound):
-    def __init__(self, server_id: str) -> None:
-        super().__init__(f"no server {server_id}")
 
 
 def needs_of(spec: ServerSpec) -> Requirements:
@@ -167,6 +162,7 @@ def replace_lost(
     (no lease: its worker and its engines are gone); unplace those no longer wanted. Returns
     how many it changed."""
     changed = 0
+    nodes = list(candidates)  # each placement adds to what the next one sees
     for server in repository.wanted(session, for_update=True):
         if not server.active:
             _unplace(session, server, "stopped")
@@ -175,12 +171,15 @@ def replace_lost(
         lost = server.node_name is not None and server.node_name not in held and judge
         if server.node_name is not None and not lost:
             continue
-        others = [_without(c, server) for c in candidates]
+        before = server.shown
         if lost:
             server.node_name = None  # what it held there is no more
-        result = place_server(server, others)
+        result = place_server(server, [_without(c, server) for c in nodes])
+        if isinstance(result, Placed):
+            at = next(i for i, c in enumerate(nodes) if c.name == result.node)
+            nodes[at] = nodes[at].taking(needs_of(server.settings), None, f"server {server.id}")
         why = "its node was lost" if lost else "waiting for a node"
-        if _apply(session, server, result, why):
+        if _apply(session, server, result, why, before):
             changed += 1
     return changed
 
@@ -197,8 +196,17 @@ def report(
     return True
 
 
-def _apply(session: Session, server: Server, result: Placed | Unplaced, why: str) -> bool:
-    before, node, reason = server.shown, server.node_name, server.reason
+def _apply(
+    session: Session,
+    server: Server,
+    result: Placed | Unplaced,
+    why: str,
+    before: ServerState | None = None,
+) -> bool:
+    """Where it goes, or why it waits; `before`: its state as shown before this change began
+    (if not as it reads now). True if anything changed."""
+    before = before or server.shown
+    node, reason = server.node_name, server.reason
     if isinstance(result, Placed):
         server.node_name, server.reason = result.node, None
         if node != result.node:

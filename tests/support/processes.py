@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+
+from tests.support.wait import wait_for
+from worker.served import ServedProcess
 
 
 def alive(pid: int) -> bool:
@@ -14,3 +18,16 @@ def alive(pid: int) -> bool:
     except (ProcessLookupError, FileNotFoundError):
         return False
     return state != "Z"
+
+
+def check_supervised(server: ServedProcess) -> None:
+    """A server the worker runs (`worker.served`): killed, it is started again; stopped, it
+    leaves no process and no directory behind."""
+    assert server.process is not None and server.prefix is not None
+    first, prefix = server.process.pid, server.prefix
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: server.restarts == 1 and server.answers(), what=f"{server.name} again")
+    again = server.process.pid
+    assert again != first
+    server.stop()
+    assert not alive(again) and not prefix.exists()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 
 from tests.support.media import free_port, probe, stream_of
 from tests.support.peers import publisher, running
-from tests.support.processes import alive
+from tests.support.processes import check_supervised
 from tests.support.wait import wait_for
 from worker.rtmp_server import RTMP_MODULE, RtmpServer, nginx_config
 
@@ -49,14 +47,7 @@ def test_a_stream_published_to_it_plays_from_it(server: RtmpServer) -> None:
 def test_it_is_started_again_when_it_dies_and_leaves_nothing_when_stopped(
     server: RtmpServer,
 ) -> None:
-    assert server.process is not None and server.prefix is not None
-    first, prefix = server.process.pid, server.prefix
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: server.restarts == 1 and server.answers(), what="nginx started again")
-    assert server.process.pid != first
-    again = server.process.pid
-    server.stop()
-    assert not alive(again) and not prefix.exists()
+    check_supervised(server)
     with socket.socket() as probe_port:  # the port is free again
         probe_port.bind(("127.0.0.1", server.port))
 

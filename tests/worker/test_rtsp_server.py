@@ -3,8 +3,6 @@ publishes (with the password of this run); players anywhere read H.264 and HEVC 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -12,7 +10,7 @@ import pytest
 
 from tests.support.media import ffmpeg, free_port, probe, stream_of
 from tests.support.peers import running
-from tests.support.processes import alive
+from tests.support.processes import check_supervised
 from tests.support.wait import wait_for
 from worker.rtsp_server import RtspServer
 
@@ -68,10 +66,4 @@ def test_no_one_else_publishes(server: RtspServer) -> None:
 def test_it_is_started_again_when_it_dies_and_leaves_nothing_when_stopped(
     server: RtspServer,
 ) -> None:
-    assert server.process is not None and server.prefix is not None
-    first, prefix = server.process.pid, server.prefix
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: server.restarts == 1 and server.answers(), what="started again")
-    again = server.process.pid
-    server.stop()
-    assert not alive(again) and not prefix.exists()
+    check_supervised(server)

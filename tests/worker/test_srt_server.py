@@ -3,8 +3,6 @@ and players (SRT callers with stream ids, as OBS and ffplay are)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -13,7 +11,7 @@ import pytest
 from common.definitions.server import ServerKind, ServerSpec
 from tests.support.media import free_port, probe, stream_of
 from tests.support.peers import publisher, running
-from tests.support.processes import alive
+from tests.support.processes import check_supervised
 from tests.support.wait import wait_for
 from worker import libsrt
 from worker.srt_server import SrtServer
@@ -69,14 +67,7 @@ def test_streams_are_routed_by_streamid(server: SrtServer) -> None:
 def test_it_is_started_again_when_it_dies_and_leaves_nothing_when_stopped(
     server: SrtServer,
 ) -> None:
-    assert server.process is not None and server.prefix is not None
-    first, prefix = server.process.pid, server.prefix
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: server.restarts == 1 and server.answers(), what="the router started again")
-    again = server.process.pid
-    assert again != first
-    server.stop()
-    assert not alive(again) and not prefix.exists()
+    check_supervised(server)
 
 
 def test_it_says_why_it_cannot_run() -> None:
