@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         pattern=r"^\d{1,5}-\d{1,5}$",
         description="Ports (first-last) for live videos' ingests; each takes one, farm-wide.",
     )
+    api_requests_per_s: int = Field(
+        100,
+        ge=0,
+        description="Requests a second each credential (login token or API key) may make on the "
+        "Callaba, Gjirafa and native surfaces, counted in Redis across API replicas; 0: no "
+        "limit. The 5centsCDN surface has its own (STREAMFLEET_CDN_API_REQUESTS_PER_S).",
+    )
     cdn_api_requests_per_s: int = Field(
         5,
         ge=0,
@@ -178,6 +185,17 @@ class Settings(BaseSettings):
         None,
         description="Address the worker's HTTP port binds to; default the node address (in a "
         "container with its own network, 0.0.0.0).",
+    )
+    beat_http_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="The reconciler's (`streamfleet beat`) port for /livez, /readyz and /metrics "
+        "(0: none; the Helm chart sets 9120).",
+    )
+    beat_http_address: str = Field(
+        "0.0.0.0",  # noqa: S104  (probes come from outside its container)
+        description="Address the reconciler's HTTP port binds to.",
     )
     metrics_token: SecretStr | None = Field(
         None,

@@ -1,8 +1,11 @@
-"""The worker's small HTTP server: `/healthz` for probes, `/metrics` for Prometheus, and
-`/live/<restream>/<output>/<file>`: the HLS and DASH its restreams write, for players.
+"""The worker's small HTTP server: `/livez` and `/readyz` for probes, `/metrics` for
+Prometheus, and `/live/<restream>/<output>/<file>`: the HLS and DASH its restreams write.
 
-`/healthz` answers 200 while the node's lease is certainly held (the same test that gates its
-FFmpeg), 503 otherwise: a worker that cannot reach Redis is not healthy, whatever Celery says.
+`/readyz` (and `/healthz`, its older name) answers 200 while the node's lease is certainly held
+(the same test that gates its FFmpeg), 503 otherwise: a worker that cannot reach Redis does not
+run restreams. `/livez` answers 200 while the worker's own machinery runs (its lease's threads,
+its supervisor's loop), Redis or not: a liveness probe on it never restarts a fleet of workers
+for a Redis outage.
 Playback serves only files of the media directory, named as FFmpeg names them: no other path
 can be reached, and an output's directory is named by a random id that no other answer of this
 port gives away. `/metrics` asks for `Authorization: Bearer <metrics token>` when the farm has
@@ -14,7 +17,6 @@ nothing for `IDLE_TIMEOUT_S`: half-open connections used to keep a thread each, 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 import re
@@ -29,6 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from common.health import authorized
 from common.lifecycle.commands import REFUSED
 from common.live import RestreamStats
 
@@ -53,6 +56,7 @@ class NodeView(Protocol):
     node: str
 
     def lease_valid(self) -> bool: ...
+    def alive(self) -> bool: ...
     def restream_stats(self) -> list[RestreamStats]: ...
     def usage(self) -> dict[str, Any]: ...
     def lease_renew_seconds(self) -> list[float]: ...
@@ -208,12 +212,16 @@ def _handler(
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             playback = PLAYBACK_PATH.match(path)
-            if path == "/healthz":
+            if path in ("/readyz", "/healthz"):
                 valid = view.lease_valid()
                 body = json.dumps({"node": view.node, "lease_valid": valid}).encode()
                 self._answer(200 if valid else 503, "application/json", body)
+            elif path == "/livez":
+                alive = view.alive()
+                body = json.dumps({"node": view.node, "alive": alive}).encode()
+                self._answer(200 if alive else 500, "application/json", body)
             elif path == "/metrics":
-                if _authorized(self.headers.get("Authorization"), metrics_token):
+                if authorized(self.headers.get("Authorization"), metrics_token):
                     self._answer(200, CONTENT_TYPE_LATEST, metrics())
                 else:
                     body = b"/metrics needs Authorization: Bearer <metrics token>\n"
@@ -252,11 +260,3 @@ def _handler(
             pass  # probes every few seconds would drown the log
 
     return Handler
-
-
-def _authorized(header: str | None, token: str | None) -> bool:
-    """No token configured: open. Else `Bearer <token>`, compared in constant time."""
-    if token is None:
-        return True
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)

@@ -122,6 +122,10 @@ class Heartbeat:
         for thread in self._threads:
             thread.start()
 
+    def alive(self) -> bool:
+        """Its renewing and fencing threads run (whether Redis answers or not)."""
+        return all(thread.is_alive() for thread in self._threads)
+
     def stop(self, *, release: bool = True) -> None:
         self._stopped.set()
         for thread in self._threads:

@@ -378,6 +378,11 @@ class NodeRuntime:
     def lease_valid(self) -> bool:
         return self.heartbeat.valid()
 
+    def alive(self) -> bool:
+        """The worker's own machinery runs: its lease's threads and its supervisor's loop
+        (Redis or PostgreSQL being away does not make it dead)."""
+        return self.heartbeat.alive() and self.supervisor.alive()
+
     def restream_stats(self) -> list[RestreamStats]:
         return self.supervisor.stats()
 

@@ -78,6 +78,16 @@ class Supervisor:
         """Kill every FFmpeg now (the lease is about to expire). Returns how many."""
         return self._call(self._fence())
 
+    def alive(self) -> bool:
+        """Its event loop runs and answers within a second."""
+        if not self._thread.is_alive():
+            return False
+        try:
+            self._call(asyncio.sleep(0), timeout_s=1.0)
+        except TimeoutError:
+            return False
+        return True
+
     def shutdown(self, timeout_s: float) -> None:
         """Stop every FFmpeg gracefully, wait up to `timeout_s`, then end the loop."""
         if not self._thread.is_alive():

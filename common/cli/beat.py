@@ -21,14 +21,16 @@ from common import live
 from common.celery_app import celery_sender, create_celery
 from common.config import Settings
 from common.db import Database, make_engine
+from common.health import ProbeServer
 from common.logs import configure_logging
+from common.reconcile.health import RoundLog
 from common.reconcile.run import reconcile
 
 log = logging.getLogger(__name__)
 LAPSE_SLACK_S = 0.01  # a round just after a lease lapses, not just before
 
 
-def run_beat(settings: Settings, stopping: threading.Event) -> None:
+def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | None = None) -> None:
     """A round every interval until `stopping` is set, and one more the moment the lease of a
     node that stopped answering lapses. A round that fails (PostgreSQL or Redis out of reach)
     is logged; the next one comes on the beat."""
@@ -47,10 +49,15 @@ def run_beat(settings: Settings, stopping: threading.Event) -> None:
     try:
         while not stopping.is_set():
             next_lapse_s = None
+            started = time.monotonic()
+            summary = None
             try:
-                next_lapse_s = reconcile(db, client, settings).next_lapse_s
+                summary = reconcile(db, client, settings)
+                next_lapse_s = summary.next_lapse_s
             except Exception:
                 log.exception("reconcile round failed")
+            if rounds is not None:
+                rounds.record(summary, time.monotonic() - started)
             now = time.monotonic()
             if now >= due:  # the round on the beat (not one at a lapse): the next beat
                 due = max(due + interval, now)  # after a slow round, at once
@@ -76,5 +83,23 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("reconciler: a round every %g s", settings.reconcile_interval_s)
-    run_beat(settings, stopping)
+    rounds = RoundLog(settings.reconcile_interval_s)
+    probes = None
+    if settings.beat_http_port:
+        token = settings.metrics_token
+        probes = ProbeServer(
+            settings.beat_http_port,
+            settings.beat_http_address,
+            alive=rounds.alive,
+            ready=rounds.ready,
+            metrics=rounds.metrics,
+            metrics_token=token.get_secret_value() if token else None,
+        )
+        probes.start()
+        log.info("reconciler probes and metrics on port %d", probes.port)
+    try:
+        run_beat(settings, stopping, rounds)
+    finally:
+        if probes is not None:
+            probes.stop()
     return 0

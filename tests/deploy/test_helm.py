@@ -227,9 +227,23 @@ def test_workers_are_nodes_that_drain_and_answer_health_checks(release: Release)
             "fieldRef": {"fieldPath": "status.hostIP"}
         }
         assert env["STREAMFLEET_MEDIA_DIR"]["value"] == "/var/lib/streamfleet/media"
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            assert worker[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+        # Liveness is the process's own (a Redis outage must not restart the fleet); readiness
+        # is the lease's.
+        for probe in ("startupProbe", "livenessProbe"):
+            assert worker[probe]["httpGet"] == {"path": "/livez", "port": "http"}, probe
+        assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert "celery" not in json.dumps(daemonset), "probe the lease, not celery inspect"
+
+
+def test_the_reconciler_has_probes_and_metrics(release: Release) -> None:
+    beat = release.find("Deployment", f"{PREFIX}-beat")
+    (container,) = pod_spec(beat)["containers"]
+    port = release.merged["beat"]["httpPort"]
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert env_of(container)["STREAMFLEET_BEAT_HTTP_PORT"]["value"] == str(port)
+    assert "STREAMFLEET_METRICS_TOKEN" in env_of(container)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
 def test_api_probes_and_replicas(release: Release) -> None:
@@ -474,12 +488,16 @@ def test_services_reach_their_pods(release: Release) -> None:
             assert port["targetPort"] in port_names, service["metadata"]["name"]
 
 
-def test_service_monitors_scrape_the_api_and_the_workers(
+def test_service_monitors_scrape_the_api_the_workers_and_the_reconciler(
     default_release: Release, u30_release: Release
 ) -> None:
     assert default_release.of_kind("ServiceMonitor") == []
     monitors = u30_release.of_kind("ServiceMonitor")
-    assert {m["metadata"]["name"] for m in monitors} == {f"{PREFIX}-api", f"{PREFIX}-worker"}
+    assert {m["metadata"]["name"] for m in monitors} == {
+        f"{PREFIX}-api",
+        f"{PREFIX}-worker",
+        f"{PREFIX}-beat",
+    }
     services = u30_release.of_kind("Service")
     for monitor in monitors:
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -571,6 +589,10 @@ def test_config_accepts_the_settings_the_chart_does_not_manage() -> None:
             "U30_DEVICES",
             "NODE_LABELS",
             "PLAYBACK_BASE_URL",  # per node too: a pool's `env` sets it, if a CDN fronts it
+            "RTMP_SERVER_PORT",  # workers.servers
+            "RTSP_SERVER_PORT",
+            "SERVER_KINDS",
+            "BEAT_HTTP_PORT",  # beat.httpPort
         )
     }
     assert chart_managed <= settings

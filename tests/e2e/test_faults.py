@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from common.config import Settings
@@ -32,7 +33,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("realtime")]
 
 TRUTH_S = 2.0  # what the API says changes within this of the fault
 DEFAULTS = Settings.model_construct()  # the farm under test runs the default lease timings
+BEAT_PORT = free_port()
 FAULT_ENV = {
+    "STREAMFLEET_BEAT_HTTP_PORT": str(BEAT_PORT),
     "STREAMFLEET_STALL_TIMEOUT_S": "10",
     "STREAMFLEET_DB_STATEMENT_TIMEOUT_S": "2",
     "STREAMFLEET_SOURCE_RETRY_MAX_S": "1",
@@ -263,6 +266,44 @@ def test_a_killed_worker_is_told_within_two_seconds_and_its_restreams_move(
     assert {state_of(farm, i)["node"] for i in ids} == {farm.node}
     nodes = {n["name"]: n for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()}
     assert nodes["f-doomed"]["state"] == "offline"
+
+
+def test_probes_during_a_redis_outage(farm: Farm, redis_server: BreakableRedis) -> None:
+    """While Redis is away every part stays alive (no liveness probe would restart a pod: a
+    fleet of workers restarted at once would drop every stream) and says it is not ready; all
+    are ready again once it is back."""
+    http_port = free_port()
+    worker = farm.start_worker("probed", {"STREAMFLEET_WORKER_HTTP_PORT": str(http_port)})
+    bases = {
+        "api": farm.base_url,
+        "worker": f"http://127.0.0.1:{http_port}",
+        "beat": f"http://127.0.0.1:{BEAT_PORT}",
+    }
+    alive = {"api": "/healthz", "worker": "/livez", "beat": "/livez"}
+
+    def status(part: str, path: str) -> int:
+        return httpx.get(bases[part] + path, timeout=5).status_code
+
+    def all_ready(expected: int) -> bool:
+        return all(status(part, "/readyz") == expected for part in bases)
+
+    try:
+        wait_for(lambda: all_ready(200), timeout_s=20, what="every part ready")
+        redis_server.kill()
+        try:
+            # The worker once its lease can no longer be certain; the reconciler once no round
+            # has succeeded for 10 s.
+            wait_for(lambda: all_ready(503), timeout_s=20, what="every part unready")
+            assert {part: status(part, path) for part, path in alive.items()} == dict.fromkeys(
+                bases, 200
+            )
+        finally:
+            redis_server.start()
+        wait_for(lambda: all_ready(200), timeout_s=30, what="every part ready again")
+        assert all(status(part, path) == 200 for part, path in alive.items())
+    finally:
+        worker.terminate()
+        worker.wait(60)
 
 
 def test_a_short_redis_outage_stops_nothing(farm: Farm, redis_server: BreakableRedis) -> None:

@@ -21,9 +21,13 @@ class FakeNode:
 
     def __init__(self) -> None:
         self.valid = True
+        self.working = True
 
     def lease_valid(self) -> bool:
         return self.valid
+
+    def alive(self) -> bool:
+        return self.working
 
     def restream_stats(self) -> list[RestreamStats]:
         return [
@@ -49,12 +53,18 @@ def served() -> Iterator[tuple[FakeNode, str]]:
     http.stop()
 
 
-def test_healthz_follows_the_lease(served: tuple[FakeNode, str]) -> None:
+def test_readiness_follows_the_lease_and_liveness_the_process(
+    served: tuple[FakeNode, str],
+) -> None:
     node, base = served
-    assert httpx.get(f"{base}/healthz").json() == {"node": "n1", "lease_valid": True}
-    node.valid = False
-    response = httpx.get(f"{base}/healthz")
-    assert response.status_code == 503
+    for ready in ("/readyz", "/healthz"):
+        assert httpx.get(f"{base}{ready}").json() == {"node": "n1", "lease_valid": True}
+    node.valid = False  # Redis away: not ready, still alive
+    assert httpx.get(f"{base}/readyz").status_code == 503
+    assert httpx.get(f"{base}/healthz").status_code == 503
+    assert httpx.get(f"{base}/livez").json() == {"node": "n1", "alive": True}
+    node.working = False
+    assert httpx.get(f"{base}/livez").status_code == 500
     assert httpx.get(f"{base}/nope").status_code == 404
 
 

@@ -1,0 +1,90 @@
+"""Probes and metrics of a process without a web framework (the reconciler): `/livez`,
+`/readyz` and `/metrics` on a small HTTP server in a daemon thread.
+
+Liveness says the process itself works (a probe that fails restarts it); readiness says it can
+do its work now (it may fail while PostgreSQL or Redis is away, and restarts nothing). A
+dependency's outage must never fail liveness: every pod of a fleet would restart at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+Probe = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """No token configured: open. Else `Bearer <token>`, compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+class ProbeServer:
+    def __init__(
+        self,
+        port: int,
+        address: str,
+        *,
+        alive: Probe,
+        ready: Probe,
+        metrics: Callable[[], bytes],
+        metrics_token: str | None = None,
+    ) -> None:
+        routes = {"/livez": (alive, 500), "/readyz": (ready, 503)}
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 10.0
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path in routes:
+                    probe, failing = routes[path]
+                    ok, facts = probe()
+                    body = json.dumps({"ok": ok, **facts}).encode()
+                    self._answer(200 if ok else failing, "application/json", body)
+                elif path == "/metrics":
+                    if authorized(self.headers.get("Authorization"), metrics_token):
+                        self._answer(200, CONTENT_TYPE_LATEST, metrics())
+                    else:
+                        self._answer(401, "text/plain", b"/metrics needs Bearer <metrics token>\n")
+                else:
+                    self._answer(404, "text/plain", b"not found\n")
+
+            def _answer(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def handle(self) -> None:
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    super().handle()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # probes every few seconds would drown the log
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="probes", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
