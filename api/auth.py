@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
+import redis
 from fastapi import Depends, Header
 
 from api.deps import ApiState, SessionDep, StateDep
-from common.accounts import projects, security
+from common.accounts import projects, revocations, security
 from common.accounts import service as accounts
 from common.accounts.principal import Principal, Role
-from common.errors import Forbidden, NotAuthenticated
+from common.errors import Forbidden, NotAuthenticated, TooManyRequests
+from common.ratelimit import RateLimiter
 
 
 def bearer_principal(
-    session: SessionDep, authorization: Annotated[str | None, Header()] = None
+    session: SessionDep, state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     """The caller of the native API: an API key as `Authorization: Bearer <key>`."""
     if not authorization:
@@ -23,7 +25,24 @@ def bearer_principal(
     scheme, _, credential = authorization.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise NotAuthenticated("Authorization must be `Bearer <api key>`")
-    return accounts.authenticate_key(session, credential.strip())
+    return within_rate(state, accounts.authenticate_key(session, credential.strip()))
+
+
+def within_rate(state: ApiState, principal: Principal) -> Principal:
+    """The caller, if within its requests a second (STREAMFLEET_API_REQUESTS_PER_S, counted in
+    Redis so that it holds across replicas). While Redis is out of reach nothing is counted:
+    reads go on from PostgreSQL through an outage."""
+    rate = state.settings.api_requests_per_s
+    if not rate:
+        return principal
+    limiter = RateLimiter(state.redis, limit=rate, window_s=1.0, prefix="ratelimit:api")
+    try:
+        admitted = limiter.admit(principal.subject)
+    except redis.RedisError:
+        return principal
+    if not admitted:
+        raise TooManyRequests(f"too many requests: at most {rate} a second per credential")
+    return principal
 
 
 def token_principal(
@@ -35,7 +54,7 @@ def token_principal(
     there, which is how a project's credential uses this surface."""
     if not x_access_token:
         raise NotAuthenticated("missing x-access-token: log in at /api/auth/login")
-    return _key_or_token(session, state, x_access_token)
+    return within_rate(state, _key_or_token(session, state, x_access_token))
 
 
 def project_principal(
@@ -52,7 +71,7 @@ def project_principal(
         raise NotAuthenticated("missing Authorization: <api key>")
     scheme, _, rest = authorization.strip().partition(" ")
     credential = rest.strip() if scheme.lower() == "bearer" else authorization.strip()
-    principal = _key_or_token(session, state, credential)
+    principal = within_rate(state, _key_or_token(session, state, credential))
     if principal.farm_wide:
         projects.visible(session, principal, project_id)
         return replace(principal, project_id=project_id)
@@ -79,12 +98,22 @@ def require_metrics_reader(state: ApiState, authorization: str | None) -> None:
 def _key_or_token(session: SessionDep, state: StateDep, credential: str) -> Principal:
     if security.api_key_prefix(credential) is not None:
         return accounts.authenticate_key(session, credential)
-    secret = state.settings.jwt_secret
-    user_id = security.read_token(credential, secret.get_secret_value()) if secret else None
-    user = accounts.user_by_id(session, user_id) if user_id else None
+    claims = login_claims(state, credential)
+    user = accounts.user_by_id(session, claims.user_id)
     if user is None:
         raise NotAuthenticated("invalid or expired token: log in again at /api/auth/login")
     return accounts.principal_of_user(user)
+
+
+def login_claims(state: ApiState, token: str) -> security.TokenClaims:
+    """The claims of a login token that is valid, unexpired and not revoked."""
+    secret = state.settings.jwt_secret
+    claims = security.read_token(token, secret.get_secret_value()) if secret else None
+    if claims is None or revocations.revoked(state.redis, claims):
+        raise NotAuthenticated(
+            "invalid or expired token (or revoked): log in again at /api/auth/login"
+        )
+    return claims
 
 
 BearerPrincipal = Annotated[Principal, Depends(bearer_principal)]

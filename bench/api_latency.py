@@ -19,7 +19,6 @@ counted). Prints p50/p90/max in milliseconds.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.localfarm import LocalFarm, percentile  # noqa: E402
+from bench.localfarm import LocalFarm, environment, percentile  # noqa: E402
 from common.cli.localfarm import free_port  # noqa: E402
 
 JOB = {
@@ -60,9 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
-        farm = LocalFarm(
-            Path(tmp) / "farm", free_port(), not args.keep_farm_output, dict(os.environ)
-        )
+        farm = LocalFarm(Path(tmp) / "farm", free_port(), not args.keep_farm_output, environment())
         try:
             ids = [
                 farm.post("/api/restream/create", {**JOB, "restream_name": f"bench-{i}"})["id"]

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.localfarm import LocalFarm, wait  # noqa: E402
+from bench.localfarm import LocalFarm, environment, wait  # noqa: E402
 from common.cli.localfarm import free_port  # noqa: E402
 from common.ffmpeg.binary import resolve_ffmpeg  # noqa: E402
 
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--ffmpeg", help="FFmpeg binary for the worker (FFMPEG_BINARY)")
     parser.add_argument("--keep-farm-output", action="store_true", help="show the farm's logs")
     args = parser.parse_args()
-    env = {**os.environ, "STREAMFLEET_CPU_MILLICORES": "1000000"}
+    env = environment(STREAMFLEET_CPU_MILLICORES="1000000")
     if args.ffmpeg:
         env["FFMPEG_BINARY"] = args.ffmpeg
     counts = [int(c) for c in args.counts.split(",")]

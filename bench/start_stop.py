@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--ffmpeg", help="FFmpeg binary for the worker (FFMPEG_BINARY)")
     parser.add_argument("--progress-period", help="STREAMFLEET_PROGRESS_PERIOD_S for the worker")
     args = parser.parse_args()
-    env = dict(os.environ)
+    env = localfarm.environment()
     if args.ffmpeg:
         env["FFMPEG_BINARY"] = args.ffmpeg
     if args.progress_period:

@@ -19,6 +19,18 @@ _counter = itertools.count(secrets.randbelow(0xFFFFFF))
 _process_random = os.urandom(5)
 
 
+def _reseed() -> None:
+    """A forked child (a pre-forking server's worker) gets its own random part and counter:
+    with its parent's, both would mint the same ids in the same second."""
+    global _counter, _process_random, _lock  # noqa: PLW0603
+    _lock = threading.Lock()
+    _counter = itertools.count(secrets.randbelow(0xFFFFFF))
+    _process_random = os.urandom(5)
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
 def new_id() -> str:
     """A fresh 24-hex id, unique across processes and sortable by creation second."""
     with _lock:

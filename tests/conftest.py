@@ -93,6 +93,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         admin_password=ADMIN_PASSWORD,
         jwt_secret=JWT_SECRET,
         node_name="test-node",
+        api_requests_per_s=0,  # tests make many requests at once; the limit has its own tests
     )
 
 

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.auth import TokenPrincipal
+from api.auth import TokenPrincipal, login_claims
 from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import Problem, error_responses, surface_route
-from common.accounts import security
+from common.accounts import revocations, security
 from common.accounts import service as accounts
 from common.definitions.checks import build
 from common.definitions.kinds import InputType
 from common.definitions.restream import InputSpec, OutputSpec, RestreamDefinition, TranscodingSpec
 from common.definitions.states import Surface
-from common.errors import FieldProblem, InvalidInput, NotSupportedYet, StreamfleetError
+from common.errors import (
+    FieldProblem,
+    InvalidInput,
+    NotAuthenticated,
+    NotSupportedYet,
+    StreamfleetError,
+)
 from common.ids import is_object_id
 from common.lifecycle import service, views
 from common.live import RestreamStats
@@ -193,6 +199,17 @@ def login(
     assert secret is not None  # create_app refuses to start without it
     token = security.issue_token(user.id, secret.get_secret_value(), state.settings.jwt_ttl_s)
     return {"success": True, "token": token}
+
+
+@router.post("/auth/logout")
+def logout(
+    state: StateDep, x_access_token: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """Revoke the login token in `x-access-token`: refused from now on, by every replica."""
+    if not x_access_token:
+        raise NotAuthenticated("missing x-access-token")
+    revocations.revoke(state.redis, login_claims(state, x_access_token))
+    return {"success": True, "ok": True}
 
 
 @router.post("/restream/create")

@@ -10,24 +10,45 @@ import time
 from dataclasses import dataclass
 
 import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 KEY_PREFIX = "sf"
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 JWT_ALGORITHM = "HS256"
 
 
+# Argon2id with RFC 9106's second recommended setting (64 MiB, 3 passes, 4 lanes): above
+# OWASP's minimum. Hashes made with other parameters, or with scrypt (this farm's earlier
+# scheme), still verify and are made again at the next login (`needs_rehash`).
+_ARGON2 = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
+
+
 def hash_password(password: str) -> str:
-    """scrypt with a random salt, as `scrypt$n$r$p$salt$hash`."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
-    return "$".join(
-        ["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+    """Argon2id, in its standard encoding (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`)."""
+    return _ARGON2.hash(password)
 
 
 def verify_password(password: str, stored: str) -> bool:
+    if stored.startswith("$argon2"):
+        try:
+            return _ARGON2.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return _verify_scrypt(password, stored)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Made by an older scheme or with other parameters: hash again once the password is known."""
+    if not stored.startswith("$argon2"):
+        return True
+    try:
+        return _ARGON2.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
+    """The earlier scheme, `scrypt$n$r$p$salt$hash`: verified, never made any more."""
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
     except ValueError:
@@ -68,23 +89,44 @@ def hash_api_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    token_id: str  # `jti`: what a revocation names
+    issued_ms: int  # when, in milliseconds (a revocation of every token compares it)
+    expires_at: int
+
+
 def issue_token(user_id: str, secret: str, ttl_s: int) -> str:
-    now = int(time.time())
-    return jwt.encode({"id": user_id, "iat": now, "exp": now + ttl_s}, secret, JWT_ALGORITHM)
+    now_ms = time.time_ns() // 1_000_000
+    now = now_ms // 1000
+    claims = {
+        "id": user_id,
+        "jti": secrets.token_hex(12),
+        "iat": now,
+        "iat_ms": now_ms,
+        "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, secret, JWT_ALGORITHM)
 
 
-def read_token(token: str, secret: str) -> str | None:
-    """The user id in a valid, unexpired token; None otherwise."""
+def read_token(token: str, secret: str) -> TokenClaims | None:
+    """The claims of a valid, unexpired token; None otherwise (revocations aside:
+    `common.accounts.revocations`)."""
     try:
         claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM])
     except jwt.PyJWTError:
         return None
-    user_id = claims.get("id")
-    return user_id if isinstance(user_id, str) else None
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+    user_id, token_id = claims.get("id"), claims.get("jti")
+    if not isinstance(user_id, str):
+        return None
+    return TokenClaims(
+        user_id=user_id,
+        # Tokens from before revocations carry no id: revoked with their user's tokens only.
+        token_id=token_id if isinstance(token_id, str) else "",
+        issued_ms=int(claims.get("iat_ms", int(claims.get("iat", 0)) * 1000)),
+        expires_at=int(claims["exp"]),
+    )
 
 
 def _unb64(text: str) -> bytes:

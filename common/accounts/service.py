@@ -43,7 +43,9 @@ def ensure_admin(session: Session, email: str, password: str) -> User:
         .on_conflict_do_nothing(index_elements=["email"])
     )
     user = session.execute(select(User).where(User.email == email)).scalar_one()
-    if not security.verify_password(password, user.password_hash):
+    if security.needs_rehash(user.password_hash) or not security.verify_password(
+        password, user.password_hash
+    ):
         user.password_hash = security.hash_password(password)
     user.is_admin = True
     return user
@@ -60,6 +62,8 @@ def login(
         throttle.failed(email, address)
         raise NotAuthenticated("wrong e-mail or password")
     throttle.succeeded(email)
+    if security.needs_rehash(user.password_hash):  # an older scheme: upgraded now
+        user.password_hash = security.hash_password(password)
     return user
 
 

@@ -4,6 +4,7 @@
   streamfleet api | worker | beat | flower | migrate   [--data-dir DIR]
   streamfleet admin create-project --name NAME [--data-dir DIR]
   streamfleet admin create-key --name NAME [--project ID --role R] [--data-dir DIR]
+  streamfleet admin revoke-tokens --email EMAIL [--data-dir DIR]
   streamfleet config
 
 Every subcommand reads its settings from the environment (see README); with `--data-dir` it
@@ -157,6 +158,34 @@ def cmd_create_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from common import live
+    from common.accounts import revocations
+    from common.config import Settings
+    from common.models import User
+
+    db = _database()
+    try:
+        with db.transaction() as session:
+            user_id = session.execute(
+                select(User.id).where(User.email == args.email.strip())
+            ).scalar_one_or_none()
+    finally:
+        db.dispose()
+    if user_id is None:
+        raise SystemExit(f"no user {args.email}")
+    settings = Settings()
+    client = live.connect(settings.redis_url)
+    try:
+        revocations.revoke_all(client, user_id, settings.jwt_ttl_s)
+    finally:
+        client.close()
+    print(f"every login token of {args.email} issued until now is refused from now on")
+    return 0
+
+
 def cmd_config(_args: argparse.Namespace) -> int:
     from common.config import markdown_table
 
@@ -220,6 +249,12 @@ def parser() -> argparse.ArgumentParser:
     )
     create_key.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     create_key.set_defaults(func=cmd_create_key)
+    revoke = admin_commands.add_parser(
+        "revoke-tokens", help="refuse every login token a user holds (they log in again)"
+    )
+    revoke.add_argument("--email", required=True, help="the user's e-mail")
+    revoke.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    revoke.set_defaults(func=cmd_revoke_tokens)
     create_project = admin_commands.add_parser("create-project", help="create a project")
     create_project.add_argument("--name", required=True, help="the project's unique name")
     create_project.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from common import live
+from common.accounts import revocations, security
 from common.config import Settings
 from common.db import Database
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
@@ -28,6 +29,15 @@ DOC_EXAMPLE = {
     "output": {"output_type": "OUTPUT_TYPE_SRT_URL", "output_stream_url": "srt://127.0.0.1:2035"},
     "active": True,
 }
+
+
+def login(client: TestClient) -> str:
+    response = client.post(
+        "/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["token"]
+    return token
 
 
 def create(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
@@ -325,3 +335,28 @@ def test_failed_logins_lock_the_account_and_the_address_for_a_while(
         for i in range(20):
             client.post("/api/auth/login", json={"email": f"u{i}@x.y", "password": "p"})
         assert client.post("/api/auth/login", json=right).status_code == 429
+
+
+def test_a_logged_out_token_is_refused_and_the_others_are_not(
+    client: TestClient, token: str
+) -> None:
+    other = login(client)
+    headers = {"x-access-token": token}
+    assert client.post("/api/restream/getAll", headers=headers).status_code == 200
+    answer = client.post("/api/auth/logout", headers=headers)
+    assert answer.json() == {"success": True, "ok": True}
+    refused = client.post("/api/restream/getAll", headers=headers)
+    assert refused.status_code == 401 and "revoked" in refused.json()["message"]
+    assert client.post("/api/auth/logout", headers=headers).status_code == 401
+    assert client.post("/api/restream/getAll", headers={"x-access-token": other}).status_code == 200
+
+
+def test_every_token_of_a_user_is_revoked_at_once(
+    client: TestClient, token: str, db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    claims = security.read_token(token, JWT_SECRET)
+    assert claims is not None
+    revocations.revoke_all(redis_client, claims.user_id, settings.jwt_ttl_s)
+    assert client.post("/api/restream/getAll", headers={"x-access-token": token}).status_code == 401
+    again = login(client)  # logging in again gives a token that works
+    assert client.post("/api/restream/getAll", headers={"x-access-token": again}).status_code == 200

@@ -31,6 +31,7 @@ FAST_ENV = {
     "STREAMFLEET_WORKER_HTTP_PORT": "0",  # several workers per machine: a test that wants it sets one
     "STREAMFLEET_RTMP_SERVER_PORT": "0",  # the same
     "STREAMFLEET_RTSP_SERVER_PORT": "0",  # the same
+    "STREAMFLEET_API_REQUESTS_PER_S": "0",  # the tests poll; the limit has its own tests
 }
 
 
