@@ -5,6 +5,7 @@
   streamfleet admin create-project --name NAME [--data-dir DIR]
   streamfleet admin create-key --name NAME [--project ID --role R] [--data-dir DIR]
   streamfleet admin revoke-tokens --email EMAIL [--data-dir DIR]
+  streamfleet admin ensure-secret --name N --namespace NS --key K=LENGTH...   (the chart's hook)
   streamfleet config
 
 Every subcommand reads its settings from the environment (see README); with `--data-dir` it
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+from common.cli import kube_secret
 from common.cli.localfarm import DEFAULT_DATA_DIR, apply_farm_environment
 
 
@@ -249,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     )
     create_key.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     create_key.set_defaults(func=cmd_create_key)
+    kube_secret.add_parser(admin_commands)
     revoke = admin_commands.add_parser(
         "revoke-tokens", help="refuse every login token a user holds (they log in again)"
     )

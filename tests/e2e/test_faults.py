@@ -33,9 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("realtime")]
 
 TRUTH_S = 2.0  # what the API says changes within this of the fault
 DEFAULTS = Settings.model_construct()  # the farm under test runs the default lease timings
-BEAT_PORT = free_port()
 FAULT_ENV = {
-    "STREAMFLEET_BEAT_HTTP_PORT": str(BEAT_PORT),
     "STREAMFLEET_STALL_TIMEOUT_S": "10",
     "STREAMFLEET_DB_STATEMENT_TIMEOUT_S": "2",
     "STREAMFLEET_SOURCE_RETRY_MAX_S": "1",
@@ -62,8 +60,11 @@ def farm(
     postgres: BreakablePostgres,
     redis_server: BreakableRedis,
 ) -> Iterator[Farm]:
+    # The reconciler's probes, on a port taken now (one chosen long before could be handed out
+    # again meanwhile).
+    env = {**FAULT_ENV, "STREAMFLEET_BEAT_HTTP_PORT": str(free_port())}
     with running_farm(
-        tmp_path_factory.mktemp("faults"), postgres.url, FAULT_ENV, redis_url=redis_server.url
+        tmp_path_factory.mktemp("faults"), postgres.url, env, redis_url=redis_server.url
     ) as started:
         yield started
 
@@ -277,7 +278,7 @@ def test_probes_during_a_redis_outage(farm: Farm, redis_server: BreakableRedis) 
     bases = {
         "api": farm.base_url,
         "worker": f"http://127.0.0.1:{http_port}",
-        "beat": f"http://127.0.0.1:{BEAT_PORT}",
+        "beat": f"http://127.0.0.1:{farm.env['STREAMFLEET_BEAT_HTTP_PORT']}",
     }
     alive = {"api": "/healthz", "worker": "/livez", "beat": "/livez"}
 

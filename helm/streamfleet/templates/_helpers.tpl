@@ -93,51 +93,75 @@ Secret, or a URL the chart puts into its own Secret.
 {{- first $given }}
 {{- end }}
 
-{{/* One value of the chart's Secret: given, else kept from the live Secret, else generated.
-     (list given liveData key length) */}}
-{{- define "streamfleet.secretValue" -}}
-{{- $given := index . 0 }}
-{{- $live := index . 1 }}
-{{- $key := index . 2 }}
-{{- if $given }}
-{{- $given }}
-{{- else if hasKey $live $key }}
-{{- index $live $key | b64dec }}
+{{/* The Secret the hook Job (templates/generated-secret.yaml) makes once and never changes. */}}
+{{- define "streamfleet.generatedSecretName" -}}
+{{- printf "%s-generated" (include "streamfleet.fullname" .) }}
+{{- end }}
+
+{{/*
+What the chart generates rather than renders, as JSON: {"keys": {NAME: length}, "derived":
+{NAME: template}} for every secret value the values do not give. Nothing random is rendered:
+`helm template` (Argo CD, Flux) gives the same objects every time.
+*/}}
+{{- define "streamfleet.generated" -}}
+{{- $keys := dict }}
+{{- $derived := dict }}
+{{- if not .Values.secrets.existingSecret }}
+{{- if not .Values.secrets.adminPassword }}{{ $_ := set $keys "STREAMFLEET_ADMIN_PASSWORD" 24 }}{{ end }}
+{{- if not .Values.secrets.jwtSecret }}{{ $_ := set $keys "STREAMFLEET_JWT_SECRET" 48 }}{{ end }}
+{{- if not .Values.secrets.metricsToken }}{{ $_ := set $keys "STREAMFLEET_METRICS_TOKEN" 32 }}{{ end }}
+{{- end }}
+{{- $pg := .Values.postgresql.bundled }}
+{{- if and (eq (include "streamfleet.postgresql.source" .) "bundled") (not $pg.password) }}
+{{- $_ := set $keys "POSTGRES_PASSWORD" 32 }}
+{{- $_ := set $derived "DATABASE_URL" (printf "postgresql://%s:{POSTGRES_PASSWORD}@%s:5432/%s" (urlquery $pg.username) (include "streamfleet.postgresql.host" .) $pg.database) }}
+{{- end }}
+{{- if and (eq (include "streamfleet.redis.source" .) "bundled") (not .Values.redis.bundled.password) }}
+{{- $_ := set $keys "REDIS_PASSWORD" 32 }}
+{{- $_ := set $derived "REDIS_URL" (printf "redis://:{REDIS_PASSWORD}@%s:6379/0" (include "streamfleet.redis.host" .)) }}
+{{- end }}
+{{- toJson (dict "keys" $keys "derived" $derived) }}
+{{- end }}
+
+{{/* The Secret that holds `key`: (list root key). The chart's own when the values give it, the
+     operator's existingSecret for the application's secrets, else the generated one. */}}
+{{- define "streamfleet.secretOf" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $data := include "streamfleet.secretData" $root | fromJson }}
+{{- $generated := include "streamfleet.generated" $root | fromJson }}
+{{- if hasKey $data $key }}
+{{- include "streamfleet.secretName" $root }}
+{{- else if or (hasKey $generated.keys $key) (hasKey $generated.derived $key) }}
+{{- include "streamfleet.generatedSecretName" $root }}
 {{- else }}
-{{- randAlphaNum (index . 3) }}
+{{- include "streamfleet.appSecretName" $root }}
 {{- end }}
 {{- end }}
 
 {{/*
-The data of the chart's Secret, as JSON (plain values). Generated values are read back from the
-Secret in the cluster on upgrade (lookup), so they stay the same; offline rendering (helm
-template) generates new ones each time.
+The data of the chart's Secret, as JSON (plain values): only what the values give. What they
+do not give is generated once by the hook Job, into the generated Secret (see above).
 */}}
 {{- define "streamfleet.secretData" -}}
-{{- $live := dict }}
-{{- $found := lookup "v1" "Secret" .Release.Namespace (include "streamfleet.secretName" .) }}
-{{- if and $found $found.data }}{{ $live = $found.data }}{{ end }}
 {{- $data := dict }}
 {{- if not .Values.secrets.existingSecret }}
-{{- $_ := set $data "STREAMFLEET_ADMIN_PASSWORD" (include "streamfleet.secretValue" (list .Values.secrets.adminPassword $live "STREAMFLEET_ADMIN_PASSWORD" 24)) }}
-{{- $_ := set $data "STREAMFLEET_JWT_SECRET" (include "streamfleet.secretValue" (list .Values.secrets.jwtSecret $live "STREAMFLEET_JWT_SECRET" 48)) }}
-{{- $_ := set $data "STREAMFLEET_METRICS_TOKEN" (include "streamfleet.secretValue" (list .Values.secrets.metricsToken $live "STREAMFLEET_METRICS_TOKEN" 32)) }}
-{{- if .Values.secrets.flowerBasicAuth }}
-{{- $_ := set $data "STREAMFLEET_FLOWER_BASIC_AUTH" .Values.secrets.flowerBasicAuth }}
-{{- end }}
+{{- with .Values.secrets.adminPassword }}{{ $_ := set $data "STREAMFLEET_ADMIN_PASSWORD" . }}{{ end }}
+{{- with .Values.secrets.jwtSecret }}{{ $_ := set $data "STREAMFLEET_JWT_SECRET" . }}{{ end }}
+{{- with .Values.secrets.metricsToken }}{{ $_ := set $data "STREAMFLEET_METRICS_TOKEN" . }}{{ end }}
+{{- with .Values.secrets.flowerBasicAuth }}{{ $_ := set $data "STREAMFLEET_FLOWER_BASIC_AUTH" . }}{{ end }}
 {{- end }}
 {{- $pgSource := include "streamfleet.postgresql.source" . }}
-{{- if eq $pgSource "bundled" }}
 {{- $pg := .Values.postgresql.bundled }}
-{{- $password := include "streamfleet.secretValue" (list $pg.password $live "POSTGRES_PASSWORD" 32) }}
-{{- $_ := set $data "POSTGRES_PASSWORD" $password }}
-{{- $_ := set $data "DATABASE_URL" (printf "postgresql://%s:%s@%s:5432/%s" (urlquery $pg.username) (urlquery $password) (include "streamfleet.postgresql.host" .) $pg.database) }}
+{{- if and (eq $pgSource "bundled") $pg.password }}
+{{- $_ := set $data "POSTGRES_PASSWORD" $pg.password }}
+{{- $_ := set $data "DATABASE_URL" (printf "postgresql://%s:%s@%s:5432/%s" (urlquery $pg.username) (urlquery $pg.password) (include "streamfleet.postgresql.host" .) $pg.database) }}
 {{- else if eq $pgSource "url" }}
 {{- $_ := set $data "DATABASE_URL" .Values.postgresql.external.url }}
 {{- end }}
 {{- $redisSource := include "streamfleet.redis.source" . }}
-{{- if eq $redisSource "bundled" }}
-{{- $password := include "streamfleet.secretValue" (list .Values.redis.bundled.password $live "REDIS_PASSWORD" 32) }}
+{{- $password := .Values.redis.bundled.password }}
+{{- if and (eq $redisSource "bundled") $password }}
 {{- $_ := set $data "REDIS_PASSWORD" $password }}
 {{- $_ := set $data "REDIS_URL" (printf "redis://:%s@%s:6379/0" (urlquery $password) (include "streamfleet.redis.host" .)) }}
 {{- else if eq $redisSource "url" }}
@@ -173,7 +197,7 @@ checksum/secret: {{ toJson $used | sha256sum }}
 name: {{ .Values.postgresql.external.existingSecret }}
 key: {{ .Values.postgresql.external.existingSecretKey }}
 {{- else -}}
-name: {{ include "streamfleet.secretName" . }}
+name: {{ include "streamfleet.secretOf" (list . "DATABASE_URL") }}
 key: DATABASE_URL
 {{- end }}
 {{- end }}
@@ -183,7 +207,7 @@ key: DATABASE_URL
 name: {{ .Values.redis.external.existingSecret }}
 key: {{ .Values.redis.external.existingSecretKey }}
 {{- else -}}
-name: {{ include "streamfleet.secretName" . }}
+name: {{ include "streamfleet.secretOf" (list . "REDIS_URL") }}
 key: REDIS_URL
 {{- end }}
 {{- end }}
@@ -211,7 +235,7 @@ key: REDIS_URL
 - name: STREAMFLEET_ADMIN_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "streamfleet.appSecretName" . }}
+      name: {{ include "streamfleet.secretOf" (list . "STREAMFLEET_ADMIN_PASSWORD") }}
       key: STREAMFLEET_ADMIN_PASSWORD
 {{- end }}
 
@@ -219,7 +243,7 @@ key: REDIS_URL
 - name: STREAMFLEET_JWT_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "streamfleet.appSecretName" . }}
+      name: {{ include "streamfleet.secretOf" (list . "STREAMFLEET_JWT_SECRET") }}
       key: STREAMFLEET_JWT_SECRET
 {{- end }}
 
@@ -227,18 +251,20 @@ key: REDIS_URL
 - name: STREAMFLEET_METRICS_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ include "streamfleet.appSecretName" . }}
+      name: {{ include "streamfleet.secretOf" (list . "STREAMFLEET_METRICS_TOKEN") }}
       key: STREAMFLEET_METRICS_TOKEN
       optional: true
 {{- end }}
 
 {{- define "streamfleet.env.flowerBasicAuth" -}}
+{{- if or .Values.secrets.flowerBasicAuth .Values.secrets.existingSecret }}
 - name: STREAMFLEET_FLOWER_BASIC_AUTH
   valueFrom:
     secretKeyRef:
       name: {{ include "streamfleet.appSecretName" . }}
       key: STREAMFLEET_FLOWER_BASIC_AUTH
       optional: true
+{{- end }}
 {{- end }}
 
 {{/* envFrom: the non-secret settings */}}
