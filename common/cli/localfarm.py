@@ -65,6 +65,26 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     return stored
 
 
+def init_secrets(data_dir: Path, postgres_host: str) -> dict[str, str]:
+    """Docker Compose's secrets, made once (kept on every later run): the farm's (as
+    `load_secrets`), a password for its PostgreSQL — in `postgres_password`, which the
+    postgres image reads — and the DATABASE_URL that uses it. Every service of the project
+    reads them through `--data-dir`; variables set in `.env` win."""
+    stored = load_secrets(data_dir)
+    if "POSTGRES_PASSWORD" not in stored:
+        password = secrets.token_hex(24)  # URL-safe as it is
+        stored["POSTGRES_PASSWORD"] = password
+        stored["DATABASE_URL"] = (
+            f"postgresql://streamfleet:{password}@{postgres_host}:5432/{DATABASE_NAME}"
+        )
+        write_json(data_dir / SECRETS_FILE, stored, private=True)
+    password_file = data_dir / "postgres_password"
+    if not password_file.exists():
+        password_file.write_text(stored["POSTGRES_PASSWORD"])
+        password_file.chmod(0o600)
+    return stored
+
+
 def farm_environment(data_dir: Path) -> dict[str, str]:
     """What a subcommand run with `--data-dir` should see: the files, then the environment."""
     merged = {**read_json(data_dir / SECRETS_FILE), **read_json(data_dir / SERVICES_FILE)}

@@ -5,6 +5,7 @@
   streamfleet admin create-project --name NAME [--data-dir DIR]
   streamfleet admin create-key --name NAME [--project ID --role R] [--data-dir DIR]
   streamfleet admin revoke-tokens --email EMAIL [--data-dir DIR]
+  streamfleet admin init-secrets [--postgres-host postgres] --data-dir DIR   (Docker Compose's)
   streamfleet admin ensure-secret --name N --namespace NS --key K=LENGTH...   (the chart's hook)
   streamfleet config
 
@@ -188,6 +189,14 @@ def cmd_revoke_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init_secrets(args: argparse.Namespace) -> int:
+    from common.cli.localfarm import init_secrets
+
+    made = init_secrets(args.data_dir, args.postgres_host)
+    print(f"secrets ready in {args.data_dir}: {', '.join(sorted(made))}")
+    return 0
+
+
 def cmd_config(_args: argparse.Namespace) -> int:
     from common.config import markdown_table
 
@@ -252,6 +261,12 @@ def parser() -> argparse.ArgumentParser:
     create_key.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     create_key.set_defaults(func=cmd_create_key)
     kube_secret.add_parser(admin_commands)
+    init = admin_commands.add_parser(
+        "init-secrets", help="make Docker Compose's secrets once, in the data directory"
+    )
+    init.add_argument("--postgres-host", default="postgres", help="its PostgreSQL's host")
+    init.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    init.set_defaults(func=cmd_init_secrets)
     revoke = admin_commands.add_parser(
         "revoke-tokens", help="refuse every login token a user holds (they log in again)"
     )

@@ -82,6 +82,7 @@ def ensure(api: FakeApi, token: Path, *options: str) -> None:
     argv = [
         "admin", "ensure-secret", "--name", "sf-generated", "--namespace", NAMESPACE,
         "--api", api.url, "--token-file", str(token), *options,
+        "--data-dir", str(token.parent / "no-farm"),  # no local farm's variables read
     ]  # fmt: skip
     assert main(argv) == 0
 

@@ -23,7 +23,7 @@ DOCKERFILE = ROOT / "compose" / "Dockerfile"
 DOCKERIGNORE = ROOT / "compose" / "Dockerfile.dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 DATA_SERVICES = {"postgres", "redis"}
-REQUIRED_SECRETS = {"STREAMFLEET_ADMIN_PASSWORD", "STREAMFLEET_JWT_SECRET", "POSTGRES_PASSWORD"}
+DATA_DIR = Path("/var/lib/streamfleet/farm")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) == {
+        "secrets",
         "postgres",
         "redis",
         "migrate",
@@ -92,8 +93,10 @@ def test_every_streamfleet_service_runs_a_real_subcommand(
         command = spec["command"]
         assert command[0] in known, f"{name}: {command[0]} is not a streamfleet subcommand"
         args = parser().parse_args(command)  # exits (fails the test) on an unknown option
-        assert args.data_dir == Path("/tmp/streamfleet"), name
+        assert args.data_dir == DATA_DIR, name
+        assert f"farm:{DATA_DIR}" in spec["volumes"], f"{name} reads the secrets there"
     expected = {"migrate": "migrate", "api": "api", "worker": "worker", "beat": "beat"}
+    expected |= {"secrets": "admin"}
     expected |= {"flower": "flower", "worker-u30": "worker"}
     assert {name: services[name]["command"][0] for name in expected} == expected
     api = parser().parse_args(services["api"]["command"])
@@ -106,7 +109,8 @@ def test_app_services_share_the_image_built_from_the_repository(
     services: dict[str, dict[str, Any]],
 ) -> None:
     for name, spec in app_services(services).items():
-        assert spec["env_file"] == "../.env", name
+        # .env is optional: the defaults run as they are.
+        assert spec["env_file"] == [{"path": "../.env", "required": False}], name
         if name == "worker-u30":
             continue
         assert spec["image"] == "streamfleet:${STREAMFLEET_VERSION:-dev}", name
@@ -114,20 +118,27 @@ def test_app_services_share_the_image_built_from_the_repository(
 
 
 def test_services_start_in_order(services: dict[str, dict[str, Any]]) -> None:
-    for name in DATA_SERVICES:
-        assert services[name]["healthcheck"]["test"], f"{name} needs a health check"
+    for name, spec in services.items():
+        if name not in ("secrets", "migrate"):  # one-shot: they exit
+            assert spec["healthcheck"]["test"], f"{name} needs a health check"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
 
     for name, spec in services.items():
         for dependency, condition in spec.get("depends_on", {}).items():
             wanted = "service_healthy" if dependency in DATA_SERVICES else None
-            wanted = "service_completed_successfully" if dependency == "migrate" else wanted
+            if dependency in ("migrate", "secrets"):
+                wanted = "service_completed_successfully"
             assert condition["condition"] == wanted, f"{name} -> {dependency}"
     assert set(services["migrate"]["depends_on"]) == {"postgres"}
     for name in ("api", "worker", "beat", "worker-u30"):
         assert set(services[name]["depends_on"]) == {"migrate", "redis"}, name
-    assert set(services["flower"]["depends_on"]) == {"redis"}
+    assert set(services["flower"]["depends_on"]) == {"secrets", "redis"}
+    # PostgreSQL takes its password from the secrets the `secrets` service made.
+    assert set(services["postgres"]["depends_on"]) == {"secrets"}
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/streamfleet/postgres_password"
+    )
 
 
 def test_workers_drain_and_publish_their_ingest_ports(services: dict[str, dict[str, Any]]) -> None:
@@ -140,6 +151,7 @@ def test_workers_drain_and_publish_their_ingest_ports(services: dict[str, dict[s
     for name in ("worker", "worker-u30"):
         assert services[name]["environment"]["STREAMFLEET_WORKER_HTTP_PORT"] == "9100"
         assert "9100/healthz" in " ".join(services[name]["healthcheck"]["test"])
+        assert any(p.endswith(":9100/tcp") for p in services[name]["ports"]), name
     assert "8080/healthz" in " ".join(services["api"]["healthcheck"]["test"])
 
 
@@ -167,16 +179,12 @@ def test_env_example_names_only_settings_or_compose_variables() -> None:
     assert not unknown, f"neither a setting nor used by compose.yaml: {sorted(unknown)}"
 
 
-def test_env_example_marks_the_required_secrets() -> None:
+def test_env_example_needs_nothing_filled_in() -> None:
+    """`docker compose up` runs with the defaults: no variable is set empty for the operator
+    to fill in, and the secrets are made by the `secrets` service."""
     lines = ENV_EXAMPLE.read_text().splitlines()
-    for secret in REQUIRED_SECRETS:
-        index = lines.index(f"{secret}=")  # present, set, and empty: the operator fills it in
-        comments = []
-        for line in reversed(lines[:index]):
-            if not line.startswith("#"):
-                break
-            comments.append(line)
-        assert any("REQUIRED" in line for line in comments), secret
+    assert not [line for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=$", line)]
+    assert "${POSTGRES_PASSWORD" not in COMPOSE_FILE.read_text()
     # Compose points the farm at its own services unless the operator says otherwise.
     assert env_example_names()["DATABASE_URL"] is False
     assert env_example_names()["REDIS_URL"] is False
