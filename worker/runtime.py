@@ -36,10 +36,9 @@ from worker.http import WorkerHttp
 from worker.job import Job, Limits
 from worker.launch import Launcher
 from worker.lease import Heartbeat, new_holder
+from worker.own_servers import OwnServers
 from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
-from worker.rtmp_server import RtmpServer
-from worker.rtsp_server import RtspServer
 from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
 
@@ -119,8 +118,7 @@ class NodeRuntime:
             on_regained=self._resume_in_background,
         )
         self.http: WorkerHttp | None = None
-        self.rtmp_server: RtmpServer | None = None
-        self.rtsp_server: RtspServer | None = None
+        self.own = OwnServers()
         self.servers = NodeServers(
             self.db,
             self.redis,
@@ -209,41 +207,16 @@ class NodeRuntime:
         self._close()
 
     def _start_own_servers(self) -> None:
-        """The node's own RTMP and RTSP servers, each unless it has none (port 0) or publishes
-        to another (STREAMFLEET_LOCAL_RTMP_URL / _RTSP_URL). Where one cannot run, the node
-        offers no such local output, and says why."""
-        settings = self.settings
-        if settings.rtmp_server_port and not settings.local_rtmp_url:
-            rtmp = RtmpServer(settings.listen_address, settings.rtmp_server_port)
-            if self._own(rtmp, "RTMP"):
-                self.rtmp_server = rtmp
-                self.launcher.local_rtmp_url = rtmp.url
-                self._offer(local_rtmp_url=rtmp.url)
-        if settings.rtsp_server_port and not settings.local_rtsp_url:
-            rtsp = RtspServer(settings.listen_address, settings.rtsp_server_port)
-            if self._own(rtsp, "RTSP"):
-                self.rtsp_server = rtsp
-                # Its restreams publish with the password of this run; players are offered
-                # where they read it (the node's address replaces the host).
-                self.launcher.local_rtsp_url = rtsp.publish_url
-                self._offer(local_rtsp_url=rtsp.url)
-
-    def _own(self, server: RtmpServer | RtspServer, protocol: str) -> bool:
-        why = server.start()
-        if why is not None:
-            log.warning("node %s has no %s server of its own: %s", self.node, protocol, why)
-            return False
-        log.info("node %s serves %s on port %d", self.node, protocol, server.port)
-        return True
-
-    def _offer(self, **changes: str) -> None:
-        self.capabilities = self.capabilities.model_copy(update=changes)
+        self.own = OwnServers.start(self.settings, self.node)
+        if self.own.rtmp is not None:
+            self.launcher.local_rtmp_url = self.own.rtmp.url
+        if self.own.rtsp is not None:  # its restreams publish with the password of this run
+            self.launcher.local_rtsp_url = self.own.rtsp.publish_url
+        self.capabilities = self.capabilities.model_copy(update=self.own.offers())
 
     def _close(self) -> None:
         self.servers.stop()
-        for server in (self.rtmp_server, self.rtsp_server):  # after the FFmpeg publishing to it
-            if server is not None:
-                server.stop()
+        self.own.stop()  # after the FFmpeg publishing to them
         self.relay.close()
         if self.http is not None:
             self.http.stop()

@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 
 from common import events, live
 from common.accounts.principal import Principal, Role
-from common.accounts.service import ensure_project
 from common.db import database_now
 from common.definitions.server import ServerKind, ServerSpec, ServerState, ingest_url, play_url
 from common.errors import Conflict, FieldProblem, ServerNotFound
 from common.ids import new_id
 from common.lifecycle import nodes
-from common.lifecycle.service import Farm, lock_placement, require
+from common.lifecycle.service import Farm, lock_placement, project_of, require
 from common.live import ServerStats
 from common.models import Server
 from common.nodes.capabilities import Requirements
@@ -61,9 +60,7 @@ def create(
     """A new server of the principal's project, placed at once if `active`. A port no node
     has free is refused (nothing is written)."""
     require(principal, Role.OPERATOR)
-    project_id = (
-        principal.project_id or ensure_project(session, farm.settings.default_project_name).id
-    )
+    project_id = project_of(session, farm, principal)
     _check_name(session, project_id, spec, None)
     server = Server(
         id=new_id(),

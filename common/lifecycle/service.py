@@ -70,6 +70,12 @@ def require(principal: Principal, role: Role) -> None:
         raise Forbidden(f"a {principal.role.value} credential cannot do this; needs {role.value}")
 
 
+def project_of(session: Session, farm: Farm, principal: Principal) -> str:
+    """The project what a principal creates belongs to: its own, or (farm-wide credentials)
+    the farm's default project."""
+    return principal.project_id or ensure_project(session, farm.settings.default_project_name).id
+
+
 def check_supported(definition: RestreamDefinition, settings: Settings) -> None:
     """Refuse what the schema accepts but this farm cannot or may not run, saying so."""
     spec = definition.input
@@ -138,9 +144,7 @@ def create(
     held)."""
     require(principal, Role.OPERATOR)
     check_supported(definition, farm.settings)
-    project_id = (
-        principal.project_id or ensure_project(session, farm.settings.default_project_name).id
-    )
+    project_id = project_of(session, farm, principal)
     if repository.name_taken(session, project_id, name):
         raise Conflict(f"a restream named {name!r} already exists in this project")
     restream = Restream(

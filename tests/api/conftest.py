@@ -23,14 +23,19 @@ def client(settings: Settings, db: Database, redis_client: redis.Redis) -> Itera
         yield test_client
 
 
-@pytest.fixture
-def token(client: TestClient) -> str:
+def login(client: TestClient) -> str:
+    """A fresh login token of the farm's administrator."""
     response = client.post(
         "/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
     )
     assert response.status_code == 200, response.text
     value: str = response.json()["token"]
     return value
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    return login(client)
 
 
 @pytest.fixture

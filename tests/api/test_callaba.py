@@ -16,6 +16,7 @@ from common import live
 from common.accounts import revocations, security
 from common.config import Settings
 from common.db import Database
+from tests.api.conftest import login
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 from tests.support.nodes import simulate_node
 from tests.support.wait import wait_for
@@ -29,15 +30,6 @@ DOC_EXAMPLE = {
     "output": {"output_type": "OUTPUT_TYPE_SRT_URL", "output_stream_url": "srt://127.0.0.1:2035"},
     "active": True,
 }
-
-
-def login(client: TestClient) -> str:
-    response = client.post(
-        "/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def create(client: TestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from common.accounts.principal import Role
 from common.accounts.service import create_api_key, ensure_project
 from common.config import Settings
 from common.db import Database
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.api.conftest import login
 
 RATE = 4
 
@@ -32,9 +32,7 @@ def test_each_surface_counts_a_credential_across_replicas(
     replicas: tuple[TestClient, TestClient], bearer: dict[str, str], db: Database
 ) -> None:
     one, two = replicas
-    token = one.post(
-        "/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    ).json()["token"]
+    token = login(one)
     with db.transaction() as session:
         project = ensure_project(session, "acme").id
         _, key = create_api_key(session, "gjirafa", project_id=project, role=Role.OPERATOR)
