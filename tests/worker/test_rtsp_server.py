@@ -17,11 +17,12 @@ from worker.rtsp_server import RtspServer
 
 @pytest.fixture
 def server() -> Iterator[RtspServer]:
-    served = RtspServer("0.0.0.0", free_port())
-    why = served.missing()
+    why = RtspServer("0.0.0.0", 0).missing()
     if why is not None:
         pytest.skip(f"no RTSP server here: {why}")
-    assert served.start() is None
+    # It takes two ports in a row (players', and port + 1 for its node's publishers): another
+    # test may hold the second, or take either between the look and the start: try another.
+    served = wait_for(lambda: started(free_port()), timeout_s=10, what="two free ports")
     yield served
     served.stop()
 
