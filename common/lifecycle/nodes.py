@@ -56,9 +56,7 @@ def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
     names = repository.names_in_state(session, NodeState.ACTIVE)
     leases = live.read_leases(client, names)
     usage = restreams.usage_by_node(session)
-    ports = restreams.ports_by_node(session)
-    for node, held in servers.ports_by_node(session).items():
-        ports.setdefault(node, {}).update(held)
+    ports = restreams.ports_by_node(session, servers.port_holdings())  # one statement
     return [
         candidate_of(name, leases[name], usage.get(name, Usage()), ports.get(name, {}))
         for name in names

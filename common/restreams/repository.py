@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Text, cast, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Text,
+    cast,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from common.definitions.restream import restream_type
@@ -280,16 +290,23 @@ def runnable_on(session: Session, node: str, phases: frozenset[Phase]) -> dict[s
     return {restream_id: generation for restream_id, generation in rows}  # noqa: C416
 
 
-def ports_by_node(session: Session) -> dict[str, dict[str, str]]:
-    """Listen ports held on each node: node -> {"2035/UDP": restream id}."""
+def port_holdings() -> Select[str | None, str | None, str]:
+    """The listen ports restreams hold: (node, "2035/UDP", restream id) rows."""
+    return select(Restream.node_name, Restream.listen_port, Restream.id).where(
+        Restream.node_name.is_not(None),
+        Restream.phase.in_(HOLDING_PHASES),
+        Restream.listen_port.is_not(None),
+    )
+
+
+def ports_by_node(
+    session: Session, *others: Select[str | None, str | None, str]
+) -> dict[str, dict[str, str]]:
+    """Listen ports held on each node: node -> {"2035/UDP": holder}, the restreams' (holder:
+    their id) and `others`' rows of the same shape, in one statement."""
     ports: dict[str, dict[str, str]] = {}
-    rows = session.execute(
-        select(Restream.node_name, Restream.listen_port, Restream.id).where(
-            Restream.node_name.is_not(None),
-            Restream.phase.in_(HOLDING_PHASES),
-            Restream.listen_port.is_not(None),
-        )
-    ).all()
+    statement = union_all(port_holdings(), *others) if others else port_holdings()
+    rows = session.execute(statement).all()
     for node, port, restream_id in rows:
         if node is not None and port is not None:
             ports.setdefault(node, {})[port] = restream_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, case, literal, select
 from sqlalchemy.orm import Session
 
 from common.definitions.server import ServerKind, server_source
@@ -100,9 +100,12 @@ def holdings(session: Session) -> list[tuple[str, str, str]]:
     ]
 
 
-def ports_by_node(session: Session) -> dict[str, dict[str, str]]:
-    """Ports held by placed servers: node -> {"9000/UDP": "server <id>"}."""
-    ports: dict[str, dict[str, str]] = {}
-    for source, node, port in holdings(session):
-        ports.setdefault(node, {})[port] = source.replace(":", " ")
-    return ports
+def port_holdings() -> Select[str | None, str | None, str]:
+    """The ports placed servers hold, as restream listen ports are held: (node, "9000/UDP",
+    "server <id>") rows."""
+    transport = case((Server.kind == ServerKind.SRT, "UDP"), else_="TCP")
+    return select(
+        Server.node_name,
+        Server.spec["port"].astext + "/" + transport,
+        literal("server ") + Server.id,
+    ).where(Server.active.is_(True), Server.node_name.is_not(None))
