@@ -88,15 +88,10 @@ def placed_on(session: Session, node: str) -> Sequence[Server]:
 
 def holdings(session: Session) -> list[tuple[str, str, str]]:
     """What placed servers hold: (server_source(id), node, port key) each."""
-    rows = session.execute(
-        select(Server.id, Server.node_name, Server.kind, Server.spec["port"].as_integer()).where(
-            Server.active.is_(True), Server.node_name.is_not(None)
-        )
-    ).all()
     return [
-        (server_source(sid), node, f"{port}/{ServerKind(kind).transport}")
-        for sid, node, kind, port in rows
-        if node is not None
+        (server_source(holder.removeprefix("server ")), node, port)
+        for node, port, holder in session.execute(port_holdings()).all()
+        if node is not None and port is not None
     ]
 
 
