@@ -6,6 +6,7 @@ messages they enqueue leave only after that commit (`common.outbox`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from common.definitions.restream import RestreamDefinition
 from common.definitions.server import ServerKind, input_stream, server_source
 from common.definitions.states import Hold, Phase, Surface
 from common.errors import (
+    BackendUnavailable,
     Conflict,
     FieldProblem,
     Forbidden,
@@ -239,7 +241,8 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
         commands.discard(session, gone)  # followers first: the database would cascade them
 
 
-_PLACEMENT_LOCK = select(func.pg_advisory_xact_lock(PLACEMENT_LOCK_ID))
+_TRY_PLACEMENT_LOCK = select(func.pg_try_advisory_xact_lock(PLACEMENT_LOCK_ID))
+PLACEMENT_LOCK_WAIT_S = 30.0
 
 
 def lock_placement(session: Session) -> None:
@@ -249,7 +252,15 @@ def lock_placement(session: Session) -> None:
     the previous holder were committed before it was released: no two placements can both
     count the same free capacity (or the same free port), so no node is ever overbooked.
     """
-    session.execute(_PLACEMENT_LOCK)
+    # Tried rather than waited for: a wait is one statement, which a burst of placements would
+    # make outlast the statement timeout (each placement holds the lock a few milliseconds).
+    deadline = time.monotonic() + PLACEMENT_LOCK_WAIT_S
+    pause_s = 0.002
+    while not session.execute(_TRY_PLACEMENT_LOCK).scalar_one():
+        if time.monotonic() > deadline:
+            raise BackendUnavailable("busy: too many placements at once", retry_after_s=1)
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.02)
 
 
 def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
