@@ -19,13 +19,14 @@ from common.ratelimit import RateLimiter
 def bearer_principal(
     session: SessionDep, state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller of the native API: an API key as `Authorization: Bearer <key>`."""
+    """The caller of the native API: `Authorization: Bearer <api key>`, or a login token
+    (from /api/auth/login) in its place."""
     if not authorization:
-        raise NotAuthenticated("missing Authorization: Bearer <api key>")
+        raise NotAuthenticated("missing Authorization: Bearer <api key or login token>")
     scheme, _, credential = authorization.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise NotAuthenticated("Authorization must be `Bearer <api key>`")
-    return within_rate(state, accounts.authenticate_key(session, credential.strip()))
+        raise NotAuthenticated("Authorization must be `Bearer <api key or login token>`")
+    return within_rate(state, _key_or_token(session, state, credential.strip()))
 
 
 def within_rate(state: ApiState, principal: Principal) -> Principal:

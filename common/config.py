@@ -186,6 +186,18 @@ class Settings(BaseSettings):
         description="Address the worker's HTTP port binds to; default the node address (in a "
         "container with its own network, 0.0.0.0).",
     )
+    drain_on_cordon: bool = Field(
+        False,
+        description="Follow this worker's Kubernetes node (named STREAMFLEET_NODE_NAME): drain "
+        "when it is cordoned or tainted for removal, undrain when it is uncordoned (the Helm "
+        "chart sets it, with the RBAC to read nodes).",
+    )
+    kubernetes_api_url: str | None = Field(
+        None,
+        description="The Kubernetes API for STREAMFLEET_DRAIN_ON_CORDON; default the pod's own "
+        "(its service account's token and CA), e.g. http://127.0.0.1:8001 for `kubectl proxy`.",
+        pattern=r"^https?://",
+    )
     beat_http_port: int = Field(
         0,
         ge=0,

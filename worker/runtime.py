@@ -24,6 +24,7 @@ from common.definitions.states import NodeState
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
+from common.kube import Kubernetes
 from common.lifecycle import nodes, reports
 from common.lifecycle.reports import Attempt
 from common.lifecycle.service import Farm
@@ -32,6 +33,7 @@ from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import count_u30_devices, node_capabilities
 from common.outbox import Sender
+from worker.cordon import CordonWatch
 from worker.http import WorkerHttp
 from worker.job import Job, Limits
 from worker.launch import Launcher
@@ -118,6 +120,7 @@ class NodeRuntime:
             on_regained=self._resume_in_background,
         )
         self.http: WorkerHttp | None = None
+        self.cordon: CordonWatch | None = None
         self.own = OwnServers()
         self.servers = NodeServers(
             self.db,
@@ -146,6 +149,10 @@ class NodeRuntime:
             raise
         self.reporter.start()
         self.servers.start()
+        if self.settings.drain_on_cordon:
+            kube = Kubernetes.in_cluster(self.settings.kubernetes_api_url)
+            self.cordon = CordonWatch(kube, self.node, self._follow_cordon)
+            self.cordon.start()
         if self.settings.worker_http_port:
             try:
                 token = self.settings.metrics_token
@@ -178,6 +185,8 @@ class NodeRuntime:
         marked offline, and comes back active with its next start.
         """
         self_drained = False
+        if self.cordon is not None:
+            self.cordon.stop()
         if self.heartbeat.lost:  # the node's name, its row and its restreams are another's now
             log.warning("leaving node %s to the worker that holds its lease", self.node)
             self.supervisor.shutdown(self.settings.stop_grace_s + 5)
@@ -205,6 +214,10 @@ class NodeRuntime:
                 if node is not None and node.state is NodeState.DRAINING:
                     nodes.transition(session, node, NodeState.OFFLINE, "worker stopped")
         self._close()
+
+    def _follow_cordon(self, cordoned: bool) -> None:
+        with self.db.transaction() as session:
+            nodes.follow_cordon(session, self.node, cordoned)
 
     def _start_own_servers(self) -> None:
         self.own = OwnServers.start(self.settings, self.node)

@@ -7,18 +7,15 @@ exists, adds only the keys it lacks: a value once made is never changed. The cha
 renders no random value at all, so `helm template` (Argo CD, Flux) gives the same objects on
 every run and nothing rolls; the Secret is not Helm's, so no sync deletes it.
 
-The Kubernetes API is reached as a pod reaches it: KUBERNETES_SERVICE_HOST/PORT, the service
-account's token and CA (`--api` and `--token-file` name others, for tests).
+The Kubernetes API is reached as a pod reaches it (`common.kube`; `--api` and `--token-file`
+name others, for tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import json
-import os
 import secrets
-import ssl
 import string
 import urllib.error
 import urllib.request
@@ -27,8 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from common.cli.localfarm import DEFAULT_DATA_DIR
+from common.kube import Kubernetes
 
-ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 ALPHABET = string.ascii_letters + string.digits  # safe in URLs and on command lines
 
 
@@ -57,41 +54,6 @@ def wanted(
         if name not in current:
             added[name] = template.format_map({k: quote(v, safe="") for k, v in values.items()})
     return added
-
-
-class Kubernetes:
-    def __init__(self, api: str, token: str, context: ssl.SSLContext | None) -> None:
-        if not api.startswith(("https://", "http://")):
-            raise SystemExit(f"--api must be an http(s) URL, not {api!r}")
-        self.api = api.rstrip("/")
-        self.token = token
-        self.context = context
-
-    @classmethod
-    def in_cluster(cls, api: str | None, token_file: Path | None) -> Kubernetes:
-        if api is None:
-            host = os.environ["KUBERNETES_SERVICE_HOST"]
-            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-            api = f"https://{host}:{port}"
-        token = (token_file or ACCOUNT / "token").read_text().strip()
-        ca = ACCOUNT / "ca.crt"
-        context = ssl.create_default_context(cafile=str(ca)) if api.startswith("https") else None
-        return cls(api, token, context)
-
-    def call(self, method: str, path: str, body: Any = None, kind: str = "json") -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        content_type = {
-            "json": "application/json",
-            "merge": "application/merge-patch+json",
-        }[kind]
-        request = urllib.request.Request(  # noqa: S310  (http(s): the API's URL, checked above)
-            self.api + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
-        )
-        with urllib.request.urlopen(request, timeout=30, context=self.context) as answer:  # noqa: S310
-            return json.loads(answer.read() or b"{}")
 
 
 def ensure(
@@ -138,7 +100,10 @@ def ensure(
 
 def cmd_ensure_secret(args: argparse.Namespace) -> int:
     keys = {name: int(length) for name, length in pairs(args.key, "--key").items()}
-    kube = Kubernetes.in_cluster(args.api, args.token_file)
+    try:
+        kube = Kubernetes.in_cluster(args.api, args.token_file)
+    except ValueError as error:
+        raise SystemExit(f"--api: {error}") from None
     print(
         ensure(
             kube,

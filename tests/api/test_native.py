@@ -36,10 +36,13 @@ def create(client: TestClient, bearer: dict[str, str], **overrides: Any) -> dict
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        ({}, "missing Authorization: Bearer <api key>"),
-        ({"Authorization": "Basic abc"}, "Authorization must be `Bearer <api key>`"),
+        ({}, "missing Authorization: Bearer <api key or login token>"),
+        ({"Authorization": "Basic abc"}, "Authorization must be `Bearer <api key or login token>`"),
         ({"Authorization": "Bearer sf_000000000000_nope"}, "unknown or revoked API key"),
-        ({"Authorization": "Bearer garbage"}, "unknown or revoked API key"),
+        (
+            {"Authorization": "Bearer garbage"},
+            "invalid or expired token (or revoked): log in again at /api/auth/login",
+        ),
     ],
 )
 def test_credentials_are_required(
@@ -52,6 +55,15 @@ def test_credentials_are_required(
         "message": message,
         "problems": [],
     }
+
+
+def test_a_login_token_serves_as_a_bearer_until_logged_out(client: TestClient, token: str) -> None:
+    """The administrator's login (what `streamfleet check` and an operator's console hold)
+    reaches the native API as a key would, and not after logging out."""
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/nodes", headers=bearer).status_code == 200
+    assert client.post("/api/auth/logout", headers={"x-access-token": token}).status_code == 200
+    assert client.get("/v1/nodes", headers=bearer).status_code == 401
 
 
 def test_a_key_from_the_wrong_secret_is_refused(client: TestClient, api_key: str) -> None:

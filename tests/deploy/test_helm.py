@@ -5,6 +5,7 @@ hooks, one reconciler). Rendering uses the real Helm SDK; no cluster is involved
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import shutil
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ PREFIX = f"{RELEASE}-streamfleet"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest known here.
 KUBERNETES_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 CRD_GROUPS = ("monitoring.coreos.com/",)
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "Job"}
 SECRET_ENV = {
     "DATABASE_URL",
@@ -101,7 +103,9 @@ def release(request: pytest.FixtureRequest) -> Release:
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    spec: dict[str, Any] = (
+        workload["spec"] if workload["kind"] == "Pod" else workload["spec"]["template"]["spec"]
+    )
     return spec
 
 
@@ -134,12 +138,16 @@ def test_every_object_is_valid_for_kubernetes(release: Release) -> None:
             continue
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(item, version, strict=True)
-        assert item["metadata"]["namespace"] == NAMESPACE
+        if item["kind"] in CLUSTER_SCOPED:  # named after the release and its namespace
+            assert "namespace" not in item["metadata"]
+            assert RELEASE in item["metadata"]["name"]
+        else:
+            assert item["metadata"]["namespace"] == NAMESPACE
 
 
 def test_app_containers_run_real_subcommands(release: Release) -> None:
     seen = set()
-    for workload in release.workloads():
+    for workload in [*release.workloads(), *release.of_kind("Pod")]:
         if release.component(workload) in {"postgresql", "redis"}:
             continue
         for container in containers(workload):
@@ -147,7 +155,7 @@ def test_app_containers_run_real_subcommands(release: Release) -> None:
             args = parser().parse_args(container["args"])  # exits on an unknown option
             assert args.data_dir == Path("/tmp/streamfleet")
             seen.add(container["args"][0])
-    assert {"api", "worker", "beat", "flower", "migrate"} <= seen
+    assert {"api", "worker", "beat", "flower", "migrate", "check"} <= seen
 
 
 def test_one_daemonset_per_enabled_pool(release: Release) -> None:
@@ -641,6 +649,7 @@ def test_config_accepts_the_settings_the_chart_does_not_manage() -> None:
             "RTSP_SERVER_PORT",
             "SERVER_KINDS",
             "BEAT_HTTP_PORT",  # beat.httpPort
+            "DRAIN_ON_CORDON",  # workers.drainOnCordon
         )
     }
     assert chart_managed <= settings
@@ -714,3 +723,215 @@ def test_the_chart_works_as_a_dependency_with_global_values(tmp_path: Path) -> N
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-api")
     ]
     assert api["spec"]["replicas"] == 3
+
+
+def test_workers_follow_their_node_with_only_the_rbac_it_needs(default_release: Release) -> None:
+    """Drain on cordon: each worker reads its own Node, and may do nothing else with the API."""
+    account = f"{PREFIX}-worker"
+    assert default_release.find("ServiceAccount", account)["automountServiceAccountToken"] is False
+    role = default_release.find("ClusterRole", f"{account}-{NAMESPACE}")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    binding = default_release.find("ClusterRoleBinding", f"{account}-{NAMESPACE}")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+    for workload in default_release.workloads():
+        spec = pod_spec(workload)
+        if workload["kind"] == "DaemonSet":
+            assert spec["serviceAccountName"] == account
+            assert spec["automountServiceAccountToken"] is True
+            (worker,) = spec["containers"]
+            setting = env_name("drain_on_cordon")
+            assert env_of(worker)[setting]["value"] == "true"
+        elif default_release.component(workload) != "secrets":  # the hook Job has its own
+            assert spec["automountServiceAccountToken"] is False, workload["metadata"]["name"]
+
+    off = render({"workers": {"drainOnCordon": {"enabled": False}}})
+    assert not off.of_kind("ClusterRole") and not off.of_kind("ClusterRoleBinding")
+    (daemonset,) = off.of_kind("DaemonSet")
+    assert pod_spec(daemonset)["automountServiceAccountToken"] is False
+    assert env_of(pod_spec(daemonset)["containers"][0])["STREAMFLEET_DRAIN_ON_CORDON"]["value"] == (
+        "false"
+    )
+    own = render({"workers": {"drainOnCordon": {"createRbac": False, "serviceAccountName": "x"}}})
+    assert not own.of_kind("ClusterRole")
+    (daemonset,) = own.of_kind("DaemonSet")
+    assert pod_spec(daemonset)["serviceAccountName"] == "x"
+    with pytest.raises(helm_python.HelmError, match="serviceAccountName"):
+        render({"workers": {"drainOnCordon": {"createRbac": False}}})
+
+
+def test_workers_run_at_a_priority_batch_pods_do_not_preempt(default_release: Release) -> None:
+    (priority,) = default_release.of_kind("PriorityClass")
+    assert priority["value"] == 1000000 and priority["globalDefault"] is False
+    (daemonset,) = default_release.of_kind("DaemonSet")
+    assert pod_spec(daemonset)["priorityClassName"] == priority["metadata"]["name"]
+    for workload in default_release.workloads():
+        if workload["kind"] != "DaemonSet":
+            assert "priorityClassName" not in pod_spec(workload)
+    given = render({"workers": {"pools": [{"name": "cpu", "priorityClassName": "live"}]}})
+    assert pod_spec(given.of_kind("DaemonSet")[0])["priorityClassName"] == "live"
+    none = render({"workers": {"priorityClass": {"create": False}}})
+    assert not none.of_kind("PriorityClass")
+    assert "priorityClassName" not in pod_spec(none.of_kind("DaemonSet")[0])
+
+
+def test_api_replicas_spread_over_nodes(default_release: Release) -> None:
+    api = pod_spec(default_release.find("Deployment", f"{PREFIX}-api"))
+    selector = default_release.find("Deployment", f"{PREFIX}-api")["spec"]["selector"]
+    assert api["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector["matchLabels"]},
+        }
+    ]
+    zone = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"team": "video"}},
+    }
+    given = render({"api": {"topologySpreadConstraints": [zone]}})
+    assert pod_spec(given.find("Deployment", f"{PREFIX}-api"))["topologySpreadConstraints"] == [
+        zone
+    ]
+
+
+def test_extension_points_reach_every_component() -> None:
+    def extras(who: str) -> dict[str, Any]:
+        return {
+            "podLabels": {"team": who},
+            "priorityClassName": f"{who}-priority",
+            "extraEnvFrom": [{"secretRef": {"name": f"{who}-env"}}],
+            "extraVolumes": [{"name": f"{who}-vol", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": f"{who}-vol", "mountPath": "/extra"}],
+            "extraContainers": [{"name": f"{who}-sidecar", "image": "busybox"}],
+            "extraInitContainers": [{"name": f"{who}-init", "image": "busybox"}],
+        }
+
+    migrations = extras("migrate")
+    del migrations["extraContainers"]  # a Job's sidecar would keep it from ending
+    pool = extras("worker")
+    del pool["podLabels"]  # workers.podLabels: every pool's
+    release = render(
+        {
+            "api": extras("api"),
+            "beat": extras("beat"),
+            "flower": extras("flower"),
+            "migrations": migrations,
+            "workers": {"podLabels": {"team": "worker"}, "pools": [{"name": "cpu", **pool}]},
+        }
+    )
+    assert set(release.values) <= set(release.merged)
+    for workload in release.workloads():
+        who = release.component(workload)
+        if who in {"postgresql", "redis", "secrets"}:
+            continue
+        template = workload["spec"]["template"]
+        spec = template["spec"]
+        assert template["metadata"]["labels"]["team"] == who
+        assert spec["priorityClassName"] == f"{who}-priority"
+        assert {"name": f"{who}-vol", "emptyDir": {}} in spec["volumes"]
+        names = [c["name"] for c in spec["containers"]]
+        init = [c["name"] for c in spec.get("initContainers", [])]
+        assert init[-1] == f"{who}-init", init  # after the chart's own
+        main = next(
+            c for c in containers(workload) if c["name"] == {"migrate": "migrate"}.get(who, who)
+        )
+        assert {"secretRef": {"name": f"{who}-env"}} in main["envFrom"]
+        assert {"name": f"{who}-vol", "mountPath": "/extra"} in main["volumeMounts"]
+        if who == "migrate":
+            assert names == ["migrate"]
+        else:
+            assert names == [who, f"{who}-sidecar"]
+    for version in KUBERNETES_VERSIONS:
+        for item in release.objects:
+            if not item["apiVersion"].startswith(CRD_GROUPS):
+                kubernetes_validate.validate(item, version, strict=True)
+
+
+def test_network_policies_admit_only_what_each_port_serves() -> None:
+    with pytest.raises(helm_python.HelmError, match="nodeCIDRs"):
+        render({"networkPolicy": {"enabled": True}})  # host-network workers, bundled databases
+    prometheus = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    release = render(
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "nodeCIDRs": ["10.0.0.0/16"],
+                "metricsFrom": [prometheus],
+            }
+        }
+    )
+    policies = {
+        p["metadata"]["name"].removeprefix(f"{PREFIX}-"): p
+        for p in release.of_kind("NetworkPolicy")
+    }
+    assert set(policies) == {"api", "beat", "flower", "postgresql", "redis"}
+    for name, policy in policies.items():
+        selected = policy["spec"]["podSelector"]["matchLabels"]
+        assert selected["app.kubernetes.io/component"] == name
+        (rule,) = policy["spec"]["ingress"]
+        (port,) = rule["ports"]
+        served = {
+            "api": 8080, "beat": release.merged["beat"]["httpPort"], "flower": 5555,
+            "postgresql": 5432, "redis": 6379,
+        }[name]  # fmt: skip
+        assert port == {"port": served, "protocol": "TCP"}
+        if name in {"api", "flower"}:
+            assert "from" not in rule  # everyone: the API is the farm's door
+        elif name == "beat":
+            assert rule["from"] == [prometheus]
+        else:
+            assert rule["from"] == [
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "streamfleet",
+                            "app.kubernetes.io/instance": RELEASE,
+                        }
+                    }
+                },
+                {"ipBlock": {"cidr": "10.0.0.0/16"}},
+            ]
+    # Every pod that reaches the databases carries the labels the rule admits.
+    for workload in release.workloads():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+
+
+def test_helm_test_checks_the_farm_answers(default_release: Release) -> None:
+    (pod,) = default_release.of_kind("Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (check,) = pod["spec"]["containers"]
+    args = parser().parse_args(check["args"])
+    assert args.api == f"http://{PREFIX}-api.{NAMESPACE}.svc:8080"
+    assert args.beat == f"http://{PREFIX}-beat.{NAMESPACE}.svc:9120"
+    service_ports = {
+        s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]}
+        for s in default_release.of_kind("Service")
+    }
+    assert 8080 in service_ports[f"{PREFIX}-api"] and 9120 in service_ports[f"{PREFIX}-beat"]
+    assert "STREAMFLEET_ADMIN_PASSWORD" in env_of(check)
+
+
+def test_the_chart_readme_is_generated_from_the_schema() -> None:
+    """helm/streamfleet/README.md lists every key of values.schema.json as it stands."""
+    spec = importlib.util.spec_from_file_location("chart_readme", ROOT / "helm" / "readme.py")
+    assert spec is not None and spec.loader is not None
+    readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readme)
+    text = (CHART / "README.md").read_text()
+    assert text == readme.render(), "run: python helm/readme.py"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for path, _ in walk(schema):
+        if "{}" in path:  # inside a map's values: described by the map's row
+            continue
+        assert f"| `{path.removeprefix('$.')}` |" in text, path

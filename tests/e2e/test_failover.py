@@ -21,6 +21,7 @@ import pytest
 from common import live
 from tests.support.farm import Farm, running_farm
 from tests.support.ffmpeg_watch import FfmpegWatch
+from tests.support.kube import FakeKubernetes
 from tests.support.media import free_port
 from tests.support.nodes import Twin
 from tests.support.peers import bound, publisher, running
@@ -194,6 +195,43 @@ def test_drain_moves_everything_and_undrain_restores(farm: Farm) -> None:
     assert restored["state"] == "active"
 
 
+def test_a_cordoned_kubernetes_node_is_drained_by_its_worker(farm: Farm) -> None:
+    """`kubectl drain` skips DaemonSet pods: the worker itself sees the cordon (in a fake
+    Kubernetes API here) and moves its restreams while its machine is still up."""
+    kube = FakeKubernetes()
+    try:
+        kube.set_node("k-cordoned")
+        env = {"STREAMFLEET_DRAIN_ON_CORDON": "1", "STREAMFLEET_KUBERNETES_API_URL": kube.url}
+        farm.start_worker("k-cordoned", {"STREAMFLEET_CPU_MILLICORES": "1000", **env})
+        farm.start_worker("k-other", {"STREAMFLEET_CPU_MILLICORES": "1000"})
+        ids, markers = started_on(farm, "k-cordoned", 3, "cordon")
+        with FfmpegWatch(markers) as watch:
+            kube.set_node("k-cordoned", unschedulable=True)
+            wait_for(
+                lambda: all_running(farm, ids, avoid="k-cordoned"),
+                timeout_s=15,
+                every_s=0.1,
+                what="all moved",
+            )
+        never_two(watch, markers)
+        assert node_state(farm, "k-cordoned") == "draining"
+        kube.set_node("k-cordoned")
+        wait_for(
+            lambda: node_state(farm, "k-cordoned") == "active",
+            timeout_s=10,
+            every_s=0.1,
+            what="active again once uncordoned",
+        )
+    finally:
+        kube.close()
+
+
+def node_state(farm: Farm, name: str) -> str:
+    listed = farm.http.get("/v1/nodes", headers=farm.bearer).json()
+    state: str = next(n["state"] for n in listed if n["name"] == name)
+    return state
+
+
 def test_sigterm_drains_the_worker_before_it_exits(farm: Farm) -> None:
     leaving = farm.start_worker("t-leaving", {"STREAMFLEET_CPU_MILLICORES": "1000"})
     farm.start_worker("t-staying", {"STREAMFLEET_CPU_MILLICORES": "1000"})
@@ -212,12 +250,7 @@ def test_sigterm_drains_the_worker_before_it_exits(farm: Farm) -> None:
     never_two(watch, markers)
     # Faster than a lost lease (5 s) would have made it: the worker handed them over.
     assert moved_in < 5, f"took {moved_in:.1f} s"
-    node = next(
-        n
-        for n in farm.http.get("/v1/nodes", headers=farm.bearer).json()
-        if n["name"] == "t-leaving"
-    )
-    assert node["state"] == "offline"
+    assert node_state(farm, "t-leaving") == "offline"
 
 
 def test_a_second_worker_under_a_name_in_use_refuses_to_run(farm: Farm) -> None:

@@ -187,6 +187,16 @@ def test_another_worker_joins_through_the_data_dir(farm: Farm) -> None:
     assert worker.returncode == 0
 
 
+def test_check_says_whether_the_farm_answers(farm: Farm) -> None:
+    """`streamfleet check`, which the chart's `helm test` runs."""
+    said = farm.cli("check", "--api", farm.base_url)
+    assert f"ok   API {farm.base_url}/readyz: 200" in said
+    assert "live worker(s) (at least 1 wanted): " in said and farm.node in said
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        farm.cli("check", "--api", farm.base_url, "--min-workers", "50")
+    assert "FAIL " in refused.value.stdout and "(at least 50 wanted)" in refused.value.stdout
+
+
 def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_url: str) -> None:
     with running_farm(tmp_path, pg_server_url) as farm:
         created = farm.post(

@@ -273,12 +273,17 @@ key: REDIS_URL
     name: {{ include "streamfleet.configMapName" . }}
 {{- end }}
 
-{{/* Pod-level fields shared by the chart's pods: (dict "root" $ "values" .Values.api) */}}
+{{/* Pod-level fields shared by the chart's pods: (dict "root" $ "values" .Values.api
+     "component" "api"), and optionally "serviceAccount" (a token is mounted only then) and
+     "priorityClass" (the values' priorityClassName, when empty). */}}
 {{- define "streamfleet.podCommon" -}}
 {{- $root := .root -}}
-automountServiceAccountToken: false
-{{- with $root.Values.serviceAccountName }}
+automountServiceAccountToken: {{ not (empty .serviceAccount) }}
+{{- with (.serviceAccount | default $root.Values.serviceAccountName) }}
 serviceAccountName: {{ . }}
+{{- end }}
+{{- with (.values.priorityClassName | default .priorityClass) }}
+priorityClassName: {{ . }}
 {{- end }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
@@ -295,6 +300,15 @@ tolerations:
 {{- with .values.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+{{- $selector := include "streamfleet.selectorLabels" (dict "root" $root "component" $.component) | fromYaml }}
+{{- $constraints := list }}
+{{- range . }}
+{{- $constraints = append $constraints (ternary . (merge (dict "labelSelector" (dict "matchLabels" $selector)) .) (hasKey . "labelSelector")) }}
+{{- end }}
+topologySpreadConstraints:
+  {{- toYaml $constraints | nindent 2 }}
 {{- end }}
 {{- end }}
 
@@ -369,6 +383,13 @@ pre-install,pre-upgrade
     {{- toYaml .Values.migrations.resources | nindent 4 }}
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
+  {{- with .Values.migrations.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   volumeMounts:
     {{- include "streamfleet.tmpVolumeMount" . | nindent 4 }}
+    {{- with .Values.migrations.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
