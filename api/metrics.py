@@ -1,51 +1,23 @@
-"""Prometheus metrics of the API: requests by route, restreams and nodes by state."""
+"""Prometheus metrics of the API: requests by route, and the process's own. The farm's figures
+(restreams and nodes by state) are the leading reconciler's (`common.reconcile.health`): every
+API replica exporting them made `sum()` count each restream once per replica."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Response
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import require_metrics_reader
 from api.deps import ApiState
 from api.errors import as_streamfleet_error
 from api.surfaces import native
-from common.definitions.states import NodeState, RestreamState
-from common.models import Node
-from common.restreams import repository
-
-
-class FarmCollector(Collector):
-    """Restreams and nodes by state, counted in PostgreSQL at scrape time."""
-
-    def __init__(self, state: ApiState) -> None:
-        self.state = state
-
-    def collect(self) -> Iterator[Metric]:
-        restreams = GaugeMetricFamily(
-            "streamfleet_restreams", "Restreams by observed state.", labels=["state"]
-        )
-        nodes = GaugeMetricFamily("streamfleet_nodes", "Worker nodes by state.", labels=["state"])
-        with self.state.db.transaction() as session:
-            by_state = repository.count_by_state(session)
-            by_node_state = dict(
-                session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
-            )
-        for restream_state in RestreamState:
-            restreams.add_metric([restream_state.value], by_state.get(restream_state, 0))
-        for node_state in NodeState:
-            nodes.add_metric([node_state.value], by_node_state.get(node_state, 0))
-        yield restreams
-        yield nodes
+from common.health import process_registry
 
 
 class MeasureRequests:
@@ -82,7 +54,7 @@ class MeasureRequests:
 
 def install(app: FastAPI, state: ApiState) -> None:
     """Count and time every request by its route template; serve `/metrics`."""
-    registry = CollectorRegistry()
+    registry = process_registry()
     requests = Counter(
         "streamfleet_api_requests",
         "API requests handled, by method, route and status code.",
@@ -96,7 +68,6 @@ def install(app: FastAPI, state: ApiState) -> None:
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     )
-    registry.register(FarmCollector(state))
 
     app.add_middleware(MeasureRequests, requests=requests, latency=latency)
 

@@ -16,9 +16,22 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 Probe = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def process_registry() -> CollectorRegistry:
+    """A metrics registry with the standard collectors every process exports: `process_*`
+    (CPU, memory, file descriptors, start time), `python_gc_*` and `python_info`."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
 
 
 def authorized(header: str | None, token: str | None) -> bool:

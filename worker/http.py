@@ -26,14 +26,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from common.health import authorized
+from common.health import authorized, process_registry
 from common.lifecycle.commands import REFUSED
 from common.live import RestreamStats
+from common.nodes.capacity import ENGINE_UNITS
 
 log = logging.getLogger(__name__)
 # /live/<restream id>/<output id>/<playlist, manifest or segment>
@@ -59,11 +65,14 @@ class NodeView(Protocol):
     def alive(self) -> bool: ...
     def restream_stats(self) -> list[RestreamStats]: ...
     def usage(self) -> dict[str, Any]: ...
-    def lease_renew_seconds(self) -> list[float]: ...
+    def node_info(self) -> dict[str, str]: ...
+    def collectors(self) -> list[Collector]: ...
 
 
 class NodeCollector(Collector):
-    """Per-restream and per-node figures, read from the runtime at scrape time."""
+    """Per-restream and per-node figures, read from the runtime at scrape time, named and typed
+    as Prometheus' conventions ask: base units, `_total` counters (rate() gives a bitrate or
+    a frame rate; FFmpeg restarting resets them, which rate() handles), an `_info` metric."""
 
     def __init__(self, view: NodeView) -> None:
         self.view = view
@@ -71,41 +80,55 @@ class NodeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         node = self.view.node
         labels = ["node", "restream"]
-        gauges = {
-            "bitrate_kbps": GaugeMetricFamily(
-                "streamfleet_restream_bitrate_kbps", "Live output bitrate.", labels=labels
-            ),
-            "fps": GaugeMetricFamily(
-                "streamfleet_restream_fps", "Frames per second FFmpeg processes.", labels=labels
-            ),
-            "speed": GaugeMetricFamily(
-                "streamfleet_restream_speed", "FFmpeg's speed (1 = real time).", labels=labels
-            ),
+
+        def counter(name: str, doc: str) -> CounterMetricFamily:
+            return CounterMetricFamily(f"streamfleet_restream_{name}", doc, labels=labels)
+
+        counters = {
+            "bytes_out": counter("output_bytes", "Bytes FFmpeg wrote to its outputs."),
+            "frames": counter("frames", "Frames FFmpeg processed."),
+            "drop_frames": counter("dropped_frames", "Frames FFmpeg dropped."),
+            "dup_frames": counter("duplicated_frames", "Frames FFmpeg duplicated."),
+            "restarts": counter("restarts", "FFmpeg restarts of this placement."),
+            "stalls": counter("stalls", "FFmpeg killed for lack of progress."),
         }
-        restarts = CounterMetricFamily(
-            "streamfleet_restream_restarts", "FFmpeg restarts of this placement.", labels=labels
+        speed = GaugeMetricFamily(
+            "streamfleet_restream_speed_ratio", "FFmpeg's speed (1 = real time).", labels=labels
         )
-        stalls = CounterMetricFamily(
-            "streamfleet_restream_stalls", "FFmpeg killed for lack of progress.", labels=labels
+        started = GaugeMetricFamily(
+            "streamfleet_restream_start_time_seconds",
+            "Unix time the restream's running FFmpeg started.",
+            labels=labels,
         )
-        running = GaugeMetricFamily(
-            "streamfleet_restreams_running", "Restreams this node runs.", labels=["node", "state"]
+        outputs = GaugeMetricFamily(
+            "streamfleet_restream_output_up",
+            "1 while an output is written, 0 once it failed (the others go on), by its index.",
+            labels=[*labels, "output"],
+        )
+        by_state = GaugeMetricFamily(
+            "streamfleet_node_restreams",
+            "Restreams this node runs, by its view of them (starting, running, retrying).",
+            labels=["node", "state"],
         )
         states: dict[str, int] = {}
         for stats in self.view.restream_stats():
             key = [node, stats.restream_id]
-            for name, gauge in gauges.items():
-                value = getattr(stats, name)
+            for field, family in counters.items():
+                value = getattr(stats, field)
                 if value is not None:
-                    gauge.add_metric(key, value)
-            restarts.add_metric(key, stats.restarts)
-            stalls.add_metric(key, stats.stalls)
+                    family.add_metric(key, value)
+            if stats.speed is not None:
+                speed.add_metric(key, stats.speed)
+            if stats.pid is not None:
+                started.add_metric(key, stats.updated_at - stats.uptime_s)
+            for output in stats.outputs:
+                outputs.add_metric([*key, str(output.index)], 1 if output.status == "ok" else 0)
             states[stats.state] = states.get(stats.state, 0) + 1
         for state, count in states.items():
-            running.add_metric([node, state], count)
-        yield from gauges.values()
-        yield from (restarts, stalls, running)
-        yield from self._capacity(node)
+            by_state.add_metric([node, state], count)
+        yield from counters.values()
+        yield from (speed, started, outputs, by_state)
+        yield from self._node(node)
         ignored = CounterMetricFamily(
             "streamfleet_restream_reports_ignored",
             "Reports of this worker the run table refused (out of order), by the run state "
@@ -116,34 +139,37 @@ class NodeCollector(Collector):
             ignored.add_metric([node, state, observed], count)
         yield ignored
 
-    def _capacity(self, node: str) -> Iterator[Metric]:
-        usage = self.view.usage()
-        cpu = GaugeMetricFamily(
-            "streamfleet_node_cpu_millicores", "CPU capacity and use.", labels=["node", "kind"]
+    def _node(self, node: str) -> Iterator[Metric]:
+        info = self.view.node_info()
+        described = InfoMetricFamily(
+            "streamfleet_node", "The node: its address and FFmpeg.", labels=["node", *info]
         )
-        cpu.add_metric([node, "capacity"], usage["cpu_capacity"])
-        cpu.add_metric([node, "used"], usage["cpu_used"])
-        cpu.add_metric([node, "free"], usage["cpu_capacity"] - usage["cpu_used"])
+        described.add_metric([node, *info.values()], {})
+        usage = self.view.usage()
+        capacity = GaugeMetricFamily(
+            "streamfleet_node_cpu_capacity_cores",
+            "CPU the node offers to placement (cores x overcommit, or as configured).",
+            labels=["node"],
+        )
+        capacity.add_metric([node], usage["cpu_capacity"] / 1000)
+        reserved = GaugeMetricFamily(
+            "streamfleet_node_cpu_reserved_cores",
+            "CPU its restreams reserve, as placement counts it.",
+            labels=["node"],
+        )
+        reserved.add_metric([node], usage["cpu_used"] / 1000)
         u30 = GaugeMetricFamily(
-            "streamfleet_node_u30_encoder_units",
-            "U30 encoder load units in use, per device (1,000,000 each).",
+            "streamfleet_node_u30_encoder_load_ratio",
+            "Share of a U30 device's encoder its restreams reserve (1 = full), per device.",
             labels=["node", "device"],
         )
         for device, units in usage["u30_encoder"].items():
-            u30.add_metric([node, str(device)], units)
+            u30.add_metric([node, str(device)], units / ENGINE_UNITS)
         lease = GaugeMetricFamily(
             "streamfleet_node_lease_valid", "1 while the node holds its lease.", labels=["node"]
         )
         lease.add_metric([node], 1 if self.view.lease_valid() else 0)
-        renew = GaugeMetricFamily(
-            "streamfleet_node_lease_renew_seconds",
-            "How long the last lease renewal took.",
-            labels=["node"],
-        )
-        samples = self.view.lease_renew_seconds()
-        if samples:
-            renew.add_metric([node], samples[-1])
-        yield from (cpu, u30, lease, renew)
+        yield from (described, capacity, reserved, u30, lease)
 
 
 class _BoundedServer(ThreadingHTTPServer):
@@ -184,9 +210,11 @@ class WorkerHttp:
         metrics_token: str | None = None,
     ) -> None:
         self.view = view
-        registry = CollectorRegistry()
-        registry.register(NodeCollector(view))
-        handler = _handler(view, lambda: generate_latest(registry), media_dir, metrics_token)
+        self.registry = process_registry()
+        self.registry.register(NodeCollector(view))
+        for collector in view.collectors():
+            self.registry.register(collector)
+        handler = _handler(view, lambda: generate_latest(self.registry), media_dir, metrics_token)
         self.server = _BoundedServer((address, port), handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)

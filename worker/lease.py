@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 
 import redis
+from prometheus_client import Histogram
 
 from common import live
 from common.definitions.node import NodeCapabilities
@@ -41,6 +42,7 @@ from worker.supervisor import Supervisor
 log = logging.getLogger(__name__)
 WATCHDOG_PERIOD_S = 0.1
 STATS_PERIOD_S = 1.0  # how often the live statistics are written (with a renewal)
+RENEW_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def new_holder() -> str:
@@ -102,6 +104,13 @@ class Heartbeat:
             threading.Thread(target=self._watch_forever, name="fence", daemon=True),
         ]
         self.renew_seconds: deque[float] = deque(maxlen=60)  # how long recent renewals took
+        # The same, for Prometheus (the worker's /metrics registers it).
+        self.renew_duration = Histogram(
+            "streamfleet_node_lease_renew_duration_seconds",
+            "How long lease renewals took (a round trip to Redis with the node's statistics).",
+            buckets=RENEW_BUCKETS,
+            registry=None,
+        )
 
     def start(self) -> None:
         """Take the lease, then keep renewing it in the background. A lease another worker
@@ -165,7 +174,9 @@ class Heartbeat:
         if with_stats:
             self._stats_sent_at = sent_at
         self._valid_until = sent_at + self.fence_after_s
-        self.renew_seconds.append(time.monotonic() - sent_at)
+        took = time.monotonic() - sent_at
+        self.renew_seconds.append(took)
+        self.renew_duration.observe(took)
         if self._sighted is not None:
             holder = self._sighted.holder
             log.warning("lease of %s taken (its previous holder was %s)", self.node, holder)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import OperationalError
 
 from common import live
@@ -372,8 +373,15 @@ class NodeRuntime:
     def restream_stats(self) -> list[RestreamStats]:
         return self.supervisor.stats()
 
-    def lease_renew_seconds(self) -> list[float]:
-        return list(self.heartbeat.renew_seconds)
+    def node_info(self) -> dict[str, str]:
+        return {
+            "address": self.settings.node_address,
+            "ffmpeg_version": self.ffmpeg.version,
+            "ffmpeg_path": str(self.ffmpeg.binary),
+        }
+
+    def collectors(self) -> list[Collector]:
+        return [self.heartbeat.renew_duration]
 
     def usage(self) -> dict[str, Any]:
         """CPU capacity and use, and U30 encoder units per device, of what runs here."""

@@ -23,7 +23,7 @@ from common.config import Settings
 from common.db import Database, make_engine
 from common.health import ProbeServer
 from common.logs import configure_logging
-from common.reconcile.health import RoundLog
+from common.reconcile.health import FarmCollector, RoundLog
 from common.reconcile.run import reconcile
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
         celery_sender(celery, settings.control_message_expiry_s),
     )
     client = live.connect(settings.redis_url)
+    if rounds is not None:  # the farm's figures, on its /metrics (its second connection)
+        rounds.registry.register(FarmCollector(db, rounds))
     interval = settings.reconcile_interval_s
     due = time.monotonic()
     try:

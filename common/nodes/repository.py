@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,11 @@ _ALL_NODES = select(Node).order_by(Node.name)  # built once: the reconciler asks
 
 def all_nodes(session: Session) -> Sequence[Node]:
     return list(session.execute(_ALL_NODES).scalars().all())
+
+
+def count_by_state(session: Session) -> dict[NodeState, int]:
+    rows = session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
+    return {state: count for state, count in rows}
 
 
 def names_in_state(session: Session, state: NodeState) -> list[str]:

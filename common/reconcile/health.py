@@ -1,24 +1,33 @@
-"""How the reconciler fares, for its probes and its metrics.
+"""How the reconciler fares, for its probes and its metrics; and the farm's own figures.
 
 Alive: a round finished (well or not) lately — a round that hangs, or a loop that stopped,
 fails it, and the process is restarted. Ready: a round succeeded lately — PostgreSQL or Redis
 away fails it, and restarts nothing (the next round heals what waited).
+
+The farm's figures (restreams and nodes by state, each restream's name and project, how long
+the oldest pending one has waited) are read from PostgreSQL at scrape time by the reconciler
+whose rounds run — the one holding the round lock — and by no other process: exported once,
+`sum()` over them counts each restream once, however many API or reconciler replicas run.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
+from common.db import Database
+from common.definitions.states import NodeState, RestreamState
+from common.health import process_registry
+from common.nodes import repository as nodes
 from common.reconcile.run import RoundSummary
+from common.restreams import repository as restreams
 
 ROUND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -35,11 +44,9 @@ class RoundLog:
         self.ready_within_s = max(10.0, 5 * interval_s)
         self.last_finished: float | None = None
         self.last_success: float | None = None
+        self.last_ran: float | None = None  # a round that held the round lock
         self._lock = threading.Lock()
-        self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        self.registry = process_registry()
         self.duration = Histogram(
             "streamfleet_reconcile_round_duration_seconds",
             "Duration of reconcile rounds that ran.",
@@ -72,6 +79,8 @@ class RoundLog:
             self.last_finished = now
             if summary is not None:
                 self.last_success = now
+                if summary.ran:
+                    self.last_ran = now
         if summary is None:
             self.rounds.labels("failed").inc()
             return
@@ -84,6 +93,12 @@ class RoundLog:
         for action, count in summary.actions.items():
             if action != "Sync":
                 self.actions.labels(action).inc(count)
+
+    def leading(self) -> bool:
+        """Whether this reconciler's rounds run (it held the round lock lately)."""
+        with self._lock:
+            moment = self.last_ran
+        return moment is not None and self.clock() - moment <= self.ready_within_s
 
     def alive(self) -> tuple[bool, dict[str, Any]]:
         return self._within(self.last_finished, self.alive_within_s, "last_round_s")
@@ -105,3 +120,51 @@ class RoundLog:
 
     def metrics(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class FarmCollector(Collector):
+    """The farm's figures, from PostgreSQL at scrape time, while `rounds` is the leading
+    reconciler's (nothing otherwise: another one exports them)."""
+
+    def __init__(self, db: Database, rounds: RoundLog) -> None:
+        self.db = db
+        self.rounds = rounds
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.rounds.leading():
+            return
+        with self.db.transaction() as session:
+            shown = restreams.shown_states(session)
+            by_node_state = nodes.count_by_state(session)
+            waited_s = restreams.oldest_pending_s(session)
+        counts = GaugeMetricFamily(
+            "streamfleet_restreams", "Restreams by the state they show.", labels=["state"]
+        )
+        for restream_state in RestreamState:
+            counts.add_metric(
+                [restream_state.value], sum(1 for r in shown if r.state is restream_state)
+            )
+        states = GaugeMetricFamily(
+            "streamfleet_restream_state",
+            "1 for each restream, labelled with the state it shows.",
+            labels=["restream", "state"],
+        )
+        info = InfoMetricFamily(
+            "streamfleet_restream",
+            "Each restream's name and project (join on `restream`).",
+            labels=["restream", "name", "project", "project_name"],
+        )
+        for row in shown:
+            states.add_metric([row.id, row.state.value], 1)
+            info.add_metric([row.id, row.name, row.project_id, row.project_name], {})
+        node_counts = GaugeMetricFamily(
+            "streamfleet_nodes", "Worker nodes by state.", labels=["state"]
+        )
+        for node_state in NodeState:
+            node_counts.add_metric([node_state.value], by_node_state.get(node_state, 0))
+        pending = GaugeMetricFamily(
+            "streamfleet_reconcile_pending_oldest_seconds",
+            "How long the restream waiting longest for a node has waited (0: none waits).",
+        )
+        pending.add_metric([], waited_s)
+        yield from (counts, states, info, node_counts, pending)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from common.definitions.states import (
     ShowsState,
     shown,
 )
-from common.models import Restream, Run
+from common.models import Project, Restream, Run
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
 
 
@@ -339,16 +338,44 @@ def latest_run(session: Session, restream_id: str) -> Run | None:
     ).scalar_one_or_none()
 
 
-def count_by_state(session: Session) -> Counter[RestreamState]:
-    """How many restreams show each state, farm-wide: counted by phase and current run in
-    PostgreSQL, shown by the one rule (`shown`)."""
+@dataclass(frozen=True)
+class Shown:
+    """One restream as the farm's metrics name it."""
+
+    id: str
+    name: str
+    project_id: str
+    project_name: str
+    state: RestreamState
+
+
+def shown_states(session: Session) -> list[Shown]:
+    """Every restream with its name, project and the state it shows (`shown`), in one
+    statement of plain columns."""
     current = Restream.run_generation == Restream.generation
     rows = session.execute(
-        select(Restream.phase, Restream.active, Restream.run_state, current, func.count()).group_by(
-            Restream.phase, Restream.active, Restream.run_state, current
-        )
+        select(
+            Restream.id,
+            Restream.name,
+            Restream.project_id,
+            Project.name,
+            Restream.phase,
+            Restream.active,
+            Restream.run_state,
+            current,
+        ).join(Project, Project.id == Restream.project_id)
     ).all()
-    counts: Counter[RestreamState] = Counter()
-    for phase, active, run, is_current, count in rows:
-        counts[shown(phase, active, run if is_current else None)] += count
-    return counts
+    return [
+        Shown(rid, name, project_id, project, shown(phase, active, run if is_current else None))
+        for rid, name, project_id, project, phase, active, run, is_current in rows
+    ]
+
+
+def oldest_pending_s(session: Session) -> float:
+    """How long the restream waiting longest for a node has waited (0: none waits)."""
+    age = session.execute(
+        select(func.extract("epoch", func.now() - func.min(Restream.phase_changed_at))).where(
+            Restream.phase == Phase.PENDING
+        )
+    ).scalar_one()
+    return max(0.0, float(age)) if age is not None else 0.0

@@ -935,3 +935,35 @@ def test_the_chart_readme_is_generated_from_the_schema() -> None:
         if "{}" in path:  # inside a map's values: described by the map's row
             continue
         assert f"| `{path.removeprefix('$.')}` |" in text, path
+
+
+def test_alerts_and_dashboard_ship_in_the_chart() -> None:
+    files = CHART / "files"
+    release = render(
+        {
+            "metrics": {
+                "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}},
+                "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Video"}},
+            }
+        }
+    )
+    (rule,) = release.of_kind("PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert rule["spec"] == yaml.safe_load((files / "prometheus-rules.yaml").read_text())
+    dashboard = release.find("ConfigMap", f"{PREFIX}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Video"}
+    assert json.loads(dashboard["data"]["streamfleet.json"]) == json.loads(
+        (files / "grafana-dashboard.json").read_text()
+    )
+    linked = render(
+        {"metrics": {"prometheusRule": {"enabled": True, "runbookUrl": "https://r/sf"}}}
+    )
+    for group in linked.of_kind("PrometheusRule")[0]["spec"]["groups"]:
+        for alert in group["rules"]:
+            assert alert["annotations"]["runbook_url"] == f"https://r/sf#{alert['alert'].lower()}"
+    default = render({})
+    assert not default.of_kind("PrometheusRule")
+    assert f"{PREFIX}-dashboard" not in {
+        c["metadata"]["name"] for c in default.of_kind("ConfigMap")
+    }

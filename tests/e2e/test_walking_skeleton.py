@@ -278,7 +278,7 @@ def test_a_worker_serves_health_and_metrics(farm: Farm) -> None:
         metrics = httpx.get(url, headers=token, timeout=5).text
         assert 'streamfleet_node_lease_valid{node="observed"} 1.0' in metrics
         assert farm.http.get("/metrics", headers=token).status_code == 200
-        assert 'streamfleet_node_cpu_millicores{kind="capacity",node="observed"}' in metrics
+        assert 'streamfleet_node_cpu_capacity_cores{node="observed"}' in metrics
     finally:
         worker.terminate()
         worker.wait(30)

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import Histogram
+from prometheus_client.registry import Collector
 
 from common.live import OutputStatus, RestreamStats
 from tests.api.test_metrics import sample
@@ -32,16 +34,25 @@ class FakeNode:
     def restream_stats(self) -> list[RestreamStats]:
         return [
             RestreamStats(
-                restream_id="r1", node="n1", generation=2, state="running", bitrate_kbps=812.5,
-                fps=25.0, speed=1.0, restarts=3, stalls=1, outputs=[OutputStatus(index=0, status="ok")],
+                restream_id="r1", node="n1", generation=2, state="running", pid=4242,
+                bitrate_kbps=812.5, fps=25.0, speed=1.0, frames=250, bytes_out=1_015_625,
+                dup_frames=2, drop_frames=1, uptime_s=10.0, restarts=3, stalls=1,
+                updated_at=1_800_000_010.0,
+                outputs=[OutputStatus(index=0, status="ok"), OutputStatus(index=1, status="failed")],
             )
         ]  # fmt: skip
 
     def usage(self) -> dict[str, Any]:
         return {"cpu_capacity": 2000, "cpu_used": 500, "u30_encoder": {0: 250_000}}
 
-    def lease_renew_seconds(self) -> list[float]:
-        return [0.002, 0.003]
+    def node_info(self) -> dict[str, str]:
+        return {"address": "10.0.0.5", "ffmpeg_version": "5.1.6", "ffmpeg_path": "/usr/bin/ffmpeg"}
+
+    def collectors(self) -> list[Collector]:
+        renewals = Histogram("streamfleet_node_lease_renew_duration_seconds", "", registry=None)
+        renewals.observe(0.002)
+        renewals.observe(0.003)
+        return [renewals]
 
 
 @pytest.fixture
@@ -71,13 +82,28 @@ def test_readiness_follows_the_lease_and_liveness_the_process(
 def test_metrics(served: tuple[FakeNode, str]) -> None:
     _, base = served
     text = httpx.get(f"{base}/metrics").text
-    assert sample(text, "streamfleet_restream_bitrate_kbps", node="n1", restream="r1") == 812.5
-    assert sample(text, "streamfleet_restream_restarts_total", node="n1", restream="r1") == 3
-    assert sample(text, "streamfleet_restream_stalls_total", node="n1", restream="r1") == 1
-    assert sample(text, "streamfleet_node_cpu_millicores", node="n1", kind="free") == 1500
-    assert sample(text, "streamfleet_node_u30_encoder_units", node="n1", device="0") == 250_000
+    r1 = {"node": "n1", "restream": "r1"}
+    assert sample(text, "streamfleet_restream_output_bytes_total", **r1) == 1_015_625
+    assert sample(text, "streamfleet_restream_frames_total", **r1) == 250
+    assert sample(text, "streamfleet_restream_dropped_frames_total", **r1) == 1
+    assert sample(text, "streamfleet_restream_duplicated_frames_total", **r1) == 2
+    assert sample(text, "streamfleet_restream_restarts_total", **r1) == 3
+    assert sample(text, "streamfleet_restream_stalls_total", **r1) == 1
+    assert sample(text, "streamfleet_restream_speed_ratio", **r1) == 1.0
+    assert sample(text, "streamfleet_restream_start_time_seconds", **r1) == 1_800_000_000.0
+    assert sample(text, "streamfleet_restream_output_up", **r1, output="0") == 1
+    assert sample(text, "streamfleet_restream_output_up", **r1, output="1") == 0
+    assert sample(text, "streamfleet_node_restreams", node="n1", state="running") == 1
+    assert sample(text, "streamfleet_node_cpu_capacity_cores", node="n1") == 2.0
+    assert sample(text, "streamfleet_node_cpu_reserved_cores", node="n1") == 0.5
+    assert sample(text, "streamfleet_node_u30_encoder_load_ratio", node="n1", device="0") == 0.25
     assert sample(text, "streamfleet_node_lease_valid", node="n1") == 1
-    assert sample(text, "streamfleet_node_lease_renew_seconds", node="n1") == 0.003
+    info = {"address": "10.0.0.5", "ffmpeg_version": "5.1.6", "ffmpeg_path": "/usr/bin/ffmpeg"}
+    assert sample(text, "streamfleet_node_info", node="n1", **info) == 1
+    assert sample(text, "streamfleet_node_lease_renew_duration_seconds_count") == 2
+    assert sample(text, "streamfleet_node_lease_renew_duration_seconds_bucket", le="0.005") == 2
+    assert sample(text, "process_cpu_seconds_total") is not None  # the standard collectors
+    assert sample(text, "python_gc_collections_total", generation="0") is not None
 
 
 def test_playback_serves_the_media_directory_and_nothing_else(tmp_path: Path) -> None:

@@ -217,5 +217,9 @@ def test_statistics_go_with_a_renewal_once_a_second_however_often_it_renews(
     time.sleep(2.1)
     renewals = len(heartbeat.renew_seconds)
     assert renewals >= 9  # the first at start, then one each 0.2 s
+    (family,) = heartbeat.renew_duration.collect()
+    observed = family.samples
+    count = next(s.value for s in observed if s.name.endswith("_count"))
+    assert count >= renewals  # each one, for /metrics too
     assert 2 <= len(asked) <= 3  # at the start, then once a second
     assert all(b - a >= 0.85 for a, b in itertools.pairwise(asked))

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import httpx
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
 
+from common.accounts import projects
+from common.accounts.principal import Principal, Role
+from common.config import Settings
+from common.db import Database
+from common.definitions.restream import RestreamDefinition
 from common.health import ProbeServer
-from common.reconcile.health import RoundLog
+from common.lifecycle import nodes, service
+from common.reconcile.health import FarmCollector, RoundLog
 from common.reconcile.run import RoundSummary
 from tests.api.test_metrics import sample
+from tests.support.nodes import simulate_node
+
+ADMIN = Principal("test", Role.ADMIN, None)
+OUTPUTS = [{"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}]
+DEFINITION = RestreamDefinition.model_validate(
+    {"input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"}, "outputs": OUTPUTS}
+)
+WAITING = RestreamDefinition.model_validate(  # no node has a U30: it waits
+    {
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO"},
+        "transcoding": {"video_transcoding": "mpsoc_vcu_h264"},
+        "outputs": OUTPUTS,
+    }
+)
 
 
 class Clock:
@@ -59,3 +82,44 @@ def test_it_serves_probes_and_metrics() -> None:
     assert sample(text, "streamfleet_reconcile_actions_total", action="Assign") == 2
     assert sample(text, "streamfleet_reconcile_round_duration_seconds_count") == 1
     assert "process_cpu_seconds_total" in text and "python_gc_objects_collected_total" in text
+
+
+def test_the_leading_reconciler_exports_the_farm_once(
+    db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    farm = service.Farm(redis_client, settings)
+    simulate_node(db, redis_client, "n1")
+    simulate_node(db, redis_client, "n2")
+    with db.transaction() as session:
+        project = projects.create(session, ADMIN, "studio")
+        service.create(session, farm, ADMIN, "idle-one", DEFINITION, active=False)
+        started = service.create(session, farm, ADMIN, "live-one", DEFINITION, active=True)
+        in_project = Principal("p", Role.ADMIN, project.id)
+        waiting = service.create(session, farm, in_project, "waits", WAITING, active=True)
+        nodes.drain(session, ADMIN, "n2")
+    clock = Clock()
+    rounds = RoundLog(interval_s=1.0, clock=clock)
+    registry = CollectorRegistry()
+    registry.register(FarmCollector(db, rounds))
+
+    rounds.record(RoundSummary(ran=False), 0.001)  # another reconciler's rounds run
+    assert "streamfleet_" not in generate_latest(registry).decode()
+
+    rounds.record(RoundSummary(ran=True), 0.002)
+    clock.now += 2
+    text = generate_latest(registry).decode()
+    assert sample(text, "streamfleet_restreams", state="idle") == 1
+    assert sample(text, "streamfleet_restreams", state="starting") == 1
+    assert sample(text, "streamfleet_restreams", state="pending") == 1
+    assert sample(text, "streamfleet_restreams", state="failed") == 0
+    assert sample(text, "streamfleet_restream_state", restream=waiting.id, state="pending") == 1
+    assert sample(text, "streamfleet_restream_state", restream=started.id, state="starting") == 1
+    info = {"restream": waiting.id, "name": "waits", "project": project.id}
+    assert sample(text, "streamfleet_restream_info", **info, project_name="studio") == 1
+    assert sample(text, "streamfleet_nodes", state="active") == 1
+    assert sample(text, "streamfleet_nodes", state="draining") == 1
+    waited = sample(text, "streamfleet_reconcile_pending_oldest_seconds")
+    assert waited is not None and 0 <= waited < 60
+
+    clock.now += 11  # its rounds stopped running (the lock went to another): it stops exporting
+    assert "streamfleet_" not in generate_latest(registry).decode()
