@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -117,11 +118,18 @@ def run_up(options: UpOptions) -> int:
         _say("migrating the database ...")
         upgrade(env["DATABASE_URL"])
         farm.spawn("worker", ["worker"], env)
-        farm.spawn("beat", ["beat"], env)
+        beat_env = env
+        if "STREAMFLEET_BEAT_HTTP_PORT" not in env:  # the farm's figures are on its /metrics
+            beat_env = {
+                **env,
+                "STREAMFLEET_BEAT_HTTP_PORT": str(free_port(options.host)),
+                "STREAMFLEET_BEAT_HTTP_ADDRESS": options.host,
+            }
+        farm.spawn("beat", ["beat"], beat_env)
         farm.spawn("api", ["api", "--host", options.host, "--port", str(options.port)], env)
         if options.flower:
             farm.spawn("flower", ["flower", "--port", str(options.flower_port)], env)
-        _announce(options, env, settings)
+        _announce(options, beat_env, settings)
         return _watch(farm)
     finally:
         farm.stop()
@@ -167,14 +175,27 @@ def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> No
         "API key (native /v1 API):",
         f"  {_own_command()} admin create-key --name me --data-dir {options.data_dir}",
     ]
+    bearer = f"-H 'Authorization: Bearer {env['STREAMFLEET_METRICS_TOKEN']}'"
     lines += [
-        "Prometheus metrics (the token is in secrets.json):",
-        f"  curl -s {base}/metrics -H 'Authorization: Bearer {env['STREAMFLEET_METRICS_TOKEN']}'",
+        "Prometheus metrics (the token is in secrets.json): the API's, and the farm's (the",
+        "reconciler's: restreams and nodes by state):",
+        f"  curl -s {base}/metrics {bearer}",
     ]
+    beat_port = env.get("STREAMFLEET_BEAT_HTTP_PORT", "0")
+    if beat_port != "0":
+        lines.append(f"  curl -s http://{host}:{beat_port}/metrics {bearer}")
     if options.flower:
         lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
     lines.append("Ctrl-C stops everything.")
     _say("\n".join(lines))
+
+
+def free_port(host: str) -> int:
+    """A port free on `host` right now (the OS's pick)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _ffmpeg_of(settings: Settings) -> str:

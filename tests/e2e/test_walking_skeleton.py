@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from common.ffmpeg.binary import resolve_ffmpeg
 from common.ffmpeg.probe import parse_version
+from tests.api.test_metrics import sample
 from tests.support.farm import ADMIN_EMAIL, ADMIN_PASSWORD, Farm, running_farm
 from tests.support.media import free_port, probe, rtmp_listener, stream_of
 from tests.support.peers import http_status
@@ -279,6 +281,13 @@ def test_a_worker_serves_health_and_metrics(farm: Farm) -> None:
         assert 'streamfleet_node_lease_valid{node="observed"} 1.0' in metrics
         assert farm.http.get("/metrics", headers=token).status_code == 200
         assert 'streamfleet_node_cpu_capacity_cores{node="observed"}' in metrics
+        # The farm's figures: on the reconciler's port, which `up` announces.
+        announced = re.findall(r"curl -s (http://\S+/metrics)", farm.log.read_text())
+        (reconciler,) = [url for url in announced if not url.startswith(farm.base_url)]
+        farm_wide = httpx.get(reconciler, headers=token, timeout=5).text
+        active = sample(farm_wide, "streamfleet_nodes", state="active")
+        assert active is not None and active >= 2  # the farm's node and this one
+        assert sample(farm_wide, "streamfleet_reconcile_rounds_total", outcome="ran")
     finally:
         worker.terminate()
         worker.wait(30)
