@@ -97,14 +97,13 @@ def undrain(session: Session, principal: Principal, name: str) -> Node:
 CORDONED = "its Kubernetes node is cordoned"
 
 
-def follow_cordon(session: Session, name: str, cordoned: bool) -> NodeState | None:
+def follow_cordon(session: Session, name: str, cordoned: bool) -> None:
     """A worker saw its Kubernetes node cordoned (or marked for removal): drain, as an
     operator's drain does, before `kubectl drain` or an autoscaler takes the machine away.
-    Uncordoned: active again, if the cordon is what drained it (an operator's drain stays).
-    The node's state after, or None if the node is unknown."""
+    Uncordoned: active again, if the cordon is what drained it (an operator's drain stays)."""
     node = repository.get(session, name, for_update=True)
     if node is None:
-        return None
+        return
     if cordoned and node.state is NodeState.ACTIVE:
         transition(session, node, NodeState.DRAINING, CORDONED)
         evacuate(session, name, notify=True)
@@ -112,7 +111,6 @@ def follow_cordon(session: Session, name: str, cordoned: bool) -> NodeState | No
         last = events.history(session, events.NODE, name, limit=1)
         if last and last[-1].reason == CORDONED:
             transition(session, node, NodeState.ACTIVE, "its Kubernetes node is uncordoned")
-    return node.state
 
 
 def evacuate(session: Session, name: str, *, notify: bool) -> list[str]:

@@ -30,7 +30,7 @@ def all_nodes(session: Session) -> Sequence[Node]:
 
 def count_by_state(session: Session) -> dict[NodeState, int]:
     rows = session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
-    return {state: count for state, count in rows}
+    return dict(rows)
 
 
 def names_in_state(session: Session, state: NodeState) -> list[str]:

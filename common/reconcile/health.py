@@ -12,6 +12,7 @@ whose rounds run — the one holding the round lock — and by no other process:
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,10 +141,9 @@ class FarmCollector(Collector):
         counts = GaugeMetricFamily(
             "streamfleet_restreams", "Restreams by the state they show.", labels=["state"]
         )
+        by_state = collections.Counter(row.state for row in shown)
         for restream_state in RestreamState:
-            counts.add_metric(
-                [restream_state.value], sum(1 for r in shown if r.state is restream_state)
-            )
+            counts.add_metric([restream_state.value], by_state[restream_state])
         states = GaugeMetricFamily(
             "streamfleet_restream_state",
             "1 for each restream, labelled with the state it shows.",

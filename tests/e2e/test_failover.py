@@ -66,6 +66,10 @@ def all_running(farm: Farm, ids: list[str], *, avoid: str | None = None) -> bool
     return all(state == "running" and node != avoid for state, node in states)
 
 
+def wait_moved_off(farm: Farm, ids: list[str], node: str) -> None:
+    wait_for(lambda: all_running(farm, ids, avoid=node), timeout_s=15, every_s=0.1, what="moved")
+
+
 @contextmanager
 def only(farm: Farm, node: str) -> Iterator[None]:
     """Every other node drained for the duration: what is started now lands on `node`."""
@@ -184,12 +188,7 @@ def test_drain_moves_everything_and_undrain_restores(farm: Farm) -> None:
     with FfmpegWatch(markers) as watch:
         drained = farm.http.post("/v1/nodes/d-drained/drain", headers=farm.bearer)
         assert drained.status_code == 202 and drained.json()["state"] == "draining"
-        wait_for(
-            lambda: all_running(farm, ids, avoid="d-drained"),
-            timeout_s=15,
-            every_s=0.1,
-            what="all moved",
-        )
+        wait_moved_off(farm, ids, "d-drained")
     never_two(watch, markers)
     restored = farm.http.post("/v1/nodes/d-drained/undrain", headers=farm.bearer).json()
     assert restored["state"] == "active"
@@ -207,12 +206,7 @@ def test_a_cordoned_kubernetes_node_is_drained_by_its_worker(farm: Farm) -> None
         ids, markers = started_on(farm, "k-cordoned", 3, "cordon")
         with FfmpegWatch(markers) as watch:
             kube.set_node("k-cordoned", unschedulable=True)
-            wait_for(
-                lambda: all_running(farm, ids, avoid="k-cordoned"),
-                timeout_s=15,
-                every_s=0.1,
-                what="all moved",
-            )
+            wait_moved_off(farm, ids, "k-cordoned")
         never_two(watch, markers)
         assert node_state(farm, "k-cordoned") == "draining"
         kube.set_node("k-cordoned")
@@ -239,12 +233,7 @@ def test_sigterm_drains_the_worker_before_it_exits(farm: Farm) -> None:
     with FfmpegWatch(markers) as watch:
         sent = time.monotonic()
         leaving.send_signal(signal.SIGTERM)
-        wait_for(
-            lambda: all_running(farm, ids, avoid="t-leaving"),
-            timeout_s=15,
-            every_s=0.1,
-            what="all moved",
-        )
+        wait_moved_off(farm, ids, "t-leaving")
         moved_in = time.monotonic() - sent
         assert leaving.wait(30) == 0
     never_two(watch, markers)
