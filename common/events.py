@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.db import database_now
 from common.models import Event
 
 RESTREAM = "restream"
@@ -27,6 +28,7 @@ def record(
 ) -> None:
     session.add(
         Event(
+            at=database_now(session),  # when the change was made, not when its transaction began
             subject_kind=subject_kind,
             subject_id=subject_id,
             reason=reason,

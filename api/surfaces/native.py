@@ -23,9 +23,10 @@ from common.definitions.restream import (
     RestreamDefinition,
     TranscodingSpec,
 )
+from common.definitions.schedule import Schedule, ScheduleView
 from common.definitions.states import Surface
 from common.errors import StreamfleetError
-from common.lifecycle import nodes, service, views
+from common.lifecycle import nodes, schedules, service, views
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
 from common.models import Event, Restream
@@ -91,6 +92,9 @@ class RestreamIn(BaseModel):
     outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
     node_selector: NodeSelector = None
     active: bool = Field(False, description="Start it right away.")
+    schedule: Schedule | None = Field(
+        None, description="Start it at a time, stop it at a time, or let runs last at most so long."
+    )
 
 
 class RestreamPatch(BaseModel):
@@ -101,6 +105,7 @@ class RestreamPatch(BaseModel):
     outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
     node_selector: NodeSelector = None
     active: bool | None = None
+    schedule: Schedule | None = Field(None, description="Replaces its schedule; null: none.")
 
 
 class RestreamOut(BaseModel):
@@ -121,6 +126,7 @@ class RestreamOut(BaseModel):
     transcoding: dict[str, Any] | None
     outputs: list[dict[str, Any]]
     node_selector: dict[str, list[str]] | None
+    schedule: ScheduleView | None = Field(description="What is left of its schedule.")
     created_at: datetime
     modified_at: datetime
     state_changed_at: datetime
@@ -185,6 +191,7 @@ def _item(restream: views.Row, now: views.Live) -> dict[str, Any]:
         "transcoding": shown.transcoding,
         "outputs": shown.outputs,
         "node_selector": shown.definition.node_selector,
+        "schedule": schedules.of(restream),
         "created_at": restream.created_at,
         "modified_at": restream.modified_at,
         "state_changed_at": restream.state_changed_at,
@@ -219,7 +226,14 @@ def create_restream(
         node_selector=body.node_selector,
     )
     restream = service.create(
-        session, farm, principal, body.name, definition, active=body.active, surface=Surface.NATIVE
+        session,
+        farm,
+        principal,
+        body.name,
+        definition,
+        active=body.active,
+        surface=Surface.NATIVE,
+        schedule=body.schedule,
     )
     return _one(restream, farm)
 
@@ -283,7 +297,13 @@ def patch_restream(
             outputs=body.outputs if body.outputs is not None else old.outputs,
             node_selector=(body.node_selector if "node_selector" in fields else old.node_selector),
         )
-    changes = service.Changes(name=body.name, definition=definition, active=body.active)
+    changes = service.Changes(
+        name=body.name,
+        definition=definition,
+        active=body.active,
+        schedule=body.schedule,
+        clear_schedule="schedule" in fields and body.schedule is None,
+    )
     return _one(service.update(session, farm, principal, restream_id, changes), farm)
 
 

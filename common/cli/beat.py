@@ -32,8 +32,8 @@ LAPSE_SLACK_S = 0.01  # a round just after a lease lapses, not just before
 
 def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | None = None) -> None:
     """A round every interval until `stopping` is set, and one more the moment the lease of a
-    node that stopped answering lapses. A round that fails (PostgreSQL or Redis out of reach)
-    is logged; the next one comes on the beat."""
+    node that stopped answering lapses or a restream's schedule is due. A round that fails
+    (PostgreSQL or Redis out of reach) is logged; the next one comes on the beat."""
     celery = create_celery(settings)
     db = Database(
         make_engine(
@@ -50,12 +50,15 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
     due = time.monotonic()
     try:
         while not stopping.is_set():
-            next_lapse_s = None
+            wake_in_s = None
             started = time.monotonic()
             summary = None
             try:
                 summary = reconcile(db, client, settings)
-                next_lapse_s = summary.next_lapse_s
+                wake_in_s = min(
+                    (s for s in (summary.next_lapse_s, summary.next_due_s) if s is not None),
+                    default=None,
+                )
             except Exception:
                 log.exception("reconcile round failed")
             if rounds is not None:
@@ -64,8 +67,8 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
             if now >= due:  # the round on the beat (not one at a lapse): the next beat
                 due = max(due + interval, now)  # after a slow round, at once
             wait_s = due - now
-            if next_lapse_s is not None:  # a lost node's restreams move the moment they may
-                wait_s = min(wait_s, next_lapse_s + LAPSE_SLACK_S)
+            if wake_in_s is not None:  # a lost node's restreams move the moment they may;
+                wait_s = min(wait_s, wake_in_s + LAPSE_SLACK_S)  # a schedule is kept on time
             stopping.wait(max(0.0, wait_s))
     finally:
         client.close()

@@ -98,9 +98,10 @@ def apply_farm_environment(data_dir: Path) -> None:
         os.environ.setdefault(name, value)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` right now (the OS's pick)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 

@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from common.cli.localfarm import (
     SERVICES_FILE,
     EmbeddedPostgres,
     EmbeddedRedis,
+    free_port,
     load_secrets,
     write_json,
 )
@@ -188,14 +188,6 @@ def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> No
         lines.append(f"Flower: http://{host}:{options.flower_port}  (same e-mail and password)")
     lines.append("Ctrl-C stops everything.")
     _say("\n".join(lines))
-
-
-def free_port(host: str) -> int:
-    """A port free on `host` right now (the OS's pick)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ffmpeg_of(settings: Settings) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from common.models import Restream
 from common.nodes.capabilities import Requirements
 from common.nodes.capacity import Reservation, U30Load
 from common.outbox import enqueue
+from common.restreams import repository
 
 log = logging.getLogger(__name__)
 P, R = Phase, RunState
@@ -54,6 +56,9 @@ def want_running(session: Session, restream: Restream, reason: str) -> bool:
     it has one, or must wait for its FFmpeg to leave one first (STOPPING), or for a node that
     stopped answering (RECOVERING there)."""
     before = restream.state
+    if not restream.active and restream.run_for_s:  # a new run: it lasts at most run_for_s
+        until = database_now(session) + timedelta(seconds=restream.run_for_s)
+        restream.stop_at = until if restream.stop_at is None else min(restream.stop_at, until)
     restream.active = True
     if restream.phase in (P.PLACED, P.STOPPING) or holds_node(restream):
         return False
@@ -62,11 +67,27 @@ def want_running(session: Session, restream: Restream, reason: str) -> bool:
     return True
 
 
+def held_reason(session: Session, restream: Restream) -> str | None:
+    """What holds it from running (its own hold or its source's), or None."""
+    if restream.holds:
+        holds = " and ".join(restream.holds)
+        return (
+            f"restream {restream.id} is {holds} (on the {restream.surface} surface, which "
+            "created it): lift that there first"
+        )
+    source = repository.get(session, restream.source_id, None) if restream.source_id else None
+    if source is not None and source.holds:
+        holds = " and ".join(source.holds)
+        return f"its source {source.id} is {holds} (on the {source.surface} surface)"
+    return None
+
+
 def want_stopped(session: Session, restream: Restream, reason: str) -> None:
     """Not wanted any more: stopped where it runs (STOPPING until its FFmpeg is gone), or at
     rest at once if it runs nowhere."""
     before = restream.state
     restream.active = False
+    restream.stop_at = None  # a scheduled stop is for the run that ends here
     if restream.node_name is not None and (restream.phase is P.PLACED or holds_node(restream)):
         move(session, restream, reason)
     elif restream.phase in (P.PENDING, P.RECOVERING):

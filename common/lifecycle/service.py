@@ -22,6 +22,7 @@ from common.config import Settings
 from common.db import database_now
 from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
+from common.definitions.schedule import Schedule
 from common.definitions.server import ServerKind, input_stream, server_source
 from common.definitions.states import Hold, Phase, Surface
 from common.errors import (
@@ -34,7 +35,7 @@ from common.errors import (
     RestreamNotFound,
 )
 from common.ids import new_id, random_id
-from common.lifecycle import commands, nodes, views
+from common.lifecycle import commands, nodes, schedules, views
 from common.models import Restream
 from common.nodes.capabilities import requirements
 from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
@@ -62,6 +63,8 @@ class Changes:
     active: bool | None = None
     attributes: dict[str, object] | None = None  # replaces the surface's attributes
     holds: frozenset[Hold] | None = None  # replaces its holds; any hold stops it
+    schedule: Schedule | None = None  # replaces its schedule
+    clear_schedule: bool = False  # no schedule any more
 
 
 def require(principal: Principal, role: Role) -> None:
@@ -141,11 +144,13 @@ def create(
     surface: Surface = Surface.NATIVE,
     attributes: dict[str, object] | None = None,
     holds: frozenset[Hold] = frozenset(),
+    schedule: Schedule | None = None,
 ) -> Restream:
     """A new restream of the project, created by `surface`; started if `active` (and not
-    held)."""
+    held), or when its `schedule` says."""
     require(principal, Role.OPERATOR)
     check_supported(definition, farm.settings)
+    _refuse_early_start(active, schedule)
     project_id = project_of(session, farm, principal)
     if repository.name_taken(session, project_id, name):
         raise Conflict(f"a restream named {name!r} already exists in this project")
@@ -165,6 +170,8 @@ def create(
     )
     session.add(restream)
     session.flush()
+    if schedule is not None:
+        schedules.assign(session, restream, schedule)
     if active:
         _start(session, farm, restream, "created active")
     return restream
@@ -194,6 +201,9 @@ def update(
         restream.holds = sorted(changes.holds)
         if changes.holds:
             commands.want_stopped(session, restream, f"held: {', '.join(restream.holds)}")
+    if changes.clear_schedule or changes.schedule is not None:
+        _refuse_early_start(changes.active is True, changes.schedule)
+        schedules.assign(session, restream, changes.schedule)
     restream.modified_at = datetime.now(UTC)
     if changes.active is True:
         _start(session, farm, restream, "start requested")
@@ -359,18 +369,17 @@ def _start(session: Session, farm: Farm, restream: Restream, reason: str) -> Non
         raise Conflict(refused.reason)
 
 
+def _refuse_early_start(active: bool, schedule: Schedule | None) -> None:
+    if active and schedule is not None and schedule.start_at is not None:
+        problem = FieldProblem("active", "it starts at schedule.start_at: leave active out")
+        raise InvalidInput("a restream with a start time is not started now", [problem])
+
+
 def _refuse_held(session: Session, restream: Restream) -> None:
     """A hold keeps it from running, whichever surface asks: say which, and where to lift it."""
-    if restream.holds:
-        holds = " and ".join(restream.holds)
-        raise Held(
-            f"restream {restream.id} is {holds} (on the {restream.surface} surface, which "
-            "created it): lift that there first"
-        )
-    source = repository.get(session, restream.source_id, None) if restream.source_id else None
-    if source is not None and source.holds:
-        holds = " and ".join(source.holds)
-        raise Held(f"its source {source.id} is {holds} (on the {source.surface} surface)")
+    reason = commands.held_reason(session, restream)
+    if reason is not None:
+        raise Held(reason)
 
 
 def _placed(restream: Restream) -> bool:

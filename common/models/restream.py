@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    DateTime,
     ForeignKey,
     Identity,
     Integer,
@@ -84,5 +85,14 @@ class Restream(Base, ShowsState):
     run_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     run_changed_at: Mapped[datetime | None] = utc_timestamp(nullable=True, now=False)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Its schedule (common.lifecycle.schedules): started at `start_at` and stopped at
+    # `stop_at`, each once; every run lasts at most `run_for_s` (it sets `stop_at` at a start).
+    start_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    stop_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    run_for_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = utc_timestamp()
     modified_at: Mapped[datetime] = utc_timestamp()

@@ -30,7 +30,7 @@ from common.config import Settings
 from common.db import Database
 from common.definitions.server import server_source
 from common.definitions.states import NodeState, Phase
-from common.lifecycle import commands, servers
+from common.lifecycle import commands, schedules, servers
 from common.lifecycle import nodes as node_service
 from common.lifecycle.service import definition_of, lock_placement
 from common.models import Node, Restream
@@ -72,6 +72,8 @@ class RoundSummary:
     # Seconds until the lease of a node that stopped answering lapses (the soonest): the
     # moment its restreams may start elsewhere, for the next round to come right then.
     next_lapse_s: float | None = None
+    # Seconds until a restream's schedule starts or stops it (the soonest), likewise.
+    next_due_s: float | None = None
 
 
 def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
@@ -92,6 +94,7 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             n.name for n in node_views if n.lease and not n.silence and n.state is NodeState.ACTIVE
         }
         _servers(session, client, node_views, judge_nodes)
+        scheduled, next_due_s = schedules.carry_out(session)  # placed by this round's plan
         views, snapshot = _restream_views(session, settled)
         actions = plan(
             node_views,
@@ -102,11 +105,13 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             servers=server_repository.holdings(session),
         )
         counts = _apply_all(session, actions, snapshot)
+        counts.update({kind: n for kind, n in scheduled.items() if n})
     summary = RoundSummary(
         ran=True,
         duration_ms=(time.perf_counter() - started) * 1000,
         actions=counts,
         next_lapse_s=next_lapse_s,
+        next_due_s=next_due_s,
     )
     if set(counts) - {"Sync"}:
         log.info("reconciled in %.0f ms: %s", summary.duration_ms, counts)

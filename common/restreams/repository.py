@@ -100,6 +100,9 @@ class Listed(ShowsState):
     last_error: str | None
     created_at: datetime
     modified_at: datetime
+    start_at: datetime | None
+    stop_at: datetime | None
+    run_for_s: int | None
     definition_json: str
     version: int  # of its row: new with every change of it (`versions`)
 
@@ -124,6 +127,9 @@ _LISTED = (
     Restream.last_error,
     Restream.created_at,
     Restream.modified_at,
+    Restream.start_at,
+    Restream.stop_at,
+    Restream.run_for_s,
     cast(Restream.definition, Text),
     _VERSION,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -689,3 +690,61 @@ def test_a_page_of_streams_costs_the_same_queries_however_many_it_holds(
     listed = api.get("/v2/streams/restream", headers=key).json()["streams"]
     assert [s["platformsCount"] for s in listed] == [1] * 5
     assert page_cost() == one
+
+
+def test_a_platform_schedule_starts_it_at_its_time_and_limits_its_runs(
+    api: TestClient, key: dict[str, str], farm_nodes: None, db: Database
+) -> None:
+    """The seed's platform fields `schedule`, `scheduletime` and `length`: kept, shown as the
+    vendor writes them, carried out by the reconciler (its own test), refused naming them."""
+    number = create(api, key)["id"]
+    url = f"/v2/streams/restream/{number}/platforms"
+    added = ok(
+        api.post(
+            url,
+            json={
+                "platform[rtmp]": "rtmp://live.example.com/app",
+                "platform[key]": "k",
+                "platform[schedule]": "scheduled",
+                "platform[scheduletime]": "2099-12-24 18:00:00",
+                "platform[length]": "01:30",
+            },
+            headers=key,
+        ),
+        "Platform Created",
+    )["platforms"][0]
+    assert (added["schedule"], added["scheduletime"], added["length"]) == (
+        "scheduled", "2099-12-24 18:00:00", "01:30",
+    )  # fmt: skip
+    assert added["state"] == "idle"  # its stream runs; the platform waits for its time
+    with db.transaction() as session:
+        row = session.query(Restream).filter_by(number=added["id"]).one()
+        assert row.start_at == datetime(2099, 12, 24, 18, tzinfo=UTC) and row.run_for_s == 5400
+
+    instant = ok(
+        api.post(
+            f"/v2/streams/restream/{number}/platform/{added['id']}",
+            json={"platform[schedule]": "instant", "platform[length]": "00:00"},
+            headers=key,
+        ),
+        "Platform Updated",
+    )["platforms"][0]
+    assert (instant["schedule"], instant["scheduletime"], instant["length"]) == (
+        "instant", None, "00:00",
+    )  # fmt: skip
+    assert instant["state"] != "idle"  # no schedule: it runs with its stream now
+
+    for fields, field in (
+        ({"platform[schedule]": "scheduled"}, "platform.scheduletime"),
+        ({"platform[schedule]": "scheduled", "platform[scheduletime]": "soon"}, "platform.scheduletime"),
+        ({"platform[schedule]": "scheduled", "platform[scheduletime]": "2020-01-01 00:00:00"},
+         "platform.scheduletime"),
+        ({"platform[length]": "1h"}, "platform.length"),
+        ({"platform[length]": "999:00"}, "platform.length"),
+        ({"platform[schedule]": "weekly"}, "platform.schedule"),
+    ):  # fmt: skip
+        refused = api.post(
+            url, json={"platform[rtmp]": "rtmp://live.example.com/app", **fields}, headers=key
+        )
+        assert refused.status_code == 400, (fields, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field], (fields, refused.text)

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,48 @@ def test_check_says_whether_the_farm_answers(farm: Farm) -> None:
     with pytest.raises(subprocess.CalledProcessError) as refused:
         farm.cli("check", "--api", farm.base_url, "--min-workers", "50")
     assert "FAIL " in refused.value.stdout and "(at least 50 wanted)" in refused.value.stdout
+
+
+def test_a_schedule_starts_and_stops_a_restream_on_time(farm: Farm) -> None:
+    """Kept in PostgreSQL by the API, carried out by the reconciler (another process) within
+    a second of each time: the events' times (PostgreSQL's clock) against the schedule's."""
+    start_at = datetime.now(UTC) + timedelta(seconds=3)
+    body = {
+        "name": "scheduled",
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 160,
+                  "resolution_height": 90, "encoding_rate": 10},
+        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
+                     "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
+        "schedule": {"start_at": start_at.isoformat(), "duration_s": 3},
+    }  # fmt: skip
+    made = farm.http.post("/v1/restreams", json=body, headers=farm.bearer)
+    assert made.status_code == 201, made.text
+    url = f"/v1/restreams/{made.json()['id']}"
+    wait_for(
+        lambda: farm.http.get(url, headers=farm.bearer).json()["state"] == "running",
+        timeout_s=15,
+        every_s=0.1,
+        what="running from its start time",
+    )
+
+    def stopped_by_schedule() -> list[dict[str, Any]]:
+        events = farm.http.get(f"{url}/events", headers=farm.bearer).json()
+        return [e for e in events if e["reason"].startswith("stopped by its schedule")]
+
+    wait_for(stopped_by_schedule, timeout_s=15, every_s=0.1, what="stopped after 3 s")
+    events = farm.http.get(f"{url}/events", headers=farm.bearer).json()
+    started = next(e for e in events if e["reason"] == "started by its schedule")
+    started_late_s = (datetime.fromisoformat(started["at"]) - start_at).total_seconds()
+    stop_at = datetime.fromisoformat(started["at"]) + timedelta(seconds=3)
+    stopped_late_s = (
+        datetime.fromisoformat(stopped_by_schedule()[0]["at"]) - stop_at
+    ).total_seconds()
+    assert 0 <= started_late_s < 2.0, started_late_s  # bench/schedules.py measures it
+    assert 0 <= stopped_late_s < 2.0, stopped_late_s
+    final = farm.http.get(url, headers=farm.bearer).json()
+    assert final["active"] is False and final["schedule"] == {
+        "start_at": None, "stop_at": None, "duration_s": 3,
+    }  # fmt: skip
 
 
 def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_url: str) -> None:

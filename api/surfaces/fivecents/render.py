@@ -40,6 +40,17 @@ SERVER_PLAYBACK = {
 }
 
 
+# A platform's schedule, named as the platform's fields that carry it.
+FIELD_NAMES = {
+    "schedule.start_at": "platform.scheduletime",
+    "schedule.duration_s": "platform.length",
+    "duration_s": "platform.length",
+    "schedule": "platform.schedule",
+    "scheduletime": "platform.scheduletime",
+    "length": "platform.length",
+}
+
+
 def render_error(error: StreamfleetError) -> JSONResponse:
     if isinstance(error, AUTH_ERRORS):
         return JSONResponse(
@@ -48,11 +59,19 @@ def render_error(error: StreamfleetError) -> JSONResponse:
             headers=error.headers,
         )
     status = 400 if isinstance(error, InvalidInput) else error.status
+    message = error.message
+    for ours, theirs in FIELD_NAMES.items():
+        if "." in ours:  # a path of ours; a bare word may be any word of the message
+            message = message.replace(ours, theirs)
     return JSONResponse(
         {
             "result": "error",
-            "message": error.message,
-            "errors": [{"field": p.field, "message": p.message} for p in error.problems] or None,
+            "message": message,
+            "errors": [
+                {"field": FIELD_NAMES.get(p.field, p.field), "message": p.message}
+                for p in error.problems
+            ]
+            or None,
         },
         status_code=status,
         headers=error.headers,
@@ -258,10 +277,10 @@ def render_platform(restream: Restream, now: views.Live, stream_number: int) -> 
         "password": "",
         "isSRT": bool(attributes.get("isSRT")),
         "key": attributes.get("key", ""),
-        "schedule": "instant",
-        "scheduletime": None,
+        "schedule": "scheduled" if restream.start_at else "instant",
+        "scheduletime": _when(restream.start_at),
         "codec": None,
-        "length": "00:00",
+        "length": _length(restream.run_for_s),
         "relid": stream_number,
         "dedicatedLTC": "0",
         "transcode": {"ltc": 0, "type": "mixed", "enabled": False, "isEditable": False},
@@ -274,6 +293,13 @@ def render_platform(restream: Restream, now: views.Live, stream_number: int) -> 
         "lastError": now.last_error(restream),
         "bitrate": kbps(stats),
     }
+
+
+def _length(seconds: int | None) -> str:
+    """A longest run as 5centsCDN writes it: hh:mm, or hh:mm:ss when it has seconds."""
+    hours, rest = divmod(seconds or 0, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
 
 
 def kbps(stats: RestreamStats | None) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Header, Request
@@ -17,6 +18,8 @@ from api.errors import invalid_request
 from api.surfaces import INTEGER_ID
 from common.accounts import service as accounts
 from common.accounts.principal import Principal
+from common.definitions.checks import build
+from common.definitions.schedule import Schedule
 from common.errors import (
     FieldProblem,
     InvalidInput,
@@ -204,6 +207,17 @@ class PlatformBody(BaseModel):
     key: str | None = Field(None, max_length=500)
     isSRT: bool | None = None  # noqa: N815  (the vendor's key)
     disabled: bool | None = None
+    schedule: Literal["instant", "scheduled"] | None = Field(
+        None, description="instant: it runs with its stream; scheduled: from scheduletime on."
+    )
+    scheduletime: str | None = Field(
+        None, description="When a scheduled platform starts: YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601."
+    )
+    length: str | None = Field(
+        None,
+        pattern=r"^\d{1,3}:[0-5]\d(:[0-5]\d)?$",
+        description="Its longest run, hh:mm or hh:mm:ss; 00:00: no limit.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -222,9 +236,43 @@ class PlatformBody(BaseModel):
         return cleaned
 
     def fields(self) -> PlatformFields:
+        schedule, clear = self._schedule()
         return PlatformFields(
-            name=self.name, url=self.rtmp, key=self.key, is_srt=self.isSRT, disabled=self.disabled
+            name=self.name,
+            url=self.rtmp,
+            key=self.key,
+            is_srt=self.isSRT,
+            disabled=self.disabled,
+            schedule=schedule,
+            clear_schedule=clear,
         )
+
+    def _schedule(self) -> tuple[Schedule | None, bool]:
+        """The schedule given (None, False: none given); (None, True): none any more."""
+        if self.schedule is None and self.scheduletime is None and self.length is None:
+            return None, False
+        start_at = None
+        if self.schedule == "scheduled" or (self.schedule is None and self.scheduletime):
+            start_at = vendor_time(self.scheduletime, "platform.scheduletime")
+        duration_s = None
+        if self.length:
+            parts = [int(part) for part in self.length.split(":")] + [0]
+            duration_s = parts[0] * 3600 + parts[1] * 60 + parts[2] or None
+        if start_at is None and duration_s is None:
+            return None, True
+        return build(Schedule, start_at=start_at, duration_s=duration_s), False
+
+
+def vendor_time(text: str | None, field: str) -> datetime:
+    """A time as 5centsCDN writes them (`2026-04-01 14:04:46`, UTC), or ISO 8601 with a zone."""
+    if not text:
+        raise InvalidInput(f"missing {field}", [FieldProblem(field, "required when scheduled")])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        problem = FieldProblem(field, f"{text!r} is not YYYY-MM-DD HH:MM:SS (UTC)")
+        raise InvalidInput(f"invalid {field}", [problem]) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Literal
 
 from common.definitions.kinds import InputType, OutputType, Preset, VideoCodec
+from common.definitions.schedule import Schedule
 from common.definitions.states import Hold, Surface
 from common.errors import NotFound
 from common.models import Restream
@@ -94,6 +95,8 @@ class PlatformFields:
     key: str | None = None
     is_srt: bool | None = None
     disabled: bool | None = None
+    schedule: Schedule | None = None  # replaces its schedule
+    clear_schedule: bool = False  # `schedule: instant` with no length: none
 
 
 @dataclass(frozen=True)

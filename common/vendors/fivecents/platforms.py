@@ -41,16 +41,18 @@ def add_platform(
     host = split_url(attributes["url"], "platform.rtmp").hostname
     name = f"{source.name} to {attributes['name'] or host}"
     holds = frozenset({Hold.DISABLED}) if fields.disabled else frozenset()
+    schedule = fields.schedule
     return service.create(
         session,
         farm,
         principal,
         unique_name(session, source.project_id, name),
         _platform_definition(source, attributes),
-        active=platform_active(source, holds),
+        active=platform_active(source, holds, schedule.start_at if schedule else None),
         surface=Surface.FIVECENTS,
         attributes=attributes,
         holds=holds,
+        schedule=schedule,
     )
 
 
@@ -69,11 +71,16 @@ def update_platform(
     holds = holds_of(current)
     if fields.disabled is not None:
         holds = holds | {Hold.DISABLED} if fields.disabled else holds - {Hold.DISABLED}
+    start_at = current.start_at
+    if fields.schedule is not None or fields.clear_schedule:
+        start_at = fields.schedule.start_at if fields.schedule else None
     changes = service.Changes(
         definition=_platform_definition(source, attributes),
-        active=platform_active(source, holds),
+        active=platform_active(source, holds, start_at),
         attributes=attributes,
         holds=holds,
+        schedule=fields.schedule,
+        clear_schedule=fields.clear_schedule,
     )
     return service.update(session, farm, principal, current.id, changes)
 

@@ -251,14 +251,17 @@ def platforms_of(session: Session, sources: Sequence[Restream]) -> dict[str, lis
 def follow_stream(session: Session, farm: Farm, principal: Principal, source: Restream) -> None:
     """Platforms run while their stream should and they are not disabled themselves."""
     for follower in platforms(session, source):
-        wanted = platform_active(source, holds_of(follower))
+        wanted = platform_active(source, holds_of(follower), follower.start_at)
         if wanted != follower.active:
             service.update(session, farm, principal, follower.id, service.Changes(active=wanted))
 
 
-def platform_active(source: Restream, holds: frozenset[Hold]) -> bool:
-    """A platform runs while its stream may, unless it is switched off itself."""
-    return not source.holds and not holds
+def platform_active(
+    source: Restream, holds: frozenset[Hold], start_at: datetime | None = None
+) -> bool:
+    """A platform runs while its stream may, unless it is switched off itself or waits for
+    the time its schedule starts it."""
+    return not source.holds and not holds and start_at is None
 
 
 def unique_name(session: Session, project_id: str, wanted: str) -> str:

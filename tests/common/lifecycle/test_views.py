@@ -36,7 +36,7 @@ def listed(restream_id: str, definition: dict[str, object]) -> Listed:
     now = datetime.now(UTC)
     return Listed(
         restream_id, "p" * 24, "r", False, 0, None, Phase.IDLE, None, now, None, None, None,
-        None, None, now, now, json.dumps(definition), 1,
+        None, None, now, now, None, None, None, json.dumps(definition), 1,
     )  # fmt: skip
 
 
