@@ -65,6 +65,10 @@ class RestreamStats(BaseModel):
     restarts: int = 0
     stalls: int = 0
     last_error: str | None = None
+    on_air: str | None = Field(
+        None, description="Continuity: the input on air (primary, backup, slate)."
+    )
+    on_air_since: float | None = Field(None, description="Since when it is on air (Unix time).")
     outputs: list[OutputStatus] = Field(default_factory=list)
     updated_at: float = Field(default_factory=time.time)
 

@@ -105,6 +105,11 @@ class NodeCollector(Collector):
             "1 while an output is written, 0 once it failed (the others go on), by its index.",
             labels=[*labels, "output"],
         )
+        on_air = GaugeMetricFamily(
+            "streamfleet_restream_on_air_since_seconds",
+            "Continuity: the input on air (primary, backup, slate) and since when (Unix time).",
+            labels=[*labels, "input"],
+        )
         by_state = GaugeMetricFamily(
             "streamfleet_node_restreams",
             "Restreams this node runs, by its view of them (starting, running, retrying).",
@@ -121,13 +126,15 @@ class NodeCollector(Collector):
                 speed.add_metric(key, stats.speed)
             if stats.pid is not None:
                 started.add_metric(key, stats.updated_at - stats.uptime_s)
+            if stats.on_air is not None and stats.on_air_since is not None:
+                on_air.add_metric([*key, stats.on_air], stats.on_air_since)
             for output in stats.outputs:
                 outputs.add_metric([*key, str(output.index)], 1 if output.status == "ok" else 0)
             states[stats.state] = states.get(stats.state, 0) + 1
         for state, count in states.items():
             by_state.add_metric([node, state], count)
         yield from counters.values()
-        yield from (speed, started, outputs, by_state)
+        yield from (speed, started, outputs, on_air, by_state)
         yield from self._node(node)
         ignored = CounterMetricFamily(
             "streamfleet_restream_reports_ignored",

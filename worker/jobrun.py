@@ -30,7 +30,15 @@ from common.ffmpeg.outcome import (
     wrong_publisher,
 )
 from common.ffmpeg.progress import ProgressBlock, ProgressParser, RateWindow, advanced, flowing
-from common.lifecycle.reports import Ended, Failed, Retrying, Running, Starting, Waiting
+from common.lifecycle.reports import (
+    Ended,
+    Failed,
+    Retrying,
+    Running,
+    Starting,
+    Switched,
+    Waiting,
+)
 from common.live import OutputStatus, RestreamStats
 from common.logs import about
 from worker.job import JOB_TRANSITIONS, Job, JobState, Limits, Observer
@@ -74,6 +82,7 @@ class JobRun:
         self.last_error: str | None = None
         self.stderr_tail: deque[str] = deque(maxlen=limits.stderr_tail_lines)
         self.block: ProgressBlock | None = None
+        self.on_air: str | None = None  # continuity: the input on air (of this job's runs)
         self.rate = RateWindow()
         self.flowed = False  # media went through in this attempt
         self.progressed_at = time.monotonic()  # when its output last advanced (or it spawned)
@@ -317,6 +326,12 @@ class JobRun:
                     continue
                 previous, self.block = self.block, block
                 self.rate.add(block)
+                if block.on_air is not None and block.on_air != self.on_air:
+                    if self.on_air is not None:  # the first is where it starts, no switch
+                        reason = block.on_air_reason or "switched"
+                        log.warning("on air: %s (%s)", block.on_air, reason, extra=self.context)
+                        self.observer.report(self.job, Switched(block.on_air, reason))
+                    self.on_air = block.on_air
                 if flowing(block) and advanced(previous, block):
                     self._media_flows(output=True)
 
@@ -380,6 +395,8 @@ class JobRun:
             restarts=self.restarts,
             stalls=self.stalls,
             last_error=self.last_error or logged_error(list(self.stderr_tail)),
+            on_air=block.on_air if block else None,
+            on_air_since=block.on_air_since if block else None,
             outputs=[
                 OutputStatus(
                     index=i,

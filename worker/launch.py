@@ -4,7 +4,9 @@ has the codec asked for, and its FFmpeg command line."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from dataclasses import dataclass
 
 from sqlalchemy.orm import object_session
@@ -14,6 +16,7 @@ from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, Out
 from common.definitions.restream import RestreamDefinition
 from common.definitions.server import input_stream, input_url
 from common.ffmpeg.argv import build_argv, input_args, resolve_source_codec
+from common.ffmpeg.continuity import SLATE_TEXT_FILE, output_argv, slate_argv, stage_argv
 from common.ffmpeg.outputs import hls_dir, needs_clean_end, needs_meter
 from common.ffmpeg.placement import Placement
 from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
@@ -106,17 +109,20 @@ class Launcher:
         """The job to run (raises ValueError or OSError when no command can be built)."""
         definition = self._with_source_codec(launch)
         clean_end = needs_clean_end(definition)
-        argv = build_argv(
-            definition,
-            launch.placement,
-            progress_period_s=self.settings.progress_period_s
-            or self.ffmpeg.progress_period_s(clean_end=clean_end),
+        period_s = self.settings.progress_period_s or self.ffmpeg.progress_period_s(
+            clean_end=clean_end
         )
+        if definition.continuity is not None:
+            return self._continuity_job(launch, definition, period_s)
+        argv = [
+            self.ffmpeg.binary,
+            *build_argv(definition, launch.placement, progress_period_s=period_s),
+        ]
         reservation = reservation_of(launch.row)
         return Job(
             launch.restream_id,
             launch.generation,
-            [self.ffmpeg.binary, *argv],
+            argv,
             # A relay input waits for its source as a listen input waits for its publisher.
             listens=definition.input.input_type in (*LISTEN_INPUTS, InputType.RELAY),
             listen_key=definition.input.input_stream_key,
@@ -127,6 +133,35 @@ class Launcher:
             workdirs=workdirs(definition, launch.placement),
             source=pulled_source(definition) or launch.placement.server_url,
             clean_end=clean_end,
+        )
+
+    def _continuity_job(
+        self, launch: Launch, definition: RestreamDefinition, period_s: float
+    ) -> Job:
+        """Its stages, switch and output stage as one process (`worker.continuity`)."""
+        continuity = definition.continuity
+        assert continuity is not None
+        inputs = [("primary", definition.input)]
+        if definition.backup_input is not None:
+            inputs.append(("backup", definition.backup_input))
+        spec = {
+            "ffmpeg": self.ffmpeg.binary,
+            "inputs": [[name, stage_argv(i, launch.placement)] for name, i in inputs],
+            "slate": slate_argv(definition, SLATE_TEXT_FILE if continuity.slate_text else None),
+            "slate_text": continuity.slate_text,
+            "output": output_argv(definition, launch.placement, progress_period_s=period_s),
+            "loss_ms": continuity.input_loss_ms,
+            "failback_s": continuity.failback_s,
+        }
+        reservation = reservation_of(launch.row)
+        return Job(
+            launch.restream_id,
+            launch.generation,
+            [sys.executable, "-m", "worker.continuity", json.dumps(spec)],
+            outputs=len(definition.outputs),
+            cpu_millicores=reservation.cpu_millicores,
+            workdirs=workdirs(definition, launch.placement),
+            clean_end=needs_clean_end(definition),
         )
 
     def _with_source_codec(self, launch: Launch) -> RestreamDefinition:

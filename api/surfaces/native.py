@@ -17,6 +17,7 @@ from common import events
 from common.definitions.checks import build
 from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
+    ContinuitySpec,
     InputSpec,
     Label,
     OutputSpec,
@@ -25,7 +26,7 @@ from common.definitions.restream import (
 )
 from common.definitions.schedule import Schedule, ScheduleView
 from common.definitions.states import Surface
-from common.errors import StreamfleetError
+from common.errors import FieldProblem, InvalidInput, StreamfleetError
 from common.lifecycle import nodes, schedules, service, views
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
@@ -84,10 +85,25 @@ NodeSelector = Annotated[
 ]
 
 
+Inputs = Annotated[
+    list[InputSpec] | None,
+    Field(
+        min_length=1,
+        max_length=2,
+        description="[primary, backup]: instead of `input`, with a backup switched to when the "
+        "primary stops delivering (continuity).",
+    ),
+]
+
+
 class RestreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    input: InputSpec
+    input: InputSpec | None = None
+    inputs: Inputs = None
+    continuity: ContinuitySpec | None = Field(
+        None, description="Input loss, failback and the slate (a backup input implies it)."
+    )
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
     node_selector: NodeSelector = None
@@ -101,6 +117,8 @@ class RestreamPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=200)
     input: InputSpec | None = None
+    inputs: Inputs = None
+    continuity: ContinuitySpec | None = None
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
     node_selector: NodeSelector = None
@@ -123,6 +141,8 @@ class RestreamOut(BaseModel):
         description="Where to publish, for a placed listen input (the node's address and port)."
     )
     input: dict[str, Any]
+    inputs: list[dict[str, Any]] = Field(description="The input, then its backup if it has one.")
+    continuity: dict[str, Any] | None
     transcoding: dict[str, Any] | None
     outputs: list[dict[str, Any]]
     node_selector: dict[str, list[str]] | None
@@ -188,6 +208,8 @@ def _item(restream: views.Row, now: views.Live) -> dict[str, Any]:
         "generation": restream.generation,
         "ingest_url": now.ingest_url(restream, shown.definition),
         "input": shown.input,
+        "inputs": shown.inputs,
+        "continuity": shown.continuity,
         "transcoding": shown.transcoding,
         "outputs": shown.outputs,
         "node_selector": shown.definition.node_selector,
@@ -214,13 +236,30 @@ def _event(row: Event) -> EventOut:
     )
 
 
+def _inputs(
+    given: InputSpec | None, inputs: list[InputSpec] | None
+) -> tuple[InputSpec | None, InputSpec | None]:
+    """`input`, or `inputs: [primary, backup]`: the primary and the backup (None: none)."""
+    if given is not None and inputs is not None:
+        problem = FieldProblem("inputs", "give input or inputs, not both")
+        raise InvalidInput("input and inputs both given", [problem])
+    if inputs is not None:
+        return inputs[0], inputs[1] if len(inputs) > 1 else None
+    return given, None
+
+
 @router.post("/restreams", status_code=201)
 def create_restream(
     body: RestreamIn, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> RestreamOut:
+    primary, backup = _inputs(body.input, body.inputs)
+    if primary is None:
+        raise InvalidInput("missing input", [FieldProblem("input", "give input or inputs")])
     definition = build(
         RestreamDefinition,
-        input=body.input,
+        input=primary,
+        backup_input=backup,
+        continuity=body.continuity,
         transcoding=body.transcoding,
         outputs=body.outputs,
         node_selector=body.node_selector,
@@ -288,11 +327,18 @@ def patch_restream(
 ) -> RestreamOut:
     definition = None
     fields = body.model_fields_set
-    if fields & {"input", "transcoding", "outputs", "node_selector"}:
+    if fields & {"input", "inputs", "continuity", "transcoding", "outputs", "node_selector"}:
         old = service.definition_of(service.get(session, principal, restream_id))
+        primary, backup = _inputs(body.input, body.inputs)
+        if "input" in fields and "inputs" not in fields:
+            backup = old.backup_input  # a new primary keeps its backup
+        elif primary is None:
+            primary, backup = old.input, old.backup_input
         definition = build(
             RestreamDefinition,
-            input=body.input if body.input is not None else old.input,
+            input=primary,
+            backup_input=backup,
+            continuity=body.continuity if "continuity" in fields else old.continuity,
             transcoding=body.transcoding if "transcoding" in fields else old.transcoding,
             outputs=body.outputs if body.outputs is not None else old.outputs,
             node_selector=(body.node_selector if "node_selector" in fields else old.node_selector),

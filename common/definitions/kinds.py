@@ -129,6 +129,8 @@ INPUT_SCHEMES: dict[InputType, frozenset[str]] = {
     InputType.OTHER: _NETWORK_SCHEMES | {"file"},  # file only if the operator allows it
 }
 LOCAL_FILE_SCHEMES = frozenset({"file"})
+# What a restream with continuity (a backup input, a slate) opens in a stage of its own.
+CONTINUITY_INPUTS = frozenset({*INPUT_SCHEMES, InputType.GENERATE_TEST_VIDEO}) - {InputType.OTHER}
 OUTPUT_SCHEMES: dict[OutputType, frozenset[str]] = {
     OutputType.LOCAL_RTMP_URL: frozenset({"rtmp"}),
     OutputType.OTHER_RTMP_URL: frozenset({"rtmp", "rtmps"}),

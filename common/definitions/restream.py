@@ -21,6 +21,7 @@ from pydantic import (
 
 from common.definitions.checks import blank_to_none, check_entity_id, check_url
 from common.definitions.kinds import (
+    CONTINUITY_INPUTS,
     FARM_OUTPUTS,
     FILE_OUTPUTS,
     INPUT_SCHEMES,
@@ -297,10 +298,38 @@ Label = Annotated[
 ]
 
 
+class ContinuitySpec(_Lenient):
+    """How a restream keeps its outputs alive when its input drops (a backup input, a slate)."""
+
+    input_loss_ms: int = Field(
+        1000, ge=200, le=30_000, description="An input silent this long is lost: switch away."
+    )
+    failback_s: int | None = Field(
+        30,
+        ge=0,
+        le=86_400,
+        description="Back to the primary once it has delivered this long again; null: never.",
+    )
+    slate_text: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="Text of the card shown when no input delivers (default: none, a black card).",
+    )
+
+
 class RestreamDefinition(_Lenient):
     """Everything needed to run a restream, as stored in `restreams.definition`."""
 
     input: InputSpec
+    backup_input: InputSpec | None = Field(
+        None, description="Switched to when the input stops delivering (continuity)."
+    )
+    continuity: ContinuitySpec | None = Field(
+        None,
+        description="Keep the outputs alive across input loss: a backup input, else a slate. "
+        "Implied by backup_input.",
+    )
     transcoding: TranscodingSpec | None = None
     outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
     node_selector: dict[Label, list[Label]] | None = Field(
@@ -350,6 +379,40 @@ class RestreamDefinition(_Lenient):
                 "transcoding.copy_when_source_is needs an input pulled from a URL "
                 f"(not {self.input.input_type.value})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _continuity(self) -> RestreamDefinition:
+        """Outputs kept across input switches are encoded from what is on air: the output's
+        size, rate and codec must be known (a slate is made to them), and each input must be
+        one a stage of its own can open (pulled, or a test signal)."""
+        if self.backup_input is None and self.continuity is None:
+            return self
+        if self.continuity is None:
+            self.continuity = ContinuitySpec()
+        transcoding = self.transcoding
+        needed = {
+            "transcoding.video_transcoding": transcoding
+            and transcoding.video_transcoding in (VideoCodec.LIBX264, VideoCodec.LIBX265),
+            "transcoding.frame_width": transcoding and transcoding.frame_width,
+            "transcoding.frame_height": transcoding and transcoding.frame_height,
+            "transcoding.filter_fps": transcoding and transcoding.filter_fps,
+        }
+        missing = [field for field, given in needed.items() if not given]
+        if missing:
+            raise ValueError(
+                "continuity (a backup input or a slate) encodes its outputs: give "
+                + ", ".join(missing)
+                + " (libx264 or libx265)"
+            )
+        for which, spec in (("input", self.input), ("backup_input", self.backup_input)):
+            if spec is not None and spec.input_type not in CONTINUITY_INPUTS:
+                raise ValueError(
+                    f"{which}: with continuity an input is pulled from a URL or a test signal, "
+                    f"not {spec.input_type.value}"
+                )
+        if transcoding is not None and transcoding.copy_when_source_is:
+            raise ValueError("continuity encodes its outputs: no transcoding.copy_when_source_is")
         return self
 
     def restream_type(self) -> str:

@@ -108,6 +108,11 @@ def input_args(definition: RestreamDefinition, placement: Placement) -> list[str
     return _input_args(definition.input, placement, decode_on_card=False)
 
 
+def open_args(spec: InputSpec, placement: Placement) -> list[str]:
+    """How an input is opened (decoded on the CPU), for a stage of its own."""
+    return _input_args(spec, placement, decode_on_card=False)
+
+
 def _input_args(spec: InputSpec, placement: Placement, *, decode_on_card: bool) -> list[str]:
     if spec.input_type is GENERATE:
         video = (

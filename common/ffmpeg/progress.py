@@ -23,6 +23,11 @@ class ProgressBlock:
     drop_frames: int
     speed: float | None
     ended: bool  # `progress=end`: FFmpeg is finishing
+    # A restream with continuity (`worker.continuity` adds them): which input is on air
+    # (primary, backup, slate), since when (Unix time) and why.
+    on_air: str | None = None
+    on_air_since: float | None = None
+    on_air_reason: str | None = None
 
 
 def _number(raw: str | None, suffix: str = "") -> float | None:
@@ -67,6 +72,9 @@ class ProgressParser:
             drop_frames=_integer(fields.get("drop_frames")) or 0,
             speed=_number(fields.get("speed"), "x"),
             ended=value.strip() == "end",
+            on_air=fields.get("on_air"),
+            on_air_since=_number(fields.get("on_air_since")),
+            on_air_reason=fields.get("on_air_reason"),
         )
 
 

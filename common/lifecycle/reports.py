@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from common import events
 from common.db import database_now
 from common.definitions.states import Phase, RunState
 from common.ffmpeg.outcome import Outcome
@@ -91,7 +92,15 @@ class Ended:
     fence_reason: str = "its lease could not be renewed"
 
 
-Report = Starting | Running | Waiting | Retrying | Failed | Ended
+@dataclass(frozen=True)
+class Switched:
+    """Another input is on air (continuity): `on_air` (primary, backup, slate), and why."""
+
+    on_air: str
+    reason: str
+
+
+Report = Starting | Running | Waiting | Retrying | Failed | Ended | Switched
 
 
 def apply(session: Session, attempt: Attempt, report: Report) -> Restream | None:
@@ -110,7 +119,24 @@ def apply(session: Session, attempt: Attempt, report: Report) -> Restream | None
             _failed(session, attempt, report)
         case Ended():
             return _ended(session, attempt, report)
+        case Switched():
+            _switched(session, attempt, report)
     return None
+
+
+def _switched(session: Session, attempt: Attempt, report: Switched) -> None:
+    """An event, no change of state: the restream runs on, from another input."""
+    restream = _current(session, attempt)
+    if restream is not None:
+        events.record(
+            session,
+            subject_kind=events.RESTREAM,
+            subject_id=restream.id,
+            reason=f"on air: {report.on_air} ({report.reason})",
+            project_id=restream.project_id,
+            node_name=attempt.node,
+            generation=attempt.generation,
+        )
 
 
 def _current(session: Session, attempt: Attempt) -> Restream | None:

@@ -75,6 +75,8 @@ class Shown:
     definition: RestreamDefinition
     restream_type: str
     input: dict[str, Any]
+    inputs: list[dict[str, Any]]  # the input, then its backup if it has one
+    continuity: dict[str, Any] | None
     transcoding: dict[str, Any] | None
     outputs: list[dict[str, Any]]
 
@@ -134,6 +136,14 @@ def _show(definition: RestreamDefinition) -> Shown:
         definition=definition,
         restream_type=definition.restream_type(),
         input=definition.input.model_dump(mode="json", exclude_none=True),
+        inputs=[
+            spec.model_dump(mode="json", exclude_none=True)
+            for spec in (definition.input, definition.backup_input)
+            if spec is not None
+        ],
+        continuity=(
+            definition.continuity.model_dump(mode="json") if definition.continuity else None
+        ),
         transcoding=(
             definition.transcoding.model_dump(mode="json", exclude_none=True)
             if definition.transcoding

@@ -1,0 +1,102 @@
+"""The FFmpeg commands of a restream with continuity (a backup input, a slate). Pure.
+
+Each input runs in a stage of its own that sends MPEG-TS over loopback UDP to the node's input
+switch (`worker.continuity`); the slate is one more stage, a card at the output's size; the
+restream's own FFmpeg (the output stage) reads what the switch puts on air. Inputs are copied,
+not encoded (a test signal is encoded, as always), so a stage costs little; the switch moves to
+another stage at one of its key frames. The output stage stamps what it reads with the time it
+arrives and encodes at a constant rate, so that its timestamps run on across a switch, and
+resamples its audio to them: a receiver sees one stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from common.definitions.kinds import InputType
+from common.definitions.restream import InputSpec, RestreamDefinition
+from common.ffmpeg.argv import build_argv, open_args
+from common.ffmpeg.placement import Placement
+
+# Where a stage sends: the switch fills in the loopback port it owns for that stage.
+PORT = "{port}"
+STAGE_OUTPUT = f"udp://127.0.0.1:{PORT}?pkt_size=1316"
+STAGE_LOG = ["-hide_banner", "-nostats", "-loglevel", "warning"]
+# What the output stage reads: the switch's loopback port, stamped with arrival times.
+SWITCHED_INPUT = ["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1"]
+SLATE_FPS = 5  # the output stage repeats its frames up to the output's rate
+SLATE_TEXT_FILE = "{slate_text_file}"  # the runner writes the slate's text there
+
+
+def stage_argv(spec: InputSpec, placement: Placement) -> list[str]:
+    """An input's stage: its first video and audio, as they come (a test signal encoded)."""
+    argv = [*STAGE_LOG, *open_args(spec, placement)]
+    if spec.input_type is InputType.GENERATE_TEST_VIDEO:
+        argv += [
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "ultrafast",
+            "-tune", "zerolatency", "-g", str(spec.encoding_rate), "-pix_fmt", "yuv420p",
+            "-c:a", "aac",
+        ]  # fmt: skip
+    else:
+        argv += ["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"]
+    return [*argv, "-f", "mpegts", STAGE_OUTPUT]
+
+
+def slate_argv(definition: RestreamDefinition, text_file: str | None) -> list[str]:
+    """The slate's stage: a black card at the output's size (with the operator's text, read
+    from `text_file` so that no text is ever part of a filter's syntax) and silence, every
+    frame a key frame so that the switch may cut to it at once."""
+    transcoding = definition.transcoding
+    assert transcoding is not None  # the definition's own check
+    size = f"{transcoding.frame_width}x{transcoding.frame_height}"
+    video = f"color=c=black:s={size}:r={SLATE_FPS}"
+    if text_file is not None:
+        video += (
+            f",drawtext=textfile={text_file}:fontcolor=white:fontsize=h/12"
+            ":x=(w-text_w)/2:y=(h-text_h)/2"
+        )
+    return [
+        *STAGE_LOG, "-re", "-f", "lavfi", "-i", video,
+        "-re", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
+        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "ultrafast",
+        "-tune", "stillimage", "-g", "1", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-f", "mpegts", STAGE_OUTPUT,
+    ]  # fmt: skip
+
+
+def output_argv(
+    definition: RestreamDefinition, placement: Placement, *, progress_period_s: float
+) -> list[str]:
+    """The restream's own FFmpeg, reading what the switch puts on air at {port}."""
+    assert definition.transcoding is not None
+    switched = InputSpec(input_type=InputType.RELAY, input_relay_id=placement.restream_id)
+    transcoding = definition.transcoding.model_copy(update={"audio_sync": True})
+    reading = definition.model_copy(
+        update={
+            "input": switched,
+            "backup_input": None,
+            "continuity": None,
+            "transcoding": transcoding,
+        }
+    )
+    argv = build_argv(
+        reading, replace(placement, relay_port=0), progress_period_s=progress_period_s
+    )
+    where = argv.index("-i") - 2  # "-f mpegts -i udp://…" of the relay input
+    argv[where:where] = SWITCHED_INPUT
+    source = argv.index("-i") + 1
+    argv[source] = argv[source].replace("udp://127.0.0.1:0?", f"udp://127.0.0.1:{PORT}?", 1)
+    return argv
+
+
+def with_port(argv: list[str], port: int) -> list[str]:
+    """`argv` with the switch's `port` where it was left open: a stage's output (its last
+    argument) or the output stage's input (after its arrival-time flags). Only there: a
+    client's URL elsewhere in it is never touched."""
+    if argv[-1] == STAGE_OUTPUT:
+        at = len(argv) - 1
+    else:
+        at = argv.index("-i", argv.index("-use_wallclock_as_timestamps")) + 1
+    placed = list(argv)
+    placed[at] = placed[at].replace(PORT, str(port), 1)
+    return placed

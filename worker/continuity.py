@@ -1,0 +1,285 @@
+"""`python -m worker.continuity SPEC`: one restream with continuity, run as one process.
+
+The supervisor runs it as it runs an FFmpeg (its own process group, killed whole when fenced;
+`q` on its stdin and SIGINT reach the output stage): it starts a stage per input and the slate
+(`common.ffmpeg.continuity`), the input switch, and the output stage, whose progress it passes
+on with three lines more per report — `on_air`, `on_air_since`, `on_air_reason` — and whose
+stderr is its own. It exits as the output stage exits; the stages go with it.
+
+The switch. Every stage sends MPEG-TS datagrams to a loopback port of its own. The switch
+forwards the datagrams of the input on air to the output stage, and chooses: the first input
+in order (primary, backup) that delivered within `loss_ms`, and while none does the slate. It
+moves to another input at that input's next key frame (a video packet with the random access
+indicator), so that the output stage never decodes from the middle of a picture group, and to
+the slate at once (all its frames are key frames). Back to the primary only once it has
+delivered for `failback_s` without a gap (never, if None); from the slate, to any input that
+delivers. A stage that exits (its source gone, say) is started again after a pause that grows
+to 10 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.ffmpeg.continuity import with_port
+
+TS_PACKET = 188
+VIDEO_PID = 0x100  # FFmpeg's mpegts muxer: the first stream mapped (the video) is PID 0x100
+SLATE = "slate"
+RESTART_S = (1.0, 2.0, 5.0, 10.0)
+PR_SET_PDEATHSIG = 1
+
+
+def key_frame(datagram: bytes) -> bool:
+    """Whether a datagram of MPEG-TS starts a video key frame (random access indicator)."""
+    for at in range(0, len(datagram) - TS_PACKET + 1, TS_PACKET):
+        packet = datagram[at : at + TS_PACKET]
+        if packet[0] != 0x47 or ((packet[1] & 0x1F) << 8 | packet[2]) != VIDEO_PID:
+            continue
+        if packet[3] & 0x20 and packet[4] > 0 and packet[5] & 0x40:
+            return True
+    return False
+
+
+@dataclass
+class Switch:
+    """Chooses what is on air and forwards it. `clock` and `send` are given (tests)."""
+
+    names: list[str]  # inputs in order, then the slate
+    loss_s: float
+    failback_s: float | None
+    send: Any  # callable(bytes)
+    clock: Any = time.monotonic
+    on_air: str = SLATE
+    since: float = field(default_factory=time.time)
+    reason: str = "starting"
+    pending: str | None = None  # chosen, waiting for its key frame
+    last: dict[str, float] = field(default_factory=dict)
+    delivering_since: dict[str, float | None] = field(default_factory=dict)
+    switches: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=100))
+
+    def received(self, name: str, datagram: bytes) -> None:
+        now = self.clock()
+        if now - self.last.get(name, -1e9) >= self.loss_s:
+            self.delivering_since[name] = now
+        self.last[name] = now
+        if name == self.pending and (name == SLATE or key_frame(datagram)):
+            self._take(name)
+        if name == self.on_air:
+            self.send(datagram)
+
+    def tick(self) -> None:
+        """Choose again (called often, and after every datagram batch)."""
+        now = self.clock()
+        wanted, why = self._wanted(now)
+        if wanted == self.on_air:
+            self.pending = None
+            return
+        if wanted == self.pending:
+            return
+        self.pending, self.reason = wanted, why
+        # Nothing (good) on air meanwhile: the slate at once, the input at its key frame.
+        if self.on_air != SLATE and (wanted == SLATE or not self._delivers(self.on_air, now)):
+            self._take(SLATE)
+            self.pending, self.reason = (None if wanted == SLATE else wanted), why
+
+    def _delivers(self, name: str, now: float) -> bool:
+        return now - self.last.get(name, -1e9) < self.loss_s
+
+    def _wanted(self, now: float) -> tuple[str, str]:
+        inputs = self.names[:-1]
+        lost = [n for n in inputs if not self._delivers(n, now)]
+        for rank, name in enumerate(inputs):
+            if name in lost:
+                continue
+            on_air_rank = inputs.index(self.on_air) if self.on_air in inputs else len(inputs)
+            if rank < on_air_rank and self.on_air != SLATE:  # better than what is on air
+                since = self.delivering_since.get(name) or now
+                if self.failback_s is None or now - since < self.failback_s:
+                    continue
+                return name, f"{name} has delivered again for {self.failback_s:g} s"
+            if name == self.on_air:
+                return name, self.reason
+            gone = ", ".join(f"{n} silent for over {self.loss_s * 1000:.0f} ms" for n in lost)
+            return name, gone or f"{name} delivers"
+        silent = ", ".join(inputs)
+        return SLATE, f"no input delivers ({silent} silent for over {self.loss_s * 1000:.0f} ms)"
+
+    def _take(self, name: str) -> None:
+        self.switches.append((time.time(), self.on_air, name))
+        self.on_air, self.since, self.pending = name, time.time(), None
+
+
+class Stage:
+    """One stage's FFmpeg, started again whenever it exits."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.process: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        self.due = 0.0
+        self.error = deque[str](maxlen=1)
+
+    def keep(self, delivering: bool) -> None:
+        if delivering:
+            self.failures = 0
+        if self.process is not None and self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self.process is not None:  # it exited: start again after a pause
+            self.process = None
+            self.due = now + RESTART_S[min(self.failures, len(RESTART_S) - 1)]
+            self.failures += 1
+        if now >= self.due:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  (only prctl: no locks taken)
+            )
+            threading.Thread(target=self._read_errors, args=(self.process,), daemon=True).start()
+
+    def _read_errors(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            text = line.decode(errors="replace").strip()
+            if text:
+                self.error.append(text[:300])
+
+    def end(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run(spec: dict[str, Any]) -> int:
+    ffmpeg = spec["ffmpeg"]
+    names = [name for name, _ in spec["inputs"]] + [SLATE]
+    work = Path(tempfile.mkdtemp(prefix="sf-continuity-"))
+    slate_argv = list(spec["slate"])
+    if spec.get("slate_text"):
+        text_file = work / "slate.txt"
+        text_file.write_text(spec["slate_text"])
+        slate_argv = [part.replace("{slate_text_file}", str(text_file)) for part in slate_argv]
+    sockets = {}
+    for name in names:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sockets[name] = sock
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        output_port = probe.getsockname()[1]
+    switch = Switch(
+        names,
+        loss_s=spec["loss_ms"] / 1000,
+        failback_s=spec["failback_s"],
+        send=lambda data: out.sendto(data, ("127.0.0.1", output_port)),
+    )
+    argvs = dict(spec["inputs"]) | {SLATE: slate_argv}
+    stages = {
+        name: Stage(name, [ffmpeg, *with_port(argvs[name], sockets[name].getsockname()[1])])
+        for name in names
+    }
+    output = subprocess.Popen(
+        [ffmpeg, *with_port(spec["output"], output_port)],
+        stdout=subprocess.PIPE,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: output.send_signal(number))
+    stopping = threading.Event()
+    threading.Thread(target=_forward, args=(switch, sockets, stages, stopping), daemon=True).start()
+    progress = threading.Thread(target=_progress, args=(output, switch, stages), daemon=True)
+    progress.start()
+    code = output.wait()
+    progress.join(2)
+    stopping.set()
+    for stage in stages.values():
+        stage.end()
+    with contextlib.suppress(OSError):
+        (work / "slate.txt").unlink()
+        work.rmdir()
+    return code
+
+
+def _forward(
+    switch: Switch,
+    sockets: dict[str, socket.socket],
+    stages: dict[str, Stage],
+    stopping: threading.Event,
+) -> None:
+    selector = selectors.DefaultSelector()
+    for name, sock in sockets.items():
+        selector.register(sock, selectors.EVENT_READ, name)
+    next_keep = 0.0
+    while not stopping.is_set():
+        for key, _ in selector.select(0.05):
+            readable = sockets[key.data]
+            while True:
+                try:
+                    datagram = readable.recv(65536)
+                except BlockingIOError:
+                    break
+                switch.received(key.data, datagram)
+        switch.tick()
+        now = time.monotonic()
+        if now >= next_keep:
+            next_keep = now + 0.2
+            for name, stage in stages.items():
+                stage.keep(now - switch.last.get(name, -1e9) < switch.loss_s)
+
+
+def _progress(output: subprocess.Popen[bytes], switch: Switch, stages: dict[str, Stage]) -> None:
+    """The output stage's progress, passed on with what is on air before each report's end."""
+    assert output.stdout is not None
+    sink = sys.stdout.buffer
+    for line in output.stdout:
+        if line.startswith(b"progress="):
+            reason = switch.reason
+            silent = [s for n, s in stages.items() if n != switch.on_air and s.error]
+            if switch.on_air == SLATE and silent:
+                reason += f" ({silent[0].name}: {silent[0].error[-1]})"
+            sink.write(
+                f"on_air={switch.on_air}\non_air_since={switch.since:.3f}\n"
+                f"on_air_reason={reason.replace(chr(10), ' ')}\n".encode()
+            )
+        sink.write(line)
+        if line.startswith(b"progress="):
+            sink.flush()
+
+
+def main() -> None:
+    code = run(json.loads(sys.argv[1]))
+    if code < 0:  # killed by a signal: end the same way, as FFmpeg would have
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
