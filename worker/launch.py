@@ -151,7 +151,7 @@ class Launcher:
             "slate_text": continuity.slate_text,
             "output": output_argv(definition, launch.placement, progress_period_s=period_s),
             "loss_ms": continuity.input_loss_ms,
-            "failback_s": continuity.failback_s,
+            "failback_s": continuity.failback_s if continuity.failback else None,
         }
         reservation = reservation_of(launch.row)
         return Job(

@@ -38,6 +38,7 @@ from common.definitions.kinds import (
     Tune,
     VideoCodec,
 )
+from common.errors import FieldProblem, InvalidInput
 
 
 class _Lenient(BaseModel):
@@ -304,11 +305,12 @@ class ContinuitySpec(_Lenient):
     input_loss_ms: int = Field(
         1000, ge=200, le=30_000, description="An input silent this long is lost: switch away."
     )
-    failback_s: int | None = Field(
-        30,
-        ge=0,
-        le=86_400,
-        description="Back to the primary once it has delivered this long again; null: never.",
+    failback_s: int = Field(
+        30, ge=0, le=86_400, description="Back to the primary once it has delivered this long."
+    )
+    failback: bool = Field(
+        True,
+        description="false: stay on the backup until it is lost, even once the primary is back.",
     )
     slate_text: str | None = Field(
         None,
@@ -398,21 +400,32 @@ class RestreamDefinition(_Lenient):
             "transcoding.frame_height": transcoding and transcoding.frame_height,
             "transcoding.filter_fps": transcoding and transcoding.filter_fps,
         }
-        missing = [field for field, given in needed.items() if not given]
-        if missing:
-            raise ValueError(
-                "continuity (a backup input or a slate) encodes its outputs: give "
-                + ", ".join(missing)
-                + " (libx264 or libx265)"
+        # Refused as the farm's own error, naming each field (a ValueError here would name
+        # the body as a whole).
+        problems = [
+            FieldProblem(field, "required with continuity (libx264 or libx265)")
+            for field, given in needed.items()
+            if not given
+        ]
+        problems += [
+            FieldProblem(
+                which,
+                "with continuity an input is pulled from a URL or a test signal, "
+                f"not {spec.input_type.value}",
             )
-        for which, spec in (("input", self.input), ("backup_input", self.backup_input)):
-            if spec is not None and spec.input_type not in CONTINUITY_INPUTS:
-                raise ValueError(
-                    f"{which}: with continuity an input is pulled from a URL or a test signal, "
-                    f"not {spec.input_type.value}"
-                )
+            for which, spec in (("input", self.input), ("backup_input", self.backup_input))
+            if spec is not None and spec.input_type not in CONTINUITY_INPUTS
+        ]
         if transcoding is not None and transcoding.copy_when_source_is:
-            raise ValueError("continuity encodes its outputs: no transcoding.copy_when_source_is")
+            problems.append(
+                FieldProblem("transcoding.copy_when_source_is", "continuity encodes its outputs")
+            )
+        if problems:
+            summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            raise InvalidInput(
+                f"continuity (a backup input or a slate) encodes what is on air: {summary}",
+                problems,
+            )
         return self
 
     def restream_type(self) -> str:

@@ -1,0 +1,90 @@
+"""Continuity on the native surface: `inputs: [primary, backup]` and `continuity`, given,
+shown, changed; refused naming the field when the restream could not keep its outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+PRIMARY = {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://a.example/live/1"}
+BACKUP = {"input_type": "INPUT_TYPE_SRT_URL", "input_stream_url": "srt://b.example:9000"}
+ENCODED = {
+    "video_transcoding": "libx264",
+    "frame_width": 640,
+    "frame_height": 360,
+    "filter_fps": 25,
+}
+BODY: dict[str, Any] = {
+    "name": "kept",
+    "inputs": [PRIMARY, BACKUP],
+    "transcoding": ENCODED,
+    "outputs": [{"output_type": "OUTPUT_TYPE_OTHER_RTMP_URL", "output_stream_url": "rtmp://c/d"}],
+}
+
+
+def post(client: TestClient, bearer: dict[str, str], **changes: Any) -> Any:
+    return client.post("/v1/restreams", json={**BODY, **changes}, headers=bearer)
+
+
+def test_a_backup_input_is_kept_and_shown(client: TestClient, bearer: dict[str, str]) -> None:
+    made = post(client, bearer)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert [i["input_stream_url"] for i in body["inputs"]] == [
+        PRIMARY["input_stream_url"], BACKUP["input_stream_url"],
+    ]  # fmt: skip
+    assert body["input"]["input_stream_url"] == PRIMARY["input_stream_url"]
+    assert body["continuity"] == {
+        "input_loss_ms": 1000, "failback_s": 30, "failback": True, "slate_text": None,
+    }  # fmt: skip
+    url = f"/v1/restreams/{body['id']}"
+    changed = client.patch(
+        url, json={"continuity": {"input_loss_ms": 500, "failback": False}}, headers=bearer
+    ).json()
+    assert changed["continuity"] == {
+        "input_loss_ms": 500, "failback_s": 30, "failback": False, "slate_text": None,
+    }  # fmt: skip
+    assert len(changed["inputs"]) == 2  # kept
+    new_primary = {**PRIMARY, "input_stream_url": "rtmp://a.example/live/2"}
+    moved = client.patch(url, json={"input": new_primary}, headers=bearer).json()
+    assert [i["input_stream_url"] for i in moved["inputs"]] == [
+        "rtmp://a.example/live/2", BACKUP["input_stream_url"],
+    ]  # fmt: skip
+    alone = client.patch(url, json={"inputs": [PRIMARY]}, headers=bearer).json()
+    assert len(alone["inputs"]) == 1 and alone["continuity"] is not None  # a slate still
+
+
+def test_a_slate_alone_needs_no_backup(client: TestClient, bearer: dict[str, str]) -> None:
+    made = post(client, bearer, inputs=None, input=PRIMARY, continuity={"slate_text": "Soon"})
+    assert made.status_code == 201, made.text
+    assert len(made.json()["inputs"]) == 1 and made.json()["continuity"]["slate_text"] == "Soon"
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"transcoding": None}, ["transcoding.video_transcoding", "transcoding.frame_width",
+                                 "transcoding.frame_height", "transcoding.filter_fps"]),
+        ({"transcoding": {**ENCODED, "frame_width": None}}, ["transcoding.frame_width"]),
+        ({"transcoding": {**ENCODED, "video_transcoding": "mpsoc_vcu_h264"}},
+         ["transcoding.video_transcoding"]),
+        ({"inputs": [PRIMARY, {"input_type": "INPUT_TYPE_RTMP_LISTEN",
+                               "input_stream_listen_port": {"port": 1935}}]}, ["backup_input"]),
+        ({"input": PRIMARY}, ["inputs"]),
+        ({"inputs": []}, ["inputs"]),
+        ({"inputs": [PRIMARY, BACKUP, BACKUP]}, ["inputs"]),
+        ({"inputs": None}, ["input"]),
+        ({"continuity": {"input_loss_ms": 50}}, ["continuity.input_loss_ms"]),
+        ({"continuity": {"slate_text": "two\nlines"}}, ["continuity.slate_text"]),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_kept_alive_is_refused_naming_the_field(
+    client: TestClient, bearer: dict[str, str], changes: dict[str, Any], fields: list[str]
+) -> None:
+    refused = post(client, bearer, **changes)
+    assert refused.status_code == 422, refused.text
+    named = [p["field"] for p in refused.json()["error"]["problems"]]
+    assert all(any(n.startswith(f) for n in named) for f in fields), named
+    assert client.get("/v1/restreams", headers=bearer).json()["total"] == 0

@@ -1,0 +1,153 @@
+"""The input switch, on datagrams made here and a clock moved by hand; the stages' commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.definitions.restream import RestreamDefinition
+from common.ffmpeg.continuity import output_argv, slate_argv, stage_argv, with_port
+from common.ffmpeg.placement import Placement
+from worker.continuity import SLATE, Switch, key_frame
+
+VIDEO, AUDIO = 0x100, 0x101
+
+
+def ts_packet(pid: int, *, key: bool = False) -> bytes:
+    """One 188-byte MPEG-TS packet; with `key`, an adaptation field saying random access."""
+    header = bytes([0x47, (pid >> 8) & 0x1F, pid & 0xFF])
+    if key:
+        return header + bytes([0x30, 1, 0x40]) + bytes(182)
+    return header + bytes([0x10]) + bytes(184)
+
+
+def datagram(*, key: bool = False, pid: int = VIDEO) -> bytes:
+    return ts_packet(AUDIO) + ts_packet(pid, key=key) + ts_packet(AUDIO)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sent() -> list[bytes]:
+    return []
+
+
+def switch(sent: list[bytes], clock: Clock, failback_s: float | None = 2.0) -> Switch:
+    return Switch(
+        ["primary", "backup", SLATE], loss_s=0.5, failback_s=failback_s, send=sent.append,
+        clock=clock,
+    )  # fmt: skip
+
+
+def test_key_frames_are_video_packets_with_random_access() -> None:
+    assert key_frame(datagram(key=True))
+    assert not key_frame(datagram())
+    assert not key_frame(datagram(key=True, pid=AUDIO))  # audio says random access at every frame
+    assert not key_frame(b"\x00" * 188)
+
+
+def test_inputs_go_on_air_at_a_key_frame_and_the_slate_bridges_a_loss(sent: list[bytes]) -> None:
+    clock = Clock()
+    on = switch(sent, clock)
+    on.received(SLATE, datagram(key=True))
+    assert on.on_air == SLATE and sent == [datagram(key=True)]
+
+    on.received("primary", datagram())
+    on.tick()
+    assert on.on_air == SLATE and on.pending == "primary"  # waits for its key frame
+    on.received("primary", datagram(key=True))
+    assert on.on_air == "primary"
+    on.received("backup", datagram(key=True))
+    on.tick()
+    assert on.on_air == "primary" and len(sent) == 2  # the backup is not forwarded
+
+    clock.now += 0.6  # the primary is silent for longer than the loss
+    on.received("backup", datagram())
+    on.tick()
+    assert (on.on_air, on.pending) == (SLATE, "backup")  # the slate at once
+    assert on.reason == "primary silent for over 500 ms"
+    on.received("backup", datagram(key=True))
+    assert on.on_air == "backup"
+
+    clock.now += 0.6  # both silent
+    on.tick()
+    assert on.on_air == SLATE and on.pending is None
+    assert on.reason == "no input delivers (primary, backup silent for over 500 ms)"
+    assert [(old, new) for _, old, new in on.switches] == [
+        (SLATE, "primary"), ("primary", SLATE), (SLATE, "backup"), ("backup", SLATE),
+    ]  # fmt: skip
+
+
+def test_back_to_the_primary_only_once_it_delivered_for_failback(sent: list[bytes]) -> None:
+    clock = Clock()
+    on = switch(sent, clock)
+    on.received("backup", datagram(key=True))
+    on.tick()
+    on.received("backup", datagram(key=True))
+    assert on.on_air == "backup"  # the primary never came
+    for _ in range(3):  # the primary returns; the backup keeps delivering
+        clock.now += 0.4
+        on.received("primary", datagram(key=True))
+        on.received("backup", datagram())
+        on.tick()
+    assert on.on_air == "backup" and on.pending is None  # 0.8 s of it: not yet
+    for _ in range(4):
+        clock.now += 0.4
+        on.received("primary", datagram())
+        on.received("backup", datagram())
+        on.tick()
+    assert on.pending == "primary" and on.on_air == "backup"  # 2 s: at its next key frame,
+    on.received("primary", datagram(key=True))  # with no slate between
+    assert on.on_air == "primary" and on.reason == "primary has delivered again for 2 s"
+
+
+def test_without_failback_the_backup_stays(sent: list[bytes]) -> None:
+    clock = Clock()
+    on = switch(sent, clock, failback_s=None)
+    on.received("backup", datagram(key=True))
+    on.tick()
+    on.received("backup", datagram(key=True))
+    for _ in range(20):
+        clock.now += 0.4
+        on.received("primary", datagram(key=True))
+        on.received("backup", datagram(key=True))
+        on.tick()
+    assert on.on_air == "backup"
+
+
+DEFINITION = RestreamDefinition.model_validate(
+    {
+        "input": {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://a/{port}/x"},
+        "backup_input": {"input_type": "INPUT_TYPE_SRT_URL", "input_stream_url": "srt://b:9000"},
+        "continuity": {"slate_text": "Back soon"},
+        "transcoding": {"video_transcoding": "libx264", "frame_width": 640, "frame_height": 360,
+                        "filter_fps": 25},
+        "outputs": [{"output_type": "OUTPUT_TYPE_OTHER_RTMP_URL", "output_stream_url": "rtmp://c/d"}],
+    }
+)  # fmt: skip
+
+
+def test_the_stages_copy_the_slate_is_a_card_and_the_output_stamps_arrival() -> None:
+    placement = Placement(node_name="n", restream_id="a" * 24)
+    primary = with_port(stage_argv(DEFINITION.input, placement), 5000)
+    assert primary[primary.index("-i") + 1] == "rtmp://a/{port}/x"  # a client's URL: untouched
+    assert primary[-1] == "udp://127.0.0.1:5000?pkt_size=1316"
+    assert "-c" in primary and primary[primary.index("-c") + 1] == "copy"
+    slate = slate_argv(DEFINITION, "/tmp/t.txt")
+    card = slate[slate.index("-i") + 1]
+    assert card.startswith("color=c=black:s=640x360:r=5,drawtext=textfile=/tmp/t.txt")
+    assert "Back soon" not in " ".join(slate)  # the text is read from a file, never parsed
+    assert slate[slate.index("-g") + 1] == "1"
+    output = with_port(output_argv(DEFINITION, placement, progress_period_s=1), 6000)
+    at = output.index("-i")
+    assert output[at - 6 : at] == [
+        "-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1", "-f", "mpegts",
+    ]  # fmt: skip
+    assert output[at + 1].startswith("udp://127.0.0.1:6000?")
+    assert output[output.index("-vf") + 1] == "scale=640:360,fps=25"
+    assert "aresample=async=1000" in output and output[-1] == "rtmp://c/d"
