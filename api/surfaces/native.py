@@ -2,34 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from api.auth import BearerPrincipal
 from api.deps import FarmDep, SessionDep
-from api.errors import Problem, error_responses, surface_route
+from api.errors import error_responses, surface_route
+from api.surfaces.native_models import (
+    EventOut,
+    NativeError,
+    NodeOut,
+    RestreamIn,
+    RestreamOut,
+    RestreamPage,
+    RestreamPatch,
+    StatsOut,
+)
 from common import events
 from common.definitions.checks import build
 from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
-    ContinuitySpec,
     InputSpec,
-    Label,
-    OutputSpec,
     RestreamDefinition,
-    TranscodingSpec,
 )
-from common.definitions.schedule import Schedule, ScheduleView
 from common.definitions.states import Surface
 from common.errors import FieldProblem, InvalidInput, StreamfleetError
 from common.lifecycle import nodes, schedules, service, views
 from common.lifecycle.service import Farm
-from common.live import RestreamStats
 from common.models import Event, Restream
 from common.restreams.repository import Listed
 
@@ -48,18 +50,6 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
-class ErrorDetail(BaseModel):
-    code: str = Field(description="`invalid_input`, `not_found`, `conflict`, ...")
-    message: str = Field(description="What went wrong, for an operator to act on.")
-    problems: list[Problem]
-
-
-class NativeError(BaseModel):
-    """Every error of the native API."""
-
-    error: ErrorDetail
-
-
 ERRORS = error_responses(
     NativeError,
     {
@@ -74,122 +64,6 @@ ERRORS = error_responses(
 )
 router = APIRouter(prefix="/v1", tags=["native"], responses=ERRORS)
 router.route_class = surface_route(render_error)
-
-
-NodeSelector = Annotated[
-    dict[Label, list[Label]] | None,
-    Field(
-        description="Run only on nodes carrying, for each label, one of the values: "
-        '{"region": ["eu-west"]}.'
-    ),
-]
-
-
-Inputs = Annotated[
-    list[InputSpec] | None,
-    Field(
-        min_length=1,
-        max_length=2,
-        description="[primary, backup]: instead of `input`, with a backup switched to when the "
-        "primary stops delivering (continuity).",
-    ),
-]
-
-
-class RestreamIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    input: InputSpec | None = None
-    inputs: Inputs = None
-    continuity: ContinuitySpec | None = Field(
-        None, description="Input loss, failback and the slate (a backup input implies it)."
-    )
-    transcoding: TranscodingSpec | None = None
-    outputs: list[OutputSpec] = Field(min_length=1, max_length=16)
-    node_selector: NodeSelector = None
-    active: bool = Field(False, description="Start it right away.")
-    schedule: Schedule | None = Field(
-        None, description="Start it at a time, stop it at a time, or let runs last at most so long."
-    )
-
-
-class RestreamPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    input: InputSpec | None = None
-    inputs: Inputs = None
-    continuity: ContinuitySpec | None = None
-    transcoding: TranscodingSpec | None = None
-    outputs: list[OutputSpec] | None = Field(None, min_length=1, max_length=16)
-    node_selector: NodeSelector = None
-    active: bool | None = None
-    schedule: Schedule | None = Field(None, description="Replaces its schedule; null: none.")
-
-
-class RestreamOut(BaseModel):
-    id: str
-    project_id: str
-    name: str
-    restream_type: str
-    active: bool = Field(description="Desired: should it run.")
-    state: str = Field(description="Observed: idle, pending, starting, running, retrying, ...")
-    state_reason: str | None
-    last_error: str | None
-    node: str | None
-    generation: int
-    ingest_url: str | None = Field(
-        description="Where to publish, for a placed listen input (the node's address and port)."
-    )
-    input: dict[str, Any]
-    inputs: list[dict[str, Any]] = Field(description="The input, then its backup if it has one.")
-    continuity: dict[str, Any] | None
-    transcoding: dict[str, Any] | None
-    outputs: list[dict[str, Any]]
-    node_selector: dict[str, list[str]] | None
-    schedule: ScheduleView | None = Field(description="What is left of its schedule.")
-    created_at: datetime
-    modified_at: datetime
-    state_changed_at: datetime
-
-
-class RestreamPage(BaseModel):
-    items: list[RestreamOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class StatsOut(BaseModel):
-    restream_id: str
-    state: str
-    live: RestreamStats | None = Field(description="From the running node; null if none.")
-
-
-class NodeOut(BaseModel):
-    name: str
-    state: str
-    live: bool = Field(description="Holds a lease right now.")
-    address: str | None
-    capabilities: dict[str, Any]
-    running: int = Field(description="FFmpeg processes it reports.")
-    lease_renewed_at: float | None
-    lease_holder: str | None = Field(
-        description="The worker process holding the lease, `host:pid:tag` (one per node name)."
-    )
-    capacity: dict[str, Any] = Field(
-        description="What placement has reserved on it and what is free: CPU millicores, and "
-        "XRM units per U30 device and engine."
-    )
-
-
-class EventOut(BaseModel):
-    id: int
-    at: datetime
-    from_state: str | None
-    to_state: str | None
-    reason: str
-    node: str | None
-    generation: int | None
 
 
 def _item(restream: views.Row, now: views.Live) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from pydantic import (
 )
 
 from common.definitions.checks import blank_to_none, check_entity_id, check_url
+from common.definitions.continuity import ContinuitySpec, continuity_problems
 from common.definitions.kinds import (
-    CONTINUITY_INPUTS,
     FARM_OUTPUTS,
     FILE_OUTPUTS,
     INPUT_SCHEMES,
@@ -38,7 +38,7 @@ from common.definitions.kinds import (
     Tune,
     VideoCodec,
 )
-from common.errors import FieldProblem, InvalidInput
+from common.errors import InvalidInput
 
 
 class _Lenient(BaseModel):
@@ -299,27 +299,6 @@ Label = Annotated[
 ]
 
 
-class ContinuitySpec(_Lenient):
-    """How a restream keeps its outputs alive when its input drops (a backup input, a slate)."""
-
-    input_loss_ms: int = Field(
-        1000, ge=200, le=30_000, description="An input silent this long is lost: switch away."
-    )
-    failback_s: int = Field(
-        30, ge=0, le=86_400, description="Back to the primary once it has delivered this long."
-    )
-    failback: bool = Field(
-        True,
-        description="false: stay on the backup until it is lost, even once the primary is back.",
-    )
-    slate_text: str | None = Field(
-        None,
-        max_length=100,
-        pattern=r"^[^\x00-\x1f\x7f]*$",
-        description="Text of the card shown when no input delivers (default: none, a black card).",
-    )
-
-
 class RestreamDefinition(_Lenient):
     """Everything needed to run a restream, as stored in `restreams.definition`."""
 
@@ -385,41 +364,12 @@ class RestreamDefinition(_Lenient):
 
     @model_validator(mode="after")
     def _continuity(self) -> RestreamDefinition:
-        """Outputs kept across input switches are encoded from what is on air: the output's
-        size, rate and codec must be known (a slate is made to them), and each input must be
-        one a stage of its own can open (pulled, or a test signal)."""
+        """See `continuity_problems`: refused as the farm's own error, naming each field."""
         if self.backup_input is None and self.continuity is None:
             return self
         if self.continuity is None:
             self.continuity = ContinuitySpec()
-        transcoding = self.transcoding
-        needed = {
-            "transcoding.video_transcoding": transcoding
-            and transcoding.video_transcoding in (VideoCodec.LIBX264, VideoCodec.LIBX265),
-            "transcoding.frame_width": transcoding and transcoding.frame_width,
-            "transcoding.frame_height": transcoding and transcoding.frame_height,
-            "transcoding.filter_fps": transcoding and transcoding.filter_fps,
-        }
-        # Refused as the farm's own error, naming each field (a ValueError here would name
-        # the body as a whole).
-        problems = [
-            FieldProblem(field, "required with continuity (libx264 or libx265)")
-            for field, given in needed.items()
-            if not given
-        ]
-        problems += [
-            FieldProblem(
-                which,
-                "with continuity an input is pulled from a URL or a test signal, "
-                f"not {spec.input_type.value}",
-            )
-            for which, spec in (("input", self.input), ("backup_input", self.backup_input))
-            if spec is not None and spec.input_type not in CONTINUITY_INPUTS
-        ]
-        if transcoding is not None and transcoding.copy_when_source_is:
-            problems.append(
-                FieldProblem("transcoding.copy_when_source_is", "continuity encodes its outputs")
-            )
+        problems = continuity_problems(self.input, self.backup_input, self.transcoding)
         if problems:
             summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
             raise InvalidInput(
