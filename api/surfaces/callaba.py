@@ -124,12 +124,13 @@ class UpdateBody(RestreamBody, IdBody):
     pass
 
 
-def _single_input(inputs: list[InputSpec]) -> InputSpec:
+def _inputs(inputs: list[InputSpec]) -> tuple[InputSpec, InputSpec | None]:
+    """The list the doc keeps for several inputs: the input, then its backup (continuity)."""
     if not inputs:
         raise InvalidInput("input must not be empty", [FieldProblem("input", "required")])
-    if len(inputs) > 1:
-        raise NotSupportedYet("one input per restream is supported; got several")
-    return inputs[0]
+    if len(inputs) > 2:
+        raise NotSupportedYet("at most two inputs: the input and its backup")
+    return inputs[0], inputs[1] if len(inputs) > 1 else None
 
 
 def _summary(restream: Summary) -> dict[str, Any]:
@@ -171,8 +172,9 @@ def _details(restream: Restream, now: views.Live) -> dict[str, Any]:
     source = _input_doc(definition.input)
     if definition.input.input_stream_listen_port is not None:
         source["ingest_url"] = now.ingest_url(restream, definition)  # where to publish, once placed
+    backup = [_input_doc(definition.backup_input)] if definition.backup_input else []
     return {
-        "input": [source],
+        "input": [source, *backup],
         "output": [o.model_dump(mode="json", exclude_none=True) for o in definition.outputs],
         "transcoding": _transcoding_doc(definition.transcoding),
         **_summary(Summary.of(restream)),
@@ -226,9 +228,11 @@ def create(
     assert body.restream_name is not None
     assert body.input is not None
     assert body.output is not None
+    primary, backup = _inputs(body.input)
     definition = build(
         RestreamDefinition,
-        input=_single_input(body.input),
+        input=primary,
+        backup_input=backup,
         transcoding=body.transcoding,
         outputs=body.output,
     )
@@ -252,9 +256,12 @@ def update(
     definition = None
     if body.input is not None or body.output is not None or "transcoding" in body.model_fields_set:
         old = service.definition_of(current)
+        primary, backup = _inputs(body.input) if body.input is not None else (old.input, None)
         definition = build(
             RestreamDefinition,
-            input=_single_input(body.input) if body.input is not None else old.input,
+            input=primary,
+            backup_input=backup if body.input is not None else old.backup_input,
+            continuity=old.continuity if body.input is None or backup is not None else None,
             transcoding=(
                 body.transcoding if "transcoding" in body.model_fields_set else old.transcoding
             ),

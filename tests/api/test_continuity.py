@@ -88,3 +88,34 @@ def test_what_cannot_be_kept_alive_is_refused_naming_the_field(
     named = [p["field"] for p in refused.json()["error"]["problems"]]
     assert all(any(n.startswith(f) for n in named) for f in fields), named
     assert client.get("/v1/restreams", headers=bearer).json()["total"] == 0
+
+
+def test_callabas_input_list_is_the_input_and_its_backup(
+    client: TestClient, callaba: dict[str, str]
+) -> None:
+    """The Callaba document keeps `input` a list for several inputs: the second is the backup."""
+    body = {
+        "restream_name": "kept on Callaba",
+        "input": [PRIMARY, BACKUP],
+        "transcoding": ENCODED,
+        "output": {"output_type": "OUTPUT_TYPE_SRT_URL", "output_stream_url": "srt://c:2035"},
+        "active": False,
+    }
+    made = client.post("/api/restream/create", json=body, headers=callaba)
+    assert made.status_code == 200, made.text
+    found = client.post("/api/restream/getById", json={"id": made.json()["id"]}, headers=callaba)
+    assert [i["input_stream_url"] for i in found.json()["input"]] == [
+        PRIMARY["input_stream_url"], BACKUP["input_stream_url"],
+    ]  # fmt: skip
+    three = client.post(
+        "/api/restream/create",
+        json={**body, "restream_name": "three", "input": [PRIMARY, BACKUP, BACKUP]},
+        headers=callaba,
+    )
+    assert three.status_code == 422 and "the input and its backup" in three.text
+    bare = client.post(
+        "/api/restream/create",
+        json={**body, "restream_name": "bare", "transcoding": None},
+        headers=callaba,
+    )
+    assert bare.status_code == 400 and "transcoding.frame_width" in bare.text
