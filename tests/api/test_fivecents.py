@@ -19,6 +19,7 @@ from common.accounts.service import create_api_key
 from common.celery_app import TASK_RESTREAM_START, TASK_RESTREAM_STOP
 from common.config import Settings
 from common.db import Database
+from common.definitions.restream import RestreamDefinition
 from common.definitions.states import RestreamState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import reports
@@ -748,3 +749,36 @@ def test_a_platform_schedule_starts_it_at_its_time_and_limits_its_runs(
         )
         assert refused.status_code == 400, (fields, refused.text)
         assert [e["field"] for e in refused.json()["errors"]] == [field], (fields, refused.text)
+
+
+def test_a_second_source_url_is_the_backup(
+    api: TestClient, key: dict[str, str], db: Database
+) -> None:
+    """`url[mediaserver][]` is a list: its second entry is switched to when the first stops
+    delivering (continuity); a third is refused, as is a second the farm cannot pull."""
+    body = {
+        **NEW,
+        "url[mediaserver][]": ["rtmp://src.example.com/live/in", "srt://backup.example.com:9000"],
+    }
+    made = create(api, key, **body)
+    assert made["restream"]["urls"] == [
+        "rtmp://src.example.com/live/in", "srt://backup.example.com:9000",
+    ]  # fmt: skip
+    with db.transaction() as session:
+        row = session.query(Restream).filter_by(number=made["id"]).one()
+        definition = RestreamDefinition.model_validate(row.definition)
+    assert definition.backup_input is not None
+    assert definition.backup_input.input_stream_url == "srt://backup.example.com:9000"
+    assert definition.transcoding is not None
+    assert (definition.transcoding.frame_width, definition.transcoding.frame_height) == (1280, 720)
+    for urls in (
+        ["rtmp://a.example/1", "rtmp://b.example/2", "rtmp://c.example/3"],
+        ["rtmp://a.example/1", "gopher://b.example/2"],
+    ):
+        refused = api.post(
+            "/v2/streams/restream/new",
+            json={**NEW, "name": "x/y", "url[mediaserver][]": urls},
+            headers=key,
+        )
+        assert refused.status_code == 400, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["url"], refused.text

@@ -184,6 +184,9 @@ def parts_of(name: str) -> dict[str, str]:
     return {"pp": pp, "sn": sn, "full": pp + sn}
 
 
+BACKUP_OUTPUT = (1280, 720, 30)  # a stream with a backup URL: its output's size and rate
+
+
 def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinition:
     """What runs for a stream with these attributes."""
     urls = list(attributes["urls"])
@@ -210,14 +213,31 @@ def _definition(session: Session, attributes: dict[str, Any]) -> RestreamDefinit
             r.replace("output_stream_key ", "it ") for r in reasons
         )
         raise InvalidInput(message, [FieldProblem("name", message)]) from error
+    if len(urls) > 2:
+        message = "at most two url[mediaserver][]: the source and its backup"
+        raise InvalidInput(message, [FieldProblem("url", message)])
+    backup = None
+    if len(urls) == 2:  # the backup: switched to when the source stops delivering
+        backup_type = MODES.get(mode_of(urls[1]))
+        if backup_type is None:
+            message = f"the backup {urls[1]!r} is not a URL of a mode this farm pulls"
+            raise InvalidInput(message, [FieldProblem("url", message)])
+        backup = InputSpec(input_type=backup_type, input_stream_url=urls[1])
+    # With a backup the output is encoded from what is on air, at a size and rate of its own
+    # (the slate is made to them): BACKUP_OUTPUT, not the source's.
+    width, height, fps = BACKUP_OUTPUT if backup else (None, None, None)
     try:
         return RestreamDefinition(
             input=InputSpec(input_type=input_type, input_stream_url=urls[0]),
+            backup_input=backup,
             transcoding=TranscodingSpec(
                 video_transcoding=video,
                 preset=preset,
-                copy_when_source_is=same,
+                copy_when_source_is=None if backup else same,
                 audio_sync=bool(attributes.get("audiofix")) or None,
+                frame_width=width,
+                frame_height=height,
+                filter_fps=fps,
             ),
             outputs=outputs,
             node_selector=selector,
