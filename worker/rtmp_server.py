@@ -133,8 +133,13 @@ class RtmpServer(ServedProcess):
 
     def streams(self) -> list[StreamStats]:
         """Its streams now, from nginx-rtmp's own statistics (module servers only)."""
+        document = self.stat_document()
+        return parse_stat(document) if document is not None else []
+
+    def stat_document(self) -> bytes | None:
+        """nginx-rtmp's `rtmp_stat` XML (module servers only), None if it did not answer."""
         if self.prefix is None or not self.module_server:
-            return []
+            return None
         with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as client:
             client.settimeout(1.0)
             client.connect(str(self.prefix / STAT_SOCKET))
@@ -142,8 +147,8 @@ class RtmpServer(ServedProcess):
             answer = b""
             while chunk := client.recv(65536):
                 answer += chunk
-            return parse_stat(answer.partition(b"\r\n\r\n")[2])
-        return []
+            return answer.partition(b"\r\n\r\n")[2]
+        return None
 
 
 def parse_stat(document: bytes) -> list[StreamStats]:

@@ -4,17 +4,15 @@ nginx-rtmp's session of a publisher (for `tests/e2e/test_continuity.py` and
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
-import socket
 import subprocess
 import threading
 import time
 from typing import Any
 
 from tests.support.media import ffmpeg
-from worker.rtmp_server import STAT_SOCKET, RtmpServer
+from worker.rtmp_server import RtmpServer
 
 WHITE, GREY, BLACK = "primary", "backup", "slate"
 
@@ -66,20 +64,12 @@ def publisher(colour_name: str, url: str) -> subprocess.Popen[bytes]:
 
 def publishing_client(server: RtmpServer, stream: str) -> str | None:
     """nginx-rtmp's id of the client publishing `stream`: the same id, the same session."""
-    assert server.prefix is not None
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as client:
-        client.settimeout(1.0)
-        client.connect(str(server.prefix / STAT_SOCKET))
-        client.sendall(b"GET /stat HTTP/1.0\r\nHost: stat\r\n\r\n")
-        answer = b""
-        while chunk := client.recv(65536):
-            answer += chunk
-        for block in re.findall(rb"<stream>.*?</stream>", answer, re.S):
-            if f"<name>{stream}</name>".encode() in block:
-                found = re.search(
-                    rb"<client><id>(\d+)</id>(?:(?!</client>).)*<publishing/>", block, re.S
-                )
-                return found.group(1).decode() if found else None
+    for block in re.findall(rb"<stream>.*?</stream>", server.stat_document() or b"", re.S):
+        if f"<name>{stream}</name>".encode() in block:
+            found = re.search(
+                rb"<client><id>(\d+)</id>(?:(?!</client>).)*<publishing/>", block, re.S
+            )
+            return found.group(1).decode() if found else None
     return None
 
 
