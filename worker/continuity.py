@@ -169,9 +169,13 @@ class Stage:
             self.process.wait()
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load it
+
+
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """In the child, before exec: killed when this process dies (nothing else runs there, so
+    no lock another thread held at the fork is taken)."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run(spec: dict[str, Any]) -> int:
