@@ -42,6 +42,7 @@ TS_PACKET = 188
 VIDEO_PID = 0x100  # FFmpeg's mpegts muxer: the first stream mapped (the video) is PID 0x100
 SLATE = "slate"
 RESTART_S = (0.5, 1.0, 2.0)  # a stage tries its source again this soon (it costs little)
+WAIT_S = 10.0  # a stage that has not delivered since it started is started afresh after this
 PR_SET_PDEATHSIG = 1
 
 
@@ -126,7 +127,9 @@ class Switch:
 
 
 class Stage:
-    """One stage's FFmpeg, started again whenever it exits."""
+    """One stage's FFmpeg, started again whenever it exits, and ended (to start afresh) when it
+    stops delivering: FFmpeg left playing a source that went away and came back sends it in
+    bursts, a fresh one at once. One that never delivered is given `WAIT_S` to."""
 
     def __init__(self, name: str, argv: list[str]) -> None:
         self.name = name
@@ -134,19 +137,26 @@ class Stage:
         self.process: subprocess.Popen[bytes] | None = None
         self.failures = 0
         self.due = 0.0
+        self.started = 0.0
+        self.delivered = False  # by the process running now
         self.error = deque[str](maxlen=1)
 
     def keep(self, delivering: bool) -> None:
-        if delivering:
-            self.failures = 0
-        if self.process is not None and self.process.poll() is None:
-            return
         now = time.monotonic()
+        if delivering:
+            self.failures, self.delivered = 0, True
+        running = self.process is not None and self.process.poll() is None
+        if running and not delivering and (self.delivered or now - self.started > WAIT_S):
+            self.end()  # gone silent: start afresh (after the pause below)
+            running = False
+        if running:
+            return
         if self.process is not None:  # it exited: start again after a pause
             self.process = None
             self.due = now + RESTART_S[min(self.failures, len(RESTART_S) - 1)]
             self.failures += 1
         if now >= self.due:
+            self.started, self.delivered = now, False
             self.process = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
