@@ -7,7 +7,7 @@ import pytest
 from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.continuity import output_argv, slate_argv, stage_argv, with_port
 from common.ffmpeg.placement import Placement
-from worker.continuity import SLATE, Switch, key_frame
+from worker.continuity import SLATE, Stage, Switch, key_frame
 
 VIDEO, AUDIO = 0x100, 0x101
 
@@ -151,3 +151,21 @@ def test_the_stages_copy_the_slate_is_a_card_and_the_output_stamps_arrival() -> 
     assert output[at + 1].startswith("udp://127.0.0.1:6000?")
     assert output[output.index("-vf") + 1] == "scale=640:360,fps=25"
     assert "aresample=async=1000" in output and output[-1] == "rtmp://c/d"
+
+
+def test_a_stage_gone_silent_is_started_afresh() -> None:
+    """FFmpeg left playing a source that went away and came back sends it in bursts: a stage
+    that delivered and then stopped is ended, and started again after a pause."""
+    stage = Stage("primary", ["sleep", "60"])
+    try:
+        stage.keep(delivering=False)
+        first = stage.process
+        assert first is not None and first.poll() is None
+        stage.keep(delivering=False)  # not delivered yet: given time
+        assert stage.process is first and first.poll() is None
+        stage.keep(delivering=True)
+        stage.keep(delivering=False)  # delivered, then went silent
+        assert first.poll() is not None  # ended
+        assert stage.process is None and stage.due > 0  # started again after the pause
+    finally:
+        stage.end()
