@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from common.definitions.kinds import InputType
 from common.definitions.restream import InputSpec, RestreamDefinition
-from common.ffmpeg.argv import build_argv, open_args
+from common.ffmpeg.argv import RELAY_READ_OPTIONS, build_argv, open_args
 from common.ffmpeg.placement import Placement
 
 # Where a stage sends: the switch fills in the loopback port it owns for that stage.
@@ -79,13 +79,13 @@ def output_argv(
             "transcoding": transcoding,
         }
     )
+    # Built as a relay input ("-f mpegts -i udp://…"), then given the switch's port.
     argv = build_argv(
         reading, replace(placement, relay_port=0), progress_period_s=progress_period_s
     )
-    where = argv.index("-i") - 2  # "-f mpegts -i udp://…" of the relay input
+    where = argv.index("-i") - 2
     argv[where:where] = SWITCHED_INPUT
-    source = argv.index("-i") + 1
-    argv[source] = argv[source].replace("udp://127.0.0.1:0?", f"udp://127.0.0.1:{PORT}?", 1)
+    argv[argv.index("-i") + 1] = f"udp://127.0.0.1:{PORT}?{RELAY_READ_OPTIONS}"
     return argv
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterat
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RtmpServer]:
+def server() -> Iterator[RtmpServer]:
     rtmp = RtmpServer("127.0.0.1", free_port(), module_server=True)
     why = rtmp.start()
     if why is not None:
