@@ -8,13 +8,15 @@ stderr is its own. It exits as the output stage exits; the stages go with it.
 
 The switch. Every stage sends MPEG-TS datagrams to a loopback port of its own. The switch
 forwards the datagrams of the input on air to the output stage, and chooses: the first input
-in order (primary, backup) that delivered within `loss_ms`, and while none does the slate. It
-moves to another input at that input's next key frame (a video packet with the random access
-indicator), so that the output stage never decodes from the middle of a picture group, and to
-the slate at once (all its frames are key frames). Back to the primary only once it has
-delivered for `failback_s` without a gap (never, if None); from the slate, to any input that
-delivers. A stage that exits (its source gone, say) is started again after a pause that grows
-to 2 s: trying a URL costs little, and a primary that returns is on air again that much sooner.
+in order (primary, backup) that delivered within `loss_ms` (and, where the restream asks, is
+not black, frozen or silent), and while none does the slate. Of every source it keeps what
+came since its last video key frame (a video packet with the random access indicator), and a
+switch sends that first: the output stage decodes the new source from its key frame at once
+instead of waiting for the next one (a source not yet seen since it came back goes on air at
+its first key frame, the slate bridging). Back to the primary only once it has been well for
+`failback_s` without a gap (never, if None); from the slate, to any input that is well. A stage
+that exits (its source gone, say) is started again after a pause that grows to 2 s: trying a
+URL costs little, and a primary that returns is on air again that much sooner.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SLATE = "slate"
 RESTART_S = (0.5, 1.0, 2.0)  # a stage tries its source again this soon (it costs little)
 WAIT_S = 10.0  # a stage that has not delivered since it started is started afresh after this
 PR_SET_PDEATHSIG = 1
+GOP_BYTES = 8 << 20  # kept of a source since its last key frame, at most
 
 
 def key_frame(datagram: bytes) -> bool:
@@ -59,7 +62,11 @@ def key_frame(datagram: bytes) -> bool:
 
 @dataclass
 class Switch:
-    """Chooses what is on air and forwards it. `clock` and `send` are given (tests)."""
+    """Chooses what is on air and forwards it. `clock` and `send` are given (tests).
+
+    Of every source it keeps what it sent since its last video key frame (up to `GOP_BYTES`):
+    a switch forwards that first, so the output stage can decode the new source at once instead
+    of waiting for its next key frame (it decodes the burst and shows its latest picture)."""
 
     names: list[str]  # inputs in order, then the slate
     loss_s: float
@@ -69,20 +76,40 @@ class Switch:
     on_air: str = SLATE
     since: float = field(default_factory=time.time)
     reason: str = "starting"
-    pending: str | None = None  # chosen, waiting for its key frame
+    pending: str | None = None  # chosen, waiting for its first key frame
     last: dict[str, float] = field(default_factory=dict)
-    delivering_since: dict[str, float | None] = field(default_factory=dict)
+    healthy_since: dict[str, float] = field(default_factory=dict)
+    impaired: dict[str, str] = field(default_factory=dict)  # delivers, but black, frozen, ...
+    gop: dict[str, list[bytes]] = field(default_factory=dict)
+    gop_bytes: dict[str, int] = field(default_factory=dict)
     switches: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=100))
 
     def received(self, name: str, datagram: bytes) -> None:
         now = self.clock()
-        if now - self.last.get(name, -1e9) >= self.loss_s:
-            self.delivering_since[name] = now
+        if now - self.last.get(name, -1e9) >= self.loss_s:  # back after a loss: anew
+            self.healthy_since[name] = now
+            self.gop.pop(name, None)
         self.last[name] = now
-        if name == self.pending and (name == SLATE or key_frame(datagram)):
-            self._take(name)
+        if key_frame(datagram):
+            self.gop[name], self.gop_bytes[name] = [datagram], len(datagram)
+            if name == self.pending:
+                self._take(name)
+                return
+        elif name in self.gop:
+            self.gop_bytes[name] += len(datagram)
+            if self.gop_bytes[name] > GOP_BYTES:
+                del self.gop[name]  # too long a picture group: its next key frame, then
+            else:
+                self.gop[name].append(datagram)
         if name == self.on_air:
             self.send(datagram)
+
+    def impair(self, name: str, what: str | None) -> None:
+        """Whether an input that delivers is of any use (`what` it is: "black for 2 s")."""
+        if what is None and self.impaired.pop(name, None) is not None:
+            self.healthy_since[name] = self.clock()
+        elif what is not None:
+            self.impaired[name] = what
 
     def tick(self) -> None:
         """Choose again (called often, and after every datagram batch)."""
@@ -91,39 +118,49 @@ class Switch:
         if wanted == self.on_air:
             self.pending = None
             return
+        if wanted in self.gop:  # from its last key frame, at once
+            self.reason = why
+            self._take(wanted)
+            return
         if wanted == self.pending:
             return
         self.pending, self.reason = wanted, why
-        # Nothing (good) on air meanwhile: the slate at once, the input at its key frame.
-        if self.on_air != SLATE and (wanted == SLATE or not self._delivers(self.on_air, now)):
+        # Nothing (good) on air meanwhile: the slate, and the input at its first key frame.
+        if self.on_air != SLATE and not self._delivers(self.on_air, now) and SLATE in self.gop:
             self._take(SLATE)
-            self.pending, self.reason = (None if wanted == SLATE else wanted), why
+            self.pending, self.reason = wanted, why
 
     def _delivers(self, name: str, now: float) -> bool:
         return now - self.last.get(name, -1e9) < self.loss_s
 
     def _wanted(self, now: float) -> tuple[str, str]:
         inputs = self.names[:-1]
-        lost = [n for n in inputs if not self._delivers(n, now)]
+        lost = [n for n in inputs if not self._delivers(n, now) or n in self.impaired]
+        on_air_rank = inputs.index(self.on_air) if self.on_air in inputs else len(inputs)
         for rank, name in enumerate(inputs):
             if name in lost:
                 continue
-            on_air_rank = inputs.index(self.on_air) if self.on_air in inputs else len(inputs)
             if rank < on_air_rank and self.on_air != SLATE:  # better than what is on air
-                since = self.delivering_since.get(name) or now
+                since = self.healthy_since.get(name, now)
                 if self.failback_s is None or now - since < self.failback_s:
                     continue
                 return name, f"{name} has delivered again for {self.failback_s:g} s"
             if name == self.on_air:
                 return name, self.reason
-            gone = ", ".join(f"{n} silent for over {self.loss_s * 1000:.0f} ms" for n in lost)
-            return name, gone or f"{name} delivers"
-        silent = ", ".join(inputs)
-        return SLATE, f"no input delivers ({silent} silent for over {self.loss_s * 1000:.0f} ms)"
+            return name, ", ".join(self._why(n) for n in lost) or f"{name} delivers"
+        gone = ", ".join(self._why(n) for n in inputs)
+        return SLATE, f"no input delivers ({gone})"
+
+    def _why(self, name: str) -> str:
+        if name in self.impaired:
+            return f"{name} {self.impaired[name]}"
+        return f"{name} silent for over {self.loss_s * 1000:.0f} ms"
 
     def _take(self, name: str) -> None:
         self.switches.append((time.time(), self.on_air, name))
         self.on_air, self.since, self.pending = name, time.time(), None
+        for datagram in self.gop.get(name, ()):
+            self.send(datagram)
 
 
 class Stage:

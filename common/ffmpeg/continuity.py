@@ -24,7 +24,6 @@ STAGE_OUTPUT = f"udp://127.0.0.1:{PORT}?pkt_size=1316"
 STAGE_LOG = ["-hide_banner", "-nostats", "-loglevel", "warning"]
 # What the output stage reads: the switch's loopback port, stamped with arrival times.
 SWITCHED_INPUT = ["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1"]
-SLATE_FPS = 5  # the output stage repeats its frames up to the output's rate
 SLATE_TEXT_FILE = "{slate_text_file}"  # the runner writes the slate's text there
 
 
@@ -43,13 +42,14 @@ def stage_argv(spec: InputSpec, placement: Placement) -> list[str]:
 
 
 def slate_argv(definition: RestreamDefinition, text_file: str | None) -> list[str]:
-    """The slate's stage: a black card at the output's size (with the operator's text, read
-    from `text_file` so that no text is ever part of a filter's syntax) and silence, every
-    frame a key frame so that the switch may cut to it at once."""
+    """The slate's stage: a black card at the output's size and rate (with the operator's text,
+    read from `text_file` so that no text is ever part of a filter's syntax) and silence, a key
+    frame a second (the switch cuts to it from its last one), encoded without frame delay."""
     transcoding = definition.transcoding
     assert transcoding is not None  # the definition's own check
     size = f"{transcoding.frame_width}x{transcoding.frame_height}"
-    video = f"color=c=black:s={size}:r={SLATE_FPS}"
+    fps = transcoding.filter_fps or 25
+    video = f"color=c=black:s={size}:r={fps:g}"
     if text_file is not None:
         video += (
             f",drawtext=textfile={text_file}:fontcolor=white:fontsize=h/12"
@@ -59,7 +59,7 @@ def slate_argv(definition: RestreamDefinition, text_file: str | None) -> list[st
         *STAGE_LOG, "-re", "-f", "lavfi", "-i", video,
         "-re", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "ultrafast",
-        "-tune", "stillimage", "-g", "1", "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-tune", "zerolatency", "-g", str(max(1, round(fps))), "-pix_fmt", "yuv420p", "-c:a", "aac",
         "-f", "mpegts", STAGE_OUTPUT,
     ]  # fmt: skip
 

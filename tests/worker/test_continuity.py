@@ -51,7 +51,9 @@ def test_key_frames_are_video_packets_with_random_access() -> None:
     assert not key_frame(b"\x00" * 188)
 
 
-def test_inputs_go_on_air_at_a_key_frame_and_the_slate_bridges_a_loss(sent: list[bytes]) -> None:
+def test_inputs_go_on_air_from_their_last_key_frame_and_the_slate_bridges(
+    sent: list[bytes],
+) -> None:
     clock = Clock()
     on = switch(sent, clock)
     on.received(SLATE, datagram(key=True))
@@ -59,28 +61,90 @@ def test_inputs_go_on_air_at_a_key_frame_and_the_slate_bridges_a_loss(sent: list
 
     on.received("primary", datagram())
     on.tick()
-    assert on.on_air == SLATE and on.pending == "primary"  # waits for its key frame
+    assert on.on_air == SLATE and on.pending == "primary"  # no key frame of it yet: waits
     on.received("primary", datagram(key=True))
-    assert on.on_air == "primary"
+    assert on.on_air == "primary" and sent[-1] == datagram(key=True)
     on.received("backup", datagram(key=True))
+    on.received("backup", datagram(pid=AUDIO))
     on.tick()
     assert on.on_air == "primary" and len(sent) == 2  # the backup is not forwarded
 
-    clock.now += 0.6  # the primary is silent for longer than the loss
+    clock.now += 0.3
     on.received("backup", datagram())
+    clock.now += 0.3  # the primary is silent for longer than the loss
+    on.received("backup", datagram())
+    sent.clear()
     on.tick()
-    assert (on.on_air, on.pending) == (SLATE, "backup")  # the slate at once
+    assert on.on_air == "backup" and on.pending is None  # at once, from its last key frame:
+    assert sent == [datagram(key=True), datagram(pid=AUDIO), datagram(), datagram()]
     assert on.reason == "primary silent for over 500 ms"
+
+    clock.now += 0.6  # both silent
+    sent.clear()
+    on.tick()
+    assert on.on_air == SLATE and on.pending is None and sent == [datagram(key=True)]
+    assert on.reason == (
+        "no input delivers (primary silent for over 500 ms, backup silent for over 500 ms)"
+    )
+    clock.now += 0.1
+    on.received("backup", datagram())  # back after a loss: what it kept before is stale
+    on.tick()
+    assert on.on_air == SLATE and on.pending == "backup"
+    on.received("backup", datagram(key=True))
+    assert on.on_air == "backup"
+    assert [(old, new) for _, old, new in on.switches] == [
+        (SLATE, "primary"), ("primary", "backup"), ("backup", SLATE), (SLATE, "backup"),
+    ]  # fmt: skip
+
+
+def test_a_picture_group_too_long_to_keep_waits_for_the_next_key_frame(
+    sent: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("worker.continuity.GOP_BYTES", 4 * len(datagram()))
+    clock = Clock()
+    on = switch(sent, clock)
+    on.received("backup", datagram(key=True))
+    for _ in range(4):
+        on.received("backup", datagram())
+    on.tick()
+    assert on.on_air == SLATE and on.pending == "backup"
     on.received("backup", datagram(key=True))
     assert on.on_air == "backup"
 
-    clock.now += 0.6  # both silent
+
+def test_an_impaired_input_is_lost_until_it_is_well_again(sent: list[bytes]) -> None:
+    clock = Clock()
+    on = switch(sent, clock)
+    on.received("primary", datagram(key=True))
+    on.received("backup", datagram(key=True))
     on.tick()
-    assert on.on_air == SLATE and on.pending is None
-    assert on.reason == "no input delivers (primary, backup silent for over 500 ms)"
-    assert [(old, new) for _, old, new in on.switches] == [
-        (SLATE, "primary"), ("primary", SLATE), (SLATE, "backup"), ("backup", SLATE),
-    ]  # fmt: skip
+    assert on.on_air == "primary"
+    on.impair("primary", "black for 2 s")
+    on.tick()
+    assert on.on_air == "backup" and on.reason == "primary black for 2 s"
+    for _ in range(3):
+        clock.now += 0.4
+        on.received("primary", datagram(key=True))
+        on.received("backup", datagram())
+        on.tick()
+    assert on.on_air == "backup"  # still black, however long it delivers
+    on.impair("primary", None)
+    for _ in range(4):
+        clock.now += 0.4
+        on.received("primary", datagram(key=True))
+        on.received("backup", datagram())
+        on.tick()
+    assert on.on_air == "backup"  # 1.6 s well: not yet
+    clock.now += 0.4
+    on.received("primary", datagram())
+    on.tick()
+    assert on.on_air == "primary" and on.reason == "primary has delivered again for 2 s"
+    on.impair("primary", "frozen for 2 s")
+    on.impair("backup", "silent (audio) for 3 s")
+    on.received(SLATE, datagram(key=True))
+    on.tick()
+    assert on.on_air == SLATE
+    assert on.reason == "no input delivers (primary frozen for 2 s, backup silent (audio) for 3 s)"
 
 
 def test_back_to_the_primary_only_once_it_delivered_for_failback(sent: list[bytes]) -> None:
@@ -88,7 +152,6 @@ def test_back_to_the_primary_only_once_it_delivered_for_failback(sent: list[byte
     on = switch(sent, clock)
     on.received("backup", datagram(key=True))
     on.tick()
-    on.received("backup", datagram(key=True))
     assert on.on_air == "backup"  # the primary never came
     for _ in range(3):  # the primary returns; the backup keeps delivering
         clock.now += 0.4
@@ -101,9 +164,9 @@ def test_back_to_the_primary_only_once_it_delivered_for_failback(sent: list[byte
         on.received("primary", datagram())
         on.received("backup", datagram())
         on.tick()
-    assert on.pending == "primary" and on.on_air == "backup"  # 2 s: at its next key frame,
-    on.received("primary", datagram(key=True))  # with no slate between
-    assert on.on_air == "primary" and on.reason == "primary has delivered again for 2 s"
+    assert on.on_air == "primary"  # 2 s: from its last key frame, with no slate between
+    assert on.reason == "primary has delivered again for 2 s"
+    assert [new for _, _, new in on.switches] == ["backup", "primary"]
 
 
 def test_without_failback_the_backup_stays(sent: list[bytes]) -> None:
@@ -140,9 +203,9 @@ def test_the_stages_copy_the_slate_is_a_card_and_the_output_stamps_arrival() -> 
     assert "-c" in primary and primary[primary.index("-c") + 1] == "copy"
     slate = slate_argv(DEFINITION, "/tmp/t.txt")
     card = slate[slate.index("-i") + 1]
-    assert card.startswith("color=c=black:s=640x360:r=5,drawtext=textfile=/tmp/t.txt")
+    assert card.startswith("color=c=black:s=640x360:r=25,drawtext=textfile=/tmp/t.txt")
     assert "Back soon" not in " ".join(slate)  # the text is read from a file, never parsed
-    assert slate[slate.index("-g") + 1] == "1"
+    assert slate[slate.index("-g") + 1] == "25"  # a key frame a second, the output's rate
     output = with_port(output_argv(DEFINITION, placement, progress_period_s=1), 6000)
     at = output.index("-i")
     assert output[at - 6 : at] == [
