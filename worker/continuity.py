@@ -21,11 +21,12 @@ URL costs little, and a primary that returns is on air again that much sooner.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
+import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,12 +34,15 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from common.ffmpeg.continuity import with_port
+from common.ffmpeg.outcome import chatter
 
 TS_PACKET = 188
 VIDEO_PID = 0x100  # FFmpeg's mpegts muxer: the first stream mapped (the video) is PID 0x100
@@ -46,7 +50,15 @@ SLATE = "slate"
 RESTART_S = (0.5, 1.0, 2.0)  # a stage tries its source again this soon (it costs little)
 WAIT_S = 10.0  # a stage that has not delivered since it started is started afresh after this
 PR_SET_PDEATHSIG = 1
+IMAGE_BYTES = 10 << 20  # a slate image, at most
+IMAGE_TIMEOUT_S = 10.0
+IMAGE_KINDS = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
 GOP_BYTES = 8 << 20  # kept of a source since its last key frame, at most
+# What a checking stage's filters log (`common.ffmpeg.continuity.checking_output`).
+SIGNS = re.compile(r"\b(black|freeze|silence)_(start|end)\b")
+CHECKED = {"black": "black", "freeze": "frozen", "silence": "silent"}
+SAID = {"black": "black", "frozen": "frozen", "silent": "without sound"}
+LEVEL = re.compile(r"^(?:\[[^\]]* @ [^\]]*\] )?\[(?:warning|error|fatal|panic)\] ")
 
 
 def key_frame(datagram: bytes) -> bool:
@@ -177,8 +189,12 @@ class Stage:
         self.started = 0.0
         self.delivered = False  # by the process running now
         self.error = deque[str](maxlen=1)
+        self.seen: dict[str, float] = {}  # "black"|"frozen"|"silent": since when (checks)
+        self.held = False  # not to be started yet (the slate, while its image is fetched)
 
     def keep(self, delivering: bool) -> None:
+        if self.held:
+            return
         now = time.monotonic()
         if delivering:
             self.failures, self.delivered = 0, True
@@ -193,7 +209,7 @@ class Stage:
             self.due = now + RESTART_S[min(self.failures, len(RESTART_S) - 1)]
             self.failures += 1
         if now >= self.due:
-            self.started, self.delivered = now, False
+            self.started, self.delivered, self.seen = now, False, {}
             self.process = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -206,9 +222,27 @@ class Stage:
     def _read_errors(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            text = line.decode(errors="replace").strip()
-            if text:
-                self.error.append(text[:300])
+            self.heard(line.decode(errors="replace").strip(), time.monotonic())
+
+    def heard(self, line: str, now: float) -> None:
+        """A line of the stage's stderr: what its checks saw, or else an error worth showing."""
+        signs = set(SIGNS.findall(line))
+        for kind, what in CHECKED.items():
+            if (kind, "end") in signs:  # blackdetect's summary line names both: it ended
+                self.seen.pop(what, None)
+            elif (kind, "start") in signs:
+                self.seen.setdefault(what, now)
+        if line and not signs and not chatter(line):
+            self.error.append(LEVEL.sub("", line)[:300])
+
+    def impairment(self, checks: dict[str, int], now: float) -> str | None:
+        """What makes the input useless though it delivers ("black for over 2000 ms"), if
+        anything. Black is timed here (`blackdetect` marks its start); frozen and silent are
+        reported by their filters once they lasted."""
+        for what, since in list(self.seen.items()):
+            if what in checks and (what != "black" or now - since >= checks[what] / 1000):
+                return f"{SAID[what]} for over {checks[what]} ms"
+        return None
 
     def end(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -225,15 +259,61 @@ def _die_with_parent() -> None:
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def fetch_image(url: str, work: Path) -> Path | str:
+    """The slate's image, kept in `work`; or why it could not be (a PNG or a JPEG, over
+    http(s), of at most `IMAGE_BYTES`)."""
+    try:
+        # The scheme was checked where the URL entered (http or https), and again below.
+        with urllib.request.urlopen(url, timeout=IMAGE_TIMEOUT_S) as response:  # noqa: S310
+            if urlsplit(response.geturl()).scheme not in ("http", "https"):
+                return "redirected to a URL that is not http or https"
+            body = response.read(IMAGE_BYTES + 1)
+    except (OSError, ValueError) as error:
+        return str(error)
+    if len(body) > IMAGE_BYTES:
+        return f"larger than {IMAGE_BYTES >> 20} MB"
+    kind = next((k for magic, k in IMAGE_KINDS.items() if body.startswith(magic)), None)
+    if kind is None:
+        return "neither a PNG nor a JPEG"
+    image = work / f"slate.{kind}"
+    image.write_bytes(body)
+    return image
+
+
+def _with_image(spec: dict[str, Any], slate: Stage, work: Path, port: int) -> None:
+    """The slate shows the operator's image once it is fetched; a black card if it cannot be."""
+    try:
+        image = fetch_image(spec["slate_image_url"], work)
+        if isinstance(image, str):
+            print(
+                f"slate image {spec['slate_image_url']} not shown: {image}; a black card instead",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            argv = _placed(spec["slate_image"], work, image)
+            slate.argv = [spec["ffmpeg"], *with_port(argv, port)]
+    finally:
+        slate.held = False
+
+
+def _placed(argv: list[str], work: Path, image: Path | None = None) -> list[str]:
+    """`argv` with the files the runner keeps in `work` in place of their names."""
+    files = {"{slate_text_file}": work / "slate.txt", "{slate_image_file}": image}
+    placed = list(argv)
+    for name, path in files.items():
+        if path is not None:
+            placed = [part.replace(name, str(path)) for part in placed]
+    return placed
+
+
 def run(spec: dict[str, Any]) -> int:
     ffmpeg = spec["ffmpeg"]
     names = [name for name, _ in spec["inputs"]] + [SLATE]
     work = Path(tempfile.mkdtemp(prefix="sf-continuity-"))
-    slate_argv = list(spec["slate"])
     if spec.get("slate_text"):
-        text_file = work / "slate.txt"
-        text_file.write_text(spec["slate_text"])
-        slate_argv = [part.replace("{slate_text_file}", str(text_file)) for part in slate_argv]
+        (work / "slate.txt").write_text(spec["slate_text"])
+    slate_argv = _placed(spec["slate"], work)
     sockets = {}
     for name in names:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -256,6 +336,13 @@ def run(spec: dict[str, Any]) -> int:
         name: Stage(name, [ffmpeg, *with_port(argvs[name], sockets[name].getsockname()[1])])
         for name in names
     }
+    if spec.get("slate_image_url"):
+        stages[SLATE].held = True
+        threading.Thread(
+            target=_with_image,
+            args=(spec, stages[SLATE], work, sockets[SLATE].getsockname()[1]),
+            daemon=True,
+        ).start()
     output = subprocess.Popen(
         [ffmpeg, *with_port(spec["output"], output_port)],
         stdout=subprocess.PIPE,
@@ -264,7 +351,10 @@ def run(spec: dict[str, Any]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda number, _frame: output.send_signal(number))
     stopping = threading.Event()
-    threading.Thread(target=_forward, args=(switch, sockets, stages, stopping), daemon=True).start()
+    checks = spec.get("checks") or {}
+    threading.Thread(
+        target=_forward, args=(switch, sockets, stages, checks, stopping), daemon=True
+    ).start()
     progress = threading.Thread(target=_progress, args=(output, switch, stages), daemon=True)
     progress.start()
     code = output.wait()
@@ -272,9 +362,7 @@ def run(spec: dict[str, Any]) -> int:
     stopping.set()
     for stage in stages.values():
         stage.end()
-    with contextlib.suppress(OSError):
-        (work / "slate.txt").unlink()
-        work.rmdir()
+    shutil.rmtree(work, ignore_errors=True)
     return code
 
 
@@ -282,6 +370,7 @@ def _forward(
     switch: Switch,
     sockets: dict[str, socket.socket],
     stages: dict[str, Stage],
+    checks: dict[str, int],
     stopping: threading.Event,
 ) -> None:
     selector = selectors.DefaultSelector()
@@ -303,6 +392,8 @@ def _forward(
             next_keep = now + 0.2
             for name, stage in stages.items():
                 stage.keep(now - switch.last.get(name, -1e9) < switch.loss_s)
+                if name != SLATE and checks:
+                    switch.impair(name, stage.impairment(checks, now))
 
 
 def _progress(output: subprocess.Popen[bytes], switch: Switch, stages: dict[str, Stage]) -> None:

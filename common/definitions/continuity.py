@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.definitions.checks import check_url
 from common.definitions.kinds import CONTINUITY_INPUTS, VideoCodec
 from common.errors import FieldProblem
 
 if TYPE_CHECKING:
     from common.definitions.restream import InputSpec, TranscodingSpec
+
+
+IMAGE_SCHEMES = frozenset({"http", "https"})
 
 
 class ContinuitySpec(BaseModel):
@@ -29,12 +33,54 @@ class ContinuitySpec(BaseModel):
         True,
         description="false: stay on the backup until it is lost, even once the primary is back.",
     )
+    video_black_ms: int | None = Field(
+        None,
+        ge=500,
+        le=60_000,
+        description="An input whose picture stays black this long is lost too (default: not "
+        "checked; checking decodes the input's video).",
+    )
+    video_frozen_ms: int | None = Field(
+        None,
+        ge=500,
+        le=60_000,
+        description="An input whose picture stays still this long is lost too (default: not "
+        "checked; checking decodes the input's video).",
+    )
+    audio_silence_ms: int | None = Field(
+        None,
+        ge=500,
+        le=60_000,
+        description="An input silent (below -50 dB) this long is lost too (default: not checked; "
+        "checking decodes the input's audio).",
+    )
     slate_text: str | None = Field(
         None,
         max_length=100,
         pattern=r"^[^\x00-\x1f\x7f]*$",
         description="Text of the card shown when no input delivers (default: none, a black card).",
     )
+    slate_image_url: str | None = Field(
+        None,
+        description="A PNG or JPEG (http or https, at most 10 MB) shown when no input delivers, "
+        "fitted to the output's size over black, with slate_text over it; fetched by the node "
+        "as the restream starts (one it cannot fetch: the black card, and a line in its log).",
+    )
+
+    @field_validator("slate_image_url")
+    @classmethod
+    def _image(cls, url: str | None) -> str | None:
+        return None if not url else check_url(url, IMAGE_SCHEMES, "slate_image_url")
+
+    def checks(self) -> dict[str, int]:
+        """What a stage watches in its input besides its packets: {"black"|"frozen"|"silent":
+        milliseconds} (empty: packets only)."""
+        given = {
+            "black": self.video_black_ms,
+            "frozen": self.video_frozen_ms,
+            "silent": self.audio_silence_ms,
+        }
+        return {what: ms for what, ms in given.items() if ms is not None}
 
 
 def continuity_problems(

@@ -21,45 +21,91 @@ from common.ffmpeg.placement import Placement
 # Where a stage sends: the switch fills in the loopback port it owns for that stage.
 PORT = "{port}"
 STAGE_OUTPUT = f"udp://127.0.0.1:{PORT}?pkt_size=1316"
-STAGE_LOG = ["-hide_banner", "-nostats", "-loglevel", "warning"]
+STAGE_LOG = ["-hide_banner", "-nostats", "-loglevel", "level+warning"]
+# A stage that checks its picture and sound logs what its filters see (`worker.continuity`).
+CHECKING_LOG = ["-hide_banner", "-nostats", "-loglevel", "level+info"]
+BLACK = "blackdetect=d=0:pic_th=0.98:pix_th=0.10"  # marks the first black frame: timed by us
+SILENCE_DB = -50
 # What the output stage reads: the switch's loopback port, stamped with arrival times.
 SWITCHED_INPUT = ["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1"]
 SLATE_TEXT_FILE = "{slate_text_file}"  # the runner writes the slate's text there
+SLATE_IMAGE_FILE = "{slate_image_file}"  # and the slate's image, once fetched
 
 
-def stage_argv(spec: InputSpec, placement: Placement) -> list[str]:
-    """An input's stage: its first video and audio, as they come (a test signal encoded)."""
-    argv = [*STAGE_LOG, *open_args(spec, placement)]
+def stage_argv(
+    spec: InputSpec, placement: Placement, checks: dict[str, int] | None = None
+) -> list[str]:
+    """An input's stage: its first video and audio, as they come (a test signal encoded); with
+    `checks` (`ContinuitySpec.checks`) also decoded, to a null output whose filters log when
+    the picture turns black or still, or the sound silent."""
+    video, audio = (
+        ("0:v:0", "1:a:0")
+        if spec.input_type is InputType.GENERATE_TEST_VIDEO
+        else ("0:v:0?", "0:a:0?")
+    )
+    argv = [*(CHECKING_LOG if checks else STAGE_LOG), *open_args(spec, placement)]
+    if checks:
+        argv += checking_output(checks, video, audio)
+    argv += ["-map", video, "-map", audio]
     if spec.input_type is InputType.GENERATE_TEST_VIDEO:
         argv += [
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "ultrafast",
-            "-tune", "zerolatency", "-g", str(spec.encoding_rate), "-pix_fmt", "yuv420p",
-            "-c:a", "aac",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-g", str(spec.encoding_rate), "-pix_fmt", "yuv420p", "-c:a", "aac",
         ]  # fmt: skip
     else:
-        argv += ["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"]
+        argv += ["-c", "copy"]
     return [*argv, "-f", "mpegts", STAGE_OUTPUT]
 
 
-def slate_argv(definition: RestreamDefinition, text_file: str | None) -> list[str]:
-    """The slate's stage: a black card at the output's size and rate (with the operator's text,
-    read from `text_file` so that no text is ever part of a filter's syntax) and silence, a key
-    frame a second (the switch cuts to it from its last one), encoded without frame delay."""
+def checking_output(checks: dict[str, int], video: str, audio: str) -> list[str]:
+    """The null output that watches an input: `blackdetect` marks where black starts and ends
+    (the runner times it), `freezedetect` and `silencedetect` report once it lasted."""
+    pictures = [BLACK] if "black" in checks else []
+    if "frozen" in checks:
+        pictures.append(f"freezedetect=n=0.001:d={checks['frozen'] / 1000:g}")
+    argv = []
+    if pictures:
+        argv += ["-map", video, "-filter:v", ",".join([*pictures, "metadata=print"])]
+    if "silent" in checks:
+        argv += [
+            "-map", audio,
+            "-filter:a", f"silencedetect=n={SILENCE_DB}dB:d={checks['silent'] / 1000:g}",
+        ]  # fmt: skip
+    return [*argv, "-f", "null", "-"]
+
+
+def slate_argv(
+    definition: RestreamDefinition, text_file: str | None, image_file: str | None = None
+) -> list[str]:
+    """The slate's stage: a black card — or the operator's image in `image_file`, fitted over
+    black — at the output's size and rate, with the operator's text (read from `text_file`, so
+    that no text is ever part of a filter's syntax) and silence; a key frame a second (the
+    switch cuts to it from its last one), encoded without frame delay."""
     transcoding = definition.transcoding
     assert transcoding is not None  # the definition's own check
-    size = f"{transcoding.frame_width}x{transcoding.frame_height}"
+    width, height = transcoding.frame_width, transcoding.frame_height
     fps = transcoding.filter_fps or 25
-    video = f"color=c=black:s={size}:r={fps:g}"
+    if image_file is None:
+        picture = ["-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps:g}"]
+        filters = []
+    else:
+        picture = ["-f", "image2", "-loop", "1", "-framerate", f"{fps:g}", "-i", image_file]
+        filters = [
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease",
+            f"pad={width}:{height}:-1:-1:color=black", "setsar=1",
+        ]  # fmt: skip
     if text_file is not None:
-        video += (
-            f",drawtext=textfile={text_file}:fontcolor=white:fontsize=h/12"
+        filters.append(
+            f"drawtext=textfile={text_file}:fontcolor=white:fontsize=h/12"
             ":x=(w-text_w)/2:y=(h-text_h)/2"
         )
     return [
-        *STAGE_LOG, "-re", "-f", "lavfi", "-i", video,
+        *STAGE_LOG, "-re", *picture,
         "-re", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "ultrafast",
-        "-tune", "zerolatency", "-g", str(max(1, round(fps))), "-pix_fmt", "yuv420p", "-c:a", "aac",
+        "-map", "0:v:0", "-map", "1:a:0",
+        *(["-filter:v", ",".join(filters)] if filters else []),
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        "-g", str(max(1, round(fps))), "-pix_fmt", "yuv420p", "-c:a", "aac",
         "-f", "mpegts", STAGE_OUTPUT,
     ]  # fmt: skip
 

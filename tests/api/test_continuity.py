@@ -38,13 +38,17 @@ def test_a_backup_input_is_kept_and_shown(client: TestClient, bearer: dict[str, 
     assert body["input"]["input_stream_url"] == PRIMARY["input_stream_url"]
     assert body["continuity"] == {
         "input_loss_ms": 1000, "failback_s": 30, "failback": True, "slate_text": None,
+        "video_black_ms": None, "video_frozen_ms": None, "audio_silence_ms": None,
+        "slate_image_url": None,
     }  # fmt: skip
     url = f"/v1/restreams/{body['id']}"
-    changed = client.patch(
-        url, json={"continuity": {"input_loss_ms": 500, "failback": False}}, headers=bearer
-    ).json()
+    wanted = {
+        "input_loss_ms": 500, "failback": False, "video_black_ms": 2000, "audio_silence_ms": 3000,
+        "slate_image_url": "https://img.example/slate.png",
+    }  # fmt: skip
+    changed = client.patch(url, json={"continuity": wanted}, headers=bearer).json()
     assert changed["continuity"] == {
-        "input_loss_ms": 500, "failback_s": 30, "failback": False, "slate_text": None,
+        **wanted, "failback_s": 30, "slate_text": None, "video_frozen_ms": None,
     }  # fmt: skip
     assert len(changed["inputs"]) == 2  # kept
     new_primary = {**PRIMARY, "input_stream_url": "rtmp://a.example/live/2"}
@@ -78,6 +82,13 @@ def test_a_slate_alone_needs_no_backup(client: TestClient, bearer: dict[str, str
         ({"inputs": None}, ["input"]),
         ({"continuity": {"input_loss_ms": 50}}, ["continuity.input_loss_ms"]),
         ({"continuity": {"slate_text": "two\nlines"}}, ["continuity.slate_text"]),
+        ({"continuity": {"video_black_ms": 100}}, ["continuity.video_black_ms"]),
+        ({"continuity": {"video_frozen_ms": 600_000}}, ["continuity.video_frozen_ms"]),
+        ({"continuity": {"audio_silence_ms": "x"}}, ["continuity.audio_silence_ms"]),
+        ({"continuity": {"slate_image_url": "file:///etc/passwd"}},
+         ["continuity.slate_image_url"]),
+        ({"continuity": {"slate_image_url": "-i http://a/b.png"}},
+         ["continuity.slate_image_url"]),
     ],
 )  # fmt: skip
 def test_what_cannot_be_kept_alive_is_refused_naming_the_field(

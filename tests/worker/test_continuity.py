@@ -202,8 +202,8 @@ def test_the_stages_copy_the_slate_is_a_card_and_the_output_stamps_arrival() -> 
     assert primary[-1] == "udp://127.0.0.1:5000?pkt_size=1316"
     assert "-c" in primary and primary[primary.index("-c") + 1] == "copy"
     slate = slate_argv(DEFINITION, "/tmp/t.txt")
-    card = slate[slate.index("-i") + 1]
-    assert card.startswith("color=c=black:s=640x360:r=25,drawtext=textfile=/tmp/t.txt")
+    assert slate[slate.index("-i") + 1] == "color=c=black:s=640x360:r=25"
+    assert slate[slate.index("-filter:v") + 1].startswith("drawtext=textfile=/tmp/t.txt:")
     assert "Back soon" not in " ".join(slate)  # the text is read from a file, never parsed
     assert slate[slate.index("-g") + 1] == "25"  # a key frame a second, the output's rate
     output = with_port(output_argv(DEFINITION, placement, progress_period_s=1), 6000)
@@ -214,6 +214,17 @@ def test_the_stages_copy_the_slate_is_a_card_and_the_output_stamps_arrival() -> 
     assert output[at + 1].startswith("udp://127.0.0.1:6000?")
     assert output[output.index("-vf") + 1] == "scale=640:360,fps=25"
     assert "aresample=async=1000" in output and output[-1] == "rtmp://c/d"
+
+
+def test_a_slate_image_is_fitted_to_the_output_over_black() -> None:
+    slate = slate_argv(DEFINITION, None, "/tmp/w/slate.png")
+    at = slate.index("-i")
+    assert slate[at - 6 : at + 2] == [
+        "-f", "image2", "-loop", "1", "-framerate", "25", "-i", "/tmp/w/slate.png",
+    ]  # fmt: skip
+    assert slate[slate.index("-filter:v") + 1] == (
+        "scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:-1:-1:color=black,setsar=1"
+    )
 
 
 def test_a_stage_gone_silent_is_started_afresh() -> None:
@@ -232,3 +243,41 @@ def test_a_stage_gone_silent_is_started_afresh() -> None:
         assert stage.process is None and stage.due > 0  # started again after the pause
     finally:
         stage.end()
+
+
+def test_a_checking_stage_also_decodes_to_filters_that_watch() -> None:
+    placement = Placement(node_name="n", restream_id="a" * 24)
+    checks = {"black": 2000, "frozen": 3000, "silent": 1500}
+    argv = stage_argv(DEFINITION.input, placement, checks)
+    assert argv[argv.index("-loglevel") + 1] == "level+info"  # the filters log at info
+    assert argv[argv.index("-filter:v") + 1] == (
+        "blackdetect=d=0:pic_th=0.98:pix_th=0.10,freezedetect=n=0.001:d=3,metadata=print"
+    )
+    assert argv[argv.index("-filter:a") + 1] == "silencedetect=n=-50dB:d=1.5"
+    assert argv[argv.index("null") + 1] == "-"
+    assert argv[-1] == "udp://127.0.0.1:{port}?pkt_size=1316"  # the copy still goes last
+    plain = stage_argv(DEFINITION.input, placement)
+    assert "-filter:v" not in plain and "null" not in plain
+    assert plain[plain.index("-loglevel") + 1] == "level+warning"
+
+
+def test_a_stage_times_what_its_filters_saw() -> None:
+    stage = Stage("primary", ["true"])
+    checks = {"black": 2000, "frozen": 3000, "silent": 1500}
+    stage.heard("[Parsed_metadata_2 @ 0x5] [info] lavfi.black_start=1.5", 10.0)
+    assert stage.impairment(checks, 11.9) is None  # black, not yet for 2 s
+    assert stage.impairment(checks, 12.0) == "black for over 2000 ms"
+    stage.heard("[blackdetect @ 0x5] [info] black_start:1.5 black_end:4 black_duration:2.5", 12.5)
+    assert stage.impairment(checks, 13.0) is None  # its summary says it ended
+    stage.heard("[freezedetect @ 0x5] [info] lavfi.freezedetect.freeze_start: 1.5", 14.0)
+    assert stage.impairment(checks, 14.0) == "frozen for over 3000 ms"  # its filter waited
+    stage.heard("[freezedetect @ 0x5] [info] lavfi.freezedetect.freeze_end: 9", 15.0)
+    stage.heard("[silencedetect @ 0x5] [info] silence_start: 3.02", 16.0)
+    assert stage.impairment(checks, 16.0) == "without sound for over 1500 ms"
+    assert stage.impairment({"black": 2000}, 16.0) is None  # not asked for: not a reason
+    stage.heard("[silencedetect @ 0x5] [info] silence_end: 4.0 | silence_duration: 1", 17.0)
+    assert stage.impairment(checks, 17.0) is None
+    assert not stage.error  # none of it is an error
+    stage.heard("[info] Stream mapping:", 18.0)
+    stage.heard("[tcp @ 0x5] [error] Connection to tcp://a:1935 failed: Connection refused", 18.0)
+    assert list(stage.error) == ["Connection to tcp://a:1935 failed: Connection refused"]
