@@ -10,7 +10,9 @@ brightness (the slate is black). Each round kills the primary (time until the re
 the backup, from the kill, i.e. from the primary's last packet), kills the backup (time until
 the slate), starts the primary again (time until it is back: the failback), and reports the
 longest gap between two frames at the receiver and whether nginx-rtmp kept one publishing
-session for the restream from start to end. Then the CPU of the restream's processes
+session for the restream from start to end. Each switch is also timed as the farm reports it
+(the live statistics' `on_air_since`): from the kill to the switch, the rest of the time at the
+receiver being the way through the output stage, nginx-rtmp and the receiver. Then the CPU of the restream's processes
 (stages, switch, output stage) for 10 s, next to the same restream without continuity.
 """
 
@@ -73,7 +75,9 @@ def switches(
 ) -> tuple[dict[str, list[float]], float, bool, str]:
     """The rounds: the figures, the longest gap, whether one session held, the restream."""
     base = f"rtmp://127.0.0.1:{server.port}/live"
-    figures: dict[str, list[float]] = {"backup": [], "slate": [], "primary": []}
+    figures: dict[str, list[float]] = {
+        "backup": [], "slate": [], "primary": [], "backup switch": [], "slate switch": [],
+    }  # fmt: skip
     body = continuity_body(base, loss_ms=args.loss_ms, failback_s=args.failback_s)
     made = farm.http.post("/v1/restreams", json=body, headers=farm.bearer)
     made.raise_for_status()
@@ -85,10 +89,13 @@ def switches(
         for _ in range(args.rounds):
             for source, shown in (("primary", GREY), ("backup", BLACK)):
                 time.sleep(2)
-                killed = time.monotonic()
+                killed, killed_at = time.monotonic(), time.time()
                 sources.pop(source).kill()
                 wait(lambda shown=shown: receiver.showing(shown, 0.2), 20, shown, every_s=0.01)
-                figures["backup" if shown == GREY else "slate"].append(time.monotonic() - killed)
+                what = "backup" if shown == GREY else "slate"
+                figures[what].append(time.monotonic() - killed)
+                since = switched_at(farm, made.json()["id"], what, after=killed_at)
+                figures[f"{what} switch"].append(since - killed_at)
             time.sleep(1)
             restored = time.monotonic()
             sources["primary"] = publisher("white", f"{base}/primary")
@@ -103,6 +110,21 @@ def switches(
         )
     finally:
         receiver.process.kill()
+
+
+def switched_at(farm: LocalFarm, restream_id: str, on_air: str, *, after: float) -> float:
+    """When the restream's switch put `on_air` on air, as its live statistics say."""
+
+    def since() -> float | None:
+        live = farm.http.get(f"/v1/restreams/{restream_id}/stats", headers=farm.bearer).json()
+        found = live.get("live") or {}
+        at = found.get("on_air_since")
+        return at if found.get("on_air") == on_air and at and at > after else None
+
+    wait(since, 10, f"{on_air} on air", every_s=0.1)
+    at = since()
+    assert at is not None
+    return at
 
 
 def plain_twin(farm: LocalFarm, server: RtmpServer) -> str:
@@ -157,14 +179,16 @@ def main() -> None:
         f"{args.failback_s}, {args.rounds} rounds (p50 / max, from the kill or the restart):"
     )
     for what, label in (
+        ("backup switch", "primary killed -> the switch puts the backup on air"),
         ("backup", "primary killed -> backup frames at the receiver"),
+        ("slate switch", "backup killed too -> the switch puts the slate on air"),
         ("slate", "backup killed too -> slate at the receiver"),
         ("primary", "both back -> primary frames at the receiver"),
     ):
         values = figures[what]
-        print(f"  {label:50} {statistics.median(values):.2f} s / {max(values):.2f} s")
-    print(f"  longest gap between frames at the receiver         {gap:.2f} s")
-    print(f"  one RTMP publishing session throughout             {'yes' if kept else 'NO'}")
+        print(f"  {label:55} {statistics.median(values):.2f} s / {max(values):.2f} s")
+    print(f"  {'longest gap between frames at the receiver':55} {gap:.2f} s")
+    print(f"  {'one RTMP publishing session throughout':55} {'yes' if kept else 'NO'}")
     print(
         f"  CPU of the restream: {with_continuity:.3f} cpu-s/s with continuity "
         f"(2 stages, slate, switch), {without:.3f} without"
