@@ -12,8 +12,9 @@ the slate), starts the primary again (time until it is back: the failback), and 
 longest gap between two frames at the receiver and whether nginx-rtmp kept one publishing
 session for the restream from start to end. Each switch is also timed as the farm reports it
 (the live statistics' `on_air_since`): from the kill to the switch, the rest of the time at the
-receiver being the way through the output stage, nginx-rtmp and the receiver. Then the CPU of the restream's processes
-(stages, switch, output stage) for 10 s, next to the same restream without continuity.
+receiver being the way through the output stage, nginx-rtmp and the receiver. Then the CPU of
+the restream's processes (stages, switch, output stage) for 10 s, next to the same restream
+without continuity.
 """
 
 from __future__ import annotations
