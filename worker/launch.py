@@ -16,13 +16,7 @@ from common.definitions.kinds import FILE_OUTPUTS, LISTEN_INPUTS, InputType, Out
 from common.definitions.restream import RestreamDefinition
 from common.definitions.server import input_stream, input_url
 from common.ffmpeg.argv import build_argv, input_args, resolve_source_codec
-from common.ffmpeg.continuity import (
-    SLATE_IMAGE_FILE,
-    SLATE_TEXT_FILE,
-    output_argv,
-    slate_argv,
-    stage_argv,
-)
+from common.ffmpeg.continuity import runner_spec
 from common.ffmpeg.outputs import hls_dir, needs_clean_end, needs_meter
 from common.ffmpeg.placement import Placement
 from common.ffmpeg.probe import FfmpegCapabilities, source_video_codec
@@ -145,26 +139,9 @@ class Launcher:
         self, launch: Launch, definition: RestreamDefinition, period_s: float
     ) -> Job:
         """Its stages, switch and output stage as one process (`worker.continuity`)."""
-        continuity = definition.continuity
-        assert continuity is not None
-        inputs = [("primary", definition.input)]
-        text_file = SLATE_TEXT_FILE if continuity.slate_text else None
-        if definition.backup_input is not None:
-            inputs.append(("backup", definition.backup_input))
-        spec = {
-            "ffmpeg": self.ffmpeg.binary,
-            "inputs": [
-                [name, stage_argv(i, launch.placement, continuity.checks())] for name, i in inputs
-            ],
-            "checks": continuity.checks(),
-            "slate": slate_argv(definition, text_file),
-            "slate_image": slate_argv(definition, text_file, SLATE_IMAGE_FILE),
-            "slate_image_url": continuity.slate_image_url,
-            "slate_text": continuity.slate_text,
-            "output": output_argv(definition, launch.placement, progress_period_s=period_s),
-            "loss_ms": continuity.input_loss_ms,
-            "failback_s": continuity.failback_s if continuity.failback else None,
-        }
+        spec = runner_spec(
+            definition, launch.placement, ffmpeg=self.ffmpeg.binary, progress_period_s=period_s
+        )
         reservation = reservation_of(launch.row)
         return Job(
             launch.restream_id,

@@ -12,6 +12,7 @@ resamples its audio to them: a receiver sees one stream.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from common.definitions.kinds import InputType
 from common.definitions.restream import InputSpec, RestreamDefinition
@@ -150,3 +151,29 @@ def with_port(argv: list[str], port: int) -> list[str]:
     placed = list(argv)
     placed[at] = placed[at].replace(PORT, str(port), 1)
     return placed
+
+
+def runner_spec(
+    definition: RestreamDefinition, placement: Placement, *, ffmpeg: str, progress_period_s: float
+) -> dict[str, Any]:
+    """What `python -m worker.continuity` is given: every stage's command, the output stage's,
+    the switch's settings and the slate's text and image (which it writes and fetches)."""
+    continuity = definition.continuity
+    assert continuity is not None  # the caller's choice
+    inputs = [("primary", definition.input)]
+    if definition.backup_input is not None:
+        inputs.append(("backup", definition.backup_input))
+    checks = continuity.checks()
+    text_file = SLATE_TEXT_FILE if continuity.slate_text else None
+    return {
+        "ffmpeg": ffmpeg,
+        "inputs": [[name, stage_argv(spec, placement, checks)] for name, spec in inputs],
+        "checks": checks,
+        "slate": slate_argv(definition, text_file),
+        "slate_image": slate_argv(definition, text_file, SLATE_IMAGE_FILE),
+        "slate_image_url": continuity.slate_image_url,
+        "slate_text": continuity.slate_text,
+        "output": output_argv(definition, placement, progress_period_s=progress_period_s),
+        "loss_ms": continuity.input_loss_ms,
+        "failback_s": continuity.failback_s if continuity.failback else None,
+    }

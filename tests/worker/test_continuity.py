@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.definitions.restream import RestreamDefinition
-from common.ffmpeg.continuity import output_argv, slate_argv, stage_argv, with_port
+from common.ffmpeg.continuity import output_argv, runner_spec, slate_argv, stage_argv, with_port
 from common.ffmpeg.placement import Placement
 from worker.continuity import SLATE, Stage, Switch, key_frame
 
@@ -281,3 +281,23 @@ def test_a_stage_times_what_its_filters_saw() -> None:
     stage.heard("[info] Stream mapping:", 18.0)
     stage.heard("[tcp @ 0x5] [error] Connection to tcp://a:1935 failed: Connection refused", 18.0)
     assert list(stage.error) == ["Connection to tcp://a:1935 failed: Connection refused"]
+
+
+def test_the_runner_is_given_the_checks_the_slate_image_and_no_failback_if_so_asked() -> None:
+    definition = DEFINITION.model_copy(
+        update={
+            "continuity": DEFINITION.continuity.model_copy(  # type: ignore[union-attr]
+                update={"failback": False, "video_frozen_ms": 4000,
+                        "slate_image_url": "https://img.example/s.png"}
+            )
+        }
+    )  # fmt: skip
+    placement = Placement(node_name="n", restream_id="a" * 24)
+    spec = runner_spec(definition, placement, ffmpeg="/usr/bin/ffmpeg", progress_period_s=1)
+    assert [name for name, _ in spec["inputs"]] == ["primary", "backup"]
+    assert all("freezedetect=n=0.001:d=4" in " ".join(argv) for _, argv in spec["inputs"])
+    assert spec["checks"] == {"frozen": 4000} and spec["failback_s"] is None
+    assert spec["slate_image_url"] == "https://img.example/s.png"
+    assert "{slate_image_file}" in spec["slate_image"] and "{slate_text_file}" in " ".join(
+        spec["slate_image"]
+    )

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from common.definitions.restream import RestreamDefinition
-from common.ffmpeg.continuity import output_argv, slate_argv, stage_argv
+from common.ffmpeg.continuity import runner_spec
 from common.ffmpeg.placement import Placement
 from tests.support.media import ffmpeg, free_port
 from tests.support.wait import wait_for
@@ -31,23 +31,20 @@ def spec(port: int) -> dict[str, object]:
         {
             "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 64,
                       "resolution_height": 36, "encoding_rate": 5},
-            "continuity": {"slate_text": "Back soon", "input_loss_ms": 300},
+            "continuity": {"slate_text": "Back soon", "input_loss_ms": 300, "failback_s": 1},
             "transcoding": {"video_transcoding": "libx264", "frame_width": 64,
                             "frame_height": 36, "filter_fps": 5, "preset": "ultrafast"},
             "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
                          "output_stream_url": f"udp://127.0.0.1:{port}"}],
         }
     )  # fmt: skip
-    placement = Placement(node_name="n", restream_id="c" * 24)
-    return {
-        "ffmpeg": ffmpeg(),
-        "inputs": [["primary", stage_argv(definition.input, placement)]],
-        "slate": slate_argv(definition, "{slate_text_file}"),
-        "slate_text": "Back soon",
-        "output": output_argv(definition, placement, progress_period_s=0.5),
-        "loss_ms": 300,
-        "failback_s": 1,
-    }
+    return spec_of(definition, "c")
+
+
+def spec_of(definition: RestreamDefinition, restream: str) -> dict[str, object]:
+    """What the worker gives the runner for `definition` (`runner_spec`, as `worker.launch`)."""
+    placement = Placement(node_name="n", restream_id=restream * 24)
+    return runner_spec(definition, placement, ffmpeg=ffmpeg(), progress_period_s=0.5)
 
 
 def group_members(group: int) -> list[psutil.Process]:
@@ -152,28 +149,14 @@ def test_an_input_that_delivers_useless_media_is_lost(impairment: str) -> None:
                       "input_stream_url": f"udp://127.0.0.1:{port}"},
             "backup_input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO",
                              "resolution_width": 64, "resolution_height": 36, "encoding_rate": 10},
-            "continuity": {CHECK[impairment]: 1000, "input_loss_ms": 300},
+            "continuity": {CHECK[impairment]: 1000, "input_loss_ms": 300, "failback_s": 0},
             "transcoding": {"video_transcoding": "libx264", "frame_width": 64,
                             "frame_height": 36, "filter_fps": 10, "preset": "ultrafast"},
             "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
                          "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
         }
     )  # fmt: skip
-    placement = Placement(node_name="n", restream_id="d" * 24)
-    assert definition.continuity is not None and definition.backup_input is not None
-    checks = definition.continuity.checks()
-    run_spec = {
-        "ffmpeg": ffmpeg(),
-        "inputs": [
-            ["primary", stage_argv(definition.input, placement, checks)],
-            ["backup", stage_argv(definition.backup_input, placement, checks)],
-        ],
-        "checks": checks,
-        "slate": slate_argv(definition, None),
-        "output": output_argv(definition, placement, progress_period_s=0.5),
-        "loss_ms": 300,
-        "failback_s": 0,  # the primary as soon as it is well
-    }
+    run_spec = spec_of(definition, "d")  # failback_s 0: the primary as soon as it is well
     runner = subprocess.Popen(
         [sys.executable, "-m", "worker.continuity", json.dumps(run_spec)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -238,24 +221,14 @@ def test_the_slate_shows_the_operators_image(images: str, image: str, shown: str
         {
             "input": {"input_type": "INPUT_TYPE_UDP_URL",
                       "input_stream_url": f"udp://127.0.0.1:{free_port()}"},
-            "continuity": {"slate_image_url": f"{images}/{image}"},
+            "continuity": {"slate_image_url": f"{images}/{image}", "input_loss_ms": 500},
             "transcoding": {"video_transcoding": "libx264", "frame_width": 64,
                             "frame_height": 36, "filter_fps": 10, "preset": "ultrafast"},
             "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
                          "output_stream_url": f"udp://127.0.0.1:{out}?pkt_size=1316"}],
         }
     )  # fmt: skip
-    placement = Placement(node_name="n", restream_id="e" * 24)
-    run_spec = {
-        "ffmpeg": ffmpeg(),
-        "inputs": [["primary", stage_argv(definition.input, placement)]],
-        "slate": slate_argv(definition, None),
-        "slate_image": slate_argv(definition, None, "{slate_image_file}"),
-        "slate_image_url": f"{images}/{image}",
-        "output": output_argv(definition, placement, progress_period_s=0.5),
-        "loss_ms": 500,
-        "failback_s": 0,
-    }
+    run_spec = spec_of(definition, "e")
     receiver = subprocess.Popen(
         [ffmpeg(), "-hide_banner", "-i", f"udp://127.0.0.1:{out}", "-map", "0:v",
          "-vf", "showinfo", "-f", "null", "-"],
