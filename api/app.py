@@ -17,7 +17,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import metrics
 from api.deps import ApiState, DatabaseGate
 from api.limits import RequestLimits
-from api.surfaces import callaba, fivecents, gjirafa, native, native_projects, servers
+from api.surfaces import (
+    callaba,
+    fivecents,
+    gjirafa,
+    native,
+    native_events,
+    native_projects,
+    servers,
+)
 from common import live
 from common.accounts import service as accounts
 from common.accounts.throttle import LoginThrottle
@@ -81,6 +89,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     metrics.install(app, state)  # its middleware outside: refused requests are counted too
     app.include_router(native.router)
     app.include_router(native_projects.router)
+    app.include_router(native_events.router)
     app.include_router(callaba.router)
     app.include_router(servers.callaba_srt)
     app.include_router(servers.callaba_rtmp)

@@ -44,6 +44,7 @@ from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
+from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class NodeRuntime:
         )
         self.http: WorkerHttp | None = None
         self.cordon: CordonWatch | None = None
+        self.webhooks = WebhookSender(self.db)
         self.own = OwnServers()
         self.servers = NodeServers(
             self.db,
@@ -150,6 +152,7 @@ class NodeRuntime:
             raise
         self.reporter.start()
         self.servers.start()
+        self.webhooks.start()
         if self.settings.drain_on_cordon:
             kube = Kubernetes.in_cluster(self.settings.kubernetes_api_url)
             self.cordon = CordonWatch(kube, self.node, self._follow_cordon)
@@ -229,6 +232,7 @@ class NodeRuntime:
         self.capabilities = self.capabilities.model_copy(update=self.own.offers())
 
     def _close(self) -> None:
+        self.webhooks.stop()
         self.servers.stop()
         self.own.stop()  # after the FFmpeg publishing to them
         self.relay.close()

@@ -133,6 +133,7 @@ def _switched(session: Session, attempt: Attempt, report: Switched) -> None:
             subject_kind=events.RESTREAM,
             subject_id=restream.id,
             reason=f"on air: {report.on_air} ({report.reason})",
+            kind=events.INPUT_SWITCH,
             project_id=restream.project_id,
             node_name=attempt.node,
             generation=attempt.generation,

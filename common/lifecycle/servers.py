@@ -228,7 +228,7 @@ def _unplace(session: Session, server: Server, why: str) -> None:
 def _event(session: Session, server: Server, before: ServerState, reason: str) -> None:
     events.record(
         session,
-        subject_kind="server",
+        subject_kind=events.SERVER,
         subject_id=server.id,
         reason=reason,
         from_state=before.value,

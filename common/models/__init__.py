@@ -8,5 +8,18 @@ from common.models.project import Project
 from common.models.restream import Restream
 from common.models.run import Run
 from common.models.server import Server
+from common.models.webhook import Webhook, WebhookDelivery
 
-__all__ = ["ApiKey", "Base", "Event", "Node", "Project", "Restream", "Run", "Server", "User"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Event",
+    "Node",
+    "Project",
+    "Restream",
+    "Run",
+    "Server",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+]

@@ -54,3 +54,19 @@ def api_key(db: Database) -> str:
 @pytest.fixture
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def live(settings: Settings, committing_db: Database) -> Iterator[TestClient]:
+    """The API on transactions that commit: for what follows only final changes (the event
+    feed, webhooks), and for tests of concurrent requests."""
+    with TestClient(create_app(settings, db=committing_db)) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(committing_db: Database) -> dict[str, str]:
+    """A farm-wide admin's API key on the committing database, as a Bearer."""
+    with committing_db.transaction() as session:
+        _, key = create_api_key(session, "tests")
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,66 @@
+"""Every worker sends the farm's due webhook deliveries (`common.webhooks.delivery`).
+
+A thread claims up to `batch` due deliveries a second (SKIP LOCKED: workers share the work,
+never send one twice at once) and sends them on a few threads of its own, each with a short
+timeout: an endpoint that hangs holds one of those, never the worker's control of its FFmpeg,
+and never an API request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.db import Database
+from common.webhooks import delivery
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSender:
+    def __init__(
+        self, db: Database, *, every_s: float = 1.0, batch: int = 20, senders: int = 4
+    ) -> None:
+        self.db = db
+        self.every_s = every_s
+        self.batch = batch
+        self._pool = ThreadPoolExecutor(senders, thread_name_prefix="webhook")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def send_due(self) -> int:
+        """Claim what is due and send it; how many were claimed."""
+        with self.db.transaction() as session:
+            claimed = delivery.claim(session, self.batch)
+        for one in claimed:
+            self._pool.submit(self._send, one)
+        return len(claimed)
+
+    def _send(self, claimed: delivery.Claimed) -> None:
+        answer = delivery.send(claimed)
+        try:
+            with self.db.transaction() as session:
+                delivery.record(session, claimed.id, answer)
+        except SQLAlchemyError:  # due again once its claim runs out
+            log.warning("could not record webhook delivery %d", claimed.id, exc_info=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.send_due()
+            except SQLAlchemyError as error:
+                log.warning("webhook deliveries not read: %s", error)
+            self._stop.wait(self.every_s)
