@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +25,7 @@ from tests.support.peers import http_status
 from tests.support.processes import alive
 from tests.support.services import sqlalchemy_url
 from tests.support.wait import wait_for
+from tests.support.webhooks import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
 
@@ -240,6 +243,77 @@ def test_a_schedule_starts_and_stops_a_restream_on_time(farm: Farm) -> None:
     assert final["active"] is False and final["schedule"] == {
         "start_at": None, "stop_at": None, "duration_s": 3,
     }  # fmt: skip
+
+
+def test_a_follower_and_a_webhook_see_a_restream_start_and_stop(farm: Farm) -> None:
+    """A project's key follows its events as Server-Sent Events while its webhook (a real
+    endpoint on loopback that fails its first delivery) is sent them by the worker: both see
+    the restream go pending, starting, running, then stop, in that order."""
+    admin = farm.bearer
+    project = farm.http.post("/v1/projects", json={"name": "followed"}, headers=admin).json()
+    key = farm.http.post(
+        f"/v1/projects/{project['id']}/keys", json={"name": "k", "role": "admin"}, headers=admin
+    ).json()["key"]
+    ours = {"Authorization": f"Bearer {key}"}
+    receiver = Receiver(failures=1)
+    hook = farm.http.post(
+        f"/v1/projects/{project['id']}/webhooks",
+        json={"url": receiver.url, "events": ["restream.state"]},
+        headers=ours,
+    ).json()
+    receiver.secret = hook["secret"]
+    followed: list[dict[str, Any]] = []
+
+    def follow() -> None:
+        with farm.http.stream(
+            "GET", "/v1/events", headers={**ours, "Accept": "text/event-stream"}, timeout=60
+        ) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    followed.append(json.loads(line.removeprefix("data: ")))
+                    if followed[-1]["to_state"] == "idle":
+                        return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    time.sleep(1)  # the stream is open (it follows from now)
+    body = {
+        "name": "followed",
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 160,
+                  "resolution_height": 90, "encoding_rate": 10},
+        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
+                     "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
+        "active": True,
+    }  # fmt: skip
+    try:
+        restream_id = farm.http.post("/v1/restreams", json=body, headers=ours).json()["id"]
+        url = f"/v1/restreams/{restream_id}"
+        wait_for(
+            lambda: farm.http.get(url, headers=ours).json()["state"] == "running",
+            timeout_s=20,
+            every_s=0.1,
+            what="running",
+        )
+        farm.http.post(f"{url}/stop", headers=ours)
+        follower.join(20)
+
+        def all_delivered() -> bool:  # idle too, and the one answered 503 again
+            tries = [g["delivery"] for g in receiver.got]
+            idle = any(g["body"]["to_state"] == "idle" for g in receiver.got)
+            return idle and tries.count(tries[0]) == 2
+
+        wait_for(all_delivered, timeout_s=20, every_s=0.1, what="every event delivered")
+    finally:
+        receiver.close()
+    moves = [e["to_state"] for e in followed if e["subject"]["id"] == restream_id]
+    assert moves[:3] == ["pending", "starting", "running"] and moves[-1] == "idle", moves
+    # Sent side by side, so not in order: in the order of their events' ids, each once.
+    signed = sorted({g["body"]["id"]: g["body"] for g in receiver.got if g["signed"]}.values(),
+                    key=lambda b: b["id"])  # fmt: skip
+    sent = [b["to_state"] for b in signed]
+    assert sent[:3] == ["pending", "starting", "running"] and sent[-1] == "idle", sent
+    assert all(g["signed"] for g in receiver.got)
+    farm.http.delete(url, headers=ours)
 
 
 def test_sigterm_stops_the_farm_and_leaves_no_ffmpeg(tmp_path: Path, pg_server_url: str) -> None:
