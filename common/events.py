@@ -1,11 +1,11 @@
 """The append-only event history of restreams and nodes (DESIGN §2), and following it.
 
 Each event has a type, `<subject>.<kind>`: `restream.state` / `node.state` / `server.state` (a
-change of state, `from_state` → `to_state`), `restream.input_switch` (continuity put another input on air) and
-`<subject>.note` (anything else worth telling). A client follows the history with a cursor
-(`page`): events in the order their transactions became final, never one behind the cursor
-later. Recording an event of a project also writes its webhook deliveries, in the same
-transaction (`common.webhooks.fan_out`): they leave only if the change is committed.
+change of state, `from_state` → `to_state`), `restream.input_switch` (continuity put another
+input on air) and `<subject>.note` (anything else worth telling). A client follows the history
+with a cursor (`page`): events in the order their transactions became final, never one behind
+the cursor later. Recording an event of a project also writes its webhook deliveries, in the
+same transaction (`common.webhooks.fan_out`): they leave only if the change is committed.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-from common.cli import check, kube_secret
+from common.cli import check, kube_secret, operate
 from common.cli.localfarm import DEFAULT_DATA_DIR, apply_farm_environment
 
 
@@ -245,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     check.add_parser(commands)
+    operate.add_parsers(commands)
     commands.add_parser("config", help="list every setting (Markdown)").set_defaults(
         func=cmd_config, data_dir=DEFAULT_DATA_DIR
     )

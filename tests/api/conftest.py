@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -13,6 +15,8 @@ from common.accounts.service import create_api_key
 from common.config import Settings
 from common.db import Database
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.media import free_port
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -70,3 +74,19 @@ def admin(committing_db: Database) -> dict[str, str]:
     with committing_db.transaction() as session:
         _, key = create_api_key(session, "tests")
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def served(settings: Settings, committing_db: Database) -> Iterator[str]:
+    """The API served by uvicorn on loopback (a stream needs a real server)."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, db=committing_db), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout_s=10, every_s=0.05, what="uvicorn")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

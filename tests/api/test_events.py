@@ -7,23 +7,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import httpx
-import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.surfaces.native_events import EventType
 from common import events
-from common.config import Settings
 from common.db import Database
 from tests.api.test_native import BODY
 from tests.api.test_projects import new_key, new_project
-from tests.support.media import free_port
-from tests.support.wait import wait_for
 
 
 def started(client: TestClient, headers: dict[str, str], name: str) -> str:
@@ -107,22 +100,6 @@ def test_an_event_committed_late_is_not_passed_over(
 
 def test_the_types_the_api_documents_are_the_types_there_are() -> None:
     assert get_args(EventType) == events.TYPES
-
-
-@pytest.fixture
-def served(settings: Settings, committing_db: Database) -> Iterator[str]:
-    """The API served by uvicorn on loopback (a stream needs a real server)."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, db=committing_db), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout_s=10, every_s=0.05, what="uvicorn")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_the_stream_follows_from_now_and_resumes_from_last_event_id(
