@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from common.cli.localfarm import (
     SERVICES_FILE,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from common.config import Settings
 
 CHILD_STOP_TIMEOUT_S = 30.0
+UP_WAIT_S = 120.0  # for the API to be ready, then for the worker's lease
+CHILDREN = ("worker", "beat", "api", "flower")
 
 
 @dataclass
@@ -55,12 +58,27 @@ class Farm:
     redis: EmbeddedRedis | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    relays: list[threading.Thread] = field(default_factory=list)
+
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         data_dir = str(self.options.data_dir.resolve())
         command = [sys.executable, "-m", "common.cli.main", *args, "--data-dir", data_dir]
         # Its own process group: a Ctrl-C in the terminal reaches `up` alone, which then stops
         # the children in order; and each child gets SIGTERM should `up` itself be killed.
-        self.children[name] = popen_tied(command, env=env, process_group=0)
+        child = popen_tied(
+            command, env=env, process_group=0, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.children[name] = child
+        relay = threading.Thread(target=_relay, args=(name, child.stdout), name=f"log-{name}")
+        relay.start()
+        self.relays.append(relay)
+
+    def died(self) -> str | None:
+        """A child that exited, said as such, if any."""
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                return f"{name} exited with code {child.returncode}"
+        return None
 
     def stop(self) -> None:
         """Stop children (front to back), then the embedded services."""
@@ -76,6 +94,8 @@ class Farm:
                 if child.poll() is None:
                     child.kill()
                     child.wait()
+        for relay in self.relays:  # their last lines
+            relay.join(5)
         with contextlib.suppress(FileNotFoundError):
             (self.options.data_dir / SERVICES_FILE).unlink()
         if self.redis is not None:
@@ -104,19 +124,26 @@ def run_up(options: UpOptions) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if "DATABASE_URL" not in env:
-            _say("starting embedded PostgreSQL ...")
-            farm.postgres = EmbeddedPostgres.start(data_dir)
+            new = not (data_dir / "pg").exists()
+            with _step(
+                f"creating an embedded PostgreSQL in {data_dir / 'pg'} (the first time only)"
+                if new
+                else "starting the embedded PostgreSQL"
+            ):
+                farm.postgres = EmbeddedPostgres.start(data_dir)
             env["DATABASE_URL"] = farm.postgres.url
         if "REDIS_URL" not in env:
-            farm.redis = EmbeddedRedis.start(data_dir)
+            with _step("starting the embedded Redis"):
+                farm.redis = EmbeddedRedis.start(data_dir)
             env["REDIS_URL"] = farm.redis.url
         write_json(
             data_dir / SERVICES_FILE,
             {"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]},
             private=True,
         )
-        _say("migrating the database ...")
-        upgrade(env["DATABASE_URL"])
+        with _step("migrating the database"):
+            upgrade(env["DATABASE_URL"])
+        _say("starting the worker, the reconciler and the API (their lines: name | line)")
         farm.spawn("worker", ["worker"], env)
         beat_env = env
         if "STREAMFLEET_BEAT_HTTP_PORT" not in env:  # the farm's figures are on its /metrics
@@ -129,6 +156,8 @@ def run_up(options: UpOptions) -> int:
         farm.spawn("api", ["api", "--host", options.host, "--port", str(options.port)], env)
         if options.flower:
             farm.spawn("flower", ["flower", "--port", str(options.flower_port)], env)
+        if not _wait_until_up(farm, _base_url(options), env, settings.node_name):
+            return 1
         _announce(options, beat_env, settings)
         return _watch(farm)
     finally:
@@ -153,16 +182,73 @@ def _check_settings(env: dict[str, str]) -> Settings:
 def _watch(farm: Farm) -> int:
     """Wait for a stop signal, or for a child to die (which stops the farm)."""
     while not farm.stopping.wait(0.5):
-        for name, child in farm.children.items():
-            if child.poll() is not None:
-                _say(f"{name} exited with code {child.returncode}: stopping the farm")
-                return 1
+        died = farm.died()
+        if died is not None:
+            _say(f"{died}: stopping the farm")
+            return 1
     return 0
 
 
-def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> None:
+def _wait_until_up(farm: Farm, base: str, env: dict[str, str], node: str) -> bool:
+    """Up means the API answers ready and the node's worker holds its lease (as the API says,
+    logged in as the administrator); False if a child died or a stop came first."""
+    from common.cli.check import fetch
+
+    def ready() -> bool:
+        with contextlib.suppress(OSError):
+            return fetch(f"{base}/readyz")[0] == 200
+        return False
+
+    def live() -> bool:
+        body = {"email": env.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local"),
+                "password": env["STREAMFLEET_ADMIN_PASSWORD"]}  # fmt: skip
+        with contextlib.suppress(OSError):
+            status, login = fetch(f"{base}/api/auth/login", body)
+            if status == 200:
+                status, nodes = fetch(f"{base}/v1/nodes", token=login["token"])
+                return status == 200 and any(n["name"] == node and n["live"] for n in nodes)
+        return False
+
+    for what, done in ((f"the API at {base}", ready), (f"node {node}'s worker", live)):
+        with _step(f"waiting for {what}"):
+            deadline = time.monotonic() + UP_WAIT_S
+            while not done():
+                died = farm.died()
+                if died or farm.stopping.is_set() or time.monotonic() > deadline:
+                    why = died or ("stopped" if farm.stopping.is_set() else "no answer in time")
+                    _say(f"not up: {why}")
+                    return False
+                time.sleep(0.2)
+    return True
+
+
+@contextlib.contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Say what is being done, then how long it took."""
+    _say(f"{what} ...")
+    began = time.monotonic()
+    yield
+    _say(f"{what}: done in {time.monotonic() - began:.1f} s")
+
+
+def _relay(name: str, stream: IO[bytes] | None) -> None:
+    """A child's output, each line after its name."""
+    assert stream is not None
+    label = f"{name:<{max(map(len, CHILDREN))}} | ".encode()
+    out = sys.stdout.buffer
+    for line in stream:
+        out.write(label + line)
+        out.flush()
+
+
+def _base_url(options: UpOptions) -> str:
     host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host  # noqa: S104
-    base = f"http://{host}:{options.port}"
+    return f"http://{host}:{options.port}"
+
+
+def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> None:
+    base = _base_url(options)
+    host = base.removeprefix("http://").rsplit(":", 1)[0]
     email = env.get("STREAMFLEET_ADMIN_EMAIL", "admin@streamfleet.local")
     password = env["STREAMFLEET_ADMIN_PASSWORD"]
     lines = [

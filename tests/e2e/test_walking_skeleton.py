@@ -468,3 +468,21 @@ def test_up_says_which_ffmpeg_its_node_runs(farm: Farm) -> None:
     version = subprocess.run([binary, "-version"], capture_output=True, text=True, check=True)
     expected = f"node {farm.node} runs FFmpeg {parse_version(version.stdout)[0]} ({binary})"
     assert expected in farm.log.read_text()
+
+
+def test_up_says_what_it_does_and_is_up_only_once_the_worker_holds_its_lease(farm: Farm) -> None:
+    said = farm.log.read_text().splitlines()
+    steps = [line.removesuffix(" ...") for line in said if line.endswith(" ...")]
+    if "REDIS_URL" not in farm.env:  # an embedded Redis (this farm's PostgreSQL is the tests')
+        assert "starting the embedded Redis" in steps
+    assert "migrating the database" in steps
+    done = [line for line in said if ": done in " in line]
+    waited = next(
+        i
+        for i, line in enumerate(said)
+        if line.startswith(f"waiting for node {farm.node}'s worker: done")
+    )
+    up = next(i for i, line in enumerate(said) if line.startswith("streamfleet is up: "))
+    assert waited < up and any(line.startswith("waiting for the API") for line in done)
+    children = {line.split(" | ", 1)[0].strip() for line in said if " | " in line}
+    assert {"worker", "beat", "api"} <= children  # each child's lines after its name
