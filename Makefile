@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 PYTEST_WORKERS ?= 2
 ARGS ?=
 
@@ -10,16 +11,28 @@ RTSP := worker/rtsp/node_modules/.installed
 
 .PHONY: install up test lint unit bench rtsp clean
 
-$(STAMP): pyproject.toml constraints.txt
+# What running the farm needs (`make up`): the farm, Flower, embedded PostgreSQL and Redis, an
+# FFmpeg. What the checks need besides (`make test`, `make install`): the dev extra.
+define VENV_WITH
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(1)]'
+endef
+
+RUN_EXTRAS := flower,local
+
+$(RUN_STAMP): pyproject.toml constraints.txt
+	$(call VENV_WITH,$(RUN_EXTRAS))
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(call VENV_WITH,dev)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP) $(RTSP)
 
-up: $(STAMP) $(RTSP)
+up: $(RUN_STAMP) $(RTSP)
 	$(BIN)/streamfleet up $(ARGS)
 
 lint: $(STAMP)
