@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics
+from api import metrics, openapi
 from api.deps import ApiState, DatabaseGate
 from api.limits import RequestLimits
 from api.surfaces import (
@@ -83,7 +83,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version="0.1.0",
         description="Distributed live restreaming and transcoding farm.",
         lifespan=lifespan,
+        docs_url=None,  # served by `api.openapi`, with bundled assets
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     app.state.streamfleet = state
     app.add_middleware(RequestLimits, render=render_for)  # before anything reads the request
     metrics.install(app, state)  # its middleware outside: refused requests are counted too

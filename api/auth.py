@@ -15,9 +15,15 @@ from common.accounts.principal import Principal, Role
 from common.errors import Forbidden, NotAuthenticated, TooManyRequests
 from common.ratelimit import RateLimiter
 
+# The credential headers are the OpenAPI document's security schemes (`api.openapi`), not
+# parameters of each operation.
+Credential = Annotated[str | None, Header(include_in_schema=False)]
+
 
 def bearer_principal(
-    session: SessionDep, state: StateDep, authorization: Annotated[str | None, Header()] = None
+    session: SessionDep,
+    state: StateDep,
+    authorization: Credential = None,
 ) -> Principal:
     """The caller of the native API: `Authorization: Bearer <api key>`, or a login token
     (from /api/auth/login) in its place."""
@@ -49,7 +55,7 @@ def within_rate(state: ApiState, principal: Principal) -> Principal:
 def token_principal(
     session: SessionDep,
     state: StateDep,
-    x_access_token: Annotated[str | None, Header()] = None,
+    x_access_token: Credential = None,
 ) -> Principal:
     """The caller of the Callaba surface: a login token in `x-access-token` — or an API key
     there, which is how a project's credential uses this surface."""
@@ -62,7 +68,7 @@ def project_principal(
     project_id: str,
     session: SessionDep,
     state: StateDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Credential = None,
 ) -> Principal:
     """The caller of a surface scoped by a project in the path (`/api/v1/{project_id}`): a
     key of that project, or a farm-wide credential acting in it, in `Authorization` as is or

@@ -95,6 +95,13 @@ class Conflict(StreamfleetError):
     code = "conflict"
 
 
+class PreconditionFailed(StreamfleetError):
+    """`If-Match` names a revision the resource no longer has: someone changed it since."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class Held(Conflict):
     """Starting a restream (or one that follows it) that a hold keeps from running."""
 

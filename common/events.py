@@ -3,8 +3,8 @@
 Each event has a type, `<subject>.<kind>`: `restream.state` / `node.state` / `server.state` (a
 change of state, `from_state` → `to_state`), `restream.input_switch` (continuity put another
 input on air) and `<subject>.note` (anything else worth telling). A client follows the history
-with a cursor (`page`): events in the order their transactions became final, never one behind
-the cursor later. Recording an event of a project also writes its webhook deliveries, in the
+with a cursor (`page`): events in the order they were committed (`sequence`), never one
+behind the cursor later. Recording an event of a project also writes its webhook deliveries, in the
 same transaction (`common.webhooks.fan_out`): they leave only if the change is committed.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import cast, literal, select, text, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from common import webhooks
@@ -34,8 +34,9 @@ TYPES = (
     f"{SERVER}.{STATE}",
     f"{SERVER}.{NOTE}",
 )
-# Transactions older than every one still open: their events are final.
-_FINAL = text("pg_snapshot_xmin(pg_current_snapshot())")
+# Held (for its transaction) by whoever gives committed events their places in the feed.
+SEQUENCER_LOCK = 0x5F_E7E7_5E0  # "sf events seq"
+SEQUENCED_AT_ONCE = 1000
 
 
 def record(
@@ -81,6 +82,37 @@ def history(
     return list(reversed(list(rows)))
 
 
+def sequence(session: Session) -> int:
+    """Give the committed events that have none their places in the feed, in the order of
+    their ids, after every place given before; how many. One sequencer at a time (a lock held
+    to the end of its transaction; another caller skips), and what it gives is read only
+    once committed: so places are committed in increasing order, and a reader's cursor never
+    passes a place that could still be filled. Ids alone would not do: one is taken at the
+    insert, so a transaction that took an id first and committed last would land behind a
+    cursor that had already passed a later id."""
+    if not session.execute(select(func.pg_try_advisory_xact_lock(SEQUENCER_LOCK))).scalar():
+        return 0
+    unplaced = (
+        select(
+            Event.id,
+            func.row_number().over(order_by=Event.id).label("rank"),
+        )
+        .where(Event.position.is_(None))
+        .order_by(Event.id)
+        .limit(SEQUENCED_AT_ONCE)
+        .subquery()
+    )
+    last = select(func.coalesce(func.max(Event.position), 0)).scalar_subquery()
+    placed = session.execute(
+        update(Event)
+        .where(Event.id == unplaced.c.id)
+        .values(position=last + unplaced.c.rank)
+        .returning(Event.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return len(placed)
+
+
 def page(
     session: Session,
     *,
@@ -89,35 +121,33 @@ def page(
     limit: int,
     types: Collection[str] = (),
 ) -> list[Event]:
-    """Events after the cursor `after` (None: from the start), of one project (None: all),
-    at most `limit`, of the `types` given (none: all). Ordered by writing transaction, then
-    id, and only those of transactions older than every one still open: an event committed
-    late (a transaction that began earlier and took longer) can never land behind a cursor."""
-    query = select(Event).where(Event.tx < _FINAL)
+    """Events placed after the cursor `after` (None: from the start), of one project (None:
+    all), at most `limit`, of the `types` given (none: all), in feed order. Run `sequence` in
+    a transaction of its own first: what it places is read once it is committed."""
+    query = select(Event).where(Event.position.is_not(None))
     if after is not None:
-        tx, event_id = _cursor_parts(after)
-        query = query.where(tuple_(Event.tx, Event.id) > tuple_(_xid8(tx), event_id))
+        query = query.where(Event.position > _position(after))
     if project_id is not None:
         query = query.where(Event.project_id == project_id)
     if types:
-        pairs = [t.split(".", 1) for t in types]
-        query = query.where(tuple_(Event.subject_kind, Event.kind).in_([tuple(p) for p in pairs]))
-    return list(session.execute(query.order_by(Event.tx, Event.id).limit(limit)).scalars())
+        pairs = [tuple(t.split(".", 1)) for t in types]
+        query = query.where(tuple_(Event.subject_kind, Event.kind).in_(pairs))
+    return list(session.execute(query.order_by(Event.position).limit(limit)).scalars())
 
 
 def end(session: Session, *, project_id: str | None) -> str | None:
-    """The cursor after the newest final event (of one project): where following from now
+    """The cursor after the newest placed event (of one project): where following from now
     starts. None if there is none."""
-    query = select(Event).where(Event.tx < _FINAL)
+    query = select(func.max(Event.position))
     if project_id is not None:
         query = query.where(Event.project_id == project_id)
-    newest = session.execute(query.order_by(Event.tx.desc(), Event.id.desc()).limit(1)).scalar()
-    return None if newest is None else cursor(newest)
+    newest = session.execute(query).scalar()
+    return None if newest is None else str(newest)
 
 
 def cursor(event: Event) -> str:
     """Where a reader is after `event` (opaque to clients)."""
-    return f"{event.tx}.{event.id}"
+    return str(event.position)
 
 
 def check_types(given: str | None) -> list[str]:
@@ -148,16 +178,11 @@ def as_json(event: Event) -> dict[str, Any]:
 
 def check_cursor(given: str) -> None:
     """Refuse, naming `after`, what is not a cursor this API gave."""
-    _cursor_parts(given)
+    _position(given)
 
 
-def _cursor_parts(given: str) -> tuple[int, int]:
-    tx, _, event_id = given.partition(".")
-    if not (tx.isdigit() and event_id.isdigit()):
+def _position(given: str) -> int:
+    if not given.isdigit() or len(given) > 18:
         message = "not a cursor this API gave (an event's `cursor`, or a page's `next`)"
         raise InvalidInput(message, [FieldProblem("after", message)])
-    return int(tx), int(event_id)
-
-
-def _xid8(value: int) -> Any:
-    return cast(literal(str(value)), Event.tx.type)
+    return int(given)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.auth import TokenPrincipal, login_claims
+from api.auth import Credential, TokenPrincipal, login_claims
 from api.deps import FarmDep, SessionDep, StateDep
 from api.errors import Problem, error_responses, surface_route
 from common.accounts import revocations, security
@@ -204,9 +204,7 @@ def login(
 
 
 @router.post("/auth/logout")
-def logout(
-    state: StateDep, x_access_token: Annotated[str | None, Header()] = None
-) -> dict[str, Any]:
+def logout(state: StateDep, x_access_token: Credential = None) -> dict[str, Any]:
     """Revoke the login token in `x-access-token`: refused from now on, by every replica."""
     if not x_access_token:
         raise NotAuthenticated("missing x-access-token")

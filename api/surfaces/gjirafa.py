@@ -143,7 +143,7 @@ class LiveVideoIn(_Body):
     )
 
 
-class RestreamIn(_Body):
+class GjirafaRestreamIn(_Body):
     video_id: str = Field(validation_alias=AliasChoices("videoId", "video_id"), min_length=1)
     title: str = Field(min_length=1, max_length=150)
     stream_url: str = Field(
@@ -261,7 +261,7 @@ def delete_live_video(
 
 @router.post("/restreams")
 def create_restream(
-    body: RestreamIn, session: SessionDep, farm: FarmDep, principal: ProjectPrincipal
+    body: GjirafaRestreamIn, session: SessionDep, farm: FarmDep, principal: ProjectPrincipal
 ) -> JSONResponse:
     new = videos.NewDestination(body.title, body.stream_url, body.stream_key, body.status)
     restream = videos.add_destination(session, farm, principal, body.video_id, new)

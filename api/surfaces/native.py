@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
@@ -21,19 +21,19 @@ from api.surfaces.native_models import (
     RestreamPatch,
     StatsOut,
 )
-from common import events
+from common import events, idempotency
 from common.definitions.checks import build
 from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
     InputSpec,
     RestreamDefinition,
 )
-from common.definitions.states import Surface
+from common.definitions.states import RestreamState, Surface
 from common.errors import FieldProblem, InvalidInput, StreamfleetError
 from common.lifecycle import nodes, schedules, service, views
 from common.lifecycle.service import Farm
 from common.models import Event, Restream
-from common.restreams.repository import Listed
+from common.restreams.repository import Filters, Listed
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -80,6 +80,7 @@ def _item(restream: views.Row, now: views.Live) -> dict[str, Any]:
         "last_error": now.last_error(restream),
         "node": restream.node_name,
         "generation": restream.generation,
+        "revision": restream.revision,
         "ingest_url": now.ingest_url(restream, shown.definition),
         "input": shown.input,
         "inputs": shown.inputs,
@@ -122,10 +123,33 @@ def _inputs(
     return given, None
 
 
-@router.post("/restreams", status_code=201)
+@router.post(
+    "/restreams",
+    status_code=201,
+    responses={201: {"headers": {"ETag": {"description": "Its revision."}}}},
+)
 def create_restream(
-    body: RestreamIn, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+    body: RestreamIn,
+    *,
+    session: SessionDep,
+    farm: FarmDep,
+    principal: BearerPrincipal,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Send the create again with the same key (within 24 h) and get what "
+            "the first made, not a second restream; the same key with another body: 409.",
+        ),
+    ] = None,
 ) -> RestreamOut:
+    if idempotency_key is not None:
+        asked = idempotency.fingerprint(body.model_dump_json().encode())
+        first = idempotency.claim(session, principal.subject, idempotency_key, asked)
+        if first is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            return _with_etag(response, _one(service.get(session, principal, first), farm))
     primary, backup = _inputs(body.input, body.inputs)
     if primary is None:
         raise InvalidInput("missing input", [FieldProblem("input", "give input or inputs")])
@@ -148,21 +172,51 @@ def create_restream(
         surface=Surface.NATIVE,
         schedule=body.schedule,
     )
-    return _one(restream, farm)
+    if idempotency_key is not None:
+        idempotency.made(session, principal.subject, idempotency_key, restream.id)
+    return _with_etag(response, _one(restream, farm))
+
+
+def _with_etag(response: Response, restream: RestreamOut) -> RestreamOut:
+    response.headers["ETag"] = f'"{restream.revision}"'
+    return restream
+
+
+def _if_match(given: str | None) -> int | None:
+    """The revision an `If-Match` names (`"3"`, or weakly `W/"3"`); None if none given."""
+    if given is None or given.strip() == "*":
+        return None
+    value = given.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        message = 'an ETag this API gave, such as "3"'
+        raise InvalidInput(f"If-Match: {message}", [FieldProblem("If-Match", message)])
+    return int(value)
 
 
 @router.get("/restreams", response_model=RestreamPage)
 def list_restreams(
+    *,
     session: SessionDep,
     farm: FarmDep,
     principal: BearerPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    state: Annotated[RestreamState | None, Query(description="Only those showing it.")] = None,
+    node: Annotated[str | None, Query(max_length=128, description="Only those on it.")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Only those whose name contains it.")
+    ] = None,
+    project_id: Annotated[
+        str | None, Query(max_length=24, description="Only that project's (farm-wide keys).")
+    ] = None,
 ) -> Response:
-    """Plain rows, each made into its JSON directly, and again only when what it shows
+    """A page of restreams, oldest first, with the filters given.
+
+    Plain rows, each made into its JSON directly, and again only when what it shows
     changed: a page of 500 as 500 models, validated and serialised in turn, took longer than
     the rest of the request together."""
-    rows, total = service.page(session, principal, limit=limit, offset=offset)
+    filters = Filters(state=state, node=node, name=name, project_id=project_id)
+    rows, total = service.page(session, principal, limit=limit, offset=offset, filters=filters)
     now = views.read(farm.redis, rows)
     items = b",".join(_item_json(row, now) for row in rows)
     rest = to_json({"total": total, "limit": limit, "offset": offset})  # {"total": …}
@@ -184,21 +238,42 @@ def _item_json(row: Listed, now: views.Live) -> bytes:
     return made
 
 
-@router.get("/restreams/{restream_id}")
+@router.get(
+    "/restreams/{restream_id}",
+    responses={200: {"headers": {"ETag": {"description": "Its revision, for If-Match."}}}},
+)
 def get_restream(
-    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
-) -> RestreamOut:
-    return _one(service.get(session, principal, restream_id), farm)
-
-
-@router.patch("/restreams/{restream_id}")
-def patch_restream(
     restream_id: str,
-    body: RestreamPatch,
     session: SessionDep,
     farm: FarmDep,
     principal: BearerPrincipal,
+    response: Response,
 ) -> RestreamOut:
+    return _with_etag(response, _one(service.get(session, principal, restream_id), farm))
+
+
+@router.patch(
+    "/restreams/{restream_id}",
+    responses={
+        200: {"headers": {"ETag": {"description": "Its new revision."}}},
+        412: {"model": NativeError, "description": "If-Match names a revision it no longer has."},
+    },
+)
+def patch_restream(
+    restream_id: str,
+    body: RestreamPatch,
+    *,
+    session: SessionDep,
+    farm: FarmDep,
+    principal: BearerPrincipal,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(description='Its ETag as last read ("3"): refused with 412 if it changed since.'),
+    ] = None,
+) -> RestreamOut:
+    """Change what is given, leave the rest (`schedule: null` removes it)."""
+    expected = _if_match(if_match)
     definition = None
     fields = body.model_fields_set
     if fields & {"input", "inputs", "continuity", "transcoding", "outputs", "node_selector"}:
@@ -223,8 +298,10 @@ def patch_restream(
         active=body.active,
         schedule=body.schedule,
         clear_schedule="schedule" in fields and body.schedule is None,
+        if_revision=expected,
     )
-    return _one(service.update(session, farm, principal, restream_id, changes), farm)
+    changed = service.update(session, farm, principal, restream_id, changes)
+    return _with_etag(response, _one(changed, farm))
 
 
 @router.delete("/restreams/{restream_id}", status_code=204)

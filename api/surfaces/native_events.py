@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import BearerPrincipal
@@ -86,16 +86,20 @@ async def list_events(
     types: Annotated[
         str | None, Query(description=f"Comma-separated, of: {', '.join(events.TYPES)}.")
     ] = None,
-    accept: Annotated[str | None, Header()] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    last_event_id: Annotated[
+        str | None, Header(description="A stream's reconnect: the last event's `id:`.")
+    ] = None,
 ) -> Any:
-    """Events in the order their changes became final, never one behind a cursor later. As a
+    """Events in the order they were committed, never one behind a cursor later. As a
     page: `?after=` the last page's `next` (none: from the oldest). As Server-Sent Events (each
     with `id:` its cursor, `event:` its type): from `after` or `Last-Event-ID`, else from now."""
     wanted = events.check_types(types)
     scope = principal.project_id
 
     def read(since: str | None) -> list[dict[str, Any]]:
+        with state.db.transaction() as session:  # committed before anyone reads it
+            events.sequence(session)
         with state.db.transaction() as session:
             found = events.page(session, project_id=scope, after=since, limit=limit, types=wanted)
             return [_followed(e) for e in found]
@@ -103,6 +107,7 @@ async def list_events(
     if SSE in (accept or ""):
         start = after or last_event_id
         if start is None:
+            await _at_database(state, events.sequence)
             start = await _at_database(state, lambda s: events.end(s, project_id=scope))
         else:
             events.check_cursor(start)
@@ -154,6 +159,15 @@ async def _stream(
 
 
 class WebhookIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"url": "https://ops.example/hooks/streamfleet",
+                 "events": ["restream.state", "restream.input_switch"]}
+            ]
+        }
+    )  # fmt: skip
+
     url: str = Field(description="http or https: where each event is POSTed.")
     events: list[EventType] = Field(
         default_factory=list, description="The event types wanted (none: every one)."

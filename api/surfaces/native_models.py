@@ -16,6 +16,7 @@ from common.definitions.restream import (
     TranscodingSpec,
 )
 from common.definitions.schedule import Schedule, ScheduleView
+from common.definitions.states import NodeState, RestreamState
 from common.live import RestreamStats
 
 
@@ -51,8 +52,21 @@ Inputs = Annotated[
 ]
 
 
+EXAMPLE_RESTREAM: dict[str, Any] = {
+    "name": "lobby camera to YouTube",
+    "input": {"input_type": "INPUT_TYPE_RTMP_URL",
+              "input_stream_url": "rtmp://camera.example/live/lobby"},
+    "transcoding": {"video_transcoding": "libx264", "frame_width": 1280, "frame_height": 720,
+                    "filter_fps": 30, "output_video_bitrate": 3000, "preset": "veryfast"},
+    "outputs": [{"output_type": "OUTPUT_TYPE_OTHER_RTMP_URL",
+                 "output_stream_url": "rtmp://a.rtmp.youtube.com/live2",
+                 "output_stream_key": "xxxx-xxxx-xxxx-xxxx"}],
+    "active": True,
+}  # fmt: skip
+
+
 class RestreamIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RESTREAM]})
     name: str = Field(min_length=1, max_length=200)
     input: InputSpec | None = None
     inputs: Inputs = None
@@ -87,11 +101,14 @@ class RestreamOut(BaseModel):
     name: str
     restream_type: str
     active: bool = Field(description="Desired: should it run.")
-    state: str = Field(description="Observed: idle, pending, starting, running, retrying, ...")
+    state: RestreamState = Field(description="What it shows (README: Restream states).")
     state_reason: str | None
     last_error: str | None
     node: str | None
-    generation: int
+    generation: int = Field(description="Its runs so far: one more each time it is placed.")
+    revision: int = Field(
+        description="Its changes so far (its ETag): send it as If-Match with a PATCH."
+    )
     ingest_url: str | None = Field(
         description="Where to publish, for a placed listen input (the node's address and port)."
     )
@@ -116,13 +133,13 @@ class RestreamPage(BaseModel):
 
 class StatsOut(BaseModel):
     restream_id: str
-    state: str
+    state: RestreamState
     live: RestreamStats | None = Field(description="From the running node; null if none.")
 
 
 class NodeOut(BaseModel):
     name: str
-    state: str
+    state: NodeState
     live: bool = Field(description="Holds a lease right now.")
     address: str | None
     capabilities: dict[str, Any]

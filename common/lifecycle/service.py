@@ -32,6 +32,7 @@ from common.errors import (
     Forbidden,
     Held,
     InvalidInput,
+    PreconditionFailed,
     RestreamNotFound,
 )
 from common.ids import new_id, random_id
@@ -65,6 +66,7 @@ class Changes:
     holds: frozenset[Hold] | None = None  # replaces its holds; any hold stops it
     schedule: Schedule | None = None  # replaces its schedule
     clear_schedule: bool = False  # no schedule any more
+    if_revision: int | None = None  # refused (412) unless it is still at this revision
 
 
 def require(principal: Principal, role: Role) -> None:
@@ -116,9 +118,14 @@ def get(session: Session, principal: Principal, restream_id: str) -> Restream:
 
 
 def page(
-    session: Session, principal: Principal, *, limit: int, offset: int
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int,
+    offset: int,
+    filters: repository.Filters = repository.Filters(),  # noqa: B008  (frozen)
 ) -> tuple[list[repository.Listed], int]:
-    return views.page(session, principal.project_id, limit=limit, offset=offset)
+    return views.page(session, principal.project_id, limit=limit, offset=offset, filters=filters)
 
 
 def count(session: Session, principal: Principal) -> int:
@@ -182,6 +189,12 @@ def update(
 ) -> Restream:
     require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
+    if changes.if_revision is not None and changes.if_revision != restream.revision:
+        raise PreconditionFailed(
+            f"restream {restream.id} is at revision {restream.revision}, not "
+            f"{changes.if_revision}: changed since it was read (If-Match); read it again"
+        )
+    restream.revision += 1
     if changes.name is not None and changes.name != restream.name:
         if repository.name_taken(session, restream.project_id, changes.name, except_id=restream.id):
             raise Conflict(f"a restream named {changes.name!r} already exists in this project")
@@ -217,6 +230,7 @@ def start(session: Session, farm: Farm, principal: Principal, restream_id: str) 
     require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
+    restream.revision += 1
     _start(session, farm, restream, "start requested")
     return restream
 
@@ -238,6 +252,7 @@ def stop(session: Session, principal: Principal, restream_id: str) -> Restream:
     """Want the restream stopped. Idempotent."""
     require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
+    restream.revision += 1
     commands.want_stopped(session, restream, "stop requested")
     return restream
 

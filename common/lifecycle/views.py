@@ -160,12 +160,19 @@ _listed: Kept[tuple[float, Listed]] = Kept()
 
 
 def page(
-    session: Session, project_id: str | None, *, limit: int, offset: int
+    session: Session,
+    project_id: str | None,
+    *,
+    limit: int,
+    offset: int,
+    filters: repository.Filters = repository.Filters(),  # noqa: B008  (frozen)
 ) -> tuple[list[Listed], int]:
     """One page of restreams as lists read them, and how many there are: the ids and row
     versions first, then only the rows that changed since this process last read them (a
     list of hundreds that changed little costs one narrow query, not hundreds of rows)."""
-    wanted, total = repository.versions(session, project_id, limit=limit, offset=offset)
+    wanted, total = repository.versions(
+        session, project_id, limit=limit, offset=offset, filters=filters
+    )
     now = time.monotonic()
     rows: dict[str, Listed] = {}
     for restream_id, version in wanted:

@@ -3,6 +3,7 @@
 from common.models.account import ApiKey, User
 from common.models.base import Base
 from common.models.event import Event
+from common.models.idempotency import IdempotencyKey
 from common.models.node import Node
 from common.models.project import Project
 from common.models.restream import Restream
@@ -14,6 +15,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Event",
+    "IdempotencyKey",
     "Node",
     "Project",
     "Restream",

@@ -1,26 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, Identity, Index, Integer, String, Text, text
-from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import UserDefinedType
 
 from common.models.base import Base, utc_timestamp
-
-
-class Xid8(UserDefinedType[int]):
-    """PostgreSQL's 64-bit transaction id (`pg_current_xact_id()`)."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **_: Any) -> str:
-        return "xid8"
-
-
-ischema_names["xid8"] = Xid8  # so that reflection (Alembic's check) knows the type
 
 
 class Event(Base):
@@ -32,8 +17,9 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_subject", "subject_kind", "subject_id", "id"),
-        Index("ix_events_followed", "tx", "id"),
-        Index("ix_events_project", "project_id", "tx", "id"),
+        Index("ix_events_position", "position", unique=True),
+        Index("ix_events_unsequenced", "id", postgresql_where=text("position IS NULL")),
+        Index("ix_events_project", "project_id", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -48,6 +34,6 @@ class Event(Base):
     generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # "state" (from_state → to_state), "input_switch" (continuity), "note" (anything else).
     kind: Mapped[str] = mapped_column(String(32), server_default="note")
-    # The writing transaction. Followed in (tx, id) order up to the oldest transaction still
-    # open (`common.events.page`): no event can appear behind a reader's cursor later.
-    tx: Mapped[int] = mapped_column(Xid8(), server_default=text("pg_current_xact_id()"))
+    # Its place in the feed, given once it is committed (`common.events.sequence`): readers
+    # follow positions, so an event committed late comes later, never behind their cursor.
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -65,6 +65,9 @@ class Restream(Base, ShowsState):
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    # What the API last made of it: one more with every change a client asked for (its
+    # definition, name, schedule, whether it should run). Its ETag, checked by If-Match.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     node_name: Mapped[str | None] = mapped_column(
         ForeignKey("nodes.name", ondelete="SET NULL"), nullable=True, index=True
     )

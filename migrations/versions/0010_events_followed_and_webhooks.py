@@ -1,4 +1,5 @@
-"""events a client can follow (kind, writing transaction), webhooks and their deliveries
+"""events a client can follow (kind, position in the feed), webhooks and their deliveries,
+restream revisions (ETag), idempotency keys
 
 Revision ID: 0010
 Revises: 0009
@@ -11,8 +12,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from common.models.event import Xid8
-
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -23,14 +22,14 @@ def upgrade() -> None:
     op.add_column("events", sa.Column("kind", sa.String(32), server_default="note", nullable=False))
     op.execute("UPDATE events SET kind = 'state' WHERE to_state IS NOT NULL")
     op.execute("UPDATE events SET kind = 'input_switch' WHERE reason LIKE 'on air: %'")
-    # Rows written before: an old transaction id, long finished (0 is never a live one).
-    op.add_column(
-        "events",
-        sa.Column("tx", Xid8(), server_default=sa.text("'0'::xid8"), nullable=False),
+    # Rows written before: in the feed in the order of their ids.
+    op.add_column("events", sa.Column("position", sa.BigInteger(), nullable=True))
+    op.execute("UPDATE events SET position = id")
+    op.create_index("ix_events_position", "events", ["position"], unique=True)
+    op.create_index(
+        "ix_events_unsequenced", "events", ["id"], postgresql_where=sa.text("position IS NULL")
     )
-    op.alter_column("events", "tx", server_default=sa.text("pg_current_xact_id()"))
-    op.create_index("ix_events_followed", "events", ["tx", "id"])
-    op.create_index("ix_events_project", "events", ["project_id", "tx", "id"])
+    op.create_index("ix_events_project", "events", ["project_id", "position"])
     op.create_table(
         "webhooks",
         sa.Column("id", sa.String(24), nullable=False),
@@ -82,11 +81,29 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_deliveries_webhook", "webhook_deliveries", ["webhook_id", "id"])
 
+    op.add_column(
+        "restreams", sa.Column("revision", sa.Integer(), server_default="0", nullable=False)
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("subject", sa.String(64), nullable=False),
+        sa.Column("key", sa.String(255), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("resource_id", sa.String(24), nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("subject", "key", name=op.f("pk_idempotency_keys")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("idempotency_keys")
+    op.drop_column("restreams", "revision")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
     op.drop_index("ix_events_project", table_name="events")
-    op.drop_index("ix_events_followed", table_name="events")
-    op.drop_column("events", "tx")
+    op.drop_index("ix_events_unsequenced", table_name="events")
+    op.drop_index("ix_events_position", table_name="events")
+    op.drop_column("events", "position")
     op.drop_column("events", "kind")

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from api.auth import Credential
 from api.deps import SessionDep, StateDep
 from api.errors import invalid_request
 from api.surfaces import INTEGER_ID
@@ -40,7 +41,7 @@ _BRACKETS = re.compile(r"\[([^\]]*)\]")
 def key_principal(
     session: SessionDep,
     state: StateDep,
-    x_api_key: Annotated[str | None, Header()] = None,
+    x_api_key: Credential = None,
 ) -> Principal:
     """The caller: an API key in `X-API-Key`, within its rate."""
     if not x_api_key or not x_api_key.strip():

@@ -35,7 +35,7 @@ def listed(restream_id: str, definition: dict[str, object]) -> Listed:
     """A list's row of an idle restream, its definition as PostgreSQL's text of it."""
     now = datetime.now(UTC)
     return Listed(
-        restream_id, "p" * 24, "r", False, 0, None, Phase.IDLE, None, now, None, None, None,
+        restream_id, "p" * 24, "r", False, 0, 0, None, Phase.IDLE, None, now, None, None, None,
         None, None, now, now, None, None, None, json.dumps(definition), 1,
     )  # fmt: skip
 
