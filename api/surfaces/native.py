@@ -329,8 +329,29 @@ def restream_stats(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> StatsOut:
     restream = service.get(session, principal, restream_id)
-    stats = views.read(farm.redis, [restream]).of(restream)
-    return StatsOut(restream_id=restream.id, state=restream.state.value, live=stats)
+    now = views.read(farm.redis, [restream])
+    return _stats(restream, now)
+
+
+def _stats(restream: views.Row, now: views.Live) -> StatsOut:
+    return StatsOut(
+        restream_id=restream.id,
+        state=restream.state.value,
+        live=now.of(restream),
+        playback=now.playback(restream, views.shown(restream).definition),
+    )
+
+
+@router.get("/live")
+def live_statistics(
+    session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> list[StatsOut]:
+    """The live statistics of every restream of the caller's that runs (its first 500): one
+    call for a console's whole table."""
+    rows, _ = service.page(session, principal, limit=500, offset=0)
+    placed = [row for row in rows if row.node_name is not None]
+    now = views.read(farm.redis, placed)
+    return [_stats(row, now) for row in placed]
 
 
 @router.get("/restreams/{restream_id}/events")

@@ -135,6 +135,10 @@ class StatsOut(BaseModel):
     restream_id: str
     state: RestreamState
     live: RestreamStats | None = Field(description="From the running node; null if none.")
+    playback: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where viewers play its HLS and DASH outputs, by output id, while it runs.",
+    )
 
 
 class NodeOut(BaseModel):

@@ -17,9 +17,11 @@ import redis
 from sqlalchemy.orm import Session
 
 from common import live
+from common.definitions.kinds import OutputType
 from common.definitions.restream import RestreamDefinition
 from common.definitions.states import Phase
 from common.ffmpeg.argv import ingest_url
+from common.ffmpeg.outputs import DASH_MANIFEST, HLS_PLAYLIST
 from common.live import NodeLease, RestreamStats
 from common.models import Restream
 from common.restreams import repository
@@ -64,6 +66,20 @@ class Live:
         lease = self.leases.get(restream.node_name)
         address = lease.address if lease is not None else restream.node_name
         return ingest_url(definition.input, address, restream.id)
+
+    def playback(self, restream: Row, definition: RestreamDefinition) -> dict[str, str]:
+        """Where viewers play its HLS and DASH outputs while it is placed, by output id: its
+        node's playback base URL (none if the node serves none)."""
+        lease = self.lease_of(restream)
+        base = lease.capabilities.playback_base_url if lease is not None else None
+        if not base:
+            return {}
+        files = {OutputType.HLS: HLS_PLAYLIST, OutputType.DASH: DASH_MANIFEST}
+        return {
+            str(output.id): f"{base}/live/{restream.id}/{output.id}/{files[output.output_type]}"
+            for output in definition.outputs
+            if output.output_type in files
+        }
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,10 @@ def test_start_stop_stats_and_events(
     assert started.status_code == 202
     assert (started.json()["state"], started.json()["node"]) == ("starting", "n1")
     stats = client.get(f"/v1/restreams/{restream_id}/stats", headers=bearer).json()
-    assert stats == {"restream_id": restream_id, "state": "starting", "live": None}
+    assert stats == {"restream_id": restream_id, "state": "starting", "live": None, "playback": {}}
+    idle = create(client, bearer, name="idle")["id"]
+    every = client.get("/v1/live", headers=bearer).json()
+    assert [s["restream_id"] for s in every] == [restream_id] and idle  # the placed ones
     stopped = client.post(f"/v1/restreams/{restream_id}/stop", headers=bearer).json()
     assert (stopped["state"], stopped["active"]) == ("stopping", False)
     events = client.get(f"/v1/restreams/{restream_id}/events", headers=bearer).json()

@@ -241,11 +241,13 @@ def _playback(restream: Restream, lease: live.NodeLease | None) -> dict[str, Any
     }
     if lease is None:
         return urls
-    for output in service.definition_of(restream).outputs:
-        if output.output_type is OutputType.HLS and base:
-            urls["hls"] = f"{base}/live/{restream.id}/{output.id}/{HLS_PLAYLIST}"
-        elif output.output_type is OutputType.DASH and base:
-            urls["dash"] = f"{base}/live/{restream.id}/{output.id}/{DASH_MANIFEST}"
+    definition = service.definition_of(restream)
+    played = views.Live(leases={lease.node: lease}).playback(restream, definition)
+    for output in definition.outputs:
+        if output.output_type is OutputType.HLS and str(output.id) in played:
+            urls["hls"] = played[str(output.id)]
+        elif output.output_type is OutputType.DASH and str(output.id) in played:
+            urls["dash"] = played[str(output.id)]
         elif output.output_type in SERVER_PLAYBACK:
             protocol, capability = SERVER_PLAYBACK[output.output_type]
             server = reachable(getattr(capabilities, capability), lease.address)
