@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics, openapi
+from api import console, metrics, openapi
 from api.deps import ApiState, DatabaseGate
 from api.limits import RequestLimits
 from api.surfaces import (
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         generate_unique_id_function=openapi.operation_id,
     )
     openapi.install(app)
+    console.install(app)
     app.state.streamfleet = state
     app.add_middleware(RequestLimits, render=render_for)  # before anything reads the request
     metrics.install(app, state)  # its middleware outside: refused requests are counted too

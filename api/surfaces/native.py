@@ -317,6 +317,14 @@ def start_restream(
     return _one(service.start(session, farm, principal, restream_id), farm)
 
 
+@router.post("/restreams/{restream_id}/restart", status_code=202)
+def restart_restream(
+    restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
+) -> RestreamOut:
+    """Run it anew (a fresh FFmpeg, a new generation) if it runs; else start it."""
+    return _one(service.restart(session, farm, principal, restream_id), farm)
+
+
 @router.post("/restreams/{restream_id}/stop", status_code=202)
 def stop_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal

@@ -125,6 +125,8 @@ def test_start_stop_stats_and_events(
     idle = create(client, bearer, name="idle")["id"]
     every = client.get("/v1/live", headers=bearer).json()
     assert [s["restream_id"] for s in every] == [restream_id] and idle  # the placed ones
+    restarted = client.post(f"/v1/restreams/{restream_id}/restart", headers=bearer).json()
+    assert restarted["generation"] == 1 and restarted["active"]  # to run anew once gone
     stopped = client.post(f"/v1/restreams/{restream_id}/stop", headers=bearer).json()
     assert (stopped["state"], stopped["active"]) == ("stopping", False)
     events = client.get(f"/v1/restreams/{restream_id}/events", headers=bearer).json()
