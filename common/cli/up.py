@@ -253,7 +253,7 @@ def _announce(options: UpOptions, env: dict[str, str], settings: Settings) -> No
     password = env["STREAMFLEET_ADMIN_PASSWORD"]
     lines = [
         "",
-        f"streamfleet is up: API {base}   docs {base}/docs",
+        f"streamfleet is up: console {base}/ui/   API {base}   docs {base}/docs",
         f"node {settings.node_name} runs {_ffmpeg_of(settings)}",
         "log in (Callaba Engine API):",
         f"  curl -s -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\",
