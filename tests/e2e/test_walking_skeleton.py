@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,6 +192,18 @@ def test_another_worker_joins_through_the_data_dir(farm: Farm) -> None:
     assert worker.returncode == 0
 
 
+def tiny(name: str, **changes: Any) -> dict[str, Any]:
+    """A native body of a cheap restream: a 160x90 test signal at 10 fps to a UDP port."""
+    return {
+        "name": name,
+        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 160,
+                  "resolution_height": 90, "encoding_rate": 10},
+        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
+                     "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
+        **changes,
+    }  # fmt: skip
+
+
 def test_check_says_whether_the_farm_answers(farm: Farm) -> None:
     """`streamfleet check`, which the chart's `helm test` runs."""
     said = farm.cli("check", "--api", farm.base_url)
@@ -207,14 +218,7 @@ def test_a_schedule_starts_and_stops_a_restream_on_time(farm: Farm) -> None:
     """Kept in PostgreSQL by the API, carried out by the reconciler (another process) within
     a second of each time: the events' times (PostgreSQL's clock) against the schedule's."""
     start_at = datetime.now(UTC) + timedelta(seconds=3)
-    body = {
-        "name": "scheduled",
-        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 160,
-                  "resolution_height": 90, "encoding_rate": 10},
-        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
-                     "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
-        "schedule": {"start_at": start_at.isoformat(), "duration_s": 3},
-    }  # fmt: skip
+    body = tiny("scheduled", schedule={"start_at": start_at.isoformat(), "duration_s": 3})
     made = farm.http.post("/v1/restreams", json=body, headers=farm.bearer)
     assert made.status_code == 201, made.text
     url = f"/v1/restreams/{made.json()['id']}"
@@ -263,11 +267,12 @@ def test_a_follower_and_a_webhook_see_a_restream_start_and_stop(farm: Farm) -> N
     ).json()
     receiver.secret = hook["secret"]
     followed: list[dict[str, Any]] = []
+    # From the project's first event (cursor 0), however late the stream connects.
+    resume = {"Last-Event-ID": "0"}
 
     def follow() -> None:
-        with farm.http.stream(
-            "GET", "/v1/events", headers={**ours, "Accept": "text/event-stream"}, timeout=60
-        ) as stream:
+        headers = {**ours, "Accept": "text/event-stream", **resume}
+        with farm.http.stream("GET", "/v1/events", headers=headers, timeout=60) as stream:
             for line in stream.iter_lines():
                 if line.startswith("data: "):
                     followed.append(json.loads(line.removeprefix("data: ")))
@@ -276,15 +281,7 @@ def test_a_follower_and_a_webhook_see_a_restream_start_and_stop(farm: Farm) -> N
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    time.sleep(1)  # the stream is open (it follows from now)
-    body = {
-        "name": "followed",
-        "input": {"input_type": "INPUT_TYPE_GENERATE_TEST_VIDEO", "resolution_width": 160,
-                  "resolution_height": 90, "encoding_rate": 10},
-        "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL",
-                     "output_stream_url": f"udp://127.0.0.1:{free_port()}"}],
-        "active": True,
-    }  # fmt: skip
+    body = tiny("followed", active=True)
     try:
         restream_id = farm.http.post("/v1/restreams", json=body, headers=ours).json()["id"]
         url = f"/v1/restreams/{restream_id}"
