@@ -23,6 +23,7 @@ from api.surfaces import (
     gjirafa,
     native,
     native_events,
+    native_nodes,
     native_projects,
     servers,
 )
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.add_middleware(RequestLimits, render=render_for)  # before anything reads the request
     metrics.install(app, state)  # its middleware outside: refused requests are counted too
     app.include_router(native.router)
+    app.include_router(native_nodes.router)
     app.include_router(native_projects.router)
     app.include_router(native_events.router)
     app.include_router(callaba.router)

@@ -14,7 +14,6 @@ from api.errors import error_responses, surface_route
 from api.surfaces.native_models import (
     EventOut,
     NativeError,
-    NodeOut,
     RestreamIn,
     RestreamOut,
     RestreamPage,
@@ -23,17 +22,17 @@ from api.surfaces.native_models import (
 )
 from common import events, idempotency
 from common.definitions.checks import build
-from common.definitions.node import NodeCapabilities
 from common.definitions.restream import (
     InputSpec,
     RestreamDefinition,
 )
 from common.definitions.states import RestreamState, Surface
 from common.errors import FieldProblem, InvalidInput, StreamfleetError
-from common.lifecycle import nodes, schedules, service, views
+from common.lifecycle import schedules, service, views
 from common.lifecycle.service import Farm
 from common.models import Event, Restream
-from common.restreams.repository import Filters, Listed
+from common.restreams.filters import Filters
+from common.restreams.repository import Listed
 
 
 def render_error(error: StreamfleetError) -> JSONResponse:
@@ -99,7 +98,7 @@ def _one(restream: Restream, farm: Farm) -> RestreamOut:
     return RestreamOut(**_item(restream, views.read(farm.redis, [restream])))
 
 
-def _event(row: Event) -> EventOut:
+def event_out(row: Event) -> EventOut:
     return EventOut(
         id=row.id,
         at=row.at,
@@ -370,54 +369,6 @@ def restream_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventOut]:
     restream = service.get(session, principal, restream_id)
-    return [_event(e) for e in events.history(session, events.RESTREAM, restream.id, limit=limit)]
-
-
-@router.get("/nodes")
-def list_nodes(session: SessionDep, farm: FarmDep, principal: BearerPrincipal) -> list[NodeOut]:
-    return [_node_out(view) for view in nodes.overview(session, farm.redis, principal)]
-
-
-def _node_out(view: nodes.NodeView) -> NodeOut:
-    node, lease = view.node, view.lease
-    capabilities = (
-        lease.capabilities if lease else NodeCapabilities.model_validate(node.capabilities)
-    )
-    return NodeOut(
-        name=node.name,
-        state=node.state.value,
-        live=lease is not None,
-        address=lease.address if lease else None,
-        capabilities=capabilities.model_dump(mode="json"),
-        running=len(lease.running) if lease else 0,
-        lease_renewed_at=lease.renewed_at if lease else None,
-        lease_holder=(lease.holder or None) if lease else None,
-        capacity=nodes.capacity_view(capabilities, view.usage),
-    )
-
-
-@router.post("/nodes/{name}/drain", status_code=202)
-def drain_node(
-    name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
-) -> NodeOut:
-    """No new restreams on this node; its restreams move to other nodes (stop, then start)."""
-    return _node_out(nodes.view(session, farm.redis, nodes.drain(session, principal, name)))
-
-
-@router.post("/nodes/{name}/undrain")
-def undrain_node(
-    name: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
-) -> NodeOut:
-    """Back in service: the node takes new restreams again."""
-    return _node_out(nodes.view(session, farm.redis, nodes.undrain(session, principal, name)))
-
-
-@router.get("/nodes/{name}/events")
-def node_events(
-    name: str,
-    session: SessionDep,
-    principal: BearerPrincipal,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[EventOut]:
-    node = nodes.get(session, principal, name)
-    return [_event(e) for e in events.history(session, events.NODE, node.name, limit=limit)]
+    return [
+        event_out(e) for e in events.history(session, events.RESTREAM, restream.id, limit=limit)
+    ]

@@ -23,7 +23,8 @@ from common.definitions.server import ServerKind, ServerSpec, ServerState, inges
 from common.errors import Conflict, FieldProblem, ServerNotFound
 from common.ids import new_id
 from common.lifecycle import nodes
-from common.lifecycle.service import Farm, lock_placement, project_of, require
+from common.lifecycle.placement_lock import lock_placement
+from common.lifecycle.service import Farm, project_of, require
 from common.live import ServerStats
 from common.models import Server
 from common.nodes.capabilities import Requirements

@@ -6,14 +6,12 @@ messages they enqueue leave only after that commit (`common.outbox`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import redis
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.accounts.principal import Principal, Role
@@ -26,7 +24,6 @@ from common.definitions.schedule import Schedule
 from common.definitions.server import ServerKind, input_stream, server_source
 from common.definitions.states import Hold, Phase, Surface
 from common.errors import (
-    BackendUnavailable,
     Conflict,
     FieldProblem,
     Forbidden,
@@ -37,14 +34,13 @@ from common.errors import (
 )
 from common.ids import new_id, random_id
 from common.lifecycle import commands, nodes, schedules, views
+from common.lifecycle.placement_lock import lock_placement
 from common.models import Restream
 from common.nodes.capabilities import requirements
 from common.nodes.placement import Placed, Unplaced, Wanted, plan_placements
 from common.restreams import repository
+from common.restreams.filters import EVERY, Filters
 from common.servers import repository as servers
-
-# Any 64-bit constant: "sfplace".
-PLACEMENT_LOCK_ID = 0x73_6670_6C61_6365
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def page(
     *,
     limit: int,
     offset: int,
-    filters: repository.Filters = repository.Filters(),  # noqa: B008  (frozen)
+    filters: Filters = EVERY,
 ) -> tuple[list[repository.Listed], int]:
     return views.page(session, principal.project_id, limit=limit, offset=offset, filters=filters)
 
@@ -264,28 +260,6 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
     restream = _locked(session, principal, restream_id)
     for gone in [*repository.followers(session, restream.id, for_update=True), restream]:
         commands.discard(session, gone)  # followers first: the database would cascade them
-
-
-_TRY_PLACEMENT_LOCK = select(func.pg_try_advisory_xact_lock(PLACEMENT_LOCK_ID))
-PLACEMENT_LOCK_WAIT_S = 30.0
-
-
-def lock_placement(session: Session) -> None:
-    """Serialise placements farm-wide until this transaction ends.
-
-    Whoever places reads every node's holdings after taking this lock, and the holdings of
-    the previous holder were committed before it was released: no two placements can both
-    count the same free capacity (or the same free port), so no node is ever overbooked.
-    """
-    # Tried rather than waited for: a wait is one statement, which a burst of placements would
-    # make outlast the statement timeout (each placement holds the lock a few milliseconds).
-    deadline = time.monotonic() + PLACEMENT_LOCK_WAIT_S
-    pause_s = 0.002
-    while not session.execute(_TRY_PLACEMENT_LOCK).scalar_one():
-        if time.monotonic() > deadline:
-            raise BackendUnavailable("busy: too many placements at once", retry_after_s=1)
-        time.sleep(pause_s)
-        pause_s = min(pause_s * 2, 0.02)
 
 
 def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:

@@ -25,6 +25,7 @@ from common.ffmpeg.outputs import DASH_MANIFEST, HLS_PLAYLIST
 from common.live import NodeLease, RestreamStats
 from common.models import Restream
 from common.restreams import repository
+from common.restreams.filters import EVERY, Filters
 from common.restreams.repository import Listed
 
 V = TypeVar("V")
@@ -181,7 +182,7 @@ def page(
     *,
     limit: int,
     offset: int,
-    filters: repository.Filters = repository.Filters(),  # noqa: B008  (frozen)
+    filters: Filters = EVERY,
 ) -> tuple[list[Listed], int]:
     """One page of restreams as lists read them, and how many there are: the ids and row
     versions first, then only the rows that changed since this process last read them (a

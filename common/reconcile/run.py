@@ -3,7 +3,7 @@
 Run by `streamfleet beat` (`common.cli.beat`) every `reconcile_interval_s`, and the moment the
 lease of a node that stopped answering lapses, under a PostgreSQL advisory lock so that at most
 one round runs at a time across the farm. It also
-holds the placement lock (see `common.lifecycle.service.lock_placement`) for the round, so its
+holds the placement lock (see `common.lifecycle.placement_lock`) for the round, so its
 placements and the API's never count the same free capacity twice.
 
 The plan is made from a snapshot read without row locks. Each change then locks its row with
@@ -32,7 +32,8 @@ from common.definitions.server import server_source
 from common.definitions.states import NodeState, Phase
 from common.lifecycle import commands, schedules, servers
 from common.lifecycle import nodes as node_service
-from common.lifecycle.service import definition_of, lock_placement
+from common.lifecycle.placement_lock import lock_placement
+from common.lifecycle.service import definition_of
 from common.models import Node, Restream
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import requirements

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,12 +12,9 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Text,
-    and_,
     cast,
-    false,
     func,
     literal_column,
-    or_,
     select,
     union_all,
 )
@@ -35,6 +31,7 @@ from common.definitions.states import (
 )
 from common.models import Project, Restream, Run
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
+from common.restreams.filters import EVERY, Filters
 
 
 def _scoped(statement: Select[Restream], project_id: str | None) -> Select[Restream]:
@@ -141,50 +138,13 @@ _LISTED = (
 )
 
 
-@dataclass(frozen=True)
-class Filters:
-    """What a list asks for besides its page: restreams showing `state`, placed on `node`,
-    whose name contains `name` (any case), of project `project_id`."""
-
-    state: RestreamState | None = None
-    node: str | None = None
-    name: str | None = None
-    project_id: str | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = []
-        if self.state is not None:
-            found.append(shows(self.state))
-        if self.node is not None:
-            found.append(Restream.node_name == self.node)
-        if self.name:
-            escaped = self.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            found.append(Restream.name.ilike(f"%{escaped}%", escape="\\"))
-        if self.project_id is not None:
-            found.append(Restream.project_id == self.project_id)
-        return found
-
-
-def shows(state: RestreamState) -> ColumnElement[bool]:
-    """SQL for "shows `state`": every combination of phase, desire and current run that
-    `shown` maps to it (a run of another generation counts as none)."""
-    current = Restream.run_generation == Restream.generation
-    no_run = or_(Restream.run_state.is_(None), Restream.run_generation.is_(None), ~current)
-    cases: list[ColumnElement[bool]] = []
-    for phase, active, run in itertools.product(Phase, (False, True), (None, *RunState)):
-        if shown(phase, active, run) is state:
-            has_run = no_run if run is None else and_(Restream.run_state == run, current)
-            cases.append(and_(Restream.phase == phase, Restream.active.is_(active), has_run))
-    return or_(false(), *cases)
-
-
 def versions(
     session: Session,
     project_id: str | None,
     *,
     limit: int,
     offset: int,
-    filters: Filters = Filters(),
+    filters: Filters = EVERY,
 ) -> tuple[list[tuple[str, int]], int]:
     """The ids of one page of restreams, oldest first (in order of creation), with the
     versions of their rows — what a list reads first, to read again only what changed — and
@@ -208,7 +168,7 @@ def listed(session: Session, ids: Collection[str]) -> list[Listed]:
     return [Listed(*row) for row in rows]
 
 
-def count(session: Session, project_id: str | None, filters: Filters = Filters()) -> int:
+def count(session: Session, project_id: str | None, filters: Filters = EVERY) -> int:
     statement = select(func.count()).select_from(Restream).where(*filters.conditions())
     if project_id is not None:
         statement = statement.where(Restream.project_id == project_id)

@@ -31,6 +31,7 @@ from common.definitions.restream import (
 from common.definitions.states import Surface
 from common.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from common.lifecycle import service, views
+from common.lifecycle.placement_lock import lock_placement
 from common.lifecycle.service import Farm
 from common.models import Restream
 from common.restreams import repository
@@ -93,7 +94,7 @@ class NewDestination:
 
 def create_video(session: Session, farm: Farm, principal: Principal, new: NewVideo) -> Restream:
     """A live video, started: it listens for its publisher as soon as it is placed."""
-    service.lock_placement(session)  # ports are handed out one caller at a time
+    lock_placement(session)  # ports are handed out one caller at a time
     port = _free_port(session, farm)
     definition = build(
         RestreamDefinition,

@@ -7,7 +7,8 @@ import pytest
 from common.definitions.restream import RestreamDefinition
 from common.ffmpeg.continuity import output_argv, runner_spec, slate_argv, stage_argv, with_port
 from common.ffmpeg.placement import Placement
-from worker.continuity import SLATE, Stage, Switch, key_frame
+from worker.continuity import Stage
+from worker.switch import SLATE, Switch, key_frame
 
 VIDEO, AUDIO = 0x100, 0x101
 
@@ -100,7 +101,7 @@ def test_inputs_go_on_air_from_their_last_key_frame_and_the_slate_bridges(
 def test_a_picture_group_too_long_to_keep_waits_for_the_next_key_frame(
     sent: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("worker.continuity.GOP_BYTES", 4 * len(datagram()))
+    monkeypatch.setattr("worker.switch.GOP_BYTES", 4 * len(datagram()))
     clock = Clock()
     on = switch(sent, clock)
     on.received("backup", datagram(key=True))
