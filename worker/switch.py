@@ -25,15 +25,22 @@ SLATE = "slate"
 GOP_BYTES = 8 << 20  # kept of a source since its last key frame, at most
 
 
-def key_frame(datagram: bytes) -> bool:
-    """Whether a datagram of MPEG-TS starts a video key frame (random access indicator)."""
+def video_in(datagram: bytes) -> tuple[bool, bool]:
+    """Whether a datagram of MPEG-TS carries video, and whether it starts a video key frame
+    (the random access indicator)."""
+    video = False
     for at in range(0, len(datagram) - TS_PACKET + 1, TS_PACKET):
         packet = datagram[at : at + TS_PACKET]
         if packet[0] != 0x47 or ((packet[1] & 0x1F) << 8 | packet[2]) != VIDEO_PID:
             continue
         if packet[3] & 0x20 and packet[4] > 0 and packet[5] & 0x40:
-            return True
-    return False
+            return True, True
+        video = True
+    return video, False
+
+
+def key_frame(datagram: bytes) -> bool:
+    return video_in(datagram)[1]
 
 
 @dataclass
@@ -61,12 +68,16 @@ class Switch:
     switches: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=100))
 
     def received(self, name: str, datagram: bytes) -> None:
+        """A datagram of a source. Only video counts as delivering: a stage whose video has not
+        appeared (FFmpeg found only the audio while it probed) is of no use on air."""
         now = self.clock()
-        if now - self.last.get(name, -1e9) >= self.loss_s:  # back after a loss: anew
-            self.healthy_since[name] = now
-            self.gop.pop(name, None)
-        self.last[name] = now
-        if key_frame(datagram):
+        video, key = video_in(datagram)
+        if video:
+            if now - self.last.get(name, -1e9) >= self.loss_s:  # back after a loss: anew
+                self.healthy_since[name] = now
+                self.gop.pop(name, None)
+            self.last[name] = now
+        if key:
             self.gop[name], self.gop_bytes[name] = [datagram], len(datagram)
             if name == self.pending:
                 self._take(name)

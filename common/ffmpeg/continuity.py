@@ -27,10 +27,6 @@ STAGE_LOG = ["-hide_banner", "-nostats", "-loglevel", "level+warning"]
 CHECKING_LOG = ["-hide_banner", "-nostats", "-loglevel", "level+info"]
 BLACK = "blackdetect=d=0:pic_th=0.98:pix_th=0.10"  # marks the first black frame: timed by us
 SILENCE_DB = -50
-# A stage's FFmpeg sends nothing until it has probed its source: half a second of it, not the
-# default five (an RTMP source that returns reached the switch 1.9 s after it published, now
-# 0.8 s). The output stage, which decodes, probes what the switch sends on its own.
-STAGE_PROBE = ["-analyzeduration", "500000"]
 # What the output stage reads: the switch's loopback port, stamped with arrival times.
 SWITCHED_INPUT = ["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1"]
 SLATE_TEXT_FILE = "{slate_text_file}"  # the runner writes the slate's text there
@@ -48,7 +44,7 @@ def stage_argv(
         if spec.input_type is InputType.GENERATE_TEST_VIDEO
         else ("0:v:0?", "0:a:0?")
     )
-    argv = [*(CHECKING_LOG if checks else STAGE_LOG), *STAGE_PROBE, *open_args(spec, placement)]
+    argv = [*(CHECKING_LOG if checks else STAGE_LOG), *open_args(spec, placement)]
     if checks:
         argv += checking_output(checks, video, audio)
     argv += ["-map", video, "-map", audio]

@@ -98,6 +98,22 @@ def test_inputs_go_on_air_from_their_last_key_frame_and_the_slate_bridges(
     ]  # fmt: skip
 
 
+def test_a_source_without_video_does_not_deliver(sent: list[bytes]) -> None:
+    """A stage whose FFmpeg found only the audio while it probed sends audio alone: of no use
+    on air (the output would have no picture), so the slate stays."""
+    clock = Clock()
+    on = switch(sent, clock)
+    on.received(SLATE, datagram(key=True))
+    for _ in range(5):
+        clock.now += 0.2
+        on.received("primary", ts_packet(AUDIO) * 7)
+        on.tick()
+    assert on.on_air == SLATE and on.pending is None
+    on.received("primary", datagram(key=True))
+    on.tick()
+    assert on.on_air == "primary"
+
+
 def test_a_picture_group_too_long_to_keep_waits_for_the_next_key_frame(
     sent: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
