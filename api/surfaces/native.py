@@ -181,15 +181,21 @@ def _with_etag(response: Response, restream: RestreamOut) -> RestreamOut:
     return restream
 
 
-def _if_match(given: str | None) -> int | None:
-    """The revision an `If-Match` names (`"3"`, or weakly `W/"3"`); None if none given."""
+def _if_match(given: str | None) -> frozenset[int] | None:
+    """The revisions an `If-Match` names (None: any, or none asked). Compared strongly, as
+    RFC 9110 wants for If-Match: a weak tag (`W/"3"`) matches nothing."""
     if given is None or given.strip() == "*":
         return None
-    value = given.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        message = 'an ETag this API gave, such as "3"'
-        raise InvalidInput(f"If-Match: {message}", [FieldProblem("If-Match", message)])
-    return int(value)
+    found = set()
+    for tag in (t.strip() for t in given.split(",")):
+        weak = tag.startswith("W/")
+        value = tag.removeprefix("W/")
+        if len(value) < 3 or value[0] != '"' or value[-1] != '"' or not value[1:-1].isdigit():
+            message = 'ETags this API gave, such as "3" (a list: "3", "4")'
+            raise InvalidInput(f"If-Match: {message}", [FieldProblem("If-Match", message)])
+        if not weak:
+            found.add(int(value[1:-1]))
+    return frozenset(found)
 
 
 @router.get("/restreams", response_model=RestreamPage)
@@ -297,7 +303,7 @@ def patch_restream(
         active=body.active,
         schedule=body.schedule,
         clear_schedule="schedule" in fields and body.schedule is None,
-        if_revision=expected,
+        if_revisions=expected,
     )
     changed = service.update(session, farm, principal, restream_id, changes)
     return _with_etag(response, _one(changed, farm))

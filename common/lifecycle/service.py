@@ -62,7 +62,7 @@ class Changes:
     holds: frozenset[Hold] | None = None  # replaces its holds; any hold stops it
     schedule: Schedule | None = None  # replaces its schedule
     clear_schedule: bool = False  # no schedule any more
-    if_revision: int | None = None  # refused (412) unless it is still at this revision
+    if_revisions: frozenset[int] | None = None  # refused (412) unless it is at one of these
 
 
 def require(principal: Principal, role: Role) -> None:
@@ -185,10 +185,10 @@ def update(
 ) -> Restream:
     require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
-    if changes.if_revision is not None and changes.if_revision != restream.revision:
+    if changes.if_revisions is not None and restream.revision not in changes.if_revisions:
         raise PreconditionFailed(
-            f"restream {restream.id} is at revision {restream.revision}, not "
-            f"{changes.if_revision}: changed since it was read (If-Match); read it again"
+            f"restream {restream.id} is at revision {restream.revision}, not the one If-Match "
+            "names: changed since it was read; read it again"
         )
     restream.revision += 1
     if changes.name is not None and changes.name != restream.name:
@@ -236,6 +236,7 @@ def restart(session: Session, farm: Farm, principal: Principal, restream_id: str
     require(principal, Role.OPERATOR)
     restream = _locked(session, principal, restream_id)
     check_supported(definition_of(restream), farm.settings)
+    restream.revision += 1
     if _placed(restream):  # run anew once gone from there: never two copies
         restream.active = True
         commands.move(session, restream, "restart requested")

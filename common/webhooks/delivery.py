@@ -62,7 +62,11 @@ def claim(session: Session, limit: int) -> list[Claimed]:
     rows = session.execute(
         select(WebhookDelivery, Webhook.url, Webhook.secret)
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-        .where(WebhookDelivery.state == PENDING, WebhookDelivery.next_at <= now)
+        .where(
+            WebhookDelivery.state == PENDING,
+            WebhookDelivery.next_at <= now,
+            Webhook.active.is_(True),  # a paused webhook keeps its deliveries for later
+        )
         .order_by(WebhookDelivery.next_at)
         .limit(limit)
         .with_for_update(of=WebhookDelivery, skip_locked=True)

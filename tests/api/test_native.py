@@ -247,3 +247,48 @@ def test_openapi_documents_the_errors_each_surface_answers(client: TestClient) -
                 checked += 1
             break
     assert checked > 40
+
+
+def test_if_match_compares_strongly_and_a_stale_revision_is_refused(
+    client: TestClient, bearer: dict[str, str]
+) -> None:
+    made = client.post("/v1/restreams", json=BODY, headers=bearer)
+    url, etag = f"/v1/restreams/{made.json()['id']}", made.headers["ETag"]
+    assert etag == f'"{made.json()["revision"]}"'
+
+    def patch(if_match: str, name: str) -> Any:
+        return client.patch(url, json={"name": name}, headers={**bearer, "If-Match": if_match})
+
+    assert patch(f"W/{etag}", "weak").status_code == 412  # a weak tag matches nothing
+    renamed = patch(f'"999", {etag}', "listed")  # one of a list
+    assert renamed.status_code == 200 and renamed.headers["ETag"] != etag
+    stale = patch(etag, "stale")
+    assert stale.status_code == 412 and stale.json()["error"]["code"] == "precondition_failed"
+    assert patch("*", "any").status_code == 200
+    refused = patch("3", "unquoted")
+    assert (
+        refused.status_code == 422 and refused.json()["error"]["problems"][0]["field"] == "If-Match"
+    )
+    before = client.get(url, headers=bearer).headers["ETag"]
+    client.post(f"{url}/restart", headers=bearer)  # a start, a stop, a restart: changes too
+    assert patch(before, "after a restart").status_code == 412
+    assert client.get(url, headers=bearer).json()["name"] == "any"
+
+
+def test_an_idempotency_key_makes_one_restream(client: TestClient, bearer: dict[str, str]) -> None:
+    keyed = {**bearer, "Idempotency-Key": "create-lobby-1"}
+    first = client.post("/v1/restreams", json=BODY, headers=keyed)
+    again = client.post("/v1/restreams", json=BODY, headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert (
+        first.json()["id"] == again.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    )
+    assert "Idempotent-Replayed" not in first.headers
+    assert client.get("/v1/restreams", headers=bearer).json()["total"] == 1
+    other = client.post("/v1/restreams", json={**BODY, "name": "other"}, headers=keyed)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]["message"]
+    client.delete(f"/v1/restreams/{first.json()['id']}", headers=bearer)
+    gone = client.post("/v1/restreams", json=BODY, headers=keyed)
+    assert gone.status_code == 404  # what the key made was removed: not made again
+    bad = client.post("/v1/restreams", json=BODY, headers={**bearer, "Idempotency-Key": "a\x7fb"})
+    assert bad.status_code == 422
