@@ -110,8 +110,8 @@ def signature(secret: str, body: bytes, at: int) -> str:
     return f"t={at},v1={mac}"
 
 
-def send(claimed: Claimed, *, timeout_s: float = SEND_TIMEOUT_S) -> Answer:
-    """POST one delivery; what came back."""
+def send(claimed: Claimed, *, timeout_s: float | None = None) -> Answer:
+    """POST one delivery (waiting `SEND_TIMEOUT_S` at most); what came back."""
     refused = _refused_address(claimed.url)
     if refused is not None:
         return Answer(None, None, refused)
@@ -128,7 +128,7 @@ def send(claimed: Claimed, *, timeout_s: float = SEND_TIMEOUT_S) -> Answer:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s or SEND_TIMEOUT_S) as response:  # noqa: S310
             return Answer(response.status, _start(response.read(KEPT_RESPONSE)), None)
     except urllib.error.HTTPError as error:
         return Answer(error.code, _start(error.read(KEPT_RESPONSE)), f"HTTP {error.code}")

@@ -5,6 +5,7 @@ until it is answered 2xx; what it answered is kept."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -162,3 +163,33 @@ def test_link_local_addresses_are_never_sent_to() -> None:
     claimed = delivery.Claimed(1, "http://169.254.169.254/latest", "s", b"{}", "node.state")
     answer = delivery.send(claimed, timeout_s=1)
     assert answer.status is None and answer.error is not None and "link-local" in answer.error
+
+
+def test_a_sender_claims_no_more_than_it_can_send_at_once(
+    live: TestClient,
+    admin: dict[str, str],
+    committing_db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint that never answers holds a sender until the timeout: what the sender cannot
+    send yet stays unclaimed (claimed, it would wait in a queue while its claim ran out)."""
+    monkeypatch.setattr(delivery, "SEND_TIMEOUT_S", 2.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections queue; nothing ever answers
+    project = new_project(live, admin, "hanging")
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+    live.post(f"/v1/projects/{project}/webhooks", json={"url": url}, headers=admin)
+    operator = {"Authorization": f"Bearer {new_key(live, admin, project, 'operator')['key']}"}
+    for i in range(5):
+        started(live, operator, f"r{i}")
+    sender = WebhookSender(committing_db, senders=2)
+    try:
+        assert sender.send_due() == 2
+        assert sender.send_due() == 0  # both busy
+    finally:
+        sender.stop()
+        silent.close()
+    with committing_db.transaction() as session:
+        tried = session.execute(select(WebhookDelivery.attempts)).scalars().all()
+    assert sorted(tried) == [0, 0, 0, 1, 1]
