@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         "when it is cordoned or tainted for removal, undrain when it is uncordoned (the Helm "
         "chart sets it, with the RBAC to read nodes).",
     )
+    outbound_private: bool = Field(
+        False,
+        description="Let webhooks and slate images reach loopback and private addresses (the "
+        "node itself, the operator's internal network); link-local ones never.",
+    )
     kubernetes_api_url: str | None = Field(
         None,
         description="The Kubernetes API for STREAMFLEET_DRAIN_ON_CORDON; default the pod's own "

@@ -16,6 +16,7 @@ silent, and the switch counts that input as lost.
 from __future__ import annotations
 
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -28,12 +29,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from common import outbound
 from common.ffmpeg.continuity import with_port
 from common.ffmpeg.outcome import chatter
 from worker.switch import SLATE, Switch
@@ -135,17 +135,22 @@ def _die_with_parent() -> None:
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def fetch_image(url: str, work: Path) -> Path | str:
+def fetch_image(url: str, work: Path, *, allow_private: bool) -> Path | str:
     """The slate's image, kept in `work`; or why it could not be (a PNG or a JPEG, over
-    http(s), of at most `IMAGE_BYTES`)."""
+    http(s), of at most `IMAGE_BYTES`, from an address `common.outbound` allows)."""
     try:
-        # The scheme was checked where the URL entered (http or https), and again below.
-        with urllib.request.urlopen(url, timeout=IMAGE_TIMEOUT_S) as response:  # noqa: S310
-            if urlsplit(response.geturl()).scheme not in ("http", "https"):
-                return "redirected to a URL that is not http or https"
-            body = response.read(IMAGE_BYTES + 1)
-    except (OSError, ValueError) as error:
-        return str(error)
+        reply = outbound.request(
+            "GET",
+            url,
+            timeout_s=IMAGE_TIMEOUT_S,
+            read_at_most=IMAGE_BYTES + 1,
+            allow_private=allow_private,
+        )
+    except (outbound.Refused, OSError, http.client.HTTPException) as error:
+        return str(error) or type(error).__name__
+    if reply.status != 200:
+        return f"HTTP {reply.status}"
+    body = reply.body
     if len(body) > IMAGE_BYTES:
         return f"larger than {IMAGE_BYTES >> 20} MB"
     kind = next((k for magic, k in IMAGE_KINDS.items() if body.startswith(magic)), None)
@@ -159,7 +164,9 @@ def fetch_image(url: str, work: Path) -> Path | str:
 def _with_image(spec: dict[str, Any], slate: Stage, work: Path, port: int) -> None:
     """The slate shows the operator's image once it is fetched; a black card if it cannot be."""
     try:
-        image = fetch_image(spec["slate_image_url"], work)
+        image = fetch_image(
+            spec["slate_image_url"], work, allow_private=bool(spec.get("allow_private"))
+        )
         if isinstance(image, str):
             print(
                 f"slate image {spec['slate_image_url']} not shown: {image}; a black card instead",

@@ -140,7 +140,11 @@ class Launcher:
     ) -> Job:
         """Its stages, switch and output stage as one process (`worker.continuity`)."""
         spec = runner_spec(
-            definition, launch.placement, ffmpeg=self.ffmpeg.binary, progress_period_s=period_s
+            definition,
+            launch.placement,
+            ffmpeg=self.ffmpeg.binary,
+            progress_period_s=period_s,
+            allow_private=self.settings.outbound_private,
         )
         reservation = reservation_of(launch.row)
         return Job(

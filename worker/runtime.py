@@ -123,7 +123,7 @@ class NodeRuntime:
         )
         self.http: WorkerHttp | None = None
         self.cordon: CordonWatch | None = None
-        self.webhooks = WebhookSender(self.db)
+        self.webhooks = WebhookSender(self.db, allow_private=settings.outbound_private)
         self.own = OwnServers()
         self.servers = NodeServers(
             self.db,

@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class WebhookSender:
-    def __init__(self, db: Database, *, every_s: float = 1.0, senders: int = 4) -> None:
+    def __init__(
+        self, db: Database, *, allow_private: bool, every_s: float = 1.0, senders: int = 4
+    ) -> None:
         self.db = db
+        self.allow_private = allow_private  # STREAMFLEET_OUTBOUND_PRIVATE
         self.every_s = every_s
         self.senders = senders
         self._busy = 0  # deliveries being sent now
@@ -57,7 +60,7 @@ class WebhookSender:
 
     def _send(self, claimed: delivery.Claimed) -> None:
         try:
-            answer = delivery.send(claimed)
+            answer = delivery.send(claimed, allow_private=self.allow_private)
             with self.db.transaction() as session:
                 delivery.record(session, claimed.id, answer)
         except SQLAlchemyError:  # due again once its claim runs out

@@ -98,17 +98,26 @@ async function get(path) {
   return (await api("GET", path)).body;
 }
 
-// Server-Sent Events over fetch (EventSource cannot send an Authorization header).
+// Server-Sent Events over fetch (EventSource cannot send an Authorization header). A
+// reconnect resumes after the last event seen (Last-Event-ID): none is lost between streams.
 function follow(path, onEvent) {
   const controller = new AbortController();
+  let last = null;
   (async () => {
     while (!controller.signal.aborted) {
       try {
         const response = await fetch(path, {
           headers: { Accept: "text/event-stream",
-                     Authorization: `Bearer ${sessionStorage.getItem(CREDENTIAL)}` },
+                     Authorization: `Bearer ${sessionStorage.getItem(CREDENTIAL)}`,
+                     ...(last ? { "Last-Event-ID": last } : {}) },
           signal: controller.signal,
         });
+        if (response.status === 401) { logOut("Your session has ended: log in again."); return; }
+        if (!response.ok) {
+          const body = await response.json().catch(() => ({}));
+          banner(`The event stream: ${(body.error && body.error.message) || response.status}`);
+          return;
+        }
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -117,16 +126,18 @@ function follow(path, onEvent) {
           buffer += value;
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const frame = buffer.slice(0, end);
+            const frame = buffer.slice(0, end).split("\n");
             buffer = buffer.slice(end + 2);
-            const data = frame.split("\n").filter((l) => l.startsWith("data: "));
+            const id = frame.find((l) => l.startsWith("id: "));
+            const data = frame.filter((l) => l.startsWith("data: "));
+            if (id) last = id.slice(4);
             if (data.length) onEvent(JSON.parse(data.map((l) => l.slice(6)).join("\n")));
           }
         }
       } catch (error) {
         if (controller.signal.aborted) return;
       }
-      await new Promise((resolve) => setTimeout(resolve, 2000));  // then again
+      await new Promise((resolve) => setTimeout(resolve, 2000));  // then again, from `last`
     }
   })();
   return () => controller.abort();
@@ -292,7 +303,12 @@ async function restreamPage(id) {
     h("td", { class: "num" }, new Date(e.at).toLocaleTimeString()),
     h("td", {}, e.to_state ? `${e.from_state || "—"} → ${e.to_state}` : (e.type || "")),
     h("td", {}, e.reason), h("td", {}, e.node || ""));
-  for (const e of await get(`/v1/restreams/${id}/events?limit=50`)) events.prepend(eventRow(e));
+  const shown = new Set();  // event ids on the page: the stream and the history may overlap
+  const add = (e) => { if (!shown.has(e.id)) { shown.add(e.id); events.prepend(eventRow(e)); } };
+  const unfollow = follow(  // opened before the history is read: nothing falls between
+    "/v1/events?types=restream.state,restream.input_switch,restream.note",
+    (e) => { if (e.subject.id === id) add(e); });
+  for (const e of await get(`/v1/restreams/${id}/events?limit=50`)) add(e);
   let playing = null;
   const refresh = async () => {
     const [current, stats] = await Promise.all([get(`/v1/restreams/${id}`),
@@ -329,9 +345,7 @@ async function restreamPage(id) {
   };
   const stops = [
     every(POLL_MS, refresh),
-    follow(`/v1/events?types=restream.state,restream.input_switch,restream.note`, (e) => {
-      if (e.subject.id === id) events.prepend(eventRow(e));
-    }),
+    unfollow,
     () => { if (playing) playing.stop(); },
   ];
   stopPage = () => stops.forEach((stop) => stop());
@@ -613,7 +627,7 @@ async function projectsPage() {
 
 function eventsPage() {
   const body = h("tbody");
-  show(h("h1", {}, "Events"), h("p", { class: "muted" }, "As they come, newest first."),
+  show(h("h1", {}, "Events"), h("p", { class: "muted" }, "From now on, as they come, newest first."),
     h("table", { "data-testid": "feed" },
       h("thead", {}, h("tr", {}, ["When", "Type", "Subject", "Change", "Why"].map(
         (t) => h("th", {}, t)))), body));
@@ -623,9 +637,6 @@ function eventsPage() {
       ? h("a", { href: `#/restreams/${e.subject.id}` }, e.subject.id) : e.subject.id),
     h("td", {}, e.to_state ? `${e.from_state || "—"} → ${e.to_state}` : ""),
     h("td", {}, e.reason));
-  get("/v1/events?limit=100").then((page) => {
-    for (const e of page.events) body.prepend(row(e));
-  });
   stopPage = follow("/v1/events", (e) => body.prepend(row(e)));
 }
 

@@ -150,7 +150,12 @@ def with_port(argv: list[str], port: int) -> list[str]:
 
 
 def runner_spec(
-    definition: RestreamDefinition, placement: Placement, *, ffmpeg: str, progress_period_s: float
+    definition: RestreamDefinition,
+    placement: Placement,
+    *,
+    ffmpeg: str,
+    progress_period_s: float,
+    allow_private: bool = False,
 ) -> dict[str, Any]:
     """What `python -m worker.continuity` is given: every stage's command, the output stage's,
     the switch's settings and the slate's text and image (which it writes and fetches)."""
@@ -168,6 +173,7 @@ def runner_spec(
         "slate": slate_argv(definition, text_file),
         "slate_image": slate_argv(definition, text_file, SLATE_IMAGE_FILE),
         "slate_image_url": continuity.slate_image_url,
+        "allow_private": allow_private,  # where the image may be fetched from
         "slate_text": continuity.slate_text,
         "output": output_argv(definition, placement, progress_period_s=progress_period_s),
         "loss_ms": continuity.input_loss_ms,

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import random
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common import outbound
 from common.db import database_now
 from common.models import Webhook, WebhookDelivery
 from common.webhooks import DELIVERED, FAILED, PENDING
@@ -110,45 +107,29 @@ def signature(secret: str, body: bytes, at: int) -> str:
     return f"t={at},v1={mac}"
 
 
-def send(claimed: Claimed, *, timeout_s: float | None = None) -> Answer:
-    """POST one delivery (waiting `SEND_TIMEOUT_S` at most); what came back."""
-    refused = _refused_address(claimed.url)
-    if refused is not None:
-        return Answer(None, None, refused)
-    request = urllib.request.Request(  # noqa: S310  (http or https: checked where it entered)
-        claimed.url,
-        data=claimed.body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "streamfleet-webhooks",
-            SIGNATURE: signature(claimed.secret, claimed.body, int(time.time())),
-            "Streamfleet-Delivery": str(claimed.id),
-            "Streamfleet-Event-Type": claimed.event_type,
-        },
-    )
+def send(claimed: Claimed, *, allow_private: bool, timeout_s: float | None = None) -> Answer:
+    """POST one delivery (waiting `SEND_TIMEOUT_S` at most; to the addresses `common.outbound`
+    allows, never redirected); what came back."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "streamfleet-webhooks",
+        SIGNATURE: signature(claimed.secret, claimed.body, int(time.time())),
+        "Streamfleet-Delivery": str(claimed.id),
+        "Streamfleet-Event-Type": claimed.event_type,
+    }
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s or SEND_TIMEOUT_S) as response:  # noqa: S310
-            return Answer(response.status, _start(response.read(KEPT_RESPONSE)), None)
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, _start(error.read(KEPT_RESPONSE)), f"HTTP {error.code}")
-    except (OSError, ValueError) as error:  # refused, timed out, unresolvable
-        return Answer(None, None, str(getattr(error, "reason", error)) or type(error).__name__)
-
-
-def _start(body: bytes) -> str:
-    return body.decode(errors="replace")[:KEPT_RESPONSE]
-
-
-def _refused_address(url: str) -> str | None:
-    """Link-local addresses (a cloud's metadata service, 169.254.169.254) are never sent to."""
-    host = urlsplit(url).hostname or ""
-    try:
-        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError as error:
-        return f"cannot resolve {host}: {error}"
-    for address in found:
-        ip = ipaddress.ip_address(str(address).split("%")[0])
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-            return f"refused: {host} is a link-local, multicast or unspecified address"
-    return None
+        reply = outbound.request(
+            "POST",
+            claimed.url,
+            body=claimed.body,
+            headers=headers,
+            timeout_s=timeout_s or SEND_TIMEOUT_S,
+            read_at_most=KEPT_RESPONSE,
+            allow_private=allow_private,
+        )
+    except outbound.Refused as refused:
+        return Answer(None, None, f"refused: {refused}")
+    except (OSError, http.client.HTTPException) as error:  # refused, timed out, reset
+        return Answer(None, None, str(error) or type(error).__name__)
+    said = reply.body.decode(errors="replace")[:KEPT_RESPONSE]
+    return Answer(reply.status, said, None if 200 <= reply.status < 300 else f"HTTP {reply.status}")

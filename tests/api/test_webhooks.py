@@ -51,7 +51,7 @@ def test_deliveries_are_signed_retried_with_backoff_and_recorded(
     operator = {"Authorization": f"Bearer {new_key(live, admin, project, 'operator')['key']}"}
     restream_id = started(live, operator, "watched")
 
-    sender = WebhookSender(committing_db, every_s=0.1)
+    sender = WebhookSender(committing_db, allow_private=True, every_s=0.1)  # a loopback receiver
     sender.start()
     try:
         wait_for(lambda: len(receiver.got) >= 3, timeout_s=15, every_s=0.05, what="3 attempts")
@@ -159,10 +159,24 @@ def test_backoff_doubles_to_an_hour_and_a_day_later_it_gives_up(committing_db: D
         assert delivery.claim(session, 10) == []  # given up: never due again
 
 
-def test_link_local_addresses_are_never_sent_to() -> None:
-    claimed = delivery.Claimed(1, "http://169.254.169.254/latest", "s", b"{}", "node.state")
-    answer = delivery.send(claimed, timeout_s=1)
-    assert answer.status is None and answer.error is not None and "link-local" in answer.error
+def test_where_deliveries_may_go(receiver: Receiver) -> None:
+    """Link-local never (a cloud's metadata); loopback and private addresses only if the
+    operator allows them; a redirect is an answer, not followed."""
+
+    def sent(url: str, allow_private: bool) -> delivery.Answer:
+        claimed = delivery.Claimed(1, url, "s", b"{}", "node.state")
+        return delivery.send(claimed, allow_private=allow_private, timeout_s=1)
+
+    metadata = sent("http://169.254.169.254/latest", allow_private=True)
+    assert metadata.status is None and "link-local" in (metadata.error or "")
+    local = sent(receiver.url, allow_private=False)
+    assert local.status is None and "STREAMFLEET_OUTBOUND_PRIVATE" in (local.error or "")
+    assert receiver.got == []  # nothing reached it
+    receiver.failures = 0
+    assert sent(receiver.url, allow_private=True).status == 200
+    receiver.redirect = "http://169.254.169.254/latest"
+    moved = sent(receiver.url, allow_private=True)
+    assert moved.status == 302 and moved.error == "HTTP 302"  # not followed
 
 
 def test_a_sender_claims_no_more_than_it_can_send_at_once(
@@ -183,7 +197,7 @@ def test_a_sender_claims_no_more_than_it_can_send_at_once(
     operator = {"Authorization": f"Bearer {new_key(live, admin, project, 'operator')['key']}"}
     for i in range(5):
         started(live, operator, f"r{i}")
-    sender = WebhookSender(committing_db, senders=2)
+    sender = WebhookSender(committing_db, allow_private=True, senders=2)
     try:
         assert sender.send_due() == 2
         assert sender.send_due() == 0  # both busy

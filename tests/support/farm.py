@@ -32,6 +32,7 @@ FAST_ENV = {
     "STREAMFLEET_RTMP_SERVER_PORT": "0",  # the same
     "STREAMFLEET_RTSP_SERVER_PORT": "0",  # the same
     "STREAMFLEET_API_REQUESTS_PER_S": "0",  # the tests poll; the limit has its own tests
+    "STREAMFLEET_OUTBOUND_PRIVATE": "true",  # webhook receivers and images on loopback
 }
 
 

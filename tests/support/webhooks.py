@@ -21,12 +21,19 @@ class Receiver:
     def __init__(self, failures: int) -> None:
         self.secret = ""
         self.failures = failures
+        self.redirect: str | None = None  # answer 302 to it
         self.got: list[dict[str, Any]] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", receiver.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 at, mac = (p.split("=", 1)[1] for p in self.headers[delivery.SIGNATURE].split(","))
                 expected = hmac.new(
                     receiver.secret.encode(), f"{at}.".encode() + body, hashlib.sha256
