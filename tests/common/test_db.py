@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -52,5 +54,37 @@ def test_a_statement_that_runs_too_long_is_cancelled_by_postgresql(database_url:
     try:
         with engine.connect() as connection, pytest.raises(OperationalError, match="statement"):
             connection.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        engine.dispose()
+
+
+def test_a_pooled_connection_is_pinged_only_after_idling_and_replaced_if_dead(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection used a moment ago goes back to work without a ping (a round trip saved
+    on nearly every transaction); one idle for longer is pinged first, and a dead one (its
+    server restarted, its backend ended) is replaced rather than failing the caller."""
+    engine = make_engine(database_url, connections=2, ping_after_idle_s=0.3)
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counted(connection: Any) -> bool:
+        pings.append(connection)
+        return ping(connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(backend).scalar_one()
+        with engine.connect() as connection:
+            assert connection.execute(backend).scalar_one() == first
+        assert pings == []  # used a moment ago
+        with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (first,))
+        time.sleep(0.4)
+        with engine.connect() as connection:
+            assert connection.execute(backend).scalar_one() != first  # a new one
+        assert len(pings) == 1
     finally:
         engine.dispose()
