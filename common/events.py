@@ -5,18 +5,18 @@ change of state, `from_state` → `to_state`), `restream.input_switch` (continui
 input on air) and `<subject>.note` (anything else worth telling). A client follows the history
 with a cursor (`page`): events in the order they were committed (`sequence`), never one
 behind the cursor later. Recording an event of a project also writes its webhook deliveries, in the
-same transaction (`common.webhooks.fan_out`): they leave only if the change is committed.
+same statement (a trigger, `common.webhooks`): they leave only if the change is committed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from common import webhooks
 from common.db import database_now
 from common.errors import FieldProblem, InvalidInput
 from common.models import Event
@@ -65,8 +65,6 @@ def record(
         kind=kind or (STATE if to_state is not None else NOTE),
     )
     session.add(event)
-    if project_id is not None:
-        webhooks.fan_out(session, event, as_json)
 
 
 def history(
@@ -165,7 +163,7 @@ def as_json(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
         "type": f"{event.subject_kind}.{event.kind}",
-        "at": event.at.isoformat(),
+        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "subject": {"kind": event.subject_kind, "id": event.subject_id},
         "project_id": event.project_id,
         "from_state": event.from_state,

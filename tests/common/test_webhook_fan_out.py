@@ -1,0 +1,47 @@
+"""The deliveries an event writes (the trigger of migration 0011), on real PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from common import events, webhooks
+from common.db import Database
+from common.models import Event, Project, Webhook, WebhookDelivery
+
+PROJECT, OTHER = "a" * 24, "c" * 24
+
+
+def _hook(hook_id: str, kinds: list[str], *, active: bool = True) -> Webhook:
+    return Webhook(id=hook_id, project_id=PROJECT, url="http://h.example/", secret="s" * 20,
+                   kinds=kinds, active=active)  # fmt: skip
+
+
+def test_an_event_writes_a_delivery_for_each_webhook_that_wants_it(db: Database) -> None:
+    with db.transaction() as session:
+        session.add_all([Project(id=PROJECT, name="p"), Project(id=OTHER, name="o")])
+        session.flush()
+        session.add_all([
+            _hook("1" * 24, []),  # every type
+            _hook("2" * 24, ["restream.state", "node.state"]),
+            _hook("3" * 24, ["restream.note"]),  # not this type
+            _hook("4" * 24, [], active=False),  # paused: nothing new for it
+        ])  # fmt: skip
+        session.flush()
+        events.record(session, subject_kind=events.RESTREAM, subject_id="r" * 24,
+                      reason="start requested", from_state="idle", to_state="pending",
+                      project_id=PROJECT, node_name="n1", generation=3)  # fmt: skip
+        events.record(session, subject_kind=events.RESTREAM, subject_id="o" * 24,
+                      reason="another project's", from_state="idle", to_state="pending",
+                      project_id=OTHER)  # fmt: skip
+        events.record(session, subject_kind=events.NODE, subject_id="n1", reason="farm-wide",
+                      from_state="active", to_state="draining")  # fmt: skip
+        session.flush()
+        event = session.execute(select(Event).where(Event.project_id == PROJECT)).scalar_one()
+        rows = session.execute(select(WebhookDelivery).order_by(WebhookDelivery.webhook_id))
+        deliveries = list(rows.scalars())
+    assert [d.webhook_id for d in deliveries] == ["1" * 24, "2" * 24]
+    for found in deliveries:
+        assert found.event_id == event.id
+        assert found.body == events.as_json(event)  # the feed's own rendering, to the byte
+        assert (found.state, found.attempts, found.next_at) == (webhooks.PENDING, 0, event.at)
+        assert found.give_up_at - found.next_at == webhooks.RETRY_FOR
