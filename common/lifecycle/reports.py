@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from common import events
-from common.db import database_now
 from common.definitions.states import Phase, RunState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands
@@ -142,15 +142,21 @@ def _switched(session: Session, attempt: Attempt, report: Switched) -> None:
 
 def _current(session: Session, attempt: Attempt) -> Restream | None:
     """The restream if this attempt is still its current placement, locked; else None."""
-    restream = repository.get(session, attempt.restream_id, None, for_update=True)
+    restream = repository.lock(session, attempt.restream_id, None)  # and the changes' time
     if (
         restream is None
         or restream.generation != attempt.generation
         or restream.node_name != attempt.node
     ):
         return None
-    database_now(session)  # the changes' time: read once locked, before any is pending
     return restream
+
+
+def _set_run_once(
+    session: Session, attempt: Attempt, unset: InstrumentedAttribute[Any], values: dict[str, Any]
+) -> bool:
+    """The common case in one statement: the run's row exists and `unset` is still unset."""
+    return repository.set_run_once(session, attempt.restream_id, attempt.generation, unset, values)
 
 
 def _run(session: Session, attempt: Attempt) -> Run | None:
@@ -201,9 +207,11 @@ def _starting(session: Session, attempt: Attempt, report: Starting) -> None:
 
 def _running(session: Session, attempt: Attempt) -> None:
     restream = _current(session, attempt)
-    run = _run(session, attempt)
-    if run is not None and run.running_at is None:
-        run.running_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    if not _set_run_once(session, attempt, Run.running_at, {"running_at": now}):
+        run = _run(session, attempt)  # none yet (its start not recorded), or running before
+        if run is not None and run.running_at is None:
+            run.running_at = now
     if restream is not None:
         restream.last_error = None
         commands.observe(session, restream, R.RUNNING, "FFmpeg is making progress")
@@ -300,12 +308,16 @@ def _end_run(
     error: str | None,
     stderr_tail: Sequence[str],
 ) -> None:
-    run = _run(session, attempt)
+    values: dict[str, object] = {"ended_at": datetime.now(UTC), "outcome": outcome,
+                                 "exit_code": exit_code}  # fmt: skip
+    if error is not None:
+        values["last_error"] = error
+    if stderr_tail:
+        values["stderr_tail"] = "\n".join(stderr_tail)
+    if _set_run_once(session, attempt, Run.ended_at, values):
+        return
+    run = _run(session, attempt)  # none yet (its start not recorded), or ended before
     if run is None or run.ended_at is not None:
         return
-    run.ended_at = datetime.now(UTC)
-    run.outcome, run.exit_code = outcome, exit_code
-    if error is not None:
-        run.last_error = error
-    if stderr_tail:
-        run.stderr_tail = "\n".join(stderr_tail)
+    for name, value in values.items():
+        setattr(run, name, value)

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from common.accounts.principal import Principal, Role
 from common.accounts.service import ensure_project
 from common.config import Settings
-from common.db import database_now
 from common.definitions.kinds import LOCAL_FILE_SCHEMES, SERVER_MODULE_INPUTS, InputType, OutputType
 from common.definitions.restream import RestreamDefinition
 from common.definitions.schedule import Schedule
@@ -265,7 +264,16 @@ def remove(session: Session, principal: Principal, restream_id: str) -> None:
 
 def place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
     """Place a restream that wants a node right away (an API start): lock, look, and let the
-    planner the reconciler uses too (`plan_placements`) decide; why not, if no node fits."""
+    planner the reconciler uses too (`plan_placements`) decide; why not, if no node fits.
+
+    Its own changes so far (wanted, PENDING, an event) are not flushed for the reads: they
+    change no node's holdings (a restream wanting a node holds none), and written once with
+    the placement's, at the commit, they cost one UPDATE and one INSERT, not two of each."""
+    with session.no_autoflush:
+        return _place_now(session, farm, restream)
+
+
+def _place_now(session: Session, farm: Farm, restream: Restream) -> Unplaced | None:
     lock_placement(session)
     running: dict[str, str] = {}
     source_id = restream.source_id
@@ -342,10 +350,9 @@ def _keep_ids(new: RestreamDefinition, old: RestreamDefinition) -> RestreamDefin
 
 
 def _locked(session: Session, principal: Principal, restream_id: str) -> Restream:
-    restream = repository.get(session, restream_id, principal.project_id, for_update=True)
+    restream = repository.lock(session, restream_id, principal.project_id)  # and the time
     if restream is None:
         raise RestreamNotFound(restream_id)
-    database_now(session)  # the changes' time: read once locked, before any is pending
     return restream
 
 

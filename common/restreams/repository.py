@@ -17,9 +17,11 @@ from sqlalchemy import (
     literal_column,
     select,
     union_all,
+    update,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from common.db import keep_database_now
 from common.definitions.restream import restream_type
 from common.definitions.states import (
     HOLDING_PHASES,
@@ -45,6 +47,25 @@ def get(
     if for_update:
         statement = statement.with_for_update()
     return session.execute(statement).scalar_one_or_none()
+
+
+def lock(session: Session, restream_id: str, project_id: str | None) -> Restream | None:
+    """The restream, locked for this transaction, with PostgreSQL's clock read once the lock
+    is held kept as the transaction's time (`database_now`): one statement, not two. The lock
+    is taken in a materialised CTE, so that the clock is read after any wait for it, and the
+    row returned is the version the lock holds."""
+    locked = (
+        _scoped(select(Restream).where(Restream.id == restream_id), project_id)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    row = session.execute(select(aliased(Restream, locked), func.clock_timestamp())).first()
+    if row is None:
+        return None
+    restream: Restream = row[0]
+    keep_database_now(session, row[1])
+    return restream
 
 
 def by_number(session: Session, number: int, project_id: str | None) -> Restream | None:
@@ -270,28 +291,25 @@ def name_taken(
 
 def usage_by_node(session: Session) -> dict[str, Usage]:
     """What the restreams placed on each node (or not yet stopped there) hold, summed by the
-    database: CPU per node, U30 load per device."""
-    holding = (Restream.node_name.is_not(None), Restream.phase.in_(HOLDING_PHASES))
-    cpu = dict(
-        session.execute(
-            select(Restream.node_name, func.sum(Restream.reserved_millicores))
-            .where(*holding)
-            .group_by(Restream.node_name)
-        ).all()
-    )
-    u30: dict[str, dict[int, U30Load]] = {}
+    database in one statement: CPU per node, U30 load per device."""
     engines = [func.sum(Restream.u30_load[e].as_integer()) for e in U30_ENGINES]
-    for node, device, *loads in session.execute(
-        select(Restream.node_name, Restream.u30_device, *engines)
-        .where(*holding, Restream.u30_device.is_not(None))
+    rows = session.execute(
+        select(
+            Restream.node_name,
+            Restream.u30_device,
+            func.sum(Restream.reserved_millicores),
+            *engines,
+        )
+        .where(Restream.node_name.is_not(None), Restream.phase.in_(HOLDING_PHASES))
         .group_by(Restream.node_name, Restream.u30_device)
-    ):
-        u30.setdefault(node, {})[device] = U30Load(*(int(v or 0) for v in loads))
-    return {
-        node: Usage(int(cpu.get(node) or 0), u30.get(node, {}))
-        for node in {*cpu, *u30}
-        if node is not None
-    }
+    )
+    cpu: dict[str, int] = {}
+    u30: dict[str, dict[int, U30Load]] = {}
+    for node, device, millicores, *loads in rows:
+        cpu[node] = cpu.get(node, 0) + int(millicores or 0)
+        if device is not None:
+            u30.setdefault(node, {})[device] = U30Load(*(int(v or 0) for v in loads))
+    return {node: Usage(cpu[node], u30.get(node, {})) for node in cpu}
 
 
 def runnable_on(session: Session, node: str, phases: frozenset[Phase]) -> dict[str, int]:
@@ -345,6 +363,24 @@ def run_of(session: Session, restream_id: str, generation: int) -> Run | None:
     return session.execute(
         select(Run).where(Run.restream_id == restream_id, Run.generation == generation)
     ).scalar_one_or_none()
+
+
+def set_run_once(
+    session: Session,
+    restream_id: str,
+    generation: int,
+    unset: InstrumentedAttribute[Any],
+    values: dict[str, Any],
+) -> bool:
+    """Write `values` on the run of (restream, generation) if its `unset` column is still
+    NULL, in one statement; False if no such run had it unset."""
+    result = session.execute(
+        update(Run)
+        .where(Run.restream_id == restream_id, Run.generation == generation, unset.is_(None))
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def latest_run(session: Session, restream_id: str) -> Run | None:
