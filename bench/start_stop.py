@@ -17,7 +17,9 @@ Event times come from PostgreSQL's clock on this same machine. The floor is the 
 command line run directly, without the farm, in the same run: spawn -> the first sign that media
 flows (its output header written, or its first progress report with output), and SIGINT ->
 exit (a polite stop) and SIGKILL -> exit (what the farm does to an FFmpeg whose outputs have
-nothing to finish, as here). Prints p50/p90/max.
+nothing to finish, as here). One floor run goes just before each restream's start and stop,
+with the farm up: the machine's speed drifts by a third from one minute to the next, so each
+start is also compared with its own floor ("over the floor, paired"). Prints p50/p90/max.
 """
 
 from __future__ import annotations
@@ -112,39 +114,69 @@ def _first_sign_of_media(process: subprocess.Popen[bytes]) -> None:
                         return
 
 
-def ffmpeg_alone(
-    binary: str, period: str | None, count: int
-) -> tuple[list[float], list[float], list[float]]:
-    """The same job's FFmpeg run directly: spawn -> first sign of media; SIGINT and SIGKILL
-    -> exit (alternately)."""
+def floor_argv(binary: str, period: str | None) -> list[str]:
+    """The job's FFmpeg command, as the worker builds it."""
     definition = RestreamDefinition.model_validate(
         {"input": JOB["input"], "outputs": [JOB["output"]]}
     )
     capabilities = probe(binary)
-    argv = [binary, *build_argv(
+    return [binary, *build_argv(
         definition,
         Placement("bench"),
         progress_period_s=float(period)
         if period
         else capabilities.progress_period_s(clean_end=needs_clean_end(definition)),
     )]  # fmt: skip
-    starts: list[float] = []
-    stops: dict[signal.Signals, list[float]] = {signal.SIGINT: [], signal.SIGKILL: []}
-    for i in range(count):
-        sent = time.monotonic()
-        process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        _first_sign_of_media(process)
-        starts.append(time.monotonic() - sent)
-        time.sleep(0.5)
-        how = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
-        sent = time.monotonic()
-        process.send_signal(how)
-        process.wait()
-        stops[how].append(time.monotonic() - sent)
-        process.communicate()
-    return starts, stops[signal.SIGINT], stops[signal.SIGKILL]
+
+
+def ffmpeg_alone(argv: list[str], how: signal.Signals) -> tuple[float, float]:
+    """The job's FFmpeg run directly: spawn -> first sign of media; `how` -> exit."""
+    sent = time.monotonic()
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    _first_sign_of_media(process)
+    started = time.monotonic() - sent
+    time.sleep(0.5)
+    sent = time.monotonic()
+    process.send_signal(how)
+    process.wait()
+    stopped = time.monotonic() - sent
+    process.communicate()
+    return started, stopped
+
+
+def measure(
+    farm: LocalFarm,
+    restream_id: str,
+    argv: list[str],
+    how: signal.Signals,
+    figures: dict[str, list[float]],
+) -> None:
+    """One floor run (stopped by `how`), then the restream's start and stop through the farm."""
+
+    def add(name: str, value: float) -> None:
+        figures.setdefault(name, []).append(value)
+
+    floor_start, floor_stop = ffmpeg_alone(argv, how)
+    add("  spawn -> first sign of media", floor_start)
+    add(f"  {how.name} -> exited", floor_stop)
+    sent = time.time()
+    farm.post("/api/restream/start", {"id": restream_id})
+    add("  POST start answered", time.time() - sent)
+    running = farm.reported(restream_id, "running") - sent
+    add("start -> API says running", running)
+    add("start -> running recorded", farm.recorded(restream_id, "running", sent) - sent)
+    add("start over the floor, paired", running - floor_start)
+    time.sleep(0.5)  # let it run a little
+    sent = time.time()
+    farm.post("/api/restream/stop", {"id": restream_id})
+    add("  POST stop answered", time.time() - sent)
+    idle = farm.reported(restream_id, "idle") - sent
+    add("stop -> API says idle", idle)
+    add("stop -> idle recorded", farm.recorded(restream_id, "idle", sent) - sent)
+    if how is signal.SIGKILL:
+        add("stop over the SIGKILL floor, paired", idle - floor_stop)
 
 
 def line(name: str, values: list[float]) -> str:
@@ -169,10 +201,8 @@ def main() -> None:
         env["STREAMFLEET_PROGRESS_PERIOD_S"] = args.progress_period
 
     figures: dict[str, list[float]] = {}
-
-    def add(name: str, value: float) -> None:
-        figures.setdefault(name, []).append(value)
-
+    binary = resolve_ffmpeg(env.get("FFMPEG_BINARY"))
+    argv = floor_argv(binary, args.progress_period)
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
         farm = LocalFarm(Path(tmp) / "farm", free_port(), not args.keep_farm_output, env)
         try:
@@ -180,18 +210,9 @@ def main() -> None:
                 farm.post("/api/restream/create", {**JOB, "restream_name": f"bench-{i}"})["id"]
                 for i in range(args.count)
             ]
-            for restream_id in ids:
-                sent = time.time()
-                farm.post("/api/restream/start", {"id": restream_id})
-                add("  POST start answered", time.time() - sent)
-                add("start -> API says running", farm.reported(restream_id, "running") - sent)
-                add("start -> running recorded", farm.recorded(restream_id, "running", sent) - sent)
-                time.sleep(0.5)  # let it run a little
-                sent = time.time()
-                farm.post("/api/restream/stop", {"id": restream_id})
-                add("  POST stop answered", time.time() - sent)
-                add("stop -> API says idle", farm.reported(restream_id, "idle") - sent)
-                add("stop -> idle recorded", farm.recorded(restream_id, "idle", sent) - sent)
+            for i, restream_id in enumerate(ids):
+                how = signal.SIGINT if i % 2 == 0 else signal.SIGKILL
+                measure(farm, restream_id, argv, how, figures)
             nodes = farm.http.get("/v1/nodes", headers=farm.bearer).json()
             version = nodes[0]["capabilities"]["ffmpeg"]["version"]
             for restream_id in ids:  # leave an external database as it was found
@@ -201,19 +222,22 @@ def main() -> None:
         finally:
             farm.stop()
 
-    binary = resolve_ffmpeg(env.get("FFMPEG_BINARY"))
-    starts, interrupted, killed = ffmpeg_alone(binary, args.progress_period, args.count)
-
     period = args.progress_period or "default"
     print(f"start/stop over {args.count} restreams: FFmpeg {version} ({binary}), period {period}")
-    for name in ("start -> API says running", "start -> running recorded", "  POST start answered"):
+    for name in (
+        "start -> API says running",
+        "start -> running recorded",
+        "  POST start answered",
+        "stop -> API says idle",
+        "stop -> idle recorded",
+        "  POST stop answered",
+        "start over the floor, paired",
+        "stop over the SIGKILL floor, paired",
+    ):
         print(line(name, figures[name]))
-    for name in ("stop -> API says idle", "stop -> idle recorded", "  POST stop answered"):
+    print("the floor: the same FFmpeg command run directly, just before each start and stop:")
+    for name in ("  spawn -> first sign of media", "  SIGINT -> exited", "  SIGKILL -> exited"):
         print(line(name, figures[name]))
-    print("the floor: the same FFmpeg command run directly, without the farm:")
-    print(line("  spawn -> first sign of media", starts))
-    print(line("  SIGINT -> exited", interrupted))
-    print(line("  SIGKILL -> exited", killed))
 
 
 if __name__ == "__main__":
