@@ -49,6 +49,9 @@ def render_error(error: StreamfleetError) -> JSONResponse:
     )
 
 
+PAGE_MAX = 1000  # restreams in one page of the list
+ON_A_NODE = Filters(on_a_node=True)
+
 ERRORS = error_responses(
     NativeError,
     {
@@ -204,7 +207,7 @@ def list_restreams(
     session: SessionDep,
     farm: FarmDep,
     principal: BearerPrincipal,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     state: Annotated[RestreamState | None, Query(description="Only those showing it.")] = None,
     node: Annotated[str | None, Query(max_length=128, description="Only those on it.")] = None,
@@ -359,10 +362,16 @@ def _stats(restream: views.Row, now: views.Live) -> StatsOut:
 def live_statistics(
     session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> list[StatsOut]:
-    """The live statistics of every restream of the caller's that runs (its first 500): one
-    call for a console's whole table."""
-    rows, _ = service.page(session, principal, limit=500, offset=0)
-    placed = [row for row in rows if row.node_name is not None]
+    """The live statistics of every restream of the caller's placed on a node, however many:
+    one call for a console's whole table."""
+    placed: list[Listed] = []
+    while True:
+        rows, total = service.page(
+            session, principal, limit=PAGE_MAX, offset=len(placed), filters=ON_A_NODE
+        )
+        placed.extend(rows)
+        if not rows or len(placed) >= total:
+            break
     now = views.read(farm.redis, placed)
     return [_stats(row, now) for row in placed]
 

@@ -227,10 +227,11 @@ async function restreamsPage() {
     table,
   );
   const refresh = async () => {
-    const query = new URLSearchParams({ limit: "500" });
-    if (stateFilter.value) query.set("state", stateFilter.value);
-    if (search.value.trim()) query.set("name", search.value.trim());
-    const [page, live] = await Promise.all([get(`/v1/restreams?${query}`), get("/v1/live")]);
+    const filters = {};
+    if (stateFilter.value) filters.state = stateFilter.value;
+    if (search.value.trim()) filters.name = search.value.trim();
+    const [items, live] = await Promise.all([everyRestream(filters), get("/v1/live")]);
+    const page = { items };
     const stats = new Map(live.map((s) => [s.restream_id, s.live]));
     for (const item of page.items) {
       const points = history.get(item.id) || [];
@@ -246,6 +247,17 @@ async function restreamsPage() {
   stateFilter.addEventListener("change", refresh);
   search.addEventListener("input", refresh);
   stopPage = every(POLL_MS, refresh);
+}
+
+// Every restream the list gives with `filters`, page after page (a page holds at most 1000).
+async function everyRestream(filters) {
+  const items = [];
+  for (;;) {
+    const query = new URLSearchParams({ ...filters, limit: "1000", offset: String(items.length) });
+    const page = await get(`/v1/restreams?${query}`);
+    items.push(...page.items);
+    if (!page.items.length || items.length >= page.total) return items;
+  }
 }
 
 function restreamRow(item, live, refresh) {

@@ -22,6 +22,7 @@ from typing import IO, Any
 from common.cli.localfarm import DEFAULT_DATA_DIR
 
 DEFAULT_API = "http://127.0.0.1:8080"
+LIST_PAGE = 1000  # restreams asked for at a time (the most a page holds)
 
 
 class ApiError(Exception):
@@ -133,10 +134,7 @@ def _restream_row(item: dict[str, Any], live: dict[str, Any] | None) -> dict[str
 
 def cmd_restreams(args: argparse.Namespace, client: Client, out: IO[str]) -> int:
     if args.action == "ls":
-        query = urllib.parse.urlencode({"limit": 500})
-        items = client.call("GET", f"/v1/restreams?{query}")["items"]
-        if args.state:
-            items = [i for i in items if i["state"] == args.state]
+        items = _every_restream(client, {"state": args.state} if args.state else {})
         if args.json:
             out.write(json.dumps(items, indent=2) + "\n")
         else:
@@ -160,6 +158,17 @@ def cmd_restreams(args: argparse.Namespace, client: Client, out: IO[str]) -> int
             where = output.get("output_stream_url") or ""
             out.write(f"{'output':8} {output.get('output_type')} {where}\n")
     return 0
+
+
+def _every_restream(client: Client, filters: dict[str, str]) -> list[dict[str, Any]]:
+    """Every restream the list gives with `filters`, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        query = urllib.parse.urlencode({**filters, "limit": LIST_PAGE, "offset": len(items)})
+        page = client.call("GET", f"/v1/restreams?{query}")
+        items.extend(page["items"])
+        if not page["items"] or len(items) >= page["total"]:
+            return items
 
 
 def _live(client: Client, item: dict[str, Any]) -> dict[str, Any] | None:

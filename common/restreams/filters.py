@@ -14,12 +14,14 @@ from common.models import Restream
 @dataclass(frozen=True)
 class Filters:
     """What a list asks for besides its page: restreams showing `state`, placed on `node`,
-    whose name contains `name` (any case), of project `project_id`."""
+    whose name contains `name` (any case), of project `project_id`; `on_a_node`: only those
+    placed on some node (or not yet stopped there)."""
 
     state: RestreamState | None = None
     node: str | None = None
     name: str | None = None
     project_id: str | None = None
+    on_a_node: bool = False
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -32,6 +34,8 @@ class Filters:
             found.append(Restream.name.ilike(f"%{escaped}%", escape="\\"))
         if self.project_id is not None:
             found.append(Restream.project_id == self.project_id)
+        if self.on_a_node:
+            found.append(Restream.node_name.is_not(None))
         return found
 
 

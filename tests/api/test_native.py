@@ -8,6 +8,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from api.surfaces import native
 from common import live
 from common.db import Database
 from tests.support.nodes import simulate_node
@@ -110,6 +111,28 @@ def test_pagination(client: TestClient, bearer: dict[str, str]) -> None:
     past = client.get("/v1/restreams?limit=2&offset=6", headers=bearer).json()
     assert past == {"items": [], "total": 5, "limit": 2, "offset": 6}
     assert client.get("/v1/restreams?limit=0", headers=bearer).status_code == 422
+    assert client.get("/v1/restreams?limit=1000", headers=bearer).json()["total"] == 5
+    too_many = client.get("/v1/restreams?limit=1001", headers=bearer)
+    assert too_many.status_code == 422 and "limit" in too_many.text
+
+
+def test_live_gives_every_placed_restream_however_many_pages(
+    client: TestClient,
+    bearer: dict[str, str],
+    db: Database,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`/v1/live` reads every placed restream, not the first page of all of them (it used to
+    give those placed among the first 500 only)."""
+    monkeypatch.setattr(native, "PAGE_MAX", 2)
+    simulate_node(db, redis_client, "n1")
+    idle = [create(client, bearer, name=f"idle{i}")["id"] for i in range(3)]
+    placed = [create(client, bearer, name=f"on{i}")["id"] for i in range(5)]
+    for restream_id in placed:
+        client.post(f"/v1/restreams/{restream_id}/start", headers=bearer).raise_for_status()
+    every = client.get("/v1/live", headers=bearer).json()
+    assert sorted(s["restream_id"] for s in every) == sorted(placed) and idle
 
 
 def test_start_stop_stats_and_events(

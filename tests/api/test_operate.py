@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from common.cli import operate
 from common.cli.main import main
 from common.db import Database
 from tests.api.test_native import BODY
@@ -54,6 +55,29 @@ def test_restreams_listed_shown_started_and_stopped(
     with pytest.raises(SystemExit) as refused:
         main(["restreams", "show", "f" * 24, *cli])
     assert "streamfleet restreams: " in str(refused.value) and "[HTTP 404]" in str(refused.value)
+
+
+def test_restreams_listed_page_after_page_with_the_lists_filter(
+    cli: list[str],
+    served: str,
+    admin: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ls` lists every restream, however many pages (it used to show the first 500), and
+    `--state` is the list's own filter, so that it applies to all of them."""
+    monkeypatch.setattr(operate, "LIST_PAGE", 2)
+    ids = [
+        httpx.post(f"{served}/v1/restreams", json={**BODY, "name": f"r{i}"}, headers=admin)
+        .raise_for_status()
+        .json()["id"]
+        for i in range(5)
+    ]
+    httpx.post(f"{served}/v1/restreams/{ids[4]}/start", headers=admin).raise_for_status()
+    listed = json.loads(said(capsys, "restreams", "ls", "--json", *cli))
+    assert [r["id"] for r in listed] == ids
+    idle = json.loads(said(capsys, "restreams", "ls", "--json", "--state", "idle", *cli))
+    assert [r["id"] for r in idle] == ids[:4]
 
 
 def test_nodes_listed_drained_and_returned(
