@@ -7,7 +7,7 @@ DATABASE_URL / REDIS_URL are set), defines `--restreams` restreams through the C
 (not started), then times, one request at a time over one kept-alive connection:
 
   GET /v1/restreams/{id}          one restream (native API, an API key)
-  GET /v1/restreams (all pages)   every restream, pages of 500 (native API)
+  GET /v1/restreams (all pages)   every restream, pages of 1000 (native API: the most a page holds)
   POST /api/restream/getAll       every restream (Callaba API, a login token)
   POST /api/restream/getById      one restream (Callaba API)
   GET /healthz                    the floor: a request that reads nothing
@@ -68,10 +68,10 @@ def main() -> None:
             http = farm.http
 
             def native_all() -> httpx.Response:
-                for offset in range(0, args.restreams, 500):  # the count is known: no parsing
+                for offset in range(0, args.restreams, 1000):  # the count is known: no parsing
                     page = http.get(
                         "/v1/restreams",
-                        params={"limit": 500, "offset": offset},
+                        params={"limit": 1000, "offset": offset},
                         headers=farm.bearer,
                     )
                     if page.is_error:

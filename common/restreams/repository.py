@@ -169,21 +169,27 @@ def versions(
 ) -> tuple[list[tuple[str, int]], int]:
     """The ids of one page of restreams, oldest first (in order of creation), with the
     versions of their rows — what a list reads first, to read again only what changed — and
-    how many there are in all (counted by the same query, unless the page is empty)."""
+    how many there are in all (counted by the same query, unless the page is empty). Plain
+    rows, through the session's connection: the ORM's handling of a statement that loads no
+    entity took half the time of a page of 500."""
     statement = select(Restream.id, _VERSION, func.count().over())
     if project_id is not None:
         statement = statement.where(Restream.project_id == project_id)
     statement = statement.where(*filters.conditions())
-    rows = session.execute(
-        statement.order_by(Restream.created_at, Restream.number).limit(limit).offset(offset)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            statement.order_by(Restream.created_at, Restream.number).limit(limit).offset(offset)
+        )
+        .all()
+    )
     total = rows[0][2] if rows else count(session, project_id, filters)
     return [(restream_id, version) for restream_id, version, _ in rows], total
 
 
 def listed(session: Session, ids: Collection[str]) -> list[Listed]:
     """These restreams as lists read them, in no particular order (gone ones left out)."""
-    rows: Iterable[Sequence[Any]] = session.execute(
+    rows: Iterable[Sequence[Any]] = session.connection().execute(
         select(*_LISTED).where(Restream.id.in_(list(ids)))
     )
     return [Listed(*row) for row in rows]
