@@ -112,6 +112,14 @@ def get(session: Session, principal: Principal, restream_id: str) -> Restream:
     return restream
 
 
+def get_listed(session: Session, principal: Principal, restream_id: str) -> repository.Listed:
+    """One restream as lists read it (`repository.Listed`)."""
+    found = repository.listed(session, [restream_id], principal.project_id)
+    if not found:
+        raise RestreamNotFound(restream_id)
+    return found[0]
+
+
 def page(
     session: Session,
     principal: Principal,

@@ -187,11 +187,13 @@ def versions(
     return [(restream_id, version) for restream_id, version, _ in rows], total
 
 
-def listed(session: Session, ids: Collection[str]) -> list[Listed]:
-    """These restreams as lists read them, in no particular order (gone ones left out)."""
-    rows: Iterable[Sequence[Any]] = session.connection().execute(
-        select(*_LISTED).where(Restream.id.in_(list(ids)))
-    )
+def listed(session: Session, ids: Collection[str], project_id: str | None = None) -> list[Listed]:
+    """These restreams as lists read them (of `project_id` only, if given), in no particular
+    order (gone ones left out)."""
+    statement = select(*_LISTED).where(Restream.id.in_(list(ids)))
+    if project_id is not None:
+        statement = statement.where(Restream.project_id == project_id)
+    rows: Iterable[Sequence[Any]] = session.connection().execute(statement)
     return [Listed(*row) for row in rows]
 
 

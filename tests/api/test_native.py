@@ -10,8 +10,13 @@ from fastapi.testclient import TestClient
 
 from api.surfaces import native
 from common import live
+from common.accounts.principal import Principal, Role
+from common.config import Settings
 from common.db import Database
+from common.lifecycle import service
 from tests.support.nodes import simulate_node
+
+FARM_ADMIN = Principal("test", Role.ADMIN, None)
 
 BODY = {
     "name": "r1",
@@ -185,6 +190,43 @@ def test_a_list_shows_every_change_at_once(
     assert listed()[second]["last_error"] == "the source went away"
     assert listed() == {i: client.get(f"/v1/restreams/{i}", headers=bearer).json()
                         for i in (first, second)}  # fmt: skip
+
+
+def test_one_restream_reads_as_its_model_renders_it(
+    client: TestClient,
+    bearer: dict[str, str],
+    db: Database,
+    redis_client: redis.Redis,
+    settings: Settings,
+) -> None:
+    """GET of one restream is made as a list's item is (kept JSON, no model); it says exactly
+    what `RestreamOut` says of it, as a create or a PATCH answers, with its ETag."""
+    simulate_node(db, redis_client, "n1")
+    ids = [
+        create(client, bearer)["id"],
+        create(client, bearer, name="backed-up", input=None, inputs=[
+            {"input_type": "INPUT_TYPE_RTMP_URL", "input_stream_url": "rtmp://a.example/l/1"},
+            {"input_type": "INPUT_TYPE_SRT_URL", "input_stream_url": "srt://b.example:9000"},
+        ],
+               continuity={"input_loss_ms": 500, "slate_text": "soon"},
+               transcoding={"video_transcoding": "libx264", "frame_width": 640,
+                            "frame_height": 360, "filter_fps": 25})["id"],
+        create(client, bearer, name="later",
+               schedule={"start_at": "2999-01-01T00:00:00Z", "duration_s": 600})["id"],
+    ]  # fmt: skip
+    client.post(f"/v1/restreams/{ids[0]}/start", headers=bearer).raise_for_status()
+    stats = live.RestreamStats(restream_id=ids[0], node="n1", generation=1, state="running",
+                               last_error="the source went away")  # fmt: skip
+    live.write_stats(redis_client, [stats], 60.0)
+    farm = service.Farm(redis_client, settings)
+    with db.sessions() as session:
+        for restream_id in ids:
+            answer = client.get(f"/v1/restreams/{restream_id}", headers=bearer)
+            restream = service.get(session, FARM_ADMIN, restream_id)
+            model = native._one(restream, farm)
+            assert answer.json() == model.model_dump(mode="json", by_alias=True)
+            assert answer.headers["ETag"] == f'"{model.revision}"'
+    assert client.get(f"/v1/restreams/{'f' * 24}", headers=bearer).status_code == 404
 
 
 def test_nodes_list_shows_liveness(
