@@ -295,7 +295,7 @@ class NodeRuntime:
         if self.supervisor.generations().get(restream_id, -1) >= generation:
             return False
         attempt = Attempt(restream_id, generation, self.node)
-        with self.db.transaction() as session:
+        with self.db.reading() as session:  # one statement: no transaction around it
             restream = reports.should_run(session, attempt)
             if restream is None:
                 log.info(

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -86,5 +87,23 @@ def test_a_pooled_connection_is_pinged_only_after_idling_and_replaced_if_dead(
         with engine.connect() as connection:
             assert connection.execute(backend).scalar_one() != first  # a new one
         assert len(pings) == 1
+    finally:
+        engine.dispose()
+
+
+def test_reading_runs_its_statements_outside_a_transaction(database_url: str) -> None:
+    """`reading` sends no BEGIN (nothing is open after a statement, so nothing to commit),
+    and its connection goes back to the pool as it came: the next `transaction` is one."""
+    engine = make_engine(database_url, connections=1)
+    db = Database(engine, lambda _message: None)
+    try:
+        with db.reading() as session:
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+            raw = session.connection().connection.driver_connection
+            assert raw is not None and raw.info.transaction_status == TransactionStatus.IDLE
+        with db.transaction() as session:
+            session.execute(text("SELECT 1"))
+            raw = session.connection().connection.driver_connection
+            assert raw is not None and raw.info.transaction_status == TransactionStatus.INTRANS
     finally:
         engine.dispose()
