@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import redis
 from fastapi import Depends, Request
@@ -69,11 +69,31 @@ async def api_state(request: Request) -> ApiState:
     return state
 
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+_READS_ONLY = "__streamfleet_reads_only__"
+
+
+def reads_only(endpoint: Endpoint) -> Endpoint:
+    """Mark a route that only reads: its request's session (the caller's credential's too)
+    runs each statement as it comes, outside a transaction (`Database.reading`): no BEGIN, no
+    COMMIT, and no trip to a thread to commit — what a client polling a restream pays for most
+    after the request itself. Its session refuses to write rows."""
+    setattr(endpoint, _READS_ONLY, True)
+    return endpoint
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request, committed before the response is sent (scope=function),
-    taken once the request's turn at the database came (`DatabaseGate`). Kept on the request
-    too, so that a route which answers an error can roll it back."""
+    taken once the request's turn at the database came (`DatabaseGate`); statements outside
+    a transaction for a route marked `reads_only`. Kept on the request too, so that a route
+    which answers an error can roll it back."""
     state: ApiState = request.app.state.streamfleet
+    if getattr(request.scope.get("endpoint"), _READS_ONLY, False):
+        async with state.gate.turn():
+            with state.db.reading() as session:
+                request.state.session = session
+                yield session
+        return
     async with state.gate.turn():
         with state.db.sessions() as session:  # no connection until its first statement
             request.state.session = session

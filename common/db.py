@@ -157,6 +157,7 @@ class Database:
             self.bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
             Session(connection, expire_on_commit=False) as session,
         ):
+            event.listen(session, "before_flush", _refuse_changes)
             yield session
 
     def dispose(self) -> None:
@@ -185,6 +186,13 @@ def keep_database_now(session: Session, now: datetime) -> None:
     """Make `now`, PostgreSQL's clock read by the caller's own statement, the transaction's
     time (`database_now`) if it has none yet."""
     session.info.setdefault(_NOW_KEY, now)
+
+
+def _refuse_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """A reading session writes no rows: each would be committed on its own, at once."""
+    changed = [o for o in session.dirty if session.is_modified(o)]
+    if session.new or changed or session.deleted:
+        raise RuntimeError("a session for reads only was asked to write rows")
 
 
 def _forget_now(session: Session, transaction: SessionTransaction) -> None:

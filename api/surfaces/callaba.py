@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.auth import Credential, TokenPrincipal, login_claims
-from api.deps import FarmDep, SessionDep, StateDep
+from api.deps import FarmDep, SessionDep, StateDep, reads_only
 from api.errors import Problem, error_responses, surface_route
 from common.accounts import revocations, security
 from common.accounts import service as accounts
@@ -299,6 +299,7 @@ def remove(
 
 
 @router.post("/restream/getAll")
+@reads_only
 def get_all(session: SessionDep, principal: TokenPrincipal) -> list[dict[str, Any]]:
     return [_summary(r) for r in service.summaries(session, principal)]
 
@@ -309,6 +310,7 @@ def get_count(session: SessionDep, principal: TokenPrincipal) -> dict[str, int]:
 
 
 @router.post("/restream/getById")
+@reads_only
 def get_by_id(
     body: IdBody, session: SessionDep, farm: FarmDep, principal: TokenPrincipal
 ) -> dict[str, Any]:

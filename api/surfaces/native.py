@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
 from api.auth import BearerPrincipal
-from api.deps import FarmDep, SessionDep
+from api.deps import FarmDep, SessionDep, reads_only
 from api.errors import error_responses, surface_route
 from api.surfaces.native_models import (
     EventOut,
@@ -202,6 +202,7 @@ def _if_match(given: str | None) -> frozenset[int] | None:
 
 
 @router.get("/restreams", response_model=RestreamPage)
+@reads_only
 def list_restreams(
     *,
     session: SessionDep,
@@ -251,6 +252,7 @@ def _item_json(row: Listed, now: views.Live) -> bytes:
     response_model=RestreamOut,
     responses={200: {"headers": {"ETag": {"description": "Its revision, for If-Match."}}}},
 )
+@reads_only
 def get_restream(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> Response:
@@ -345,6 +347,7 @@ def stop_restream(
 
 
 @router.get("/restreams/{restream_id}/stats")
+@reads_only
 def restream_stats(
     restream_id: str, session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> StatsOut:
@@ -363,6 +366,7 @@ def _stats(restream: views.Row, now: views.Live) -> StatsOut:
 
 
 @router.get("/live")
+@reads_only
 def live_statistics(
     session: SessionDep, farm: FarmDep, principal: BearerPrincipal
 ) -> list[StatsOut]:
