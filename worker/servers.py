@@ -95,7 +95,7 @@ class NodeServers:
 
     def step(self) -> None:
         """One pass: converge on the database, report, write statistics."""
-        with self.db.transaction() as session:
+        with self.db.reading() as session:  # one statement, every second
             placed = {s.id: s for s in repository.placed_on(session, self.node)}
             wanted = {sid: dict(s.spec) for sid, s in placed.items()}
             shown = {sid: (s.run_node, s.run_state, s.run_reason) for sid, s in placed.items()}

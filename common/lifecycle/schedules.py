@@ -18,12 +18,15 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from common import events
-from common.db import database_now
+from common.db import database_now, keep_database_now
 from common.definitions.schedule import Schedule, ScheduleView
 from common.errors import FieldProblem, InvalidInput
 from common.lifecycle import commands
 from common.models import Restream
 from common.restreams.repository import Listed
+
+# The soonest time a schedule sets (None: none is set).
+_NEXT_TIME = func.least(func.min(Restream.start_at), func.min(Restream.stop_at))
 
 
 def assign(
@@ -58,9 +61,14 @@ def of(restream: Restream | Listed) -> ScheduleView | None:
 
 def carry_out(session: Session) -> tuple[dict[str, int], float | None]:
     """Start and stop what is due now: how many of each, and the seconds until the next time
-    (None: no time is set). Rows another transaction holds are left for the next round."""
-    now = database_now(session)
+    (None: no time is set). Rows another transaction holds are left for the next round. At
+    rest (nothing due), one statement: the next time and the clock."""
     done = {"ScheduledStart": 0, "ScheduledStop": 0}
+    nearest, clock = session.execute(select(_NEXT_TIME, func.clock_timestamp())).one()
+    keep_database_now(session, clock)
+    now = database_now(session)
+    if nearest is None or nearest > now:
+        return done, None if nearest is None else (nearest - now).total_seconds()
     due = (
         session.execute(
             select(Restream)
@@ -96,7 +104,5 @@ def carry_out(session: Session) -> tuple[dict[str, int], float | None]:
                     project_id=restream.project_id,
                 )
     session.flush()  # the round's plan reads the rows with SQL: it sees these changes
-    upcoming = session.execute(
-        select(func.least(func.min(Restream.start_at), func.min(Restream.stop_at)))
-    ).scalar_one()
+    upcoming = session.execute(select(_NEXT_TIME)).scalar_one()
     return done, None if upcoming is None else max(0.0, (upcoming - now).total_seconds())

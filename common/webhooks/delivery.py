@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common import outbound
@@ -51,6 +51,24 @@ class Answer:
     @property
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+_ANY_DUE = (
+    select(WebhookDelivery.id)
+    .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+    .where(
+        WebhookDelivery.state == PENDING,
+        WebhookDelivery.next_at <= func.clock_timestamp(),
+        Webhook.active.is_(True),
+    )
+    .limit(1)
+)
+
+
+def any_due(session: Session) -> bool:
+    """Whether some delivery is due now (one indexed look, no lock): what a sender asks before
+    it claims."""
+    return session.connection().execute(_ANY_DUE).first() is not None
 
 
 def claim(session: Session, limit: int) -> list[Claimed]:

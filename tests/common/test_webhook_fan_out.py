@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from common import events, webhooks
-from common.db import Database
+from common.db import Database, database_now
 from common.models import Event, Project, Webhook, WebhookDelivery
+from common.webhooks import delivery
 
 PROJECT, OTHER = "a" * 24, "c" * 24
 
@@ -45,3 +48,31 @@ def test_an_event_writes_a_delivery_for_each_webhook_that_wants_it(db: Database)
         assert found.body == events.as_json(event)  # the feed's own rendering, to the byte
         assert (found.state, found.attempts, found.next_at) == (webhooks.PENDING, 0, event.at)
         assert found.give_up_at - found.next_at == webhooks.RETRY_FOR
+
+
+def test_a_sender_asks_whether_anything_is_due_in_one_statement(db: Database) -> None:
+    """`any_due`: what a sender asks every second before it claims (most seconds, nothing)."""
+    with db.transaction() as session:
+        assert not delivery.any_due(session)
+        session.add(Project(id=PROJECT, name="p"))
+        session.flush()
+        session.add_all([_hook("1" * 24, []), _hook("2" * 24, [], active=False)])
+        session.flush()
+        now = database_now(session)
+        later = WebhookDelivery(
+            webhook_id="1" * 24,
+            event_id=1,
+            body={},
+            state=webhooks.PENDING,
+            attempts=0,
+            next_at=now + timedelta(minutes=1),
+            give_up_at=now,
+        )
+        paused = WebhookDelivery(webhook_id="2" * 24, event_id=2, body={}, state=webhooks.PENDING,
+                                 attempts=0, next_at=now, give_up_at=now)  # fmt: skip
+        session.add_all([later, paused])
+        session.flush()
+        assert not delivery.any_due(session)  # one not yet due, one of a paused webhook
+        later.next_at = now
+        session.flush()
+        assert delivery.any_due(session)
