@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, case, literal, select
+from sqlalchemy import Select, bindparam, case, literal, select
 from sqlalchemy.orm import Session
 
 from common.definitions.server import ServerKind, server_source
@@ -62,15 +62,30 @@ def wanted(session: Session, *, for_update: bool = False) -> Sequence[Server]:
     return session.execute(statement).scalars().all()
 
 
+# Built once: the reconciler asks both every second, and building them cost more than running.
+_UNSETTLED = (
+    select(Server.id)
+    .where(
+        (Server.active.is_(True) & Server.node_name.is_(None))
+        | (Server.active.is_(False) & Server.node_name.is_not(None))
+        | (
+            Server.node_name.is_not(None)
+            & Server.node_name.not_in(bindparam("held", expanding=True))
+        )
+    )
+    .limit(1)
+)
+_PORT_HOLDINGS = select(
+    Server.node_name,
+    Server.spec["port"].astext + "/" + case((Server.kind == ServerKind.SRT, "UDP"), else_="TCP"),
+    literal("server ") + Server.id,
+).where(Server.active.is_(True), Server.node_name.is_not(None))
+
+
 def unsettled(session: Session, held: set[str]) -> bool:
     """Whether any server wants placing or unplacing: wanted without a node, not wanted
     with one, or on a node without a lease (`held`: the nodes with one)."""
-    statement = select(Server.id).where(
-        (Server.active.is_(True) & Server.node_name.is_(None))
-        | (Server.active.is_(False) & Server.node_name.is_not(None))
-        | (Server.node_name.is_not(None) & Server.node_name.not_in(held))
-    )
-    return session.execute(statement.limit(1)).first() is not None
+    return session.execute(_UNSETTLED, {"held": sorted(held)}).first() is not None
 
 
 def placed_on(session: Session, node: str) -> Sequence[Server]:
@@ -98,9 +113,4 @@ def holdings(session: Session) -> list[tuple[str, str, str]]:
 def port_holdings() -> Select[str | None, str | None, str]:
     """The ports placed servers hold, as restream listen ports are held: (node, "9000/UDP",
     "server <id>") rows."""
-    transport = case((Server.kind == ServerKind.SRT, "UDP"), else_="TCP")
-    return select(
-        Server.node_name,
-        Server.spec["port"].astext + "/" + transport,
-        literal("server ") + Server.id,
-    ).where(Server.active.is_(True), Server.node_name.is_not(None))
+    return _PORT_HOLDINGS
