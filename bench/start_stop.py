@@ -158,23 +158,22 @@ def measure(
     def add(name: str, value: float) -> None:
         figures.setdefault(name, []).append(value)
 
+    def change(action: str, state: str) -> float:
+        """POST `action`, then until the API says `state` (returned) and its event."""
+        sent = time.time()
+        farm.post(f"/api/restream/{action}", {"id": restream_id})
+        add(f"  POST {action} answered", time.time() - sent)
+        seen = farm.reported(restream_id, state) - sent
+        add(f"{action} -> API says {state}", seen)
+        add(f"{action} -> {state} recorded", farm.recorded(restream_id, state, sent) - sent)
+        return seen
+
     floor_start, floor_stop = ffmpeg_alone(argv, how)
     add("  spawn -> first sign of media", floor_start)
     add(f"  {how.name} -> exited", floor_stop)
-    sent = time.time()
-    farm.post("/api/restream/start", {"id": restream_id})
-    add("  POST start answered", time.time() - sent)
-    running = farm.reported(restream_id, "running") - sent
-    add("start -> API says running", running)
-    add("start -> running recorded", farm.recorded(restream_id, "running", sent) - sent)
-    add("start over the floor, paired", running - floor_start)
+    add("start over the floor, paired", change("start", "running") - floor_start)
     time.sleep(0.5)  # let it run a little
-    sent = time.time()
-    farm.post("/api/restream/stop", {"id": restream_id})
-    add("  POST stop answered", time.time() - sent)
-    idle = farm.reported(restream_id, "idle") - sent
-    add("stop -> API says idle", idle)
-    add("stop -> idle recorded", farm.recorded(restream_id, "idle", sent) - sent)
+    idle = change("stop", "idle")
     if how is signal.SIGKILL:
         add("stop over the SIGKILL floor, paired", idle - floor_stop)
 

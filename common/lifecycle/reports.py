@@ -20,7 +20,7 @@ from common.definitions.states import Phase, RunState
 from common.ffmpeg.outcome import Outcome
 from common.lifecycle import commands
 from common.models import Restream, Run
-from common.restreams import repository
+from common.restreams import repository, runs
 
 P, R = Phase, RunState
 # Phases in which the node named may (re)start the restream's FFmpeg: placed there, or
@@ -156,11 +156,11 @@ def _set_run_once(
     session: Session, attempt: Attempt, unset: InstrumentedAttribute[Any], values: dict[str, Any]
 ) -> bool:
     """The common case in one statement: the run's row exists and `unset` is still unset."""
-    return repository.set_run_once(session, attempt.restream_id, attempt.generation, unset, values)
+    return runs.set_run_once(session, attempt.restream_id, attempt.generation, unset, values)
 
 
 def _run(session: Session, attempt: Attempt) -> Run | None:
-    run = repository.run_of(session, attempt.restream_id, attempt.generation)
+    run = runs.run_of(session, attempt.restream_id, attempt.generation)
     if run is None and repository.get(session, attempt.restream_id, None) is not None:
         run = Run(
             restream_id=attempt.restream_id,

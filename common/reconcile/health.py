@@ -28,7 +28,7 @@ from common.definitions.states import NodeState, RestreamState
 from common.health import process_registry
 from common.nodes import repository as nodes
 from common.reconcile.run import RoundSummary
-from common.restreams import repository as restreams
+from common.restreams import figures as restreams
 
 ROUND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

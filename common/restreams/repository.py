@@ -17,7 +17,6 @@ from sqlalchemy import (
     literal_column,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
@@ -26,12 +25,10 @@ from common.definitions.restream import restream_type
 from common.definitions.states import (
     HOLDING_PHASES,
     Phase,
-    RestreamState,
     RunState,
     ShowsState,
-    shown,
 )
-from common.models import Project, Restream, Run
+from common.models import Restream
 from common.nodes.capacity import U30_ENGINES, U30Load, Usage
 from common.restreams.filters import EVERY, Filters
 
@@ -365,76 +362,3 @@ def placed_on(session: Session, node: str, *, skip_locked: bool = False) -> Sequ
         .scalars()
         .all()
     )
-
-
-def run_of(session: Session, restream_id: str, generation: int) -> Run | None:
-    return session.execute(
-        select(Run).where(Run.restream_id == restream_id, Run.generation == generation)
-    ).scalar_one_or_none()
-
-
-def set_run_once(
-    session: Session,
-    restream_id: str,
-    generation: int,
-    unset: InstrumentedAttribute[Any],
-    values: dict[str, Any],
-) -> bool:
-    """Write `values` on the run of (restream, generation) if its `unset` column is still
-    NULL, in one statement; False if no such run had it unset."""
-    result = session.execute(
-        update(Run)
-        .where(Run.restream_id == restream_id, Run.generation == generation, unset.is_(None))
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-def latest_run(session: Session, restream_id: str) -> Run | None:
-    return session.execute(
-        select(Run).where(Run.restream_id == restream_id).order_by(Run.id.desc()).limit(1)
-    ).scalar_one_or_none()
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One restream as the farm's metrics name it."""
-
-    id: str
-    name: str
-    project_id: str
-    project_name: str
-    state: RestreamState
-
-
-def shown_states(session: Session) -> list[Shown]:
-    """Every restream with its name, project and the state it shows (`shown`), in one
-    statement of plain columns."""
-    current = Restream.run_generation == Restream.generation
-    rows = session.execute(
-        select(
-            Restream.id,
-            Restream.name,
-            Restream.project_id,
-            Project.name,
-            Restream.phase,
-            Restream.active,
-            Restream.run_state,
-            current,
-        ).join(Project, Project.id == Restream.project_id)
-    ).all()
-    return [
-        Shown(rid, name, project_id, project, shown(phase, active, run if is_current else None))
-        for rid, name, project_id, project, phase, active, run, is_current in rows
-    ]
-
-
-def oldest_pending_s(session: Session) -> float:
-    """How long the restream waiting longest for a node has waited (0: none waits)."""
-    age = session.execute(
-        select(func.extract("epoch", func.now() - func.min(Restream.phase_changed_at))).where(
-            Restream.phase == Phase.PENDING
-        )
-    ).scalar_one()
-    return max(0.0, float(age)) if age is not None else 0.0
