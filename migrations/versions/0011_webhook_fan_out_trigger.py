@@ -37,7 +37,10 @@ BEGIN
     FROM webhooks w
     WHERE w.project_id = NEW.project_id
       AND w.active
-      AND (jsonb_array_length(w.kinds) = 0 OR w.kinds ? (NEW.subject_kind || '.' || NEW.kind));
+      -- Nothing here may raise (a failure would fail the change that records the event): no
+      -- jsonb_array_length, which does on a scalar; kinds that are not a list mean every type.
+      AND (w.kinds = '[]'::jsonb OR jsonb_typeof(w.kinds) <> 'array'
+           OR w.kinds ? (NEW.subject_kind || '.' || NEW.kind));
     RETURN NULL;
 END
 $$;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
 from common import events, webhooks
 from common.db import Database, database_now
@@ -30,6 +30,12 @@ def test_an_event_writes_a_delivery_for_each_webhook_that_wants_it(db: Database)
             _hook("4" * 24, [], active=False),  # paused: nothing new for it
         ])  # fmt: skip
         session.flush()
+        # Not a list (never written so, but never to fail a change over): every type.
+        session.execute(insert(Webhook).values(
+            id="5" * 24, project_id=PROJECT, url="http://h.example/", secret="s" * 20,
+            kinds=text("'null'::jsonb"), active=True,
+        ))  # fmt: skip
+        session.flush()
         events.record(session, subject_kind=events.RESTREAM, subject_id="r" * 24,
                       reason="start requested", from_state="idle", to_state="pending",
                       project_id=PROJECT, node_name="n1", generation=3)  # fmt: skip
@@ -42,7 +48,7 @@ def test_an_event_writes_a_delivery_for_each_webhook_that_wants_it(db: Database)
         event = session.execute(select(Event).where(Event.project_id == PROJECT)).scalar_one()
         rows = session.execute(select(WebhookDelivery).order_by(WebhookDelivery.webhook_id))
         deliveries = list(rows.scalars())
-    assert [d.webhook_id for d in deliveries] == ["1" * 24, "2" * 24]
+    assert [d.webhook_id for d in deliveries] == ["1" * 24, "2" * 24, "5" * 24]
     for found in deliveries:
         assert found.event_id == event.id
         assert found.body == events.as_json(event)  # the feed's own rendering, to the byte
