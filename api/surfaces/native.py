@@ -372,14 +372,7 @@ def live_statistics(
 ) -> list[StatsOut]:
     """The live statistics of every restream of the caller's placed on a node, however many:
     one call for a console's whole table."""
-    placed: list[Listed] = []
-    while True:
-        rows, total = service.page(
-            session, principal, limit=PAGE_MAX, offset=len(placed), filters=ON_A_NODE
-        )
-        placed.extend(rows)
-        if not rows or len(placed) >= total:
-            break
+    placed, _ = service.page(session, principal, limit=None, offset=0, filters=ON_A_NODE)
     now = views.read(farm.redis, placed)
     return [_stats(row, now) for row in placed]
 

@@ -155,7 +155,8 @@ def _current(session: Session, attempt: Attempt) -> Restream | None:
 def _set_run_once(
     session: Session, attempt: Attempt, unset: InstrumentedAttribute[Any], values: dict[str, Any]
 ) -> bool:
-    """The common case in one statement: the run's row exists and `unset` is still unset."""
+    """The common case in one statement: the run's row exists and `unset` is still unset
+    (`_run` is the rest)."""
     return runs.set_run_once(session, attempt.restream_id, attempt.generation, unset, values)
 
 

@@ -124,7 +124,7 @@ def page(
     session: Session,
     principal: Principal,
     *,
-    limit: int,
+    limit: int | None,
     offset: int,
     filters: Filters = EVERY,
 ) -> tuple[list[repository.Listed], int]:

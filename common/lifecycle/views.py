@@ -180,7 +180,7 @@ def page(
     session: Session,
     project_id: str | None,
     *,
-    limit: int,
+    limit: int | None,
     offset: int,
     filters: Filters = EVERY,
 ) -> tuple[list[Listed], int]:

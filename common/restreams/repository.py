@@ -160,13 +160,14 @@ def versions(
     session: Session,
     project_id: str | None,
     *,
-    limit: int,
+    limit: int | None,
     offset: int,
     filters: Filters = EVERY,
 ) -> tuple[list[tuple[str, int]], int]:
     """The ids of one page of restreams, oldest first (in order of creation), with the
     versions of their rows — what a list reads first, to read again only what changed — and
-    how many there are in all (counted by the same query, unless the page is empty). Plain
+    how many there are in all (counted by the same query, unless the page is empty); `limit`
+    None: every one from `offset` on. Plain
     rows, through the session's connection: the ORM's handling of a statement that loads no
     entity took half the time of a page of 500."""
     statement = select(Restream.id, _VERSION, func.count().over())

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import redis
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from common.accounts.principal import Principal, Role
 from common.config import Settings
@@ -16,6 +15,7 @@ from common.definitions.restream import RestreamDefinition
 from common.lifecycle import service
 from common.models import Restream
 from common.restreams import repository
+from tests.support.wait import wait_for
 
 ADMIN = Principal("test", Role.ADMIN, None)
 DEFINITION = RestreamDefinition.model_validate(
@@ -24,6 +24,17 @@ DEFINITION = RestreamDefinition.model_validate(
         "outputs": [{"output_type": "OUTPUT_TYPE_UDP_URL", "output_stream_url": "udp://h:1"}],
     }
 )
+
+
+def _waiting_for_a_lock(db: Database) -> bool:
+    with db.reading() as session:
+        waiting = session.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
 
 
 @pytest.mark.parametrize("holder_changes_it", [False, True])
@@ -52,7 +63,7 @@ def test_lock_reads_the_clock_and_the_row_once_the_lock_is_held(
     with db.transaction() as session:
         assert repository.lock(session, restream_id, None) is not None
         holding.set()
-        time.sleep(0.3)  # the other transaction waits for the lock meanwhile
+        wait_for(lambda: _waiting_for_a_lock(db), timeout_s=10, what="the other to wait")
         if holder_changes_it:
             renamed = update(Restream).where(Restream.id == restream_id).values(name="renamed")
             session.execute(renamed)
