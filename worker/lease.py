@@ -40,7 +40,7 @@ from common.definitions.node import NodeCapabilities
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-WATCHDOG_PERIOD_S = 0.1
+WATCHDOG_PERIOD_S = 0.1  # while fenced: how often whatever started since is killed
 STATS_PERIOD_S = 1.0  # how often the live statistics are written (with a renewal)
 RENEW_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -99,6 +99,7 @@ class Heartbeat:
         self._stats_sent_at = -math.inf
         self._fenced = False
         self._stopped = threading.Event()
+        self._nudged = threading.Event()  # wakes the fence: stopping, or the lease taken
         self._threads = [
             threading.Thread(target=self._renew_forever, name="lease", daemon=True),
             threading.Thread(target=self._watch_forever, name="fence", daemon=True),
@@ -137,6 +138,7 @@ class Heartbeat:
 
     def stop(self, *, release: bool = True) -> None:
         self._stopped.set()
+        self._nudged.set()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=5)
@@ -202,7 +204,8 @@ class Heartbeat:
     def _taken(self, taken: NodeNameTaken) -> bool:
         """Another holder's lease has this node's name: run nothing meanwhile. True once that
         holder is seen renewing it (a live twin): the lease is lost for good."""
-        self._valid_until = 0.0  # the watchdog fences at its next tick
+        self._valid_until = 0.0
+        self._nudged.set()  # the watchdog fences now
         seen, self._sighted = self._sighted, taken.lease
         if seen is None or seen.holder != taken.lease.holder:
             log.error("lease not renewed, fencing: %s", taken)
@@ -217,10 +220,17 @@ class Heartbeat:
         return True
 
     def _watch_forever(self) -> None:
-        """While the lease is not valid, every tick kills whatever runs: what the fence found,
-        and anything that started after it (the supervisor refuses to spawn, but a job may
-        have been on its way in)."""
-        while not self._stopped.wait(WATCHDOG_PERIOD_S):
+        """Sleeps until the lease's validity runs out (a renewal since pushes it on: sleep
+        again), not ticking while it is valid: a wake-up costs a node at rest more than
+        anything it then does. While the lease is not valid, every tick kills whatever runs:
+        what the fence found, and anything that started after it (the supervisor refuses to
+        spawn, but a job may have been on its way in)."""
+        while True:
+            remaining_s = self._valid_until - time.monotonic()
+            self._nudged.wait(remaining_s if self.valid() else WATCHDOG_PERIOD_S)
+            self._nudged.clear()
+            if self._stopped.is_set():
+                return
             if self.valid():
                 continue
             try:

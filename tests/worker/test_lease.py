@@ -223,3 +223,24 @@ def test_statistics_go_with_a_renewal_once_a_second_however_often_it_renews(
     assert count >= renewals  # each one, for /metrics too
     assert 2 <= len(asked) <= 3  # at the start, then once a second
     assert all(b - a >= 0.85 for a, b in itertools.pairwise(asked))
+
+
+def test_the_fence_sleeps_while_the_lease_is_valid_instead_of_ticking(
+    worker: MakeWorker,
+) -> None:
+    """A wake-up costs a node at rest more than what it then does: the watchdog wakes when
+    the validity of the last renewal it saw would run out (about every `fence_after_s`), not
+    every WATCHDOG_PERIOD_S."""
+    heartbeat = worker("quiet")  # valid for 0.7 s after each renewal, renewed every 0.2 s
+    checks: list[float] = []
+    valid = heartbeat.valid
+
+    def counted() -> bool:
+        checks.append(time.monotonic())
+        return valid()
+
+    heartbeat.valid = counted  # type: ignore[method-assign]
+    heartbeat.start()
+    time.sleep(3.0)
+    assert valid()
+    assert len(checks) <= 16  # two checks a wake-up, about every 0.5 s; ticking: 30
