@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -183,44 +184,62 @@ def worker_connection_name(holder: str) -> str:
     return WORKER_CONNECTION_PREFIX + holder
 
 
-def connected_workers(client: redis.Redis) -> set[str] | None:
-    """The lease holders (`host:pid:tag`) that have a connection to Redis now; None when this
-    Redis does not let us list its clients (a managed service may refuse CLIENT LIST)."""
-    try:
-        clients = client.client_list(_type="normal")
-    except redis.ResponseError:
-        return None
-    names = (str(c.get("name", "")) for c in clients)
-    return {
-        n.removeprefix(WORKER_CONNECTION_PREFIX)
-        for n in names
-        if n.startswith(WORKER_CONNECTION_PREFIX)
-    }
+@dataclass(frozen=True)
+class FarmReading:
+    """What a reconcile round reads from Redis, in one round trip (`read_farm`)."""
+
+    memory_age_s: float  # how long Redis has remembered this farm (see `read_farm`)
+    leases: dict[str, NodeLease]  # of each named node that has one
+    remaining_s: dict[str, float]  # seconds until each of those leases expires, by Redis
+    # The lease holders (`host:pid:tag`) with a connection to Redis now; None when this Redis
+    # does not let us list its clients (a managed service may refuse CLIENT LIST).
+    connected: set[str] | None
 
 
-def lease_remaining_s(client: redis.Redis, nodes: Sequence[str]) -> dict[str, float]:
-    """Seconds until each named node's lease expires, by Redis's clock (absent: no lease)."""
-    if not nodes:
-        return {}
-    pipe = client.pipeline(transaction=False)
-    for node in nodes:
-        pipe.pttl(lease_key(node))
-    return {n: ms / 1000 for n, ms in zip(nodes, pipe.execute(), strict=True) if ms >= 0}
+def read_farm(client: redis.Redis, nodes: Sequence[str]) -> FarmReading:
+    """The named nodes' leases, the seconds each has left and the workers connected, and how
+    long Redis has remembered the farm: one round trip (a round asks every second).
 
-
-def memory_age_s(client: redis.Redis) -> float:
-    """Seconds Redis has remembered this farm, by its own clock. A key without expiry, set
-    once: it is lost when Redis loses its data (a restart without persistence, a flush, an
-    empty replica promoted) — and every node lease with it, although no node fenced."""
+    Redis's memory is a key without expiry, set once by Redis's own clock: it is lost when
+    Redis loses its data (a restart without persistence, a flush, an empty replica promoted),
+    and every node lease with it, although no node fenced."""
+    keys = [lease_key(n) for n in nodes]
     pipe = client.pipeline(transaction=False)
     pipe.time()
     pipe.get(MEMORY_KEY)
-    (seconds, micros), since = pipe.execute()  # one round trip, as a round asks each second
+    if keys:
+        pipe.mget(keys)
+        for key in keys:
+            pipe.pttl(key)
+        pipe.client_list(_type="normal")
+    answers = pipe.execute(raise_on_error=False)
+    for answer in answers[: len(answers) - 1 if keys else None]:
+        if isinstance(answer, Exception):  # only CLIENT LIST may be refused
+            raise answer
+    (seconds, micros), since = answers[0], answers[1]
     now = seconds + micros / 1_000_000
     if since is None:  # first asked, or the memory is lost: it starts now
         client.set(MEMORY_KEY, repr(now), nx=True)
         since = client.get(MEMORY_KEY)
-    return now - float(since) if since is not None else 0.0
+    memory_s = now - float(since) if since is not None else 0.0
+    if not keys:
+        return FarmReading(memory_s, {}, {}, set())
+    leases = {lease.node: lease for lease in parse_all(NodeLease, answers[2])}
+    ttls = answers[3 : 3 + len(keys)]
+    remaining = {n: ms / 1000 for n, ms in zip(nodes, ttls, strict=True) if ms >= 0}
+    clients = answers[-1]
+    connected = (
+        None
+        if isinstance(clients, Exception)
+        else {
+            name.removeprefix(WORKER_CONNECTION_PREFIX)
+            for name in (str(c.get("name", "")) for c in clients)
+            if name.startswith(WORKER_CONNECTION_PREFIX)
+        }
+        if leases
+        else set()
+    )
+    return FarmReading(memory_s, leases, remaining, connected)
 
 
 def remember_since(client: redis.Redis, seconds_ago: float) -> None:

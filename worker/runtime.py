@@ -73,7 +73,7 @@ class NodeRuntime:
         )
         holder = new_holder()
         # Named after the lease's holder: Redis drops them the moment this process dies, and
-        # the reconciler, seeing them gone, says so within a round (see live.connected_workers).
+        # the reconciler, seeing them gone, says so within a round (see live.read_farm).
         self.redis = live.connect(settings.redis_url, name=live.worker_connection_name(holder))
         self.ffmpeg: FfmpegCapabilities = probe(resolve_ffmpeg(settings.ffmpeg_binary))
         u30_devices = settings.u30_devices

@@ -79,18 +79,18 @@ class RoundSummary:
 
 def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
     started = time.perf_counter()
-    # Redis that has just lost its data (a restart without persistence, a flush) lost every
-    # lease with it: a missing one proves nothing until the workers had a lease's lifetime to
-    # renew. Until then no node is judged; placing and syncing go on.
-    judge_nodes = (
-        live.memory_age_s(client) >= settings.lease_key_ttl_s + settings.lease_renew_interval_s
-    )
     with db.transaction() as session:
         if not session.execute(_ROUND_LOCK).scalar_one():
             return RoundSummary(ran=False)
         lock_placement(session)
         nodes = node_repository.all_nodes(session)
-        node_views, next_lapse_s = _node_views(client, nodes, settings)
+        farm = live.read_farm(client, [n.name for n in nodes])
+        # Redis that has just lost its data (a restart without persistence, a flush) lost
+        # every lease with it: a missing one proves nothing until the workers had a lease's
+        # lifetime to renew. Until then no node is judged; placing and syncing go on.
+        remembered_s = settings.lease_key_ttl_s + settings.lease_renew_interval_s
+        judge_nodes = farm.memory_age_s >= remembered_s
+        node_views, next_lapse_s = _node_views(farm, nodes, settings)
         settled = {
             n.name for n in node_views if n.lease and not n.silence and n.state is NodeState.ACTIVE
         }
@@ -129,15 +129,13 @@ def _servers(session: Session, client: redis.Redis, nodes: Sequence[NodeView], j
 
 
 def _node_views(
-    client: redis.Redis, nodes: Sequence[Node], settings: Settings
+    farm: live.FarmReading, nodes: Sequence[Node], settings: Settings
 ) -> tuple[list[NodeView], float | None]:
     """Each node with its lease, and why its worker does not answer, if it does not: its
     connections to Redis are gone (the process died: Redis saw its sockets close), or it has
     not renewed for two intervals. Its lease may not have lapsed yet: only then is it lost.
     And the seconds until the soonest such lease lapses (None: every node answers)."""
-    leases = live.read_leases(client, [n.name for n in nodes])
-    connected = live.connected_workers(client) if leases else set()
-    remaining = live.lease_remaining_s(client, list(leases))
+    leases, connected, remaining = farm.leases, farm.connected, farm.remaining_s
     # Two renewals missed, and never under 2.5 s: a Redis outage of a couple of seconds,
     # which stops no FFmpeg, reads as no silence either.
     overdue_s = max(2 * settings.lease_renew_interval_s + 0.5, 2.5)
