@@ -44,6 +44,7 @@ from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
+from worker.wakeups import SERVERS, WEBHOOKS, Wakeups
 from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,12 @@ class NodeRuntime:
         )
         self.http: WorkerHttp | None = None
         self.cordon: CordonWatch | None = None
-        self.webhooks = WebhookSender(self.db, allow_private=settings.outbound_private)
+        self.wakeups = Wakeups(self.db.engine)
+        self.webhooks = WebhookSender(
+            self.db,
+            allow_private=settings.outbound_private,
+            wakeups=self.wakeups.channel(WEBHOOKS),
+        )
         self.own = OwnServers()
         self.servers = NodeServers(
             self.db,
@@ -131,6 +137,7 @@ class NodeRuntime:
             self.node,
             settings.listen_address,
             stats_ttl_s=settings.stats_ttl_s,
+            wakeups=self.wakeups.channel(SERVERS),
         )
 
     def start(self) -> None:
@@ -151,6 +158,7 @@ class NodeRuntime:
             self.supervisor.shutdown(1)
             raise
         self.reporter.start()
+        self.wakeups.start()
         self.servers.start()
         self.webhooks.start()
         if self.settings.drain_on_cordon:
@@ -234,6 +242,7 @@ class NodeRuntime:
     def _close(self) -> None:
         self.webhooks.stop()
         self.servers.stop()
+        self.wakeups.stop()
         self.own.stop()  # after the FFmpeg publishing to them
         self.relay.close()
         if self.http is not None:

@@ -4,7 +4,9 @@
 Every `poll_s` the node reads the servers placed on it, ends those no longer placed here or
 whose settings changed, starts the new ones, reports to the database what it observed (running,
 or failed and why: only when that changed) and writes their live statistics to Redis. A server
-that failed to start is tried again after `RETRY_S`.
+that failed to start is tried again after `RETRY_S`. A node that runs no server (most nodes,
+most of the time) reads only when a server's row changes (`worker.wakeups`), and every
+`idle_s` all the same; while nothing wakes it (not listening), every `poll_s`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from common.servers import repository
 from worker import libsrt
 from worker.rtmp_server import RtmpServer
 from worker.srt_server import SrtServer
+from worker.wakeups import Channel
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +62,17 @@ class NodeServers:
         address: str,
         *,
         poll_s: float = 1.0,
+        idle_s: float = 30.0,
         stats_ttl_s: float = 5.0,
+        wakeups: Channel | None = None,
     ) -> None:
         self.db = db
         self.redis = client
         self.node = node
         self.address = address
         self.poll_s = poll_s
+        self.idle_s = idle_s
+        self.wakeups = wakeups or Channel()
         self.stats_ttl_s = stats_ttl_s
         self.running: dict[str, tuple[dict[str, Any], Engine]] = {}
         self.failed: dict[str, tuple[dict[str, Any], str, float]] = {}  # spec, why, when
@@ -79,6 +86,7 @@ class NodeServers:
     def stop(self) -> None:
         """End every server it runs."""
         self._stop.set()
+        self.wakeups.wake()
         if self._thread is not None:
             self._thread.join()
         for _, engine in self.running.values():
@@ -87,11 +95,15 @@ class NodeServers:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            stepped = False
             try:
                 self.step()
+                stepped = True
             except (SQLAlchemyError, redis.RedisError) as error:
                 log.warning("servers: %s", error)
-            self._stop.wait(self.poll_s)
+            # Statistics to write, a start to retry, or no one to wake it: on the second.
+            at_rest = stepped and not self.running and not self.failed and self.wakeups.listening
+            self.wakeups.wait(self.idle_s if at_rest else self.poll_s)
 
     def step(self) -> None:
         """One pass: converge on the database, report, write statistics."""
@@ -105,6 +117,8 @@ class NodeServers:
                 engine.stop()
                 del self.running[sid]
                 log.info("server %s ended here", sid)
+        for sid in [sid for sid in self.failed if sid not in wanted]:
+            del self.failed[sid]  # no longer placed here: not tried again
         now = time.monotonic()
         observed: dict[str, tuple[ServerState, str | None]] = {}
         for sid, spec in wanted.items():

@@ -53,22 +53,22 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-_ANY_DUE = (
-    select(WebhookDelivery.id)
+# The soonest pending delivery of an active webhook: seconds until it is due (<= 0: now).
+_DUE_IN = (
+    select(func.extract("epoch", WebhookDelivery.next_at - func.clock_timestamp()))
     .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-    .where(
-        WebhookDelivery.state == PENDING,
-        WebhookDelivery.next_at <= func.clock_timestamp(),
-        Webhook.active.is_(True),
-    )
+    .where(WebhookDelivery.state == PENDING, Webhook.active.is_(True))
+    .order_by(WebhookDelivery.next_at)
     .limit(1)
 )
 
 
-def any_due(session: Session) -> bool:
-    """Whether some delivery is due now (one indexed look, no lock): what a sender asks before
-    it claims."""
-    return session.connection().execute(_ANY_DUE).first() is not None
+def due_in_s(session: Session) -> float | None:
+    """Seconds until the next delivery is due (0 or less: one is due now), None when none
+    waits (one indexed look, no lock): what a sender asks before it claims, and how long it
+    may then sleep."""
+    seconds = session.connection().execute(_DUE_IN).scalar()
+    return None if seconds is None else float(seconds)
 
 
 def claim(session: Session, limit: int) -> list[Claimed]:

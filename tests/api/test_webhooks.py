@@ -199,8 +199,8 @@ def test_a_sender_claims_no_more_than_it_can_send_at_once(
         started(live, operator, f"r{i}")
     sender = WebhookSender(committing_db, allow_private=True, senders=2)
     try:
-        assert sender.send_due() == 2
-        assert sender.send_due() == 0  # both busy
+        assert sender.send_due().claimed == 2
+        assert sender.send_due().claimed == 0  # both busy
     finally:
         sender.stop()
         silent.close()

@@ -56,10 +56,11 @@ def test_an_event_writes_a_delivery_for_each_webhook_that_wants_it(db: Database)
         assert found.give_up_at - found.next_at == webhooks.RETRY_FOR
 
 
-def test_a_sender_asks_whether_anything_is_due_in_one_statement(db: Database) -> None:
-    """`any_due`: what a sender asks every second before it claims (most seconds, nothing)."""
+def test_a_sender_asks_when_the_next_delivery_is_due_in_one_statement(db: Database) -> None:
+    """`due_in_s`: what a sender asks before it claims (most times, nothing), and how long it
+    may sleep."""
     with db.transaction() as session:
-        assert not delivery.any_due(session)
+        assert delivery.due_in_s(session) is None
         session.add(Project(id=PROJECT, name="p"))
         session.flush()
         session.add_all([_hook("1" * 24, []), _hook("2" * 24, [], active=False)])
@@ -78,7 +79,9 @@ def test_a_sender_asks_whether_anything_is_due_in_one_statement(db: Database) ->
                                  attempts=0, next_at=now, give_up_at=now)  # fmt: skip
         session.add_all([later, paused])
         session.flush()
-        assert not delivery.any_due(session)  # one not yet due, one of a paused webhook
+        due_in_s = delivery.due_in_s(session)  # one not yet due, one of a paused webhook
+        assert due_in_s is not None and 50 < due_in_s <= 60
         later.next_at = now
         session.flush()
-        assert delivery.any_due(session)
+        due_in_s = delivery.due_in_s(session)
+        assert due_in_s is not None and due_in_s <= 0
