@@ -36,7 +36,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from common.health import authorized, process_registry
+from common.health import Serving, authorized, process_registry
 from common.lifecycle.commands import REFUSED
 from common.live import RestreamStats
 from common.nodes.capacity import ENGINE_UNITS
@@ -224,15 +224,14 @@ class WorkerHttp:
         handler = _handler(view, lambda: generate_latest(self.registry), media_dir, metrics_token)
         self.server = _BoundedServer((address, port), handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        self.serving = Serving(self.server, "http")
 
     def start(self) -> None:
-        self.thread.start()
+        self.serving.start()
         log.info("worker health and metrics on port %d", self.port)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serving.stop()
 
 
 def _handler(
