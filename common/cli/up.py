@@ -57,7 +57,7 @@ class Farm:
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-
+    changed: threading.Event = field(default_factory=threading.Event)  # a stop, or a child died
     relays: list[threading.Thread] = field(default_factory=list)
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
@@ -68,10 +68,24 @@ class Farm:
         child = popen_tied(
             command, env=env, process_group=0, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        self.children[name] = child
         relay = threading.Thread(target=_relay, args=(name, child.stdout), name=f"log-{name}")
         relay.start()
         self.relays.append(relay)
+        self.watch(name, child)
+
+    def watch(self, name: str, child: subprocess.Popen[bytes]) -> None:
+        """A child of the farm: its exit wakes `_watch` (a thread waits for it)."""
+        self.children[name] = child
+
+        def wait() -> None:
+            child.wait()
+            self.changed.set()
+
+        threading.Thread(target=wait, name=f"wait-{name}", daemon=True).start()
+
+    def stop_soon(self) -> None:
+        self.stopping.set()
+        self.changed.set()
 
     def died(self) -> str | None:
         """A child that exited, said as such, if any."""
@@ -118,7 +132,8 @@ def run_up(options: UpOptions) -> int:
     settings = _check_settings(env)
 
     def on_signal(signum: int, _frame: object) -> None:
-        farm.stopping.set()
+        # Not here: the handler may run while this thread holds an event's lock.
+        threading.Thread(target=farm.stop_soon, daemon=True).start()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -180,10 +195,13 @@ def _check_settings(env: dict[str, str]) -> Settings:
 
 
 def _watch(farm: Farm) -> int:
-    """Wait for a stop signal, or for a child to die (which stops the farm)."""
-    while not farm.stopping.wait(0.5):
+    """Wait for a stop signal, or for a child to die (which stops the farm): woken by either,
+    not polling."""
+    while not farm.stopping.is_set():
+        farm.changed.wait()
+        farm.changed.clear()
         died = farm.died()
-        if died is not None:
+        if died is not None and not farm.stopping.is_set():
             _say(f"{died}: stopping the farm")
             return 1
     return 0
