@@ -1,4 +1,5 @@
-"""The FastAPI application: `uvicorn --factory api.app:create_app`."""
+"""The FastAPI application: `uvicorn --factory api.app:create_app` (`streamfleet api` runs it
+with `api.serve`)."""
 
 from __future__ import annotations
 

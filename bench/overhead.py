@@ -64,7 +64,7 @@ PARTS = (
     ("ffmpeg", "FFmpeg"),
     ("postgres", "PostgreSQL"),
     ("redis", "Redis"),
-    ("uvicorn", "API"),
+    ("api.serve", "API"),
     (" worker", "worker"),
     (" beat", "reconciler beat"),
 )

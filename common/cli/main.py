@@ -57,10 +57,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         Settings().require_secrets()  # refused here in one line, not in uvicorn's traceback
     except RuntimeError as error:
         raise SystemExit(f"streamfleet api: {error}") from error
-    _exec(
-        "-m", "uvicorn", "--factory", "api.app:create_app",
-        "--host", args.host, "--port", str(args.port), "--no-access-log",
-    )  # fmt: skip
+    _exec("-m", "api.serve", "--host", args.host, "--port", str(args.port))
     return 0
 
 
