@@ -34,6 +34,7 @@ from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import count_u30_devices, node_capabilities
 from common.outbox import Sender
+from common.wakeups import SERVERS, WEBHOOKS, Wakeups
 from worker.cordon import CordonWatch
 from worker.http import WorkerHttp
 from worker.job import Job, Limits
@@ -44,7 +45,6 @@ from worker.relay import RelayHub
 from worker.reporter import RelayCleanup, Reporter
 from worker.servers import NodeServers, available_kinds
 from worker.supervisor import Supervisor
-from worker.wakeups import SERVERS, WEBHOOKS, Wakeups
 from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Every `poll_s` the node reads the servers placed on it, ends those no longer pla
 whose settings changed, starts the new ones, reports to the database what it observed (running,
 or failed and why: only when that changed) and writes their live statistics to Redis. A server
 that failed to start is tried again after `RETRY_S`. A node that runs no server (most nodes,
-most of the time) reads only when a server's row changes (`worker.wakeups`), and every
+most of the time) reads only when a server's row changes (`common.wakeups`), and every
 `idle_s` all the same; while nothing wakes it (not listening), every `poll_s`.
 """
 
@@ -25,10 +25,10 @@ from common.definitions.server import ServerKind, ServerSpec, ServerState
 from common.lifecycle import servers as lifecycle
 from common.live import ServerStats
 from common.servers import repository
+from common.wakeups import Channel
 from worker import libsrt
 from worker.rtmp_server import RtmpServer
 from worker.srt_server import SrtServer
-from worker.wakeups import Channel
 
 log = logging.getLogger(__name__)
 

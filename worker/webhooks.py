@@ -7,7 +7,7 @@ and never an API request. Nothing waits in a queue while its claim runs out.
 
 It looks again a second later while deliveries are being sent or claimed; otherwise it sleeps
 until the next one is due (a retry, a claim that ran out), woken at once by a new delivery or
-a resumed webhook (`worker.wakeups`), and looks at least every `idle_s` all the same. While
+a resumed webhook (`common.wakeups`), and looks at least every `idle_s` all the same. While
 nothing wakes it (not listening) it looks every second.
 """
 
@@ -21,8 +21,8 @@ from typing import NamedTuple
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.db import Database
+from common.wakeups import Channel
 from common.webhooks import delivery
-from worker.wakeups import Channel
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from common.db import Database, make_engine
 from common.health import ProbeServer
 from common.logs import configure_logging
 from common.reconcile.health import FarmCollector, RoundLog
+from common.reconcile.rest import Rest
 from common.reconcile.run import reconcile
+from common.wakeups import FARM, Wakeups
 
 log = logging.getLogger(__name__)
 LAPSE_SLACK_S = 0.01  # a round just after a lease lapses, not just before
@@ -47,6 +49,9 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
     if rounds is not None:  # the farm's figures, on its /metrics (its second connection)
         rounds.registry.register(FarmCollector(db, rounds))
     interval = settings.reconcile_interval_s
+    changes = Wakeups(db.engine, (FARM,))  # what tells a farm at rest that it is no longer
+    changes.start()
+    at_rest = Rest(changes.channel(FARM))  # a round that would find the same is not run
     due = time.monotonic()
     try:
         while not stopping.is_set():
@@ -54,7 +59,7 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
             started = time.monotonic()
             summary = None
             try:
-                summary = reconcile(db, client, settings)
+                summary = reconcile(db, client, settings, at_rest)
                 wake_in_s = min(
                     (s for s in (summary.next_lapse_s, summary.next_due_s) if s is not None),
                     default=None,
@@ -71,6 +76,7 @@ def run_beat(settings: Settings, stopping: threading.Event, rounds: RoundLog | N
                 wait_s = min(wait_s, wake_in_s + LAPSE_SLACK_S)  # a schedule is kept on time
             stopping.wait(max(0.0, wait_s))
     finally:
+        changes.stop()
         client.close()
         db.engine.dispose()
 

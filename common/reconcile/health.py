@@ -56,8 +56,9 @@ class RoundLog:
         )
         self.rounds = Counter(
             "streamfleet_reconcile_rounds",
-            "Reconcile rounds by outcome: ran, skipped (another reconciler held the lock), "
-            "failed (PostgreSQL or Redis out of reach).",
+            "Reconcile rounds by outcome: ran, rested (the farm at rest and unchanged since the "
+            "last round: not run), skipped (another reconciler held the lock), failed "
+            "(PostgreSQL or Redis out of reach).",
             ["outcome"],
             registry=self.registry,
         )
@@ -88,9 +89,12 @@ class RoundLog:
         if not summary.ran:
             self.rounds.labels("skipped").inc()
             return
+        self.last_success_time.set_to_current_time()
+        if summary.rested:
+            self.rounds.labels("rested").inc()
+            return
         self.rounds.labels("ran").inc()
         self.duration.observe(duration_s)
-        self.last_success_time.set_to_current_time()
         for action, count in summary.actions.items():
             if action != "Sync":
                 self.actions.labels(action).inc(count)

@@ -34,11 +34,12 @@ from common.lifecycle import commands, schedules, servers
 from common.lifecycle import nodes as node_service
 from common.lifecycle.placement_lock import lock_placement
 from common.lifecycle.service import definition_of
-from common.models import Node, Restream
+from common.models import Restream
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import requirements
 from common.nodes.capacity import Reservation, U30Load
 from common.outbox import enqueue
+from common.reconcile import rest
 from common.reconcile.plan import (
     Action,
     Assign,
@@ -75,16 +76,27 @@ class RoundSummary:
     next_lapse_s: float | None = None
     # Seconds until a restream's schedule starts or stops it (the soonest), likewise.
     next_due_s: float | None = None
+    # Not run: the farm was at rest and nothing changed since (`common.reconcile.rest`).
+    rested: bool = False
 
 
-def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSummary:
+def reconcile(
+    db: Database, client: redis.Redis, settings: Settings, at_rest: rest.Rest | None = None
+) -> RoundSummary:
+    """One round. `at_rest`: what the last rounds found, kept between rounds (the beat's):
+    a round that would only find the same again is not run."""
     started = time.perf_counter()
+    if at_rest is not None and _unchanged(at_rest, client, settings):
+        return RoundSummary(ran=True, duration_ms=(time.perf_counter() - started) * 1000,
+                            rested=True)  # fmt: skip
+    if at_rest is not None:
+        at_rest.begin()
     with db.transaction() as session:
         if not session.execute(_ROUND_LOCK).scalar_one():
             return RoundSummary(ran=False)
         lock_placement(session)
-        nodes = node_repository.all_nodes(session)
-        farm = live.read_farm(client, [n.name for n in nodes])
+        nodes = [(n.name, n.state) for n in node_repository.all_nodes(session)]
+        farm = live.read_farm(client, [name for name, _ in nodes])
         # Redis that has just lost its data (a restart without persistence, a flush) lost
         # every lease with it: a missing one proves nothing until the workers had a lease's
         # lifetime to renew. Until then no node is judged; placing and syncing go on.
@@ -96,7 +108,7 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
         }
         _servers(session, client, node_views, judge_nodes)
         scheduled, next_due_s = schedules.carry_out(session)  # placed by this round's plan
-        views, snapshot = _restream_views(session, settled)
+        views, restreams = _restream_views(session, settled)
         actions = plan(
             node_views,
             views,
@@ -105,8 +117,13 @@ def reconcile(db: Database, client: redis.Redis, settings: Settings) -> RoundSum
             judge_nodes=judge_nodes,
             servers=server_repository.holdings(session),
         )
-        counts = _apply_all(session, actions, snapshot)
+        counts = _apply_all(session, actions, restreams)
         counts.update({kind: n for kind, n in scheduled.items() if n})
+    if at_rest is not None:
+        quiet = not actions and not any(scheduled.values()) and judge_nodes
+        quiet = quiet and not any(n.silence for n in node_views)
+        quiet = quiet and all(phase is not Phase.STOPPING for phase, _, _ in restreams.values())
+        at_rest.record(node_views, at_rest=quiet, next_due_s=next_due_s)
     summary = RoundSummary(
         ran=True,
         duration_ms=(time.perf_counter() - started) * 1000,
@@ -128,8 +145,15 @@ def _servers(session: Session, client: redis.Redis, nodes: Sequence[NodeView], j
     servers.replace_lost(session, node_service.candidates(session, client), held, judge)
 
 
+def _unchanged(at_rest: rest.Rest, client: redis.Redis, settings: Settings) -> bool:
+    farm = at_rest.unchanged(client)
+    return farm is not None and at_rest.same_nodes(
+        _node_views(farm, at_rest.node_rows, settings)[0]
+    )
+
+
 def _node_views(
-    farm: live.FarmReading, nodes: Sequence[Node], settings: Settings
+    farm: live.FarmReading, nodes: Sequence[tuple[str, NodeState]], settings: Settings
 ) -> tuple[list[NodeView], float | None]:
     """Each node with its lease, and why its worker does not answer, if it does not: its
     connections to Redis are gone (the process died: Redis saw its sockets close), or it has
@@ -140,16 +164,16 @@ def _node_views(
     # which stops no FFmpeg, reads as no silence either.
     overdue_s = max(2 * settings.lease_renew_interval_s + 0.5, 2.5)
     views = []
-    for node in nodes:
-        lease = leases.get(node.name)
+    for name, state in nodes:
+        lease = leases.get(name)
         silence = ""
         if lease is not None:
-            age_s = settings.lease_key_ttl_s - remaining.get(node.name, settings.lease_key_ttl_s)
+            age_s = settings.lease_key_ttl_s - remaining.get(name, settings.lease_key_ttl_s)
             if connected is not None and lease.holder and lease.holder not in connected:
                 silence = f"its worker's connection to Redis closed; last renewal {age_s:.1f} s ago"
             elif age_s > overdue_s:
                 silence = f"no lease renewal for {age_s:.1f} s"
-        views.append(NodeView(node.name, node.state, lease, silence))
+        views.append(NodeView(name, state, lease, silence))
     lapses = [remaining[v.name] for v in views if v.silence and v.name in remaining]
     return views, min(lapses, default=None)
 

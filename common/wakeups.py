@@ -1,11 +1,13 @@
-"""Wake-ups from PostgreSQL (LISTEN/NOTIFY) for the node's loops that would otherwise read the
-database every second at rest: the media servers (`worker.servers`) and the webhook sender
-(`worker.webhooks`).
+"""Wake-ups from PostgreSQL (LISTEN/NOTIFY) for the loops that would otherwise read the
+database every second at rest: a node's media servers (`worker.servers`) and webhook sender
+(`worker.webhooks`), and the reconciler (`common.reconcile.rest`).
 
-Triggers (migration 0012) notify `streamfleet_servers` when a media server's row changes, and
-`streamfleet_webhooks` when a webhook delivery is written or a paused webhook resumes. One
-connection per worker listens; each channel wakes the loop that follows it. A wake-up is a
-hint, never the data: the loop reads the database as before, just not every second.
+Triggers (migration 0012) notify `streamfleet_servers` when a media server's row changes,
+`streamfleet_webhooks` when a webhook delivery is written or a paused webhook resumes, and
+`streamfleet_farm` when a statement writes what a reconcile round reads. One connection per
+process listens; each channel wakes the loop that follows it. A wake-up is a hint, never the
+data: the loop reads the database as before, just not every second. PostgreSQL sends a
+notification once its transaction commits, to the listeners of that database only.
 
 While nothing listens (connecting, PostgreSQL out of reach, or a pooler in transaction mode
 that does not keep LISTEN) `listening` is False and the loops poll every second as they did.
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SERVERS = "streamfleet_servers"
 WEBHOOKS = "streamfleet_webhooks"
+FARM = "streamfleet_farm"
 KEEPALIVE_S = 30.0  # a quiet connection is checked this often (a dead one is replaced)
 RETRY_S = 5.0  # how soon a lost connection is opened again
 CONNECT_TIMEOUT_S = 5
@@ -46,6 +49,13 @@ class Channel:
 
     def wake(self) -> None:
         self._event.set()
+
+    def woken(self) -> bool:
+        """Woken since the last `wait` or `clear` (for a loop that only looks)."""
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        self._event.clear()
 
     def wait(self, timeout_s: float) -> bool:
         """Until woken (True) or `timeout_s` passed."""

@@ -16,9 +16,9 @@ from common import webhooks
 from common.db import Database, database_now
 from common.definitions.server import ServerKind
 from common.models import Project, Server, Webhook, WebhookDelivery
+from common.wakeups import SERVERS, WEBHOOKS, Channel, Wakeups
 from tests.support.wait import wait_for
 from worker.servers import NodeServers
-from worker.wakeups import SERVERS, WEBHOOKS, Channel, Wakeups
 from worker.webhooks import Look, WebhookSender
 
 PROJECT = "p" * 24
