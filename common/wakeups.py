@@ -9,21 +9,29 @@ process listens; each channel wakes the loop that follows it. A wake-up is a hin
 data: the loop reads the database as before, just not every second. PostgreSQL sends a
 notification once its transaction commits, to the listeners of that database only.
 
-While nothing listens (connecting, PostgreSQL out of reach, or a pooler in transaction mode
-that does not keep LISTEN) `listening` is False and the loops poll every second as they did.
+It listens only once it has heard itself: a notification it sends through the engine's pool,
+as any writer would, must come back to it (within `PROBE_S`), and again whenever it has been
+quiet for `KEEPALIVE_S`. Behind a pooler in transaction mode, which does not keep a LISTEN,
+it never comes, and it does not listen. While it does not listen (connecting, PostgreSQL out
+of reach, not heard) `listening` is False and the loops poll every second as they did.
 Whenever listening (re)starts, every channel is woken once, for whatever changed meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterable
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +39,15 @@ SERVERS = "streamfleet_servers"
 WEBHOOKS = "streamfleet_webhooks"
 FARM = "streamfleet_farm"
 KEEPALIVE_S = 30.0  # a quiet connection is checked this often (a dead one is replaced)
+PROBE_S = 2.0  # how long its own notification may take to come back
 RETRY_S = 5.0  # how soon a lost connection is opened again
+NOT_HEARD_RETRY_S = 60.0  # how soon it tries again after not hearing itself
 CONNECT_TIMEOUT_S = 5
+_PROBE = text("SELECT pg_notify(:channel, '')")
+
+
+class NotHeard(Exception):
+    """A notification sent through the engine's pool did not reach the listening connection."""
 
 
 class Channel:
@@ -75,6 +90,7 @@ class Wakeups:
         self.engine = engine
         self.retry_s = retry_s
         self.channels = {name: Channel(self) for name in channels}
+        self.probe_channel = f"streamfleet_probe_{os.getpid()}_{secrets.token_hex(4)}"
         self.listening = False
         self._stop = threading.Event()
         self._waker, self._woken = socket.socketpair()  # stop() wakes the listening thread
@@ -97,25 +113,35 @@ class Wakeups:
         cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
         params = {"connect_timeout": CONNECT_TIMEOUT_S, **cparams}
         connection = psycopg.Connection.connect(*cargs, **params, autocommit=True)
-        for name in self.channels:
-            connection.execute(f'LISTEN "{name}"')  # our own constants, quoted all the same
+        for name in [*self.channels, self.probe_channel]:
+            connection.execute(f'LISTEN "{name}"')  # our own names, quoted all the same
         return connection
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            retry_s = self.retry_s
             try:
                 with self._connect() as connection:
                     self._listen(connection)
-            except (psycopg.Error, OSError) as error:
-                log.warning("not woken by PostgreSQL (polling meanwhile): %s", error)
+            except NotHeard:
+                log.warning(
+                    "PostgreSQL's notifications do not reach this process (a pooler in "
+                    "transaction mode?): reading every second instead; trying again in %.0f s",
+                    NOT_HEARD_RETRY_S,
+                )
+                retry_s = NOT_HEARD_RETRY_S
+            except (psycopg.Error, OSError, SQLAlchemyError) as error:
+                log.warning("not woken by PostgreSQL (reading every second meanwhile): %s", error)
             finally:
                 if self.listening:
                     self.listening = False
                     self._wake_all()  # back to polling at once
-            if select.select([self._woken], [], [], self.retry_s)[0]:
+            if select.select([self._woken], [], [], retry_s)[0]:
                 return
 
     def _listen(self, connection: psycopg.Connection[tuple[object, ...]]) -> None:
+        if not self._heard(connection):
+            return  # stopping
         self.listening = True
         self._wake_all()  # whatever changed before we listened
         woken = self._woken.fileno()
@@ -123,12 +149,39 @@ class Wakeups:
             ready = select.select([connection.fileno(), woken], [], [], KEEPALIVE_S)[0]
             if woken in ready:
                 return
-            received = {n.channel for n in connection.notifies(timeout=0)} if ready else set()
-            if not received:  # quiet, or something else came (the connection closing)
+            if not ready:  # quiet for a while: is the whole way still open?
+                if not self._heard(connection):
+                    return
+            elif not self._dispatch(connection):  # something else came (the connection closing)
                 connection.execute("SELECT 1")  # raises if it is gone
-            for name in received:
-                if name in self.channels:
-                    self.channels[name].wake()
+
+    def _heard(self, connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+        """Send a notification to its own channel through the engine's pool and wait for it
+        (raises NotHeard if it does not come within PROBE_S). False: stopping."""
+        with self.engine.connect() as sender:
+            sender.execute(_PROBE, {"channel": self.probe_channel})
+            sender.commit()
+        deadline = time.monotonic() + PROBE_S
+        woken = self._woken.fileno()
+        while (left_s := deadline - time.monotonic()) > 0:
+            ready = select.select([connection.fileno(), woken], [], [], left_s)[0]
+            if woken in ready:
+                return False
+            if ready:
+                received = self._dispatch(connection)
+                if self.probe_channel in received:
+                    return True
+                if not received:  # not a notification: the connection closing?
+                    connection.execute("SELECT 1")  # raises if it is gone
+        raise NotHeard
+
+    def _dispatch(self, connection: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+        """Wake the channels notified; the names that came."""
+        received = {n.channel for n in connection.notifies(timeout=0)}
+        for name in received:
+            if name in self.channels:
+                self.channels[name].wake()
+        return received
 
     def _wake_all(self) -> None:
         for channel in self.channels.values():

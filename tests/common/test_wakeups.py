@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+import psycopg
 import pytest
 import redis
 from sqlalchemy import text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
+from common import wakeups as wakeups_module
 from common import webhooks
 from common.db import Database, database_now
 from common.definitions.server import ServerKind
@@ -168,3 +170,31 @@ def test_a_node_running_no_server_reads_when_woken_not_every_second(
     finally:
         woken.stop()
         polling.stop()
+
+
+def test_a_listener_that_does_not_hear_itself_does_not_listen(
+    engine: Engine, pg_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As behind a pooler in transaction mode: its LISTEN is not where the notifications go
+    (here: on another database, to which none of the engine's notifications are sent)."""
+    elsewhere = make_url(pg_server_url)
+
+    def connect(self: Wakeups) -> psycopg.Connection[tuple[object, ...]]:
+        connection = psycopg.Connection.connect(
+            elsewhere.set(drivername="postgresql").render_as_string(hide_password=False),
+            autocommit=True,
+        )
+        for name in [*self.channels, self.probe_channel]:
+            connection.execute(f'LISTEN "{name}"')
+        return connection
+
+    monkeypatch.setattr(Wakeups, "_connect", connect)
+    monkeypatch.setattr(wakeups_module, "PROBE_S", 0.5)
+    listener = Wakeups(engine)
+    listener.start()
+    try:
+        time.sleep(1.5)  # its probe was sent and not heard
+        assert not listener.listening
+        assert not listener.channel(SERVERS).listening  # its loop reads every second
+    finally:
+        listener.stop()
