@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -94,21 +94,29 @@ def create_api_key(
     return row, key.plaintext
 
 
+# Built once, read as a plain row: every request with a key asks it.
+_KEY = select(
+    ApiKey.id,
+    ApiKey.secret_hash,
+    ApiKey.revoked_at,
+    ApiKey.last_used_at,
+    ApiKey.role,
+    ApiKey.project_id,
+).where(ApiKey.prefix == bindparam("prefix"))
+
+
 def authenticate_key(session: Session, plaintext: str) -> Principal:
     """The principal of a valid, unrevoked key; records its use."""
     prefix = security.api_key_prefix(plaintext)
-    row = (
-        session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
-        if prefix
-        else None
-    )
-    if (
-        row is None
-        or row.revoked_at is not None
-        or not security.hmac_equal(row.secret_hash, security.hash_api_key(plaintext))
+    row = session.connection().execute(_KEY, {"prefix": prefix}).first() if prefix else None
+    if row is None:
+        raise NotAuthenticated("unknown or revoked API key")
+    key_id, secret_hash, revoked_at, last_used_at, role, project_id = row
+    if revoked_at is not None or not security.hmac_equal(
+        secret_hash, security.hash_api_key(plaintext)
     ):
         raise NotAuthenticated("unknown or revoked API key")
     now = datetime.now(UTC)
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    return Principal(subject=f"key:{row.prefix}", role=Role(row.role), project_id=row.project_id)
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    return Principal(subject=f"key:{prefix}", role=Role(role), project_id=project_id)

@@ -114,10 +114,10 @@ def get(session: Session, principal: Principal, restream_id: str) -> Restream:
 
 def get_listed(session: Session, principal: Principal, restream_id: str) -> repository.Listed:
     """One restream as lists read it (`repository.Listed`)."""
-    found = repository.listed(session, [restream_id], principal.project_id)
-    if not found:
+    found = repository.one_listed(session, restream_id, principal.project_id)
+    if found is None:
         raise RestreamNotFound(restream_id)
-    return found[0]
+    return found
 
 
 def page(

@@ -11,10 +11,13 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    String,
     Text,
+    bindparam,
     cast,
     func,
     literal_column,
+    or_,
     select,
     union_all,
 )
@@ -193,6 +196,22 @@ def listed(session: Session, ids: Collection[str], project_id: str | None = None
         statement = statement.where(Restream.project_id == project_id)
     rows: Iterable[Sequence[Any]] = session.connection().execute(statement)
     return [Listed(*row) for row in rows]
+
+
+# One restream as a list reads it, of a project or of any (`project` NULL): built once, as a
+# client polling one restream asks it again and again.
+_ONE_LISTED = select(*_LISTED).where(
+    Restream.id == bindparam("id"),
+    or_(bindparam("project", type_=String).is_(None), Restream.project_id == bindparam("project")),
+)
+
+
+def one_listed(session: Session, restream_id: str, project_id: str | None) -> Listed | None:
+    """`listed` for one restream (None if it is gone, or not `project_id`'s)."""
+    rows: Iterable[Sequence[Any]] = session.connection().execute(
+        _ONE_LISTED, {"id": restream_id, "project": project_id}
+    )
+    return next((Listed(*row) for row in rows), None)
 
 
 def count(session: Session, project_id: str | None, filters: Filters = EVERY) -> int:
