@@ -14,8 +14,11 @@ from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 CONTEXT = ("restream_id", "node", "generation")
-# Chatter at INFO: a line per control message and per beat tick, per HTTP client request.
+# Chatter at INFO: a line per control message and per beat tick, per HTTP client request, per
+# request the API answers (uvicorn's access log: `streamfleet api` runs without it, and
+# adopting uvicorn's loggers must not turn it back on; the API's own metrics count requests).
 _QUIET = (
+    "uvicorn.access",
     "celery.worker.strategy",
     "celery.app.trace",
     "celery.beat",

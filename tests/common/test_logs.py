@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from common.logs import JsonFormatter, TextFormatter, about
+from common.logs import JsonFormatter, TextFormatter, about, configure_logging
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -33,3 +33,9 @@ def test_lines_about_nothing_in_particular_have_no_context() -> None:
 def test_text_lines_append_the_context() -> None:
     line = TextFormatter().format(record(**about("r1", generation=4, node="n1")))
     assert line.endswith("no progress: x [restream_id=r1 node=n1 generation=4]")
+
+
+def test_uvicorn_logs_through_ours_without_a_line_per_request() -> None:
+    configure_logging("INFO", "json")
+    assert logging.getLogger("uvicorn.error").isEnabledFor(logging.INFO)  # starts, stops
+    assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
