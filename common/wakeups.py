@@ -105,7 +105,8 @@ class Wakeups:
     def stop(self) -> None:
         self._stop.set()
         self._waker.send(b"x")
-        self._thread.join(5)
+        if self._thread.is_alive():  # never started: nothing to wait for
+            self._thread.join(5)
         self._waker.close()
         self._woken.close()
 

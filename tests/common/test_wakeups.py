@@ -198,3 +198,7 @@ def test_a_listener_that_does_not_hear_itself_does_not_listen(
         assert not listener.channel(SERVERS).listening  # its loop reads every second
     finally:
         listener.stop()
+
+
+def test_a_listener_never_started_stops(engine: Engine) -> None:
+    Wakeups(engine).stop()  # a worker whose start failed early closes it all the same
