@@ -60,8 +60,7 @@ class Rest:
     changes: Channel  # `streamfleet_farm`: woken when a statement wrote what a round reads
     longest_s: float = LONGEST_S
     resting: bool = False  # the last full round was at rest
-    nodes: tuple[Any, ...] = ()  # its fingerprint of the nodes
-    node_rows: tuple[tuple[str, NodeState], ...] = ()  # the nodes it read: name, state
+    views: tuple[NodeView, ...] = ()  # the nodes as it saw them
     ran_at: float = -float("inf")  # monotonic time of the last full round
     due_at: float | None = None  # monotonic time a schedule is due
 
@@ -75,8 +74,7 @@ class Rest:
         now = time.monotonic()
         self.ran_at = now
         self.resting = at_rest
-        self.nodes = fingerprint(views)
-        self.node_rows = tuple((v.name, v.state) for v in views)
+        self.views = tuple(views)
         self.due_at = None if next_due_s is None else now + next_due_s
 
     def unchanged(self, client: redis.Redis) -> live.FarmReading | None:
@@ -91,5 +89,10 @@ class Rest:
             return None
         return live.read_farm(client, [name for name, _ in self.node_rows])
 
+    @property
+    def node_rows(self) -> list[tuple[str, NodeState]]:
+        """The nodes the last full round read from PostgreSQL: name, state."""
+        return [(v.name, v.state) for v in self.views]
+
     def same_nodes(self, views: Sequence[NodeView]) -> bool:
-        return fingerprint(views) == self.nodes
+        return fingerprint(views) == fingerprint(self.views)
