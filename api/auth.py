@@ -106,10 +106,10 @@ def _key_or_token(session: SessionDep, state: StateDep, credential: str) -> Prin
     if security.api_key_prefix(credential) is not None:
         return accounts.authenticate_key(session, credential)
     claims = login_claims(state, credential)
-    user = accounts.user_by_id(session, claims.user_id)
-    if user is None:
+    principal = accounts.user_principal(session, claims.user_id)
+    if principal is None:
         raise NotAuthenticated("invalid or expired token: log in again at /api/auth/login")
-    return accounts.principal_of_user(user)
+    return principal
 
 
 def login_claims(state: ApiState, token: str) -> security.TokenClaims:

@@ -10,12 +10,14 @@ import jwt
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from api.app import create_app
 from common import live
 from common.accounts import revocations, security
 from common.config import Settings
 from common.db import Database
+from common.models import User
 from tests.api.conftest import login
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 from tests.support.nodes import simulate_node
@@ -352,3 +354,23 @@ def test_every_token_of_a_user_is_revoked_at_once(
     assert client.post("/api/restream/getAll", headers={"x-access-token": token}).status_code == 401
     again = login(client)  # logging in again gives a token that works
     assert client.post("/api/restream/getAll", headers={"x-access-token": again}).status_code == 200
+
+
+def test_a_token_speaks_for_its_user_as_the_user_is_now(
+    client: TestClient, callaba: dict[str, str], db: Database
+) -> None:
+    """A login token is checked against its user on every request: a user who is no admin
+    any more acts as an operator (a viewer's work is refused), one who is gone is refused."""
+    with db.transaction() as session:
+        session.add(User(id="u" * 24, email="op@example.com", password_hash="x", is_admin=False))
+    headers = {"x-access-token": security.issue_token("u" * 24, JWT_SECRET, 60)}
+    assert client.post("/api/restream/getAll", headers=headers).status_code == 200
+    nodes = client.get(
+        "/v1/nodes", headers={"Authorization": f"Bearer {headers['x-access-token']}"}
+    )
+    assert nodes.status_code == 403  # nodes are for farm-wide admins
+    with db.transaction() as session:
+        session.execute(delete(User).where(User.id == "u" * 24))
+    refused = client.post("/api/restream/getAll", headers=headers)
+    assert refused.status_code == 401
+    assert "log in again" in refused.json()["message"]
