@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from sqlalchemy import CompoundSelect, ScalarSelect, Select, func, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from common import events, live
@@ -51,12 +52,33 @@ def register(
     return node
 
 
+def _placement_view() -> Select[Any]:
+    """The active nodes, what is placed on each, and the ports held there, in one statement
+    (each a JSON array, its rows as objects whose values come in column order)."""
+
+    def rows(statement: Select[Any] | CompoundSelect[Any]) -> ScalarSelect[Any]:
+        each = statement.subquery("each")
+        return select(func.json_agg(literal_column("each"))).select_from(each).scalar_subquery()
+
+    names = select(func.json_agg(Node.name)).where(Node.state == NodeState.ACTIVE)
+    return select(
+        names.scalar_subquery(),
+        rows(restreams.usage_statement()),
+        rows(union_all(restreams.port_holdings(), servers.port_holdings())),
+    )
+
+
+_PLACEMENT_VIEW = _placement_view()
+
+
 def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
-    """Active nodes that hold a lease right now, with what is already placed on them."""
-    names = repository.names_in_state(session, NodeState.ACTIVE)
+    """Active nodes that hold a lease right now, with what is already placed on them: one
+    statement (a start's placement waits for it), one read of Redis."""
+    names, used, held = session.execute(_PLACEMENT_VIEW).one()
+    names = names or []
     leases = live.read_leases(client, names)
-    usage = restreams.usage_by_node(session)
-    ports = restreams.ports_by_node(session, servers.port_holdings())  # one statement
+    usage = restreams.usage_of([list(row.values()) for row in used or []])
+    ports = restreams.ports_of([list(row.values()) for row in held or []])
     return [
         candidate_of(name, leases[name], usage.get(name, Usage()), ports.get(name, {}))
         for name in names

@@ -10,11 +10,14 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Select,
     String,
     Text,
+    Update,
     bindparam,
     cast,
+    exists,
     func,
     literal_column,
     or_,
@@ -66,6 +69,38 @@ def lock(session: Session, restream_id: str, project_id: str | None) -> Restream
     restream: Restream = row[0]
     keep_database_now(session, row[1])
     return restream
+
+
+def lock_and_write(
+    session: Session, restream_id: str, write: Update
+) -> tuple[Restream | None, int]:
+    """`lock`, and `write` — an UPDATE of rows that come after the restream's in the lock
+    order (its runs) — in the same statement, once the restream's row is locked: one round
+    trip, not two. The restream (None if there is none) and how many rows `write` changed.
+
+    The write waits for the lock: it reads the locked row (`EXISTS`), and the statement asks
+    for its count only once that row is out. With no row it still runs, and changes none."""
+    locked = (
+        select(Restream)
+        .where(Restream.id == restream_id)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    written = (
+        write.where(exists(select(literal_column("1")).select_from(locked)))
+        .returning(literal_column("1"))
+        .cte("written")
+    )
+    changed = select(func.count()).select_from(written).scalar_subquery()
+    row = session.execute(
+        select(aliased(Restream, locked), func.clock_timestamp(), changed)
+    ).first()
+    if row is None:
+        return None, 0
+    restream: Restream = row[0]
+    keep_database_now(session, row[1])
+    return restream, int(row[2])
 
 
 def by_number(session: Session, number: int, project_id: str | None) -> Restream | None:
@@ -314,20 +349,29 @@ def name_taken(
     return session.execute(statement.limit(1)).first() is not None
 
 
-def usage_by_node(session: Session) -> dict[str, Usage]:
+def usage_statement() -> Select[Any]:
     """What the restreams placed on each node (or not yet stopped there) hold, summed by the
-    database in one statement: CPU per node, U30 load per device."""
-    engines = [func.sum(Restream.u30_load[e].as_integer()) for e in U30_ENGINES]
-    rows = session.execute(
+    database: (node, U30 device, millicores, one sum per U30 engine) rows."""
+    engines = [func.sum(Restream.u30_load[e].as_integer()).label(e) for e in U30_ENGINES]
+    return (
         select(
-            Restream.node_name,
-            Restream.u30_device,
-            func.sum(Restream.reserved_millicores),
+            Restream.node_name.label("node"),
+            Restream.u30_device.label("device"),
+            func.sum(Restream.reserved_millicores).label("millicores"),
             *engines,
         )
         .where(Restream.node_name.is_not(None), Restream.phase.in_(HOLDING_PHASES))
         .group_by(Restream.node_name, Restream.u30_device)
     )
+
+
+def usage_by_node(session: Session) -> dict[str, Usage]:
+    """CPU per node and U30 load per device of what is placed, in one statement."""
+    return usage_of(session.execute(usage_statement()).all())
+
+
+def usage_of(rows: Iterable[Sequence[Any]]) -> dict[str, Usage]:
+    """`usage_statement`'s rows, summed per node."""
     cpu: dict[str, int] = {}
     u30: dict[str, dict[int, U30Load]] = {}
     for node, device, millicores, *loads in rows:
@@ -361,9 +405,19 @@ def ports_by_node(
 ) -> dict[str, dict[str, str]]:
     """Listen ports held on each node: node -> {"2035/UDP": holder}, the restreams' (holder:
     their id) and `others`' rows of the same shape, in one statement."""
+    return ports_of(session.execute(ports_statement(*others)).all())
+
+
+def ports_statement(
+    *others: Select[str | None, str | None, str],
+) -> Select[str | None, str | None, str] | CompoundSelect[Any]:
+    """(node, port, holder) rows: the restreams' listen ports and `others'`."""
+    return union_all(port_holdings(), *others) if others else port_holdings()
+
+
+def ports_of(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, str]]:
+    """`ports_statement`'s rows: node -> {"2035/UDP": holder}."""
     ports: dict[str, dict[str, str]] = {}
-    statement = union_all(port_holdings(), *others) if others else port_holdings()
-    rows = session.execute(statement).all()
     for node, port, restream_id in rows:
         if node is not None and port is not None:
             ports.setdefault(node, {})[port] = restream_id
