@@ -143,6 +143,10 @@ def _switched(session: Session, attempt: Attempt, report: Switched) -> None:
 def _current(session: Session, attempt: Attempt) -> Restream | None:
     """The restream if this attempt is still its current placement, locked; else None."""
     restream = repository.lock(session, attempt.restream_id, None)  # and the changes' time
+    return _if_current(restream, attempt)
+
+
+def _if_current(restream: Restream | None, attempt: Attempt) -> Restream | None:
     if (
         restream is None
         or restream.generation != attempt.generation
@@ -152,12 +156,15 @@ def _current(session: Session, attempt: Attempt) -> Restream | None:
     return restream
 
 
-def _set_run_once(
+def _current_setting_run(
     session: Session, attempt: Attempt, unset: InstrumentedAttribute[Any], values: dict[str, Any]
-) -> bool:
-    """The common case in one statement: the run's row exists and `unset` is still unset
-    (`_run` is the rest)."""
-    return runs.set_run_once(session, attempt.restream_id, attempt.generation, unset, values)
+) -> tuple[Restream | None, bool]:
+    """`_current`, and `values` written on the attempt's run if its `unset` is still unset
+    (whether the attempt is current or not: a run's row is its own), in one statement. False
+    when that did not happen: no such run yet, or `unset` set already (`_run` is the rest)."""
+    write = runs.set_once(attempt.restream_id, attempt.generation, unset, values)
+    restream, written = repository.lock_and_write(session, attempt.restream_id, write)
+    return _if_current(restream, attempt), written > 0
 
 
 def _run(session: Session, attempt: Attempt) -> Run | None:
@@ -207,9 +214,9 @@ def _starting(session: Session, attempt: Attempt, report: Starting) -> None:
 
 
 def _running(session: Session, attempt: Attempt) -> None:
-    restream = _current(session, attempt)
     now = datetime.now(UTC)
-    if not _set_run_once(session, attempt, Run.running_at, {"running_at": now}):
+    restream, written = _current_setting_run(session, attempt, Run.running_at, {"running_at": now})
+    if not written:
         run = _run(session, attempt)  # none yet (its start not recorded), or running before
         if run is not None and run.running_at is None:
             run.running_at = now
@@ -254,8 +261,7 @@ def _retrying(session: Session, attempt: Attempt, report: Retrying) -> None:
 
 
 def _failed(session: Session, attempt: Attempt, report: Failed) -> None:
-    restream = _current(session, attempt)
-    _end_run(
+    restream = _end_run(
         session,
         attempt,
         outcome="failed",
@@ -274,10 +280,7 @@ def _ended(session: Session, attempt: Attempt, report: Ended) -> Restream | None
     it while it ran is RECOVERING, still on that node.
     """
     outcome = report.outcome
-    # The restream's row before its run's, as every writer locks them: a request deleting the
-    # restream (its runs go with it) would otherwise deadlock with this report.
-    restream = _current(session, attempt)
-    _end_run(
+    restream = _end_run(
         session,
         attempt,
         outcome=outcome.value,
@@ -308,17 +311,22 @@ def _end_run(
     exit_code: int | None,
     error: str | None,
     stderr_tail: Sequence[str],
-) -> None:
+) -> Restream | None:
+    """End the attempt's run; the restream if the attempt is still its current placement,
+    locked (`_current`). The restream's row is locked before its run's, as every writer locks
+    them: a request deleting the restream (its runs go with it) would otherwise deadlock with
+    this report."""
     values: dict[str, object] = {"ended_at": datetime.now(UTC), "outcome": outcome,
                                  "exit_code": exit_code}  # fmt: skip
     if error is not None:
         values["last_error"] = error
     if stderr_tail:
         values["stderr_tail"] = "\n".join(stderr_tail)
-    if _set_run_once(session, attempt, Run.ended_at, values):
-        return
+    restream, written = _current_setting_run(session, attempt, Run.ended_at, values)
+    if written:
+        return restream
     run = _run(session, attempt)  # none yet (its start not recorded), or ended before
-    if run is None or run.ended_at is not None:
-        return
-    for name, value in values.items():
-        setattr(run, name, value)
+    if run is not None and run.ended_at is None:
+        for name, value in values.items():
+            setattr(run, name, value)
+    return restream

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from common.models import Run
@@ -17,19 +17,13 @@ def run_of(session: Session, restream_id: str, generation: int) -> Run | None:
     ).scalar_one_or_none()
 
 
-def set_run_once(
-    session: Session,
-    restream_id: str,
-    generation: int,
-    unset: InstrumentedAttribute[Any],
-    values: dict[str, Any],
-) -> bool:
+def set_once(
+    restream_id: str, generation: int, unset: InstrumentedAttribute[Any], values: dict[str, Any]
+) -> Update:
     """Write `values` on the run of (restream, generation) if its `unset` column is still
-    NULL, in one statement; False if no such run had it unset."""
-    result = session.execute(
+    NULL (`repository.lock_and_write` runs it with the restream's lock)."""
+    return (
         update(Run)
         .where(Run.restream_id == restream_id, Run.generation == generation, unset.is_(None))
         .values(values)
-        .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
