@@ -106,13 +106,13 @@ class Reporter:
         final = report
 
         def write(session: Session) -> None:
-            if gone:
-                self._forget_stats(job)
             # One still wanted once gone from here (a move off a draining node, a definition
             # change) is PENDING, placed by the reconciler's next round: the worker never places.
             reports.apply(session, attempt, final)
 
         self._queue.put(write)
+        if gone:  # once the report is written (no read shows the statistics of one not placed)
+            self._queue.put(lambda _session: self._forget_stats(job))
 
 
 class RelayCleanup:
