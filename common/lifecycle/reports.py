@@ -162,8 +162,9 @@ def _current_setting_run(
     """`_current`, and `values` written on the attempt's run if its `unset` is still unset
     (whether the attempt is current or not: a run's row is its own), in one statement. False
     when that did not happen: no such run yet, or `unset` set already (`_run` is the rest)."""
-    write = runs.set_once(attempt.restream_id, attempt.generation, unset, values)
-    restream, written = repository.lock_and_write(session, attempt.restream_id, write)
+    write = runs.set_once(unset.key, tuple(sorted(values)))
+    params = runs.set_once_params(attempt.restream_id, attempt.generation, values)
+    restream, written = repository.lock_and_write(session, attempt.restream_id, write, params)
     return _if_current(restream, attempt), written > 0
 
 

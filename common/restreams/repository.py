@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
     CompoundSelect,
@@ -57,13 +59,8 @@ def lock(session: Session, restream_id: str, project_id: str | None) -> Restream
     is held kept as the transaction's time (`database_now`): one statement, not two. The lock
     is taken in a materialised CTE, so that the clock is read after any wait for it, and the
     row returned is the version the lock holds."""
-    locked = (
-        _scoped(select(Restream).where(Restream.id == restream_id), project_id)
-        .with_for_update()
-        .cte("locked")
-        .prefix_with("MATERIALIZED")
-    )
-    row = session.execute(select(aliased(Restream, locked), func.clock_timestamp())).first()
+    params = {"locked_id": restream_id, "locked_project": project_id}
+    row = session.execute(_LOCK[project_id is not None], params).first()
     if row is None:
         return None
     restream: Restream = row[0]
@@ -71,31 +68,48 @@ def lock(session: Session, restream_id: str, project_id: str | None) -> Restream
     return restream
 
 
-def lock_and_write(
-    session: Session, restream_id: str, write: Update
-) -> tuple[Restream | None, int]:
-    """`lock`, and `write` — an UPDATE of rows that come after the restream's in the lock
-    order (its runs) — in the same statement, once the restream's row is locked: one round
-    trip, not two. The restream (None if there is none) and how many rows `write` changed.
+def _locked(scoped: bool) -> CTE:
+    """The restream `locked_id` (of project `locked_project` if `scoped`), locked, in a
+    materialised CTE. (Parameters named after no column: an UPDATE beside it would take
+    those as the values to set.)"""
+    statement = select(Restream).where(Restream.id == bindparam("locked_id"))
+    if scoped:
+        statement = statement.where(Restream.project_id == bindparam("locked_project"))
+    return statement.with_for_update().cte("locked").prefix_with("MATERIALIZED")
 
-    The write waits for the lock: it reads the locked row (`EXISTS`), and the statement asks
-    for its count only once that row is out. With no row it still runs, and changes none."""
-    locked = (
-        select(Restream)
-        .where(Restream.id == restream_id)
-        .with_for_update()
-        .cte("locked")
-        .prefix_with("MATERIALIZED")
-    )
+
+# Built once: building the statement cost as much as a round trip to run it.
+_LOCK = {
+    scoped: select(aliased(Restream, locked), func.clock_timestamp())
+    for scoped, locked in ((s, _locked(s)) for s in (False, True))
+}
+
+
+@functools.cache
+def _lock_and_write(write: Update) -> Select[Any]:
+    locked = _locked(scoped=False)
     written = (
         write.where(exists(select(literal_column("1")).select_from(locked)))
         .returning(literal_column("1"))
         .cte("written")
     )
     changed = select(func.count()).select_from(written).scalar_subquery()
-    row = session.execute(
-        select(aliased(Restream, locked), func.clock_timestamp(), changed)
-    ).first()
+    return select(aliased(Restream, locked), func.clock_timestamp(), changed)
+
+
+def lock_and_write(
+    session: Session, restream_id: str, write: Update, params: dict[str, Any]
+) -> tuple[Restream | None, int]:
+    """`lock`, and `write` — an UPDATE of rows that come after the restream's in the lock
+    order (its runs), bound to `restream_id` and `params` — in the same statement, once the
+    restream's row is locked: one round trip, not two. The restream (None if there is none)
+    and how many rows `write` changed. Built once for each `write` (keep it, as
+    `runs.set_once` does).
+
+    The write waits for the lock: it reads the locked row (`EXISTS`), and the statement asks
+    for its count only once that row is out. With no row it still runs, and changes none."""
+    statement = _lock_and_write(write)
+    row = session.execute(statement, {"locked_id": restream_id, **params}).first()
     if row is None:
         return None, 0
     restream: Restream = row[0]
