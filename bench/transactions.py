@@ -53,7 +53,7 @@ from common.migrate import upgrade  # noqa: E402
 from common.nodes.capabilities import node_capabilities  # noqa: E402
 from common.restreams import repository  # noqa: E402
 
-NODE = "bench"
+NODE = "bench-transactions"
 STEPS = ("API start", "worker check", "starting", "running", "API stop", "ended")
 
 
@@ -88,8 +88,8 @@ def main() -> None:
         settings = Settings(database_url=database_url, redis_url=redis_url)
         db = Database(make_engine(database_url), celery_sender(create_celery(settings), 30))
         stack.callback(db.dispose)
-        client = live.connect(redis_url)
-        client.flushdb()
+        client = live.connect(redis_url)  # a Redis in use keeps what it holds
+        stack.callback(client.delete, live.lease_key(NODE), node_queue(NODE))
         add_node(db, client)
         farm = service.Farm(client, settings)
         principal = Principal("bench", Role.ADMIN, None)
