@@ -169,8 +169,11 @@ def _current_setting_run(
 
 
 def _run(session: Session, attempt: Attempt) -> Run | None:
+    """The attempt's run, made if there is none yet and the restream is still there. Its
+    callers locked the restream first: its row is in the session already (`session.get`
+    asks PostgreSQL only when it is not)."""
     run = runs.run_of(session, attempt.restream_id, attempt.generation)
-    if run is None and repository.get(session, attempt.restream_id, None) is not None:
+    if run is None and session.get(Restream, attempt.restream_id) is not None:
         run = Run(
             restream_id=attempt.restream_id,
             node_name=attempt.node,
