@@ -21,6 +21,7 @@ from common.nodes import repository
 from common.nodes.capabilities import capacity_of
 from common.nodes.capacity import ENGINE_UNITS, U30_ENGINES, U30Load, Usage
 from common.nodes.placement import Candidate, candidate_of
+from common.restreams import holdings
 from common.restreams import repository as restreams
 from common.servers import repository as servers
 
@@ -63,8 +64,8 @@ def _placement_view() -> Select[Any]:
     names = select(func.json_agg(Node.name)).where(Node.state == NodeState.ACTIVE)
     return select(
         names.scalar_subquery(),
-        rows(restreams.usage_statement()),
-        rows(union_all(restreams.port_holdings(), servers.port_holdings())),
+        rows(holdings.usage_statement()),
+        rows(union_all(holdings.port_holdings(), servers.port_holdings())),
     )
 
 
@@ -77,8 +78,8 @@ def candidates(session: Session, client: redis.Redis) -> list[Candidate]:
     names, used, held = session.execute(_PLACEMENT_VIEW).one()
     names = names or []
     leases = live.read_leases(client, names)
-    usage = restreams.usage_of([list(row.values()) for row in used or []])
-    ports = restreams.ports_of([list(row.values()) for row in held or []])
+    usage = holdings.usage_from_rows([list(row.values()) for row in used or []])
+    ports = holdings.ports_from_rows([list(row.values()) for row in held or []])
     return [
         candidate_of(name, leases[name], usage.get(name, Usage()), ports.get(name, {}))
         for name in names
@@ -160,14 +161,14 @@ def overview(session: Session, client: redis.Redis, principal: Principal) -> lis
     _require_farm_admin(principal)
     rows = repository.all_nodes(session)
     leases = live.read_leases(client, [n.name for n in rows])
-    usage = restreams.usage_by_node(session)
+    usage = holdings.usage_by_node(session)
     return [NodeView(n, leases.get(n.name), usage.get(n.name, Usage())) for n in rows]
 
 
 def view(session: Session, client: redis.Redis, node: Node) -> NodeView:
     """One node as `overview` shows it."""
     lease = live.read_leases(client, [node.name]).get(node.name)
-    return NodeView(node, lease, restreams.usage_by_node(session).get(node.name, Usage()))
+    return NodeView(node, lease, holdings.usage_by_node(session).get(node.name, Usage()))
 
 
 def capacity_view(capabilities: NodeCapabilities, usage: Usage) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     ColumnElement,
-    CompoundSelect,
     Select,
     String,
     Text,
@@ -24,20 +23,17 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from common.db import keep_database_now
 from common.definitions.restream import restream_type
 from common.definitions.states import (
-    HOLDING_PHASES,
     Phase,
     RunState,
     ShowsState,
 )
 from common.models import Restream
-from common.nodes.capacity import U30_ENGINES, U30Load, Usage
 from common.restreams.filters import EVERY, Filters
 
 
@@ -363,38 +359,6 @@ def name_taken(
     return session.execute(statement.limit(1)).first() is not None
 
 
-def usage_statement() -> Select[Any]:
-    """What the restreams placed on each node (or not yet stopped there) hold, summed by the
-    database: (node, U30 device, millicores, one sum per U30 engine) rows."""
-    engines = [func.sum(Restream.u30_load[e].as_integer()).label(e) for e in U30_ENGINES]
-    return (
-        select(
-            Restream.node_name.label("node"),
-            Restream.u30_device.label("device"),
-            func.sum(Restream.reserved_millicores).label("millicores"),
-            *engines,
-        )
-        .where(Restream.node_name.is_not(None), Restream.phase.in_(HOLDING_PHASES))
-        .group_by(Restream.node_name, Restream.u30_device)
-    )
-
-
-def usage_by_node(session: Session) -> dict[str, Usage]:
-    """CPU per node and U30 load per device of what is placed, in one statement."""
-    return usage_of(session.execute(usage_statement()).all())
-
-
-def usage_of(rows: Iterable[Sequence[Any]]) -> dict[str, Usage]:
-    """`usage_statement`'s rows, summed per node."""
-    cpu: dict[str, int] = {}
-    u30: dict[str, dict[int, U30Load]] = {}
-    for node, device, millicores, *loads in rows:
-        cpu[node] = cpu.get(node, 0) + int(millicores or 0)
-        if device is not None:
-            u30.setdefault(node, {})[device] = U30Load(*(int(v or 0) for v in loads))
-    return {node: Usage(cpu[node], u30.get(node, {})) for node in cpu}
-
-
 def runnable_on(session: Session, node: str, phases: frozenset[Phase]) -> dict[str, int]:
     """Restream id -> generation of the active restreams on `node` in `phases`."""
     rows = session.execute(
@@ -403,39 +367,6 @@ def runnable_on(session: Session, node: str, phases: frozenset[Phase]) -> dict[s
         )
     )
     return {restream_id: generation for restream_id, generation in rows}  # noqa: C416
-
-
-def port_holdings() -> Select[str | None, str | None, str]:
-    """The listen ports restreams hold: (node, "2035/UDP", restream id) rows."""
-    return select(Restream.node_name, Restream.listen_port, Restream.id).where(
-        Restream.node_name.is_not(None),
-        Restream.phase.in_(HOLDING_PHASES),
-        Restream.listen_port.is_not(None),
-    )
-
-
-def ports_by_node(
-    session: Session, *others: Select[str | None, str | None, str]
-) -> dict[str, dict[str, str]]:
-    """Listen ports held on each node: node -> {"2035/UDP": holder}, the restreams' (holder:
-    their id) and `others`' rows of the same shape, in one statement."""
-    return ports_of(session.execute(ports_statement(*others)).all())
-
-
-def ports_statement(
-    *others: Select[str | None, str | None, str],
-) -> Select[str | None, str | None, str] | CompoundSelect[Any]:
-    """(node, port, holder) rows: the restreams' listen ports and `others'`."""
-    return union_all(port_holdings(), *others) if others else port_holdings()
-
-
-def ports_of(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, str]]:
-    """`ports_statement`'s rows: node -> {"2035/UDP": holder}."""
-    ports: dict[str, dict[str, str]] = {}
-    for node, port, restream_id in rows:
-        if node is not None and port is not None:
-            ports.setdefault(node, {})[port] = restream_id
-    return ports
 
 
 def placed_on(session: Session, node: str, *, skip_locked: bool = False) -> Sequence[Restream]:
