@@ -298,7 +298,8 @@ class Settings(BaseSettings):
         20,
         ge=2,
         description="Database connections of each API process (half kept open); at most this "
-        "many requests use the database at once, the others wait their turn.",
+        "many requests use the database at once, the others wait their turn. A quarter of "
+        "them is kept for requests that only read: a burst of writes never holds up a poll.",
     )
     api_db_wait_s: float = Field(
         10.0,

@@ -4,9 +4,11 @@ everything on one connection)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -14,8 +16,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.deps import DatabaseGate
 from common.config import Settings
 from common.db import Database
+from common.errors import BackendUnavailable
 from tests.api.test_bad_input import CALLABA_PLAIN
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.nodes import simulate_node
@@ -92,3 +96,30 @@ def test_concurrent_creates_of_one_name_are_one_success_and_conflicts(
         "a restream of this name already exists in this project",
         "a restream named 'only one' already exists in this project",
     }
+
+
+def test_reads_keep_a_share_of_the_database_while_writes_wait_their_turn() -> None:
+    """Writes take at most three of four turns; a read finds the fourth at once. Reads may
+    take every turn, and then a write waits (and is told the API is busy)."""
+
+    async def scenario() -> None:
+        gate = DatabaseGate(4, wait_s=0.3)
+        async with AsyncExitStack() as held:
+            for _ in range(3):
+                await held.enter_async_context(gate.turn())
+            with pytest.raises(BackendUnavailable):
+                async with gate.turn():
+                    pass
+            async with gate.turn(reads_only=True):
+                pass
+        async with AsyncExitStack() as held:
+            for _ in range(4):
+                await held.enter_async_context(gate.turn(reads_only=True))
+            with pytest.raises(BackendUnavailable):
+                async with gate.turn():
+                    pass
+        async with gate.turn():  # every turn given back, timed-out waits included
+            pass
+        assert gate._turns._value == 4 and gate._writes._value == 3
+
+    asyncio.run(scenario())
