@@ -40,24 +40,28 @@ class DatabaseGate:
     def __init__(self, capacity: int, wait_s: float) -> None:
         self.capacity = capacity
         self.wait_s = wait_s
+        self.writes_capacity = capacity - max(1, capacity // 4)
         self._turns = asyncio.Semaphore(capacity)
-        self._writes = asyncio.Semaphore(capacity - max(1, capacity // 4))
+        self._writes = asyncio.Semaphore(self.writes_capacity)
 
     @asynccontextmanager
     async def turn(self, *, reads_only: bool = False) -> AsyncIterator[None]:
         deadline = asyncio.get_running_loop().time() + self.wait_s
-        gates = [self._turns] if reads_only else [self._writes, self._turns]
+        gates = [(self._turns, self.capacity)]
+        if not reads_only:
+            gates.insert(0, (self._writes, self.writes_capacity))
         taken: list[asyncio.Semaphore] = []
         try:
-            for gate in gates:
+            for gate, _ in gates:
                 left_s = deadline - asyncio.get_running_loop().time()
                 await asyncio.wait_for(gate.acquire(), max(left_s, 0))
                 taken.append(gate)
         except TimeoutError:
             for gate in taken:
                 gate.release()
+            _, full = gates[len(taken)]
             raise BackendUnavailable(
-                f"the API is busy: {self.capacity} requests have been using the database for "
+                f"the API is busy: {full} requests have been using the database for "
                 f"the last {self.wait_s:g} s; try again",
                 retry_after_s=1,
             ) from None

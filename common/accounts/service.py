@@ -67,15 +67,6 @@ def login(
     return user
 
 
-def principal_of_user(user: User) -> Principal:
-    return _principal(user.id, user.is_admin, user.project_id)
-
-
-def _principal(user_id: str, is_admin: bool, project_id: str | None) -> Principal:
-    role = Role.ADMIN if is_admin else Role.OPERATOR
-    return Principal(subject=f"user:{user_id}", role=role, project_id=project_id)
-
-
 _USER = select(User.is_admin, User.project_id).where(User.id == bindparam("user_id"))
 
 
@@ -83,7 +74,10 @@ def user_principal(session: Session, user_id: str) -> Principal | None:
     """The principal of a logged-in user who still exists: one prebuilt statement, as a
     key's (`_KEY`), on every request a login token makes."""
     row = session.connection().execute(_USER, {"user_id": user_id}).first()
-    return None if row is None else _principal(user_id, row.is_admin, row.project_id)
+    if row is None:
+        return None
+    role = Role.ADMIN if row.is_admin else Role.OPERATOR
+    return Principal(subject=f"user:{user_id}", role=role, project_id=row.project_id)
 
 
 def create_api_key(

@@ -33,10 +33,6 @@ def count_by_state(session: Session) -> dict[NodeState, int]:
     return dict(rows)
 
 
-def names_in_state(session: Session, state: NodeState) -> list[str]:
-    return list(session.execute(select(Node.name).where(Node.state == state)).scalars())
-
-
 def upsert(
     session: Session, name: str, capabilities: dict[str, Any], labels: dict[str, str]
 ) -> Node:

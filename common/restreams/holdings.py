@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, func, select, union_all
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from common.definitions.states import HOLDING_PHASES
@@ -55,23 +55,9 @@ def port_holdings() -> Select[str | None, str | None, str]:
     )
 
 
-def ports_by_node(
-    session: Session, *others: Select[str | None, str | None, str]
-) -> dict[str, dict[str, str]]:
-    """Listen ports held on each node: node -> {"2035/UDP": holder}, the restreams' (holder:
-    their id) and `others`' rows of the same shape, in one statement."""
-    return ports_from_rows(session.execute(ports_statement(*others)).all())
-
-
-def ports_statement(
-    *others: Select[str | None, str | None, str],
-) -> Select[str | None, str | None, str] | CompoundSelect[Any]:
-    """(node, port, holder) rows: the restreams' listen ports and `others'`."""
-    return union_all(port_holdings(), *others) if others else port_holdings()
-
-
 def ports_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, str]]:
-    """`ports_statement`'s rows: node -> {"2035/UDP": holder}."""
+    """(node, port, holder) rows — `port_holdings`' and the servers' — as node ->
+    {"2035/UDP": holder}."""
     ports: dict[str, dict[str, str]] = {}
     for node, port, restream_id in rows:
         if node is not None and port is not None:

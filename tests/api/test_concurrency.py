@@ -107,7 +107,7 @@ def test_reads_keep_a_share_of_the_database_while_writes_wait_their_turn() -> No
         async with AsyncExitStack() as held:
             for _ in range(3):
                 await held.enter_async_context(gate.turn())
-            with pytest.raises(BackendUnavailable):
+            with pytest.raises(BackendUnavailable, match="busy: 3 requests"):
                 async with gate.turn():
                     pass
             async with gate.turn(reads_only=True):
@@ -115,7 +115,7 @@ def test_reads_keep_a_share_of_the_database_while_writes_wait_their_turn() -> No
         async with AsyncExitStack() as held:
             for _ in range(4):
                 await held.enter_async_context(gate.turn(reads_only=True))
-            with pytest.raises(BackendUnavailable):
+            with pytest.raises(BackendUnavailable, match="busy: 4 requests"):
                 async with gate.turn():
                     pass
         async with gate.turn():  # every turn given back, timed-out waits included
