@@ -17,6 +17,7 @@ from tests.support.ffmpeg_watch import FfmpegWatch
 from tests.support.media import free_port, probe, stream_of
 from tests.support.peers import nginx_rtmp, publisher, running
 from tests.support.wait import wait_for
+from worker.rtsp_server import RTP_PORTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("farm")]
 PLAYBACK_PORT = free_port()
@@ -185,7 +186,7 @@ def test_the_seeds_update_body_plays_rtsp_and_hls_from_the_nodes_own_servers(
     """The 5centsCDN document's update body, as sent (its source swapped for a local one):
     H.265 with RTSP and HLS playback, on a farm with the servers 11 and 211; the node that has
     an RTSP server of its own takes it, and both playback URLs play."""
-    rtsp_port = free_port()
+    rtsp_port = free_port(span=2 + RTP_PORTS)  # players', publishers', then RTP's
     worker = farm.start_worker(
         "na-211",
         {
@@ -194,6 +195,8 @@ def test_the_seeds_update_body_plays_rtsp_and_hls_from_the_nodes_own_servers(
             "STREAMFLEET_WORKER_HTTP_PORT": str(free_port()),
         },
     )
+    said = farm.worker_log("na-211").read_text(errors="replace")
+    assert "serves RTSP" in said, said[-3000:]  # else why the node has no RTSP server
     with nginx_rtmp(tmp_path) as source_port:
         source = f"rtmp://127.0.0.1:{source_port}/live/camera"
         with running(publisher(["-f", "flv", source], size="320x180", rate=25)):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,11 +63,47 @@ def stream_of(probed: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(s for s in probed["streams"] if s["codec_type"] == kind)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# Test ports come from below the kernel's ephemeral range (32768 on): a port the kernel
+# handed out and took back (bind to 0) may go next to any process's outgoing connection or UDP
+# socket, as a restream's own outputs open them. Each test process has its own share of the
+# range (pytest-xdist's gw0, gw1, ...) and walks it, so no port is given twice in a while.
+TEST_PORTS = range(20000, 30000)  # 30000-30999: the farm's live-video ports
+_SHARES = 4
+
+
+def _share() -> range:
+    """This test process's share of TEST_PORTS."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    size = len(TEST_PORTS) // _SHARES
+    first = TEST_PORTS.start + (int(worker) % _SHARES if worker.isdigit() else 0) * size
+    return range(first, first + size)
+
+
+_SHARE = _share()
+_CURSOR = itertools.count(random.randrange(len(_SHARE)))  # a run right after starts elsewhere
+_TAKING = threading.Lock()
+
+
+def free_port(span: int = 1) -> int:
+    """A port free for TCP and UDP alike, with the `span - 1` ports after it free too."""
+    with _TAKING:
+        for _ in range(len(_SHARE)):
+            port = _SHARE[next(_CURSOR) % len(_SHARE)]
+            if port + span <= _SHARE.stop and all(_free(p) for p in range(port, port + span)):
+                for _skipped in range(span - 1):
+                    next(_CURSOR)
+                return port
+    raise RuntimeError(f"no {span} free ports in a row in {_SHARE}")
+
+
+def _free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+    return True
 
 
 def rtmp_listener(
