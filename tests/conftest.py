@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,16 +14,17 @@ from common.db import Database, make_engine
 from common.migrate import check, upgrade
 from common.models import Base
 from common.outbox import ControlMessage
-from tests.support.services import fresh_database, postgres_server, redis_db_url, redis_server
+from tests.support.services import (
+    fresh_database,
+    postgres_server,
+    redis_db_url,
+    redis_server,
+    xdist_index,
+)
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "a-long-test-password"
 JWT_SECRET = "a-test-secret-long-enough-for-hs256-keys"
-
-
-def _xdist_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(worker.removeprefix("gw") or 0)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Redis for this xdist worker: its own database index, emptied at the start."""
     with redis_server(tmp_path_factory.mktemp("redis")) as server_url:
-        url = redis_db_url(server_url, 1 + _xdist_index())
+        url = redis_db_url(server_url, 1 + xdist_index())
         live.connect(url).flushdb()
         yield url
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.ffmpeg.binary import resolve_ffmpeg
+from tests.support.services import xdist_index
 
 
 @cache
@@ -73,9 +74,8 @@ _SHARES = 4
 
 def _share() -> range:
     """This test process's share of TEST_PORTS."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     size = len(TEST_PORTS) // _SHARES
-    first = TEST_PORTS.start + (int(worker) % _SHARES if worker.isdigit() else 0) * size
+    first = TEST_PORTS.start + xdist_index() % _SHARES * size
     return range(first, first + size)
 
 

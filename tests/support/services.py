@@ -74,6 +74,12 @@ def fresh_database(server_url: str, prefix: str = "sf_test") -> Iterator[str]:
         admin.dispose()
 
 
+def xdist_index() -> int:
+    """This test process's number under pytest-xdist (gw0, gw1, ...); 0 without it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return int(worker) if worker.isdigit() else 0
+
+
 def redis_db_url(url: str, index: int) -> str:
     """`url` pointing at database `index` (tests of one xdist worker share one)."""
     base = url.rsplit("/", 1)[0] if url.count("/") >= 3 else url

@@ -85,6 +85,7 @@ def test_a_wait_longer_than_a_slice_goes_on_in_the_same_transaction(
         placer.start()
         time.sleep(0.4)  # eight slices
         assert placer.is_alive() and placer.error is None
+        wait_for(lambda: queued(engine) == 1, timeout_s=5, what="the placement queued again")
     placer.join(5)
     assert placer.error is None
     assert placer.after == {"mine": "kept", "lock_timeout": "0"}
