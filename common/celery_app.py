@@ -12,9 +12,9 @@ import logging
 import uuid
 from typing import Any
 
-import redis
 from celery import Celery
 
+from common import live
 from common.config import Settings
 from common.outbox import ControlMessage, Sender
 
@@ -64,7 +64,7 @@ def celery_sender(app: Any, expiry_s: float) -> Sender:
     start's or a stop's path when the machine is busy. A control message goes to a queue by
     name (the default exchange) at priority 0, whose list is the queue's own key. A test
     holds a real Celery worker to what this sends (tests/common/test_celery_app.py)."""
-    client = redis.Redis.from_url(app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5)
+    client = live.connect(app.conf.broker_url)
 
     def send(message: ControlMessage) -> None:
         task_id = str(uuid.uuid4())

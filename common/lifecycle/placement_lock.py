@@ -26,6 +26,7 @@ _WAIT_FOR_PLACEMENT_LOCK = text(
 )
 PLACEMENT_LOCK_WAIT_S = 30.0
 WAIT_SLICE_S = 1.0  # one wait's longest: well within a statement's timeout
+_TIMED_OUT = {"55P03", "57014"}  # lock_not_available, query_canceled (a statement timeout)
 
 
 def lock_placement(session: Session) -> None:
@@ -56,6 +57,3 @@ def lock_placement(session: Session) -> None:
                 raise
         if time.monotonic() >= deadline:
             raise BackendUnavailable("busy: too many placements at once", retry_after_s=1)
-
-
-_TIMED_OUT = {"55P03", "57014"}  # lock_not_available, query_canceled (a statement timeout)
