@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -102,6 +104,35 @@ def reads_only(endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
+def in_one_trip(endpoint: Endpoint) -> Endpoint:
+    """A route that is not `async def`, run with its transaction's commit (and so its control
+    messages) in one trip to a worker thread; its answer is then checked on the event loop.
+
+    FastAPI would take four trips for a write: the route, the check of its answer, the
+    surface's flush and the commit, each waking a thread and then the event loop again (0.1 to
+    0.3 ms each on a 2-core machine, more when it was idle); a start's or a stop's control
+    message now leaves at the end of the route's own trip. An error raised by the route or by
+    its commit reaches the surface's handler as before, which rolls the transaction back. A
+    route marked `reads_only` has nothing to commit."""
+    if inspect.iscoroutinefunction(endpoint):
+        return endpoint
+    commits = not getattr(endpoint, _READS_ONLY, False)
+
+    def route_then_commit(**arguments: Any) -> Any:
+        answer = endpoint(**arguments)
+        if commits:
+            for session in arguments.values():
+                if isinstance(session, Session) and session.in_transaction():
+                    session.commit()
+        return answer
+
+    @functools.wraps(endpoint)
+    async def in_a_thread(**arguments: Any) -> Any:
+        return await run_in_threadpool(route_then_commit, **arguments)
+
+    return in_a_thread  # type: ignore[return-value]
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request, committed before the response is sent (scope=function),
     taken once the request's turn at the database came (`DatabaseGate`); statements outside
@@ -119,7 +150,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             request.state.session = session
             try:
                 yield session
-                await run_in_threadpool(session.commit)
+                if session.in_transaction():  # not committed by its route (`in_one_trip`)
+                    await run_in_threadpool(session.commit)
             except BaseException:
                 await run_in_threadpool(session.rollback)
                 raise

@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from api.deps import request_session
+from api.deps import in_one_trip, request_session
 from api.limits import MAX_JSON_DEPTH, json_depth
 from common.db import conflict_of
 from common.errors import (
@@ -110,6 +110,9 @@ def surface_route(render: Renderer) -> type[APIRoute]:
     """An APIRoute class whose errors are rendered by `render`."""
 
     class SurfaceRoute(APIRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+            super().__init__(path, in_one_trip(endpoint), **options)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handle = super().get_route_handler()
 
