@@ -10,6 +10,8 @@ DATABASE_URL / REDIS_URL are set), defines `--restreams` restreams through the C
   GET /v1/restreams (all pages)   every restream, pages of 1000 (native API: the most a page holds)
   POST /api/restream/getAll       every restream (Callaba API, a login token)
   POST /api/restream/getById      one restream (Callaba API)
+  POST /api/restream/stop         a write: a stop of one not running (its transaction and
+                                  commit, no worker to tell)
   GET /healthz                    the floor: a request that reads nothing
 
 Each is timed until its whole response has arrived (the client's own parsing of it is not
@@ -90,6 +92,9 @@ def main() -> None:
                 "POST /api/restream/getById": lambda: http.post(
                     "/api/restream/getById", json={"id": one}, headers=farm.callaba
                 ),
+                "POST /api/restream/stop (a write)": lambda: http.post(
+                    "/api/restream/stop", json={"id": one}, headers=farm.callaba
+                ),
                 "GET /healthz (the floor)": lambda: http.get("/healthz"),
             }
             results = {name: timed(call, args.requests) for name, call in figures.items()}
@@ -100,7 +105,7 @@ def main() -> None:
         finally:
             farm.stop()
 
-    print(f"API read latency with {args.restreams} restreams, {args.requests} requests each:")
+    print(f"API latency with {args.restreams} restreams, {args.requests} requests each:")
     for name, values in results.items():
         ms = [v * 1000 for v in values]
         print(
