@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio.to_thread
@@ -15,6 +16,16 @@ from sqlalchemy.orm import Session
 
 from common.models import Restream
 from tests.api.test_native import BODY
+
+
+@contextmanager
+def listening(name: str, listener: Callable[..., None]) -> Iterator[None]:
+    """`listener` on every session's `name` event, for the block."""
+    event.listen(Session, name, listener)
+    try:
+        yield
+    finally:
+        event.remove(Session, name, listener)
 
 
 def test_a_write_is_one_trip_to_a_thread_after_the_callers_credential(
@@ -36,11 +47,8 @@ def test_a_write_is_one_trip_to_a_thread_after_the_callers_credential(
         committed_in.append(threading.get_ident())
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-    event.listen(Session, "after_commit", after_commit)
-    try:
+    with listening("after_commit", after_commit):
         started = client.post(f"/v1/restreams/{restream_id}/start", headers=bearer)
-    finally:
-        event.remove(Session, "after_commit", after_commit)
     assert started.status_code == 202, started.text
     assert started.json()["active"] is True
     assert len(trips) == 2, trips
@@ -48,7 +56,7 @@ def test_a_write_is_one_trip_to_a_thread_after_the_callers_credential(
 
 
 def test_a_write_whose_commit_fails_is_refused_in_its_surfaces_shape(
-    client: TestClient, bearer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, bearer: dict[str, str]
 ) -> None:
     """The commit runs in the route's trip: an error there is the surface's to render, and
     nothing is written."""
@@ -58,11 +66,8 @@ def test_a_write_whose_commit_fails_is_refused_in_its_surfaces_shape(
         if any(isinstance(o, Restream) and o.active for o in session.dirty):
             raise ValueError("refused at commit")
 
-    event.listen(Session, "before_flush", refuse)
-    try:
+    with listening("before_flush", refuse):
         answer = client.post(f"/v1/restreams/{restream_id}/start", headers=bearer)
-    finally:
-        event.remove(Session, "before_flush", refuse)
     assert answer.status_code == 500, answer.text
     assert answer.json()["error"]["message"] == "internal error"
     assert client.get(f"/v1/restreams/{restream_id}", headers=bearer).json()["active"] is False
