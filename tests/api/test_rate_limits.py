@@ -3,6 +3,7 @@ across API replicas (two apps here, one Redis)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ from common.db import Database
 from tests.api.conftest import login
 
 RATE = 4
+WINDOW_S = 1.0  # the limiter's window (`api.auth.within_rate`)
 
 
 @pytest.fixture
@@ -43,10 +45,19 @@ def test_each_surface_counts_a_credential_across_replicas(
         ("GET", f"/api/v1/{project}/live-videos", {"Authorization": key}),  # Gjirafa
     ]
     for method, path, headers in surfaces:
-        answers = [
-            (one if n % 2 else two).request(method, path, headers=headers).status_code
-            for n in range(RATE + 1)
-        ]
-        assert answers == [200] * RATE + [429], (path, answers)
-        refused = one.request(method, path, headers=headers)
-        assert refused.headers["Retry-After"] == "1"
+        for _ in range(5):
+            started = time.monotonic()
+            answers = [
+                (one if n % 2 else two).request(method, path, headers=headers)
+                for n in range(RATE + 2)
+            ]
+            if time.monotonic() - started < 0.9 * WINDOW_S:
+                break
+            # Too slow a machine (a busy CI): the first requests' counts expired before the
+            # last was sent, and the round tells nothing. Again once they have all expired.
+            time.sleep(WINDOW_S)
+        else:
+            pytest.fail(f"{path}: no round of {RATE + 2} requests within {WINDOW_S:g} s")
+        codes = [answer.status_code for answer in answers]
+        assert codes == [200] * RATE + [429, 429], (path, codes)
+        assert answers[-1].headers["Retry-After"] == "1"
