@@ -5,12 +5,11 @@ that leave its transaction as it was."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from common.db import Database
@@ -80,12 +79,22 @@ def test_a_wait_longer_than_a_slice_goes_on_in_the_same_transaction(
     committing_db: Database, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(placement_lock, "WAIT_SLICE_S", 0.05)
+    slices: list[str] = []
+
+    def count_slices(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_advisory_xact_lock(" in statement:
+            slices.append(statement)
+
     placer = Placer(committing_db)
-    with held(committing_db):
-        placer.start()
-        time.sleep(0.4)  # eight slices
-        assert placer.is_alive() and placer.error is None
-        wait_for(lambda: queued(engine) == 1, timeout_s=5, what="the placement queued again")
+    event.listen(Engine, "before_cursor_execute", count_slices)
+    try:
+        with held(committing_db):
+            placer.start()
+            wait_for(lambda: len(slices) >= 8, timeout_s=5, what="eight slices of waiting")
+            assert placer.is_alive() and placer.error is None
+            wait_for(lambda: queued(engine) == 1, timeout_s=5, what="the placement queued again")
+    finally:
+        event.remove(Engine, "before_cursor_execute", count_slices)
     placer.join(5)
     assert placer.error is None
     assert placer.after == {"mine": "kept", "lock_timeout": "0"}
