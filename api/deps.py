@@ -108,12 +108,12 @@ def in_one_trip(endpoint: Endpoint) -> Endpoint:
     """A route that is not `async def`, run with its transaction's commit (and so its control
     messages) in one trip to a worker thread; its answer is then checked on the event loop.
 
-    FastAPI would take four trips for a write: the route, the check of its answer, the
-    surface's flush and the commit, each waking a thread and then the event loop again (0.1 to
-    0.3 ms each on a 2-core machine, more when it was idle); a start's or a stop's control
-    message now leaves at the end of the route's own trip. An error raised by the route or by
-    its commit reaches the surface's handler as before, which rolls the transaction back. A
-    route marked `reads_only` has nothing to commit."""
+    FastAPI would take four trips for a write after its credential's: the route, the check of
+    its answer, the surface's flush and the commit, each waking a thread and then the event
+    loop again (0.1 to 0.3 ms each on a 2-core machine, more when it was idle); a start's or
+    a stop's control message now leaves at the end of the route's own trip. An error raised
+    by the route or by its commit reaches the surface's handler as before, which rolls the
+    transaction back. A route marked `reads_only` has nothing to commit."""
     if inspect.iscoroutinefunction(endpoint):
         return endpoint
     commits = not getattr(endpoint, _READS_ONLY, False)
