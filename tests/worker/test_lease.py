@@ -168,8 +168,13 @@ def test_a_worker_cut_off_from_redis_keeps_its_ffmpeg_until_its_fence_and_says_w
     cut_off.supervisor.run(fake_job("stall"))
     wait_for(lambda: "starting" in recorder.names(), what="the job to start")
     pid = recorder.last("starting")["pid"]
+    # Cut off right after a renewal, so that its validity is known however long the machine
+    # takes (a fixed sleep from any moment left 0.1 s of slack). Few renewals have been made:
+    # the deque of their times still grows.
+    renewed = len(cut_off.renew_seconds)
+    wait_for(lambda: len(cut_off.renew_seconds) > renewed, every_s=0.005, what="a renewal")
     proxy.freeze()
-    time.sleep(cut_off.fence_after_s - 0.3)  # past several renewals, short of the fence
+    time.sleep(cut_off.interval_s * 1.5)  # past a renewal that cannot get through
     assert alive(pid) and cut_off.valid()
     wait_for(lambda: not alive(pid), timeout_s=2, what="FFmpeg fenced")
     assert not regained.is_set()
