@@ -308,24 +308,29 @@ def test_probes_during_a_redis_outage(farm: Farm, redis_server: BreakableRedis) 
 
 
 def test_a_short_redis_outage_stops_nothing(farm: Farm, redis_server: BreakableRedis) -> None:
-    """Redis killed and back 2 s later, empty (it keeps nothing on disk): shorter than the
-    lease TTL, so no FFmpeg is fenced, and the API tells the same truth throughout."""
+    """Redis killed and back 1 s later, empty (it keeps nothing on disk): shorter than the
+    outage a lease survives whenever it starts (2.5 s: the TTL less one renewal interval), so
+    no FFmpeg is fenced, and the API tells the same truth throughout. (The outage was 2 s, and
+    the polling below and Redis's own start, on a busy machine, ate up the 0.5 s left.)"""
+    survived_s = DEFAULTS.lease_ttl_s - DEFAULTS.lease_renew_interval_s
     with UdpReceiver() as receiver:
         restream_id = running_to(farm, receiver, "redis-blip")
         pid = ffmpeg_pid(farm, restream_id)
         cut_at = time.monotonic()
         redis_server.kill()
         states = set()
-        while time.monotonic() - cut_at < 2:
+        while time.monotonic() - cut_at < 1:
             states.add(state_of(farm, restream_id)["state"])  # read from PostgreSQL meanwhile
             time.sleep(0.2)
         redis_server.start()
+        outage_s = time.monotonic() - cut_at
         while time.monotonic() - cut_at < 9:  # past the moment a fence would have come
             states.add(state_of(farm, restream_id)["state"])
             time.sleep(0.2)
         assert ffmpeg_pid(farm, restream_id) == pid
         gap_s = receiver.longest_gap_s(cut_at)
-    report("Redis away 2 s", longest_gap=gap_s)
+    report("Redis away 1 s", outage=outage_s, longest_gap=gap_s)
+    assert outage_s < survived_s, f"the outage took {outage_s:.2f} s: the test tells nothing"
     assert states == {"running"}, states
     assert gap_s < 1.0
     assert not any("fenced" in (e["reason"] or "") for e in events_of(farm, restream_id))
