@@ -207,7 +207,13 @@ def receivers(tmp: Path) -> Iterator[tuple[list[dict[str, Any]], dict[str, Path]
             stack.enter_context(running(receiver(inputs[k], files[k], RECORD_S), tmp / f"{k}.log"))
             for k in ports
         ]
-        time.sleep(0.5)  # every receiver listening
+        # Each an output of a tee whose slaves are dropped if refused at the start.
+        udp = {"srt", "udp", "rtp"}
+        wait_for(
+            lambda: all(bound(port, udp=kind in udp) for kind, port in ports.items()),
+            timeout_s=10,
+            what="every receiver listening",
+        )
         yield outputs, files, processes
 
 

@@ -145,7 +145,7 @@ def test_an_ended_input_is_a_failure_that_restarts(
 
 
 def test_a_stalled_ffmpeg_is_killed_and_retried(recorder: Recorder) -> None:
-    limits = replace(FAST, stall_timeout_s=0.6, retry=replace(FAST.retry, budget=5))
+    limits = replace(FAST, stall_timeout_s=1.5, retry=replace(FAST.retry, budget=5))
     with make_supervisor(recorder, limits) as supervisor:
         supervisor.run(fake_job("stall"))
         wait_for(lambda: "retrying" in recorder.names(), timeout_s=5)
