@@ -378,10 +378,8 @@ class Settings(BaseSettings):
 
     @property
     def fence_after_s(self) -> float:
-        """A worker that has not renewed its lease for this long kills its FFmpeg, counted from
-        its last renewal: an outage of `lease_ttl_s` less one renewal interval is survived
-        whenever it starts (the last renewal may come an interval before it, the next an
-        interval after it)."""
+        """A worker that has not renewed its lease for this long kills its FFmpeg: an outage of
+        `lease_ttl_s` less one renewal interval is survived, whenever it starts."""
         return self.lease_ttl_s + self.lease_renew_interval_s
 
     @property

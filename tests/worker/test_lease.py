@@ -174,7 +174,16 @@ def test_a_worker_cut_off_from_redis_keeps_its_ffmpeg_until_its_fence_and_says_w
     renewed = len(cut_off.renew_seconds)
     wait_for(lambda: len(cut_off.renew_seconds) > renewed, every_s=0.005, what="a renewal")
     proxy.freeze()
-    time.sleep(cut_off.interval_s * 1.5)  # past a renewal that cannot get through
+    # Each renewal begins by asking what runs: one begun from now on cannot get through.
+    begun = threading.Event()
+    generations = cut_off.supervisor.generations
+
+    def counted() -> dict[str, int]:
+        begun.set()
+        return generations()
+
+    cut_off.supervisor.generations = counted  # type: ignore[method-assign]
+    assert begun.wait(2), "no renewal begun"
     assert alive(pid) and cut_off.valid()
     wait_for(lambda: not alive(pid), timeout_s=2, what="FFmpeg fenced")
     assert not regained.is_set()
