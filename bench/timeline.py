@@ -1,18 +1,20 @@
 """Where a start's and a stop's time go, step by step, as the client, the API and the worker
 each saw it.
 
-    python bench/timeline.py [--count 20] [--ffmpeg PATH]
+    python bench/timeline.py [--count 20] [--ffmpeg PATH] [--first-poll-ms N]
 
 Starts `streamfleet up` as `bench/start_stop.py` does (the same job: a 160x90 test signal
 encoded to MPEG-TS over UDP), with `bench/timeline_hooks` on the PYTHONPATH of its processes:
-each writes a timestamp to one file as a step happens (the request's transaction begins, it
-commits, its message is sent; the worker's task runs, its check, FFmpeg spawned, media flows,
-the report committed), and the client writes its own (the POST sent, answered, the state seen
-by polling `GET /v1/restreams/{id}` every 5 ms). One restream is started and stopped `--count`
-times, each start and stop after the same FFmpeg command run alone (the floor, as in
-`bench/start_stop.py`). Prints, for a start and for a stop, the median time of each step from
-the moment the client sent its request, the time since the step before, and the phases they
-make up next to the floor. All clocks are this machine's one clock.
+each writes a timestamp to one file as a step happens (the request comes in, its credential
+is checked, `service.start` runs, its transaction commits, its message is sent; the worker's
+task runs, its check, FFmpeg spawned, media flows, the report committed), and the client
+writes its own (the POST sent, answered, the state seen by polling `GET /v1/restreams/{id}`
+every 5 ms). One restream is started and stopped `--count` times, each start after the same
+FFmpeg command run alone, directly and through `setpriv` (the floor, as in
+`bench/start_stop.py`; the first start and stop are not counted). Prints, for a start and
+for a stop, the median time of each step from the moment the client sent its request, the
+time since the step before, and the phases they make up next to the floor. All clocks are
+this machine's one clock.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def cycles(path: Path) -> dict[str, list[dict[str, float]]]:
 
 
 def report(action: str, steps: list[dict[str, float]], floors: dict[str, list[float]]) -> None:
+    print(f"\n{action}: median ms since the client sent its request ({len(steps)} of them)")
+    print_steps(action, steps)
+    print_phases(action, steps, floors)
+
+
+def print_steps(action: str, steps: list[dict[str, float]]) -> None:
     """Each step's median time, and the median of each cycle's own time since the step
     listed before it (steps missing from some cycles say in how many they were)."""
     medians = {
@@ -104,7 +112,6 @@ def report(action: str, steps: list[dict[str, float]], floors: dict[str, list[fl
     seen = {step: sum(step in s for s in steps) for step in medians}
     ordered = sorted((m for m in medians if 2 * seen[m] >= len(steps)), key=medians.__getitem__)
     rare = sorted(m for m in medians if 2 * seen[m] < len(steps))
-    print(f"\n{action}: median ms since the client sent its request ({len(steps)} of them)")
     for before, step in zip([SENT.format(action), *ordered], ordered, strict=False):
         since = [s[step] - s[before] for s in steps if step in s and before in s]
         count = f"  (in {seen[step]})" if seen[step] < len(steps) else ""
@@ -112,6 +119,12 @@ def report(action: str, steps: list[dict[str, float]], floors: dict[str, list[fl
         print(f"  {medians[step]:7.1f}  ({plus})  {step}{count}")
     for step in rare:
         print(f"  {medians[step]:7.1f}  (in {seen[step]} only)  {step}")
+
+
+def print_phases(
+    action: str, steps: list[dict[str, float]], floors: dict[str, list[float]]
+) -> None:
+    """The phases of `PHASES`, the floors, and the whole next to its own floor (paired)."""
     print(f"  phases (median of each {action}'s own difference):")
     for name, start, end in PHASES[action]:
         spans = [s[end] - s[start] for s in steps if start in s and end in s]
@@ -119,12 +132,12 @@ def report(action: str, steps: list[dict[str, float]], floors: dict[str, list[fl
             print(f"    {statistics.median(spans):6.1f}  {name}")
     for label, runs in floors.items():
         print(f"    {statistics.median(runs) * 1000:6.1f}  {FLOORS[action]}{label} (p50)")
-    seen_step = PHASES[action][-1][2]
+    last = PHASES[action][-1][2]
     paired = zip(steps, floors[""], strict=True)
-    totals = [(s[seen_step], floor * 1000) for s, floor in paired if seen_step in s]
+    totals = [(s[last], floor * 1000) for s, floor in paired if last in s]
     total = statistics.median(t for t, _ in totals)
     over = statistics.median(t - f for t, f in totals)
-    what = seen_step.split(": ", 1)[1]
+    what = last.split(": ", 1)[1]
     print(f"  sent -> {what}: {total:.1f} ms; over its own floor (paired) {over:.1f} ms")
 
 
