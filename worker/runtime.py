@@ -1,9 +1,5 @@
-"""A node's runtime: what a worker process owns, and what its Celery tasks call.
-
-Control messages are hints; the database is the truth. Before starting a generation the node
-checks that the restream is still active and placed here with that generation; before
-stopping something a sync did not list, it checks that it really should not run.
-"""
+"""A node's runtime: what a worker process owns. Its Celery tasks call its `controls`
+(`worker.controls`); its health and metrics endpoint reads it (`worker.http.NodeView`)."""
 
 from __future__ import annotations
 
@@ -23,21 +19,19 @@ from common.config import Settings
 from common.db import Database, make_engine
 from common.definitions.states import NodeState
 from common.ffmpeg.binary import resolve_ffmpeg
-from common.ffmpeg.outcome import Outcome
 from common.ffmpeg.probe import FfmpegCapabilities, probe
 from common.kube import Kubernetes
-from common.lifecycle import nodes, reports
-from common.lifecycle.reports import Attempt
+from common.lifecycle import nodes
 from common.lifecycle.service import Farm
 from common.live import RestreamStats
-from common.logs import about
 from common.nodes import repository as node_repository
 from common.nodes.capabilities import count_u30_devices, node_capabilities
 from common.outbox import Sender
 from common.wakeups import SERVERS, WEBHOOKS, Wakeups
+from worker.controls import Controls
 from worker.cordon import CordonWatch
 from worker.http import WorkerHttp
-from worker.job import Job, Limits
+from worker.job import Limits
 from worker.launch import Launcher
 from worker.lease import Heartbeat, new_holder
 from worker.own_servers import OwnServers
@@ -58,12 +52,6 @@ class NodeRuntime:
         took the lease while this one ran. The worker should exit: see worker.lease."""
         self.settings = settings
         self.node = settings.node_name
-        # Starts on their way to the supervisor (checked, being prepared), each with its own
-        # cancel flag: a stop that arrives meanwhile cancels them all, so nothing it confirmed
-        # as stopped starts afterwards. Restream id -> [(generation, cancelled)].
-        self._starting: dict[str, list[tuple[int, threading.Event]]] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
         self.db = Database(
             make_engine(
                 settings.database_url,
@@ -121,6 +109,15 @@ class NodeRuntime:
             holder=holder,
             on_lost=on_lost,
             on_regained=self._resume_in_background,
+        )
+        self.controls = Controls(
+            self.node,
+            self.db,
+            self.heartbeat,
+            self.supervisor,
+            self.launcher,
+            self.reporter,
+            self.relay,
         )
         self.http: WorkerHttp | None = None
         self.cordon: CordonWatch | None = None
@@ -253,125 +250,7 @@ class NodeRuntime:
 
     def _resume_in_background(self) -> None:
         """Told on the lease's thread, which must not wait for the database."""
-        threading.Thread(target=self.resume, name="resume", daemon=True).start()
-
-    def resume(self) -> None:
-        """Start again what this node fenced and still owns (its lease is back): every
-        restream the database still places here, each checked as any start is. Without
-        waiting for the reconciler: a Redis outage costs no more than its own length plus one
-        lease renewal."""
-        try:
-            with self.db.transaction() as session:
-                owned = reports.owned_by(session, self.node)
-        except OperationalError:
-            log.warning("database unreachable: the reconciler will restart what was fenced")
-            return
-        running = self.supervisor.generations()
-        for restream_id, generation in owned.items():
-            if running.get(restream_id, -1) < generation:
-                self.start_restream(restream_id, generation)
-        if owned:
-            log.info("lease back: started again %d restream(s)", len(owned))
-
-    def _about(self, restream_id: str, generation: int) -> dict[str, object]:
-        return about(restream_id, generation=generation, node=self.node)
-
-    def _lock(self, restream_id: str) -> threading.Lock:
-        """Orders the start and the stop of one restream on this node."""
-        with self._locks_lock:
-            return self._locks.setdefault(restream_id, threading.Lock())
-
-    def start_restream(self, restream_id: str, generation: int) -> bool:
-        """Run this generation if the database agrees it belongs here. Idempotent."""
-        entry = (generation, threading.Event())
-        with self._lock(restream_id):
-            self._starting.setdefault(restream_id, []).append(entry)
-        try:
-            return self._start(restream_id, generation, cancelled=entry[1])
-        finally:
-            with self._lock(restream_id):
-                pending = self._starting[restream_id]
-                pending.remove(entry)
-                if not pending:
-                    del self._starting[restream_id]
-
-    def _start(self, restream_id: str, generation: int, *, cancelled: threading.Event) -> bool:
-        if not self.heartbeat.valid():
-            log.warning(
-                "ignoring a start: lease not valid", extra=self._about(restream_id, generation)
-            )
-            return False
-        if self.supervisor.generations().get(restream_id, -1) >= generation:
-            return False
-        attempt = Attempt(restream_id, generation, self.node)
-        with self.db.reading() as session:  # one statement: no transaction around it
-            restream = reports.should_run(session, attempt)
-            if restream is None:
-                log.info(
-                    "ignoring a start: not placed here", extra=self._about(restream_id, generation)
-                )
-                return False
-            launch = self.launcher.prepare(restream)
-        try:
-            job = self.launcher.job(launch)
-        except (ValueError, OSError) as error:
-            self._abandon(restream_id, generation)
-            self.reporter.report(
-                Job(restream_id, generation, []),
-                reports.Failed(
-                    error=str(error),
-                    stderr_tail=[],
-                    exit_code=None,
-                    reason="cannot build the FFmpeg command",
-                ),
-            )
-            return False
-        with self._lock(restream_id):
-            if cancelled.is_set():
-                log.info("start cancelled by a stop", extra=self._about(restream_id, generation))
-                started = False
-            else:
-                started = self.supervisor.run(job)
-        if not started:
-            self._abandon(restream_id, generation)
-        return started
-
-    def _abandon(self, restream_id: str, generation: int) -> None:
-        """A start that will not run: give back the relay ports it opened, unless that
-        generation runs here after all (a duplicate start)."""
-        if self.supervisor.generations().get(restream_id) != generation:
-            self.relay.forget(restream_id, generation)
-
-    def stop_restream(self, restream_id: str, generation: int) -> None:
-        with self._lock(restream_id):
-            for started, cancelled in self._starting.get(restream_id, []):
-                if started <= generation:
-                    cancelled.set()  # it will not spawn
-            stopped = self.supervisor.stop(restream_id, generation)
-        if not stopped and self.heartbeat.valid():
-            # Nothing ran here (never started, or already gone): confirm the stop anyway.
-            # Not without a valid lease: this may not be the worker running it (a twin of
-            # the same name holds the lease); a lost node's stops are the reconciler's.
-            self.reporter.report(
-                Job(restream_id, generation, []), reports.Ended(Outcome.STOPPED, exit_code=None)
-            )
-
-    def sync(self, desired: dict[str, int]) -> None:
-        """Converge on `desired` (restream id -> generation), checking the database first."""
-        running = self.supervisor.generations()
-        for restream_id, generation in desired.items():
-            if running.get(restream_id, -1) < generation:
-                self.start_restream(restream_id, generation)
-        for restream_id, generation in running.items():
-            if desired.get(restream_id) == generation:
-                continue
-            with self.db.transaction() as session:
-                keep = reports.should_run(session, Attempt(restream_id, generation, self.node))
-            if keep is None:
-                log.info(
-                    "sync: stopping what is not ours", extra=self._about(restream_id, generation)
-                )
-                self.supervisor.stop(restream_id, generation)
+        threading.Thread(target=self.controls.resume, name="resume", daemon=True).start()
 
     # -- what the health and metrics endpoint reads (worker.http.NodeView) -----------------
 

@@ -24,12 +24,12 @@ def register(app: Any, runtime: Callable[[], NodeRuntime]) -> None:
 
     @app.task(name=TASK_RESTREAM_START, ignore_result=True)  # type: ignore[untyped-decorator]
     def restream_start(restream_id: str, generation: int) -> None:
-        runtime().start_restream(restream_id, int(generation))
+        runtime().controls.start(restream_id, int(generation))
 
     @app.task(name=TASK_RESTREAM_STOP, ignore_result=True)  # type: ignore[untyped-decorator]
     def restream_stop(restream_id: str, generation: int) -> None:
-        runtime().stop_restream(restream_id, int(generation))
+        runtime().controls.stop(restream_id, int(generation))
 
     @app.task(name=TASK_NODE_SYNC, ignore_result=True)  # type: ignore[untyped-decorator]
     def node_sync(node: str, desired: dict[str, Any]) -> None:
-        runtime().sync({rid: int(gen) for rid, gen in desired.items()})
+        runtime().controls.sync({rid: int(gen) for rid, gen in desired.items()})

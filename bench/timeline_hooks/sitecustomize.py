@@ -126,10 +126,10 @@ def _sender(celery_app: ModuleType) -> None:
     celery_app.celery_sender = celery_sender
 
 
-def _worker(runtime: ModuleType) -> None:
-    around(runtime.NodeRuntime, "start_restream", "worker: the task runs")
-    around(runtime.NodeRuntime, "stop_restream", "worker: the task runs")
-    around(runtime.reports, "should_run", None, "worker: checked in PostgreSQL")
+def _worker(controls: ModuleType) -> None:
+    around(controls.Controls, "start", "worker: the task runs")
+    around(controls.Controls, "stop", "worker: the task runs")
+    around(controls.reports, "should_run", None, "worker: checked in PostgreSQL")
 
 
 def _spawn(spawn: ModuleType) -> None:
@@ -178,7 +178,7 @@ PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "common.celery_app": _sender,
     "api.auth": _credentials,
     "fastapi.applications": _requests,
-    "worker.runtime": _worker,
+    "worker.controls": _worker,
     "worker.spawn": _spawn,
     "worker.jobrun": _jobrun,
     "worker.reporter": _reporter,

@@ -84,7 +84,7 @@ def test_a_stop_during_a_start_cancels_it(
 
     answers: list[bool] = []
     starts = [
-        threading.Thread(target=lambda: answers.append(node.start_restream(restream_id, 1)))
+        threading.Thread(target=lambda: answers.append(node.controls.start(restream_id, 1)))
         for _ in range(2)
     ]
     for start in starts:
@@ -92,7 +92,7 @@ def test_a_stop_during_a_start_cancels_it(
     assert probing.acquire(timeout=10) and probing.acquire(timeout=10)  # both are probing
     with committing_db.transaction() as session:
         service.stop(session, ADMIN, restream_id)
-    node.stop_restream(restream_id, 1)  # as the stop message would
+    node.controls.stop(restream_id, 1)  # as the stop message would
     release.set()
     for start in starts:
         start.join(10)
@@ -163,7 +163,7 @@ def test_a_worker_whose_lease_is_taken_leaves_the_node_to_its_holder(
         service.stop(session, ADMIN, restream.id)
     with Twin(twin.redis, "rt-twin"):
         assert told.wait(5)
-        twin.stop_restream(restream.id, restream.generation)  # as a stop message would
+        twin.controls.stop(restream.id, restream.generation)  # as a stop message would
         twin.shutdown()
 
     with committing_db.transaction() as session:
